@@ -1,0 +1,32 @@
+"""A tape-based reverse-mode autodiff engine on float64 numpy, speaking TF's GradientTape.
+
+Vocabulary, used the same way in every module:
+
+- ``tape``: a recording (``GradientTape``), a Wengert list of entries.
+- ``entry``: one recorded op: its ``OpDef``, input tensors, output tensor, attrs.
+- ``ans``: an op's forward output.
+- ``g``: the upstream cotangent reaching an op's output in the reverse sweep.
+- ``vjp``: an op's vector-Jacobian product rule, ``vjp(ans, *inputs, **attrs)(g)``.
+- ``source``/``target``: what a gradient is taken with respect to / of.
+
+Example (the seed article's third example)::
+
+    import engine as tf
+    x, y = tf.Variable(2.0), tf.Variable(3.0)
+    with tf.GradientTape() as tape:
+        z = x**2 + y**3
+    tape.gradient(z, [x, y])   # [4.0, 27.0]
+"""
+
+import numpy as _np
+
+from engine.ops import OPS, OPS_FN
+from engine.tape import GradientTape
+from engine.tensor import Tensor, Variable, constant
+
+# Non-finite results are reported as notes, not as numpy warnings on stderr.
+_np.seterr(all="ignore")
+
+globals().update(OPS_FN)  # engine.sin, engine.matmul, ...
+
+__all__ = ["GradientTape", "OPS", "Tensor", "Variable", "constant", *OPS_FN]

@@ -1,0 +1,116 @@
+"""The reverse sweep over a tape's entries (Autodidax's ``eqns[::-1]``).
+
+Recording order is a topological order, so the sweep needs no sort and no
+recursion. Cotangents accumulate with add-if-present, only along entries that
+lie on a path from a source; "no path" stays ``None``, distinct from zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from engine import budget
+from engine.broadcast import unbroadcast
+from engine.ops.registry import F
+from engine.tensor import Tensor
+
+if TYPE_CHECKING:
+    from engine.tape import Entry
+
+CHECK_EVERY = 1024  # entries between deadline checks
+
+
+def reachable(entries: Sequence[Entry], source_ids: set[int]) -> tuple[list[Entry], set[int]]:
+    """Entries whose output depends on a source, and the ids of every such tensor."""
+    reach = set(source_ids)
+    relevant = []
+    for e in entries:
+        for x in e.inputs:
+            if id(x) in reach:
+                reach.add(id(e.output))
+                relevant.append(e)
+                break
+    return relevant, reach
+
+
+def sweep(
+    entries: Sequence[Entry],
+    targets: Sequence[Tensor],
+    seeds: Sequence[Tensor],
+    sources: Sequence[Tensor],
+    watched: dict[int, Tensor],
+    grads_seen: dict[int, Tensor] | None = None,
+    plan: tuple[list[Entry], set[int]] | None = None,
+) -> list[Tensor | None]:
+    """Cotangent of every source for the seeded targets; None where no path exists.
+
+    ``grads_seen``, when given, receives the cotangent reaching each entry's output
+    (the trace shows it).
+    """
+    source_ids = {id(s) for s in sources if id(s) in watched}
+    if not source_ids:
+        return [None] * len(sources)
+    relevant, reach = plan or reachable(entries, source_ids)
+    cts: dict[int, Tensor] = {}
+    for t, seed in zip(targets, seeds, strict=True):
+        if id(t) in reach:
+            cts[id(t)] = seed if id(t) not in cts else cts[id(t)] + seed
+    keep = source_ids if grads_seen is None else reach
+    for n, (op, inputs, output, attrs) in enumerate(reversed(relevant)):
+        if not n % CHECK_EVERY:
+            budget.check("reverse sweep")
+        out_id = id(output)
+        g = cts.get(out_id) if out_id in keep else cts.pop(out_id, None)
+        if g is None or op.vjp is None:
+            continue
+        if grads_seen is not None:
+            grads_seen[out_id] = g
+        input_grads = op.vjp(output, *inputs, **attrs)(g)
+        assert len(input_grads) == len(inputs), f"{op.name}: one cotangent per input"
+        for x, gx in zip(inputs, input_grads):  # noqa: B905 - length asserted above
+            if gx is None or id(x) not in reach:
+                continue
+            if gx.value.shape != x.value.shape:
+                gx = unbroadcast(gx, x.shape)
+            key = id(x)
+            prev = cts.get(key)
+            cts[key] = gx if prev is None else prev + gx
+    if grads_seen is not None:
+        for s in sources:
+            if id(s) in cts:
+                grads_seen[id(s)] = cts[id(s)]
+    return [cts.get(id(s)) if id(s) in source_ids else None for s in sources]
+
+
+def jacobian_rows(
+    entries: Sequence[Entry],
+    target: Tensor,
+    sources: Sequence[Tensor],
+    watched: dict[int, Tensor],
+) -> list[Tensor | None]:
+    """Full Jacobian of ``target`` per source: one reverse sweep per target element,
+    stacked to ``target.shape + source.shape`` with engine ops (so outer tapes see it)."""
+    source_ids = {id(s) for s in sources if id(s) in watched}
+    if not source_ids:
+        return [None] * len(sources)
+    plan = reachable(entries, source_ids)
+    n = target.size
+    rows: list[list[Tensor | None]] = []
+    for i in range(n):
+        onehot = np.zeros(n)
+        onehot[i] = 1.0
+        seed = Tensor(onehot.reshape(target.shape))
+        rows.append(sweep(entries, [target], [seed], sources, watched, plan=plan))
+    out: list[Tensor | None] = []
+    for j, s in enumerate(sources):
+        col = [r[j] for r in rows]
+        if all(g is None for g in col):
+            out.append(None)
+            continue
+        filled = [Tensor(np.zeros(s.shape)) if g is None else g for g in col]
+        stacked = F.stack(*filled, axis=0)
+        out.append(F.reshape(stacked, shape=list(target.shape + s.shape)))
+    return out

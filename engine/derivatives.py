@@ -1,0 +1,294 @@
+"""Evaluate, gradient, Jacobian and Hessian of a graph, with TF's tape semantics.
+
+This is the engine's entry point for a request: it resolves targets, sources
+and watches by node id, records the graph on (nested) tapes and gathers the
+result, the notes and the trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine import hessian as hessian_mod
+from engine.errors import GraphError, LimitError, ShapeError
+from engine.graph import Graph, Limits
+from engine.notes import Note
+from engine.numerics import numeric_notes
+from engine.tape import GradientTape
+from engine.tensor import Tensor, Variable, as_value
+from engine.trace import Trace, build_trace
+
+
+@dataclass
+class Query:
+    """One request to the engine; ids refer to graph nodes."""
+
+    graph: Graph
+    values: Mapping[str, Any] = field(default_factory=dict)
+    target: str | Sequence[str] | None = None  # None: the graph's last node
+    sources: Sequence[str] | None = None  # None: every watched leaf
+    watch: Sequence[str] = ()
+    watch_accessed_variables: bool = True
+    unconnected_gradients: str = "none"
+    output_gradients: Mapping[str, Any] | None = None
+    trace: bool = False
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass
+class Result:
+    targets: list[str]
+    sources: list[str]
+    outputs: dict[str, np.ndarray]
+    gradients: dict[str, np.ndarray | None] | None = None
+    jacobian: dict[str, dict[str, np.ndarray | None]] | None = None
+    hessian: dict[str, dict[str, np.ndarray | None]] | None = None
+    matrix: np.ndarray | None = None
+    notes: list[Note] = field(default_factory=list)
+    trace: Trace | None = None
+
+
+@dataclass
+class _Recording:
+    """A graph recorded once: its tensors by node id, and the tape that saw it."""
+
+    tape: GradientTape
+    tensors: dict[str, Tensor]
+    shapes: dict[str, tuple[int, ...]]
+    targets: list[str]
+    sources: list[str]
+
+
+# ------------------------------------------------------------------ resolving ids
+
+
+def _targets(q: Query) -> list[str]:
+    raw = q.graph.last if q.target is None else q.target
+    ids = [raw] if isinstance(raw, str) else list(raw)
+    if not ids:
+        raise GraphError("target must name at least one node", field="target")
+    for t in ids:
+        if t not in q.graph.nodes:
+            raise GraphError(f"target {t!r} is not a node of the graph", node=t, field="target")
+    return ids
+
+
+def _check_leaf_ids(q: Query, ids: Sequence[str], name: str) -> None:
+    for i in ids:
+        if i not in q.graph.nodes:
+            raise GraphError(f"{name} names {i!r}, which is not a node", node=i, field=name)
+        if i not in q.graph.leaves and name == "watch":
+            raise GraphError(
+                f"watch names {i!r}, which is not a leaf: only variables and constants "
+                "can be watched before the graph runs",
+                node=i,
+                field=name,
+            )
+
+
+def _sources(q: Query) -> list[str]:
+    if q.sources is not None:
+        _check_leaf_ids(q, q.sources, "sources")
+        return list(q.sources)
+    watched = set(q.watch)
+    return [
+        i
+        for i in q.graph.leaves
+        if i in watched
+        or (
+            q.watch_accessed_variables
+            and q.graph.nodes[i].op == "variable"
+            and q.graph.nodes[i].trainable
+        )
+    ]
+
+
+def _make_leaves(q: Query) -> tuple[dict[str, Tensor], dict[str, tuple[int, ...]]]:
+    """Leaf tensors from the request's values, after every shape is known to fit the limits."""
+    values = q.graph.leaf_values(q.values)
+    shapes = q.graph.infer_shapes(values, q.limits)
+    leaves: dict[str, Tensor] = {}
+    for i in q.graph.leaves:
+        node = q.graph.nodes[i]
+        if node.op == "variable":
+            leaves[i] = Variable(values[i], trainable=node.trainable, name=i)
+        else:
+            leaves[i] = Tensor(values[i], name=i)
+    return leaves, shapes
+
+
+def _run(q: Query, leaves: dict[str, Tensor]) -> dict[str, Tensor]:
+    tensors = q.graph.run(leaves)
+    for i, t in tensors.items():
+        if t.name is None:
+            t.name = i
+    return tensors
+
+
+def _seeds(q: Query, targets: list[str], shapes: dict[str, tuple[int, ...]]) -> list[Any] | None:
+    if not q.output_gradients:
+        return None
+    extra = set(q.output_gradients) - set(targets)
+    if extra:
+        raise GraphError(
+            f"output_gradients names {sorted(extra)[0]!r}, which is not a target",
+            node=sorted(extra)[0],
+            field="output_gradients",
+        )
+    seeds = []
+    for t in targets:
+        if t not in q.output_gradients:
+            seeds.append(None)
+            continue
+        g = as_value(q.output_gradients[t])
+        if np.shape(g) != shapes[t]:
+            raise ShapeError(
+                f"output_gradients[{t!r}] has shape {list(np.shape(g))}, the target has "
+                f"shape {list(shapes[t])}",
+                node=t,
+                field="output_gradients",
+            )
+        seeds.append(g)
+    return seeds
+
+
+def _record(q: Query, *, persistent: bool = False) -> _Recording:
+    targets = _targets(q)
+    _check_leaf_ids(q, q.watch, "watch")
+    sources = _sources(q)
+    leaves, shapes = _make_leaves(q)
+    with GradientTape(persistent, q.watch_accessed_variables) as tape:
+        tape.watch([leaves[w] for w in q.watch])
+        tensors = _run(q, leaves)
+    return _Recording(tape, tensors, shapes, targets, sources)
+
+
+def _outputs(rec: _Recording) -> dict[str, np.ndarray]:
+    return {t: rec.tensors[t].numpy() for t in rec.targets}
+
+
+def _work(q: Query, rows: int, cols: int, what: str) -> None:
+    if rows * cols > q.limits.max_derivative_work:
+        raise LimitError(
+            f"the {what} has {rows} x {cols} entries, over the limit of "
+            f"{q.limits.max_derivative_work}",
+            field="sources",
+        )
+
+
+# ------------------------------------------------------------------ the four kinds
+
+
+def evaluate(q: Query) -> Result:
+    """Forward values of the targets; no tape beyond the one that must exist."""
+    targets = _targets(q)
+    tensors = _run(q, _make_leaves(q)[0])
+    return Result(
+        targets=targets,
+        sources=[],
+        outputs={t: tensors[t].numpy() for t in targets},
+        notes=numeric_notes(q.graph, tensors),
+    )
+
+
+def gradient(q: Query) -> Result:
+    """d(sum of targets)/d(source), as ``tape.gradient``; a trace when asked."""
+    rec = _record(q)
+    grads_seen: dict[int, Tensor] | None = {} if q.trace else None
+    srcs = [rec.tensors[s] for s in rec.sources]
+    grads = rec.tape.gradient(
+        [rec.tensors[t] for t in rec.targets],
+        srcs,
+        _seeds(q, rec.targets, rec.shapes),
+        q.unconnected_gradients,
+        grads_seen=grads_seen,
+    )
+    gradients = {s: None if g is None else g.numpy() for s, g in zip(rec.sources, grads)}
+    notes = _named(rec.tape.notes) + numeric_notes(q.graph, rec.tensors, gradients)
+    trace = build_trace(rec.tape.entries, grads_seen) if q.trace else None
+    return Result(rec.targets, rec.sources, _outputs(rec), gradients, notes=notes, trace=trace)
+
+
+def jacobian(q: Query) -> Result:
+    """d target / d source for each pair, of shape ``target.shape + source.shape``."""
+    rec = _record(q, persistent=True)
+    _work(q, sum(rec.tensors[t].size for t in rec.targets),
+          sum(rec.tensors[s].size for s in rec.sources), "Jacobian")
+    srcs = [rec.tensors[s] for s in rec.sources]
+    jac: dict[str, dict[str, np.ndarray | None]] = {}
+    notes: list[Note] = []
+    for t in rec.targets:
+        cols = rec.tape.jacobian(rec.tensors[t], srcs, q.unconnected_gradients)
+        jac[t] = {s: None if c is None else c.numpy() for s, c in zip(rec.sources, cols)}
+        notes += _named(rec.tape.notes, t)
+    notes += numeric_notes(q.graph, rec.tensors)
+    trace = build_trace(rec.tape.entries, None) if q.trace else None
+    return Result(rec.targets, rec.sources, _outputs(rec), jacobian=jac, notes=notes,
+                  trace=trace)
+
+
+def hessian(q: Query) -> Result:
+    """Second derivatives of a scalar target, by nested tapes; blocks and one matrix."""
+    targets = _targets(q)
+    _check_leaf_ids(q, q.watch, "watch")
+    sources = _sources(q)
+    leaves, shapes = _make_leaves(q)
+    every: dict[str, Tensor] = {}
+
+    def run_graph() -> list[Tensor]:
+        every.update(_run(q, leaves))
+        for t in targets:
+            if every[t].ndim != 0:
+                raise ShapeError(
+                    f"the Hessian needs a scalar target; {t!r} has shape "
+                    f"{list(every[t].shape)}",
+                    node=t,
+                    field="target",
+                )
+        return [every[t] for t in targets]
+
+    source_tensors = [leaves[s] if s in leaves else None for s in sources]
+    if any(s is None for s in source_tensors):
+        bad = sources[source_tensors.index(None)]
+        raise GraphError(f"Hessian sources must be leaves; {bad!r} is not", node=bad,
+                         field="sources")
+    n = sum(s.size for s in source_tensors)  # type: ignore[union-attr]
+    _work(q, n, n, "Hessian")
+    h = hessian_mod.hessian(
+        run_graph,
+        source_tensors,  # type: ignore[arg-type]
+        watch=[leaves[w] for w in q.watch],
+        watch_accessed_variables=q.watch_accessed_variables,
+        output_gradients=_seeds(q, targets, shapes),
+        unconnected_gradients=q.unconnected_gradients,
+    )
+    gradients = {s: None if g is None else g.numpy() for s, g in zip(sources, h.gradients)}
+    blocks = {si: dict(zip(sources, row)) for si, row in zip(sources, h.blocks)}
+    return Result(
+        targets,
+        sources,
+        {t: every[t].numpy() for t in targets},
+        gradients,
+        hessian=blocks,
+        matrix=h.matrix,
+        notes=_named(h.notes) + numeric_notes(q.graph, every, gradients),
+    )
+
+
+KINDS: dict[str, Callable[[Query], Result]] = {
+    "evaluate": evaluate,
+    "gradient": gradient,
+    "jacobian": jacobian,
+    "hessian": hessian,
+}
+
+
+def _named(notes: list[Note], target: str | None = None) -> list[Note]:
+    """Tape notes already carry the source's name (its node id); add the target if any."""
+    if target is None:
+        return list(notes)
+    return [Note(n.reason, f"{n.detail} (target {target!r})", n.source, n.node) for n in notes]

@@ -1,0 +1,54 @@
+"""Typed engine errors: each carries the culprit so the service can name it.
+
+The engine never raises HTTP errors; the web layer maps each class to a problem.
+"""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Base of every error a caller can trigger with bad input."""
+
+    kind = "invalid"
+
+    def __init__(self, detail: str, *, node: str | None = None, field: str | None = None):
+        super().__init__(detail if node is None else f"node {node!r}: {detail}")
+        self.detail = detail
+        self.node = node
+        self.field = field
+
+
+class GraphError(EngineError):
+    """The graph is malformed: cycle, dangling reference, duplicate id, arity, unknown op."""
+
+    kind = "graph"
+
+
+class AttrError(EngineError):
+    """An op's attrs are missing, unknown or of the wrong kind."""
+
+    kind = "attrs"
+
+
+class ShapeError(EngineError):
+    """Input shapes are incompatible for the op."""
+
+    kind = "shape"
+
+
+class ExpressionError(EngineError):
+    """Infix text outside the accepted grammar."""
+
+    kind = "expression"
+
+
+class LimitError(EngineError):
+    """A configured limit (nodes, elements, depth, derivative work) would be exceeded."""
+
+    kind = "limit"
+
+
+class BudgetExceeded(EngineError):
+    """A computation ran past its time budget and was stopped cooperatively."""
+
+    kind = "timeout"

@@ -1,0 +1,58 @@
+"""Notes on numerics: which node first produced a non-finite value and why, and every kink met.
+
+Computed after the fact from the graph's tensors, so the recording hot path
+pays nothing for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from engine.notes import Note
+from engine.ops.registry import OPS
+from engine.tensor import Tensor, as_value
+
+if TYPE_CHECKING:
+    from engine.graph import Graph
+
+MAX_NOTES = 20  # a pathological graph must not produce a response of notes
+
+
+def _input_values(inputs: tuple[Any, ...], tensors: Mapping[str, Tensor]) -> list[Any]:
+    return [
+        tensors[x].value if isinstance(x, str) else as_value(getattr(x, "value", x))
+        for x in inputs
+    ]
+
+
+def _all_finite(values: list[Any]) -> bool:
+    return all(np.isfinite(v).all() for v in values)
+
+
+def numeric_notes(
+    graph: Graph,
+    tensors: Mapping[str, Tensor],
+    gradients: Mapping[str, np.ndarray | None] | None = None,
+) -> list[Note]:
+    """Non-finite values where they first appear (finite inputs), kinks, non-finite gradients."""
+    notes: list[Note] = []
+    for node_id in graph.order:
+        node = graph.nodes[node_id]
+        op = OPS[node.op]
+        if not node.inputs or node_id not in tensors:
+            continue
+        inputs = _input_values(node.inputs, tensors)
+        if not np.isfinite(tensors[node_id].value).all() and _all_finite(inputs):
+            notes.append(Note("non_finite", f"{node.op}: {op.nonfinite}", node=node_id))
+        if op.kink is not None and np.any(op.kink(*inputs, **node.attrs)):
+            notes.append(Note("kink", f"{node.op} at a kink: {op.convention}", node=node_id))
+        if len(notes) >= MAX_NOTES:
+            notes.append(Note("truncated", f"more than {MAX_NOTES} notes; the rest are omitted"))
+            return notes
+    for source, g in (gradients or {}).items():
+        if g is not None and not np.isfinite(g).all():
+            notes.append(Note("non_finite", "the gradient is not finite", source=source))
+    return notes

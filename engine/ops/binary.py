@@ -1,0 +1,170 @@
+"""Two-input elementwise ops with numpy broadcasting.
+
+Rules return cotangents of the broadcast output's shape; the reverse sweep
+un-broadcasts them once, centrally, so no rule here mentions broadcasting.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from engine.ops.registry import (
+    BINARY_CASES,
+    VJP,
+    Domain,
+    F,
+    OpDef,
+    Shape,
+    defop,
+    elementwise_shape,
+    vectorize_sympy,
+)
+from engine.tensor import Tensor
+
+ANYWHERE = Domain()
+
+
+def binary(
+    name: str,
+    forward: Callable[[Any, Any], Any],
+    vjp: VJP | None,
+    sympy: Callable[[Any, Any], Any],
+    formula: str,
+    *,
+    convention: str = "smooth on its domain",
+    domains: tuple[Domain, Domain] = (ANYWHERE, ANYWHERE),
+    kink: Callable[[Any, Any], Any] | None = None,
+    nonfinite: str = "overflow",
+    sample: Callable[..., tuple[np.ndarray, ...]] | None = None,
+) -> Callable[..., Tensor]:
+    """Register a two-input broadcasting op."""
+    return defop(
+        OpDef(
+            name=name,
+            arity=2,
+            forward=forward,
+            vjp=vjp,
+            sympy=vectorize_sympy(sympy),
+            infer_shape=elementwise_shape,
+            formula=formula,
+            convention=convention,
+            domains=domains,
+            cases=BINARY_CASES,
+            kink=kink,
+            nonfinite=nonfinite,
+            family="binary",
+            sample=sample,
+        )
+    )
+
+
+# Python's operators, not np.add & co.: on numpy scalars they are ~10x cheaper,
+# and on arrays they dispatch to the same ufuncs. sub and div keep rules of their
+# own rather than add(a, neg(b)) and mul(a, reciprocal(b)): fewer ops per step on
+# the long scalar chains the engine is benchmarked on.
+add = binary(
+    "add", operator.add, lambda _ans, _a, _b: lambda g: (g, g), operator.add,
+    "a + b; d/da = 1, d/db = 1",
+)
+sub = binary(
+    "sub", operator.sub, lambda _ans, _a, _b: lambda g: (g, -g), operator.sub,
+    "a - b; d/da = 1, d/db = -1",
+)
+mul = binary(
+    "mul", operator.mul, lambda _ans, a, b: lambda g: (g * b, g * a), operator.mul,
+    "a * b; d/da = b, d/db = a",
+)
+
+
+def _div_vjp(ans: Tensor, _a: Tensor, b: Tensor):
+    # g/b serves both inputs: d/db = -(a/b)/b = -ans/b, three ops in all
+    def vjp(g: Tensor) -> tuple[Tensor, Tensor]:
+        g_b = g / b
+        return g_b, -g_b * ans
+
+    return vjp
+
+
+div = binary(
+    "div", operator.truediv, _div_vjp, operator.truediv,
+    "a / b; d/da = 1/b, d/db = -a/b²",
+    domains=(ANYWHERE, Domain(kinks=(0.0,), gap=0.5)),
+    nonfinite="division by zero",
+)
+
+
+def _pow_vjp(ans: Tensor, a: Tensor, b: Tensor):
+    # d/db uses log(a) only where a > 0 and 0 elsewhere, as TensorFlow's PowGrad;
+    # the mask is a constant (its derivative is genuinely zero off a = 0)
+    positive = np.asarray(a.value) > 0
+    if positive.all():
+        log_a = F.log(a)
+    else:
+        log_a = F.log(a * positive + (~positive) * 1.0)
+
+    return lambda g: (g * b * a ** (b - 1.0), g * ans * log_a)
+
+
+pow_ = binary(
+    "pow", operator.pow, _pow_vjp, operator.pow,
+    "a ** b; d/da = b·a^(b-1), d/db = a^b·log(a)",
+    convention="d/db is 0 where a <= 0, as TensorFlow (log(a) is replaced by 0 there)",
+    domains=(Domain(0.5, 2.0), Domain(-2.0, 2.0)),
+    nonfinite="a negative base with a non-integer exponent, or zero to a negative power",
+)
+
+
+def _tie_free(rng: np.random.Generator, shapes: tuple[Shape, ...]) -> tuple[np.ndarray, ...]:
+    """a on the grid k/2 + 1/4, b on k/2, both jittered: every pair is >= 0.15 apart,
+    and either may be the larger, so both branches of maximum/minimum are tested."""
+    a = rng.integers(-4, 4, shapes[0]) / 2 + 0.25 + rng.uniform(-0.05, 0.05, shapes[0])
+    b = rng.integers(-4, 4, shapes[1]) / 2 + rng.uniform(-0.05, 0.05, shapes[1])
+    return np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+
+
+def _select_vjp(first: Callable[[Any, Any], Any]) -> VJP:
+    """Route g to a where ``first(a, b)`` holds (ties included), else to b, as TF."""
+
+    def vjp(_ans: Tensor, a: Tensor, b: Tensor):
+        to_a = first(a.value, b.value) * 1.0  # a constant 0/1 mask, float64
+        return lambda g: (g * to_a, g * (1.0 - to_a))
+
+    return vjp
+
+
+maximum = binary(
+    "maximum", np.maximum, _select_vjp(operator.ge), sp.Max,
+    "maximum(a, b); d/da = 1 where a >= b else 0, d/db = 1 where a < b else 0",
+    convention="a tie (a == b) sends the whole gradient to the first input, as TensorFlow",
+    kink=operator.eq, sample=_tie_free,
+)
+minimum = binary(
+    "minimum", np.minimum, _select_vjp(operator.le), sp.Min,
+    "minimum(a, b); d/da = 1 where a <= b else 0, d/db = 1 where a > b else 0",
+    convention="a tie (a == b) sends the whole gradient to the first input, as TensorFlow",
+    kink=operator.eq, sample=_tie_free,
+)
+
+
+def _atan2_vjp(_ans: Tensor, y: Tensor, x: Tensor):
+    def vjp(g: Tensor) -> tuple[Tensor, Tensor]:
+        g_r2 = g / (x * x + y * y)
+        return g_r2 * x, -g_r2 * y
+
+    return vjp
+
+
+atan2 = binary(
+    "atan2", np.arctan2, _atan2_vjp, sp.atan2,
+    "atan2(y, x): the angle of (x, y); d/dy = x/(x² + y²), d/dx = -y/(x² + y²)",
+    convention="jumps by 2π across y = 0 for x < 0; at the origin the gradient is NaN "
+    "(0/0), as TensorFlow",
+    domains=(Domain(kinks=(0.0,), gap=0.3), ANYWHERE),
+    kink=lambda y, x: (y == 0) & (x <= 0),
+    nonfinite="a NaN input (atan2 itself is always finite)",
+)

@@ -1,0 +1,289 @@
+"""The op table: one ``OpDef`` per op, holding everything about it in one place.
+
+An op's forward (plain numpy), its vector-Jacobian product (written in engine
+ops, so an outer tape records the backward pass), its SymPy form, its shape
+rule, its kink convention and the domain its tests sample from live together
+in one ``defop`` call in a family module (``elementwise``, ``binary``, ...).
+
+A ``vjp`` is curried like autograd's: ``vjp(ans, *inputs, **attrs)`` returns
+``g -> tuple`` with one entry per input; ``None`` means "no gradient flows
+here", never a silent zero. It is called lazily, during the reverse sweep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine.errors import AttrError, GraphError
+from engine.tensor import OPS_FN, Tensor, as_value
+
+Shape = tuple[int, ...]
+VJP = Callable[..., Callable[[Tensor], tuple[Tensor | None, ...]]]
+
+
+@dataclass(frozen=True)
+class Domain:
+    """Where tests sample an input: uniform in [low, high], at least ``gap`` from each kink."""
+
+    low: float = -2.0
+    high: float = 2.0
+    kinks: tuple[float, ...] = ()
+    gap: float = 0.1
+
+
+@dataclass(frozen=True)
+class Case:
+    """One test configuration of an op: input shapes and attrs."""
+
+    shapes: tuple[Shape, ...]
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Attr:
+    """An op option: its kind drives validation, ``default`` is used when absent."""
+
+    kind: str  # "axis" | "axes" | "bool" | "shape" | "perm" | "int" | "ints"
+    default: Any = None
+    required: bool = False
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class OpDef:
+    """Everything about one op. See the module docstring for the contract of each field."""
+
+    name: str
+    arity: int | None  # None: one or more inputs (concat, stack)
+    forward: Callable[..., Any]
+    vjp: VJP | None  # None: not differentiable, gradient is None (tf.NotDifferentiable)
+    sympy: Callable[..., Any]  # object ndarrays of SymPy expressions in, object ndarray out
+    infer_shape: Callable[..., Shape]  # input shapes (+ attrs) -> output shape, or ShapeError
+    formula: str  # the op and its derivative in one line
+    convention: str  # behaviour at kinks and ties, as TensorFlow defines it
+    domains: tuple[Domain, ...]  # one per input (the last repeats for variadic ops)
+    cases: tuple[Case, ...]  # shapes and attrs every derivative test runs
+    attrs: Mapping[str, Attr] = field(default_factory=dict)
+    kink: Callable[..., Any] | None = None  # input values -> bool mask of kink points
+    nonfinite: str = "overflow"  # why this op may produce a non-finite value
+    family: str = ""
+    # Test inputs where a box Domain is not enough (e.g. well-conditioned matrices):
+    # (rng, input shapes) -> one ndarray per input.
+    sample: Callable[[np.random.Generator, tuple[Shape, ...]], tuple[np.ndarray, ...]] | None = None
+
+    def domain(self, i: int) -> Domain:
+        return self.domains[min(i, len(self.domains) - 1)]
+
+    def check_arity(self, n: int, node: str | None = None) -> None:
+        if self.arity is None:
+            if n < 1:
+                raise GraphError(f"{self.name} takes at least one input, got {n}", node=node)
+        elif n != self.arity:
+            raise GraphError(f"{self.name} takes {self.arity} input(s), got {n}", node=node)
+
+    def normalize_attrs(self, raw: Mapping[str, Any] | None, node: str | None = None) -> dict:
+        """Validate attrs against their specs and fill defaults."""
+        raw = dict(raw or {})
+        unknown = sorted(set(raw) - set(self.attrs))
+        if unknown:
+            allowed = ", ".join(self.attrs) or "none"
+            raise AttrError(
+                f"unknown attr(s) {unknown} for {self.name}; allowed: {allowed}", node=node
+            )
+        out = {}
+        for name, spec in self.attrs.items():
+            if name not in raw:
+                if spec.required:
+                    raise AttrError(f"{self.name} needs attr {name!r}", node=node, field=name)
+                out[name] = spec.default
+                continue
+            out[name] = _coerce_attr(spec, raw[name], name, node)
+        return out
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int | np.integer) and not isinstance(v, bool)
+
+
+def _coerce_attr(spec: Attr, v: Any, name: str, node: str | None) -> Any:
+    def bad(expected: str) -> AttrError:
+        return AttrError(f"attr {name!r} must be {expected}", node=node, field=name)
+
+    def int_list(v: Any) -> tuple[int, ...]:
+        if isinstance(v, list | tuple) and all(_is_int(x) for x in v):
+            return tuple(int(x) for x in v)
+        raise bad("a list of integers")
+
+    kind = spec.kind
+    if kind == "bool":
+        if isinstance(v, bool):
+            return v
+        raise bad("true or false")
+    if kind == "int":
+        if _is_int(v):
+            return int(v)
+        raise bad("an integer")
+    if kind == "axis":  # int or null
+        if v is None or _is_int(v):
+            return None if v is None else int(v)
+        raise bad("an integer or null")
+    if kind == "axes":  # int, list of ints or null
+        if v is None:
+            return None
+        if _is_int(v):
+            return int(v)
+        return int_list(v)
+    if kind in ("shape", "perm", "ints"):
+        if v is None and not spec.required:
+            return None
+        return int_list(v)
+    raise AssertionError(f"unknown attr kind {kind}")
+
+
+# ---------------------------------------------------------------- the table
+
+OPS: dict[str, OpDef] = {}
+
+# Tapes currently recording, innermost last. Maintained by engine.tape; read on
+# every op so that no tape means no recording cost at all.
+RECORDING: list[Any] = []
+
+
+_f64 = np.float64
+_ndarray = np.ndarray
+
+
+class _Namespace:
+    """``F.cos(x)``: late-bound access to any op, so rule blocks never import each other."""
+
+    def __getattr__(self, name: str) -> Callable[..., Tensor]:
+        try:
+            return OPS_FN[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+F = _Namespace()
+_new = object.__new__
+
+
+def _wrap(value: Any) -> Tensor:
+    """A Tensor around a forward's output, skipping conversion when it is already float64."""
+    if type(value) is not _f64 and (
+        type(value) is not _ndarray or value.dtype != _f64 or not value.ndim
+    ):
+        value = as_value(value)  # 0-d arrays become scalars, other dtypes float64
+    t = _new(Tensor)
+    t.value = value
+    t.name = None
+    return t
+
+
+def _as_tensor(x: Any) -> Tensor:
+    if isinstance(x, Tensor):
+        return x
+    if type(x) is float:
+        return _wrap(np.float64(x))
+    return Tensor(x)
+
+
+def defop(op: OpDef) -> Callable[..., Tensor]:
+    """Register ``op`` and return its callable: ``fn(*inputs, **attrs) -> Tensor``.
+
+    The callable is the hot path of every recording: one- and two-input ops get
+    a specialised body, and with no tape recording nothing but the forward runs.
+    """
+    assert op.name not in OPS, f"duplicate op {op.name}"
+    OPS[op.name] = op
+    forward = op.forward
+    recording = RECORDING
+    is_tensor = Tensor
+
+    def fn1(x: Any, **attrs: Any) -> Tensor:
+        if not isinstance(x, is_tensor):
+            x = _as_tensor(x)
+        ans = _wrap(forward(x.value, **attrs))
+        if recording:
+            for tape in recording:
+                tape.record(op, (x,), ans, attrs)
+        return ans
+
+    def fn2(a: Any, b: Any, **attrs: Any) -> Tensor:
+        if not isinstance(a, is_tensor):
+            a = _as_tensor(a)
+        if not isinstance(b, is_tensor):
+            b = _as_tensor(b)
+        ans = _wrap(forward(a.value, b.value, **attrs))
+        if recording:
+            for tape in recording:
+                tape.record(op, (a, b), ans, attrs)
+        return ans
+
+    def fn(*inputs: Any, **attrs: Any) -> Tensor:
+        xs = tuple([_as_tensor(x) for x in inputs])
+        ans = _wrap(forward(*[x.value for x in xs], **attrs))
+        if recording:
+            for tape in recording:
+                tape.record(op, xs, ans, attrs)
+        return ans
+
+    chosen = {1: fn1, 2: fn2}.get(op.arity, fn)  # type: ignore[arg-type]
+    chosen.__name__ = op.name
+    chosen.__qualname__ = op.name
+    chosen.__doc__ = f"{op.formula}\n\nAt kinks: {op.convention}"
+    chosen.op = op  # type: ignore[attr-defined]
+    OPS_FN[op.name] = chosen
+    setattr(F, op.name, chosen)  # a plain attribute: no __getattr__ on the hot path
+    return chosen
+
+
+# ------------------------------------------------------ rule helpers (JAX-style)
+
+
+def elementwise_shape(*shapes: Shape) -> Shape:
+    """Output shape of an elementwise op: numpy broadcasting of all inputs."""
+    from engine.errors import ShapeError
+
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        raise ShapeError(
+            f"shapes {' and '.join(str(list(s)) for s in shapes)} do not broadcast"
+        ) from None
+
+
+def vectorize_sympy(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Lift a scalar SymPy function to object arrays, elementwise with broadcasting."""
+    vec = np.vectorize(fn, otypes=[object])
+
+    def apply(*arrays: Any, **_: Any) -> Any:
+        return vec(*arrays)
+
+    return apply
+
+
+def linear_vjp(rule: Callable[..., Any]) -> VJP:
+    """A vjp for an op linear in its inputs: ``rule(g, **attrs)`` needs neither ans nor inputs."""
+
+    def vjp(_ans: Tensor, *_xs: Tensor, **attrs: Any) -> Callable[[Tensor], tuple]:
+        return lambda g: rule(g, **attrs)
+
+    return vjp
+
+
+UNARY_CASES = (Case(((),)), Case(((3, 4),)))
+BINARY_CASES = (
+    Case(((), ())),
+    Case(((3, 4), (3, 4))),
+    Case(((3, 1), (1, 4))),
+    Case(((3, 4), ())),
+    Case(((4,), (3, 4))),
+)
+
+
+def tuple_of(x: Sequence[Any] | Any) -> tuple:
+    return tuple(x) if isinstance(x, list | tuple) else (x,)

@@ -1,0 +1,98 @@
+"""logsumexp and softmax: dedicated rules, for numerical stability.
+
+As compositions (log of sum of exp, exp over sum of exp) they overflow for
+large inputs: exp(1000) is inf. Both subtract the group's max first, so every
+exp is at most 1, and their rules reuse the forward output (softmax itself).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from engine.errors import ShapeError
+from engine.ops.reductions import keep_reduced, normalize_axes, reduced_shape, reduction
+from engine.ops.registry import Attr, Case, Domain, F, OpDef, defop
+from engine.tensor import Tensor
+
+
+def _stable_shift(x: Any, axes: tuple[int, ...]) -> Any:
+    """The group max, or 0 where it is not finite (all -inf, or an inf): exp(x - m) <= 1."""
+    m = np.max(x, axis=axes, keepdims=True, initial=-np.inf)
+    return np.where(np.isfinite(m), m, 0.0)
+
+
+def _logsumexp_forward(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    axes = normalize_axes(axis, np.ndim(x))
+    m = _stable_shift(x, axes)
+    out = np.log(np.sum(np.exp(x - m), axis=axes, keepdims=True)) + m
+    return out if keepdims else np.reshape(out, reduced_shape(np.shape(x), axes))
+
+
+def _logsumexp_vjp(ans: Tensor, x: Tensor, axis: Any = None, keepdims: bool = False):
+    """d/dx logsumexp(x) = exp(x - logsumexp(x)) = softmax(x)."""
+    return lambda g: (keep_reduced(g, x.shape, axis, keepdims)
+                      * F.exp(x - keep_reduced(ans, x.shape, axis, keepdims)),)
+
+
+def _logsumexp_sympy(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    e = np.sum(_vexp(x), axis=normalize_axes(axis, np.ndim(x)), keepdims=keepdims)
+    return np.asarray(_vlog(e), dtype=object)
+
+
+_vexp = np.vectorize(sp.exp, otypes=[object])
+_vlog = np.vectorize(sp.log, otypes=[object])
+
+logsumexp = reduction(
+    "logsumexp", _logsumexp_forward, _logsumexp_vjp, _logsumexp_sympy,
+    "log(sum(exp(x))) over axis; d/dx = exp(x - logsumexp(x)) (softmax). A dedicated "
+    "rule for stability: the max is subtracted before exp, so large x does not overflow",
+    nonfinite="an infinite input",
+)
+
+
+# -------------------------------------------------------------------- softmax
+
+
+def _softmax_shape(in_shape: tuple[int, ...], axis: int = -1) -> tuple[int, ...]:
+    if not in_shape:
+        raise ShapeError("softmax needs a tensor of rank >= 1, got a scalar")
+    normalize_axes(axis, len(in_shape))
+    return in_shape
+
+
+def _softmax_forward(x: Any, axis: int = -1) -> Any:
+    e = np.exp(x - _stable_shift(x, (axis,)))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _softmax_vjp(ans: Tensor, _x: Tensor, axis: int = -1):
+    """d/dx softmax(x)ᵀg = s · (g - sum(g · s)), s = softmax(x)."""
+    return lambda g: (ans * (g - F.sum(g * ans, axis=axis, keepdims=True)),)
+
+
+def _softmax_sympy(x: Any, axis: int = -1) -> Any:
+    e = _vexp(x)
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+softmax = defop(
+    OpDef(
+        name="softmax",
+        arity=1,
+        forward=_softmax_forward,
+        vjp=_softmax_vjp,
+        sympy=_softmax_sympy,
+        infer_shape=_softmax_shape,
+        formula="softmax(x) = exp(x) / sum(exp(x)) along axis; d/dx: s · (g - sum(g · s)). "
+        "Dedicated for stability: the max is subtracted before exp",
+        convention="smooth, no kinks",
+        domains=(Domain(),),
+        cases=(Case(((4,),)), Case(((3, 4),), {"axis": 0}), Case(((2, 3, 4),), {"axis": 1})),
+        attrs={"axis": Attr("int", -1, doc="axis the probabilities sum to 1 along")},
+        nonfinite="an infinite input",
+        family="reductions",
+    )
+)

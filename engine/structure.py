@@ -1,0 +1,30 @@
+"""Flatten and rebuild the nested structures ``gradient`` accepts (tensor, list, tuple, dict)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def flatten(tree: Any) -> list[Any]:
+    """Leaves of ``tree`` in order; dicts in insertion order, as ``tf.nest`` sorted is not needed."""
+    if isinstance(tree, dict):
+        return [leaf for v in tree.values() for leaf in flatten(v)]
+    if isinstance(tree, list | tuple):
+        return [leaf for v in tree for leaf in flatten(v)]
+    return [tree]
+
+
+def unflatten(tree: Any, leaves: list[Any]) -> Any:
+    """Rebuild ``tree``'s structure around ``leaves``."""
+    it = iter(leaves)
+
+    def build(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: build(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [build(v) for v in node]
+        if isinstance(node, tuple):
+            return tuple(build(v) for v in node)
+        return next(it)
+
+    return build(tree)

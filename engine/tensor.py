@@ -1,0 +1,151 @@
+"""Tensor, Variable and constant: immutable float64 values the tapes record.
+
+0-d values are kept as numpy float64 scalars, not 0-d arrays: numpy's scalar
+arithmetic is an order of magnitude cheaper, which is what keeps long scalar
+chains fast. Both behave as arrays (``.shape``, ``.ndim``, broadcasting).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+Value = np.ndarray | np.float64
+
+# Set by engine.ops.registry: maps an op name to its callable. Kept here as a
+# hook so Tensor's operators need no import of the op table (no cycle).
+OPS_FN: dict[str, Callable[..., Tensor]] = {}
+
+
+def as_value(value: Any) -> Value:
+    """Convert numbers and nested lists to float64; 0-d becomes a numpy scalar."""
+    if type(value) is np.float64:
+        return value
+    arr = np.asarray(value, dtype=np.float64)
+    return arr[()] if arr.ndim == 0 else arr
+
+
+class Tensor:
+    """An immutable value with an identity a tape can watch."""
+
+    __slots__ = ("value", "name", "__weakref__")
+    __array_priority__ = 100  # ndarray op Tensor defers to Tensor's reflected operators
+
+    def __init__(self, value: Any, name: str | None = None):
+        self.value: Value = as_value(value)
+        self.name = name
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.value.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.value.ndim
+
+    @property
+    def size(self) -> int:
+        return int(self.value.size)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(np.float64)
+
+    def numpy(self) -> np.ndarray:
+        """The value as an ndarray (0-d for scalars), as ``tf.Tensor.numpy``."""
+        return np.array(self.value, dtype=np.float64)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return np.asarray(self.value, dtype=dtype)
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        label = f", name={self.name!r}" if self.name else ""
+        return f"{type(self).__name__}({np.array2string(np.asarray(self.value))}{label})"
+
+    __hash__ = object.__hash__  # identity, as tf.Tensor under eager execution
+
+    # Operators dispatch to the op table so they are recorded like any op.
+    def __add__(self, other: Any) -> Tensor:
+        return OPS_FN["add"](self, other)
+
+    def __radd__(self, other: Any) -> Tensor:
+        return OPS_FN["add"](other, self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return OPS_FN["sub"](self, other)
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return OPS_FN["sub"](other, self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return OPS_FN["mul"](self, other)
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return OPS_FN["mul"](other, self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return OPS_FN["div"](self, other)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return OPS_FN["div"](other, self)
+
+    def __pow__(self, other: Any) -> Tensor:
+        return OPS_FN["pow"](self, other)
+
+    def __rpow__(self, other: Any) -> Tensor:
+        return OPS_FN["pow"](other, self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return OPS_FN["matmul"](self, other)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return OPS_FN["matmul"](other, self)
+
+    def __neg__(self) -> Tensor:
+        return OPS_FN["neg"](self)
+
+    def __abs__(self) -> Tensor:
+        return OPS_FN["abs"](self)
+
+
+def bind_operators() -> None:
+    """Make ``a * b`` call the op callable itself: one Python call less per operator.
+
+    Called once the op table is complete; until then the methods above dispatch
+    through ``OPS_FN``.
+    """
+    for dunder, name in (
+        ("__add__", "add"), ("__sub__", "sub"), ("__mul__", "mul"), ("__truediv__", "div"),
+        ("__pow__", "pow"), ("__matmul__", "matmul"), ("__neg__", "neg"), ("__abs__", "abs"),
+    ):
+        if name in OPS_FN:
+            setattr(Tensor, dunder, OPS_FN[name])
+
+
+class Variable(Tensor):
+    """A leaf a tape watches automatically when an op reads it, as ``tf.Variable``."""
+
+    __slots__ = ("trainable",)
+
+    def __init__(self, value: Any, trainable: bool = True, name: str | None = None):
+        super().__init__(value, name)
+        self.trainable = trainable
+
+
+def constant(value: Any, name: str | None = None) -> Tensor:
+    """A tensor no tape watches unless asked to, as ``tf.constant``."""
+    if isinstance(value, Tensor):
+        return Tensor(value.value, name or value.name)
+    return Tensor(value, name)

@@ -1,0 +1,75 @@
+"""Helpers for the API tests: request builders, response decoding, finite differences."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from fastapi.testclient import TestClient
+
+_NON_FINITE = {"NaN": np.nan, "Infinity": np.inf, "-Infinity": -np.inf}
+
+
+def var(id_: str, value: Any, **extra: Any) -> dict[str, Any]:
+    return {"id": id_, "op": "variable", "value": value, **extra}
+
+
+def const(id_: str, value: Any) -> dict[str, Any]:
+    return {"id": id_, "op": "constant", "value": value}
+
+
+def op(id_: str, name: str, *inputs: Any, **attrs: Any) -> dict[str, Any]:
+    node: dict[str, Any] = {"id": id_, "op": name, "inputs": list(inputs)}
+    if attrs:
+        node["attrs"] = attrs
+    return node
+
+
+def graph(*nodes: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {"graph": {"nodes": list(nodes)}, **fields}
+
+
+def post(client: TestClient, kind: str, body: dict[str, Any], status: int = 200) -> Any:
+    """POST to ``/v1/<kind>``, assert the status, return the JSON body."""
+    r = client.post(f"/v1/{kind}", json=body)
+    assert r.status_code == status, r.text
+    return r.json()
+
+
+def arr(value: Any) -> np.ndarray:
+    """A response value as float64, reading the non-finite strings."""
+    if isinstance(value, str):
+        return np.array(_NON_FINITE[value])
+    if isinstance(value, list):
+        return np.array([arr(v) for v in value], dtype=np.float64).reshape(np.shape(value))
+    return np.array(value, dtype=np.float64)
+
+
+def fd_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """Central differences of a scalar numpy function."""
+    x = np.asarray(x, dtype=np.float64)
+    g = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[i] = h
+        g[i] = (f(x + e) - f(x - e)) / (2 * h)
+    return g
+
+
+def fd_jacobian(
+    f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, h: float = 1e-6
+) -> np.ndarray:
+    """d f / d x of shape ``f(x).shape + x.shape``, by central differences."""
+    x = np.asarray(x, dtype=np.float64)
+    out_shape = np.shape(f(x))
+    jac = np.zeros(out_shape + x.shape)
+    for i in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[i] = h
+        jac[(...,) + i] = (np.asarray(f(x + e)) - np.asarray(f(x - e))) / (2 * h)
+    return jac
+
+
+def notes_for(body: dict[str, Any], reason: str) -> list[dict[str, Any]]:
+    return [n for n in body["notes"] if n["reason"] == reason]

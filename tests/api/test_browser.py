@@ -1,0 +1,134 @@
+"""Swagger UI in a real headless Chromium: the seed's third example runs from the docs page.
+
+Starts uvicorn on a free loopback port and drives the system Chromium through
+Playwright (no browser download). Also run under a path prefix, as a gateway
+would mount the service, to prove the assets and "Try it out" follow it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+REPO = Path(__file__).resolve().parents[2]
+SEED_3 = "Seed example 3: z = x**2 + y**3 at x = 2, y = 3"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"uvicorn exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout}s")
+
+
+@pytest.fixture(scope="module", params=["", "/deriv"], ids=["root", "prefix"])
+def server(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The base URL of a uvicorn serving app.main:app (under a prefix for "prefix")."""
+    prefix: str = request.param
+    port = _free_port()
+    env = {**os.environ, "DERIV_ROOT_PATH": prefix, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--proxy-headers",
+            "--log-level",
+            "warning",
+        ],
+        cwd=REPO,
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}{prefix}"
+    try:
+        _wait_until_up(f"{base}/healthz", proc)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set CHROMIUM)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def test_swagger_ui_runs_the_seeds_third_example(server, browser):
+    page = browser.new_page()  # type: ignore[attr-defined]
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    try:
+        page.goto(f"{server}/docs", wait_until="networkidle")
+        block = page.locator("#operations-derivatives-gradient")
+        block.locator(".opblock-summary").first.click()
+        block.locator("button.try-out__btn").click()
+        select = block.locator(".opblock-section-request-body select").first
+        select.select_option(label=SEED_3)
+        body = block.locator("textarea.body-param__text")
+        page.wait_for_function(
+            "el => el.value.includes('\"y3\"')", arg=body.element_handle(), timeout=10_000
+        )
+        block.locator("button.execute").click()
+        result = block.locator(".live-responses-table .response-col_description pre").first
+        result.wait_for(timeout=30_000)
+        text = result.inner_text()
+    finally:
+        page.close()
+    data = json.loads(text)
+    assert data["gradients"] == {"x": 4.0, "y": 27.0}
+    assert data["outputs"] == {"z": 31.0}
+    origin = server.split("/", 3)[:3]
+    assert all(u.startswith("/".join(origin)) for u in requests), requests  # nothing external
+    assert f"{server}/v1/gradient" in requests

@@ -1,0 +1,272 @@
+"""``verify.check`` end to end: the tape's answers cross-checked by SymPy and by finite
+differences, with TF's semantics for None gradients, stop_gradient and kinks."""
+
+from __future__ import annotations
+
+import logging
+import math
+import subprocess
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+from engine import derivatives, sympy_worker
+from engine.graph import build_graph
+from engine.ops import OPS
+from engine.ops.registry import Case, F, OpDef
+from engine.verify import CheckLimits, CheckReport, check
+from tests.engine.op_cases import op_cases, rng_for
+from tests.gradcheck import sample_inputs
+
+# generous budgets: CI machines are slow and shared; the timeout tests set their own
+LIMITS = CheckLimits(sympy_seconds=60.0, numeric_seconds=60.0)
+SMALL_HESSIAN = 12  # input elements; larger Hessians run with -m slow
+
+
+def run(kind: str, nodes: list[dict], method: str = "sympy", limits: CheckLimits = LIMITS,
+        **query: Any) -> tuple[derivatives.Result, CheckReport]:
+    q = derivatives.Query(graph=build_graph(nodes), **query)
+    result = derivatives.KINDS[kind](q)
+    return result, check(kind, q, result, method, limits)
+
+
+def var(nid: str, value: Any) -> dict:
+    return {"id": nid, "op": "variable", "value": np.asarray(value, dtype=float).tolist()}
+
+
+def node(nid: str, op: str, *inputs: Any, **attrs: Any) -> dict:
+    return {"id": nid, "op": op, "inputs": list(inputs), "attrs": attrs}
+
+
+def op_graph(op: OpDef, case: Case, salt: str) -> list[dict]:
+    """sum(op(x0, x1, ...)) at a random point inside the op's domain."""
+    args = sample_inputs(op, case, rng_for(op, case, salt))
+    names = [f"x{i}" for i in range(len(args))]
+    return [*(var(n, a) for n, a in zip(names, args, strict=True)),
+            node("y", op.name, *names, **dict(case.attrs)), node("L", "sum", "y")]
+
+
+def inputs_size(case: Case) -> int:
+    return sum(math.prod(s) for s in case.shapes)
+
+
+def squares_chain(depth: int, x: float = 0.01) -> list[dict]:
+    """b_k = b_{k-1}**2 + b_{k-1}: a small graph whose written-out derivative is huge."""
+    nodes, prev = [var("x", x)], "x"
+    for k in range(depth):
+        nodes += [node(f"a{k}", "mul", prev, prev), node(f"b{k}", "add", f"a{k}", prev)]
+        prev = f"b{k}"
+    return nodes
+
+
+SEED_SQUARE = [var("x", 3.0), node("y", "pow", "x", 2)]
+SEED_CUBE = [var("x", 3.0), node("y", "pow", "x", 3)]
+SEED_TWO = [var("x", 2.0), var("y", 3.0), node("x2", "pow", "x", 2), node("y3", "pow", "y", 3),
+            node("z", "add", "x2", "y3")]
+
+
+# ------------------------------------------------------------------ every op
+
+
+@pytest.mark.parametrize(("op", "case"), op_cases())
+def test_sympy_agrees_with_every_op_gradient(op: OpDef, case: Case) -> None:
+    _, report = run("gradient", op_graph(op, case, "verify-gradient"))
+    assert report.status == "agree", report.detail
+    assert report.method == "sympy" and report.symbolic["gradients"]
+
+
+@pytest.mark.parametrize(("op", "case"), [
+    p if inputs_size(p.values[1]) <= SMALL_HESSIAN else
+    pytest.param(*p.values, id=p.id, marks=pytest.mark.slow)
+    for p in op_cases()
+])
+def test_sympy_agrees_with_every_op_hessian(op: OpDef, case: Case) -> None:
+    _, report = run("hessian", op_graph(op, case, "verify-hessian"))
+    assert report.status == "agree", report.detail
+
+
+@pytest.mark.parametrize(("op", "case"), op_cases())
+def test_finite_differences_agree_with_every_op_gradient(op: OpDef, case: Case) -> None:
+    _, report = run("gradient", op_graph(op, case, "verify-gradient"), "numeric")
+    assert report.status == "agree", report.detail
+
+
+def test_a_wrong_derivative_rule_is_caught_by_both_methods(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sin = OPS["sin"]
+    right = sin.vjp
+    # the tape holds the OpDef object itself, so the rule is swapped on it, then restored
+    object.__setattr__(sin, "vjp", lambda _ans, x: lambda g: (g * F.sin(x),))
+    try:
+        nodes = [var("x", [0.3, 1.1, -2.0]), node("s", "sin", "x"), node("L", "sum", "s")]
+        with caplog.at_level(logging.WARNING, logger="engine.verify"):
+            reports = {m: run("gradient", nodes, m)[1] for m in ("sympy", "numeric")}
+    finally:
+        object.__setattr__(sin, "vjp", right)
+    for method, report in reports.items():
+        assert report.status == "disagree", (method, report.detail)
+        assert {d["index"][0] for d in report.disagreements} == {0, 1, 2}
+        assert report.disagreements[0]["source"] == "x"
+        assert "DISAGREES" in report.detail
+    assert sum("disagrees" in r.getMessage() for r in caplog.records) == 2
+
+
+# ------------------------------------------------------------------ the seed
+
+
+def test_seed_examples_agree_and_read_naturally() -> None:
+    _, square = run("gradient", SEED_SQUARE)
+    _, cube = run("hessian", SEED_CUBE)
+    _, two = run("gradient", SEED_TWO)
+    assert square.status == cube.status == two.status == "agree"
+    assert square.symbolic == {"gradients": {"x": "2*x"}}
+    assert cube.symbolic == {"gradients": {"x": "3*x**2"}, "hessian": {"x": {"x": "6*x"}}}
+    assert cube.latex["hessian"] == {"x": {"x": "6 x"}}
+    assert two.symbolic == {"gradients": {"x": "2*x", "y": "3*y**2"}}
+    assert square.max_abs_error == 0.0 and square.tolerance == LIMITS.sympy_rtol
+
+
+def test_auto_uses_sympy_for_the_seed_and_numeric_for_larger_tensors() -> None:
+    assert run("gradient", SEED_TWO, "auto")[1].method == "sympy"
+    big = [var("w", np.linspace(-1, 1, 100)), node("t", "tanh", "w"), node("L", "sum", "t")]
+    report = run("gradient", big, "auto")[1]
+    assert (report.method, report.status) == ("numeric", "agree")
+    assert "over SymPy's limit" in report.detail
+
+
+def test_auto_gives_up_on_graphs_too_large_for_either() -> None:
+    tight = CheckLimits(sympy_max_elements=4, numeric_max_elements=10)
+    big = [var("w", np.ones(50)), node("t", "tanh", "w"), node("L", "sum", "t")]
+    report = run("gradient", big, "auto", tight)[1]
+    assert (report.method, report.status) == ("none", "skipped")
+    assert "too large" in report.detail
+
+
+def test_check_none_costs_nothing() -> None:
+    _, report = run("gradient", SEED_SQUARE, "none")
+    assert (report.method, report.status) == ("none", "skipped")
+
+
+def test_check_none_starts_no_worker_and_imports_no_checker() -> None:
+    code = (
+        "import multiprocessing, sys\n"
+        "from engine import derivatives, verify\n"
+        "from engine.graph import build_graph\n"
+        "g = build_graph([{'id': 'x', 'op': 'variable', 'value': 3.0},\n"
+        "                 {'id': 'y', 'op': 'pow', 'inputs': ['x', 2]}])\n"
+        "q = derivatives.Query(graph=g)\n"
+        "r = derivatives.gradient(q)\n"
+        "assert verify.check('gradient', q, r, 'none').method == 'none'\n"
+        "loaded = {'engine.symbolic', 'engine.sympy_worker', 'engine.numeric'} & set(sys.modules)\n"
+        "assert not loaded, loaded\n"
+        "assert not multiprocessing.active_children()\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# ------------------------------------------------------------------ budgets
+
+
+@pytest.fixture
+def warm_pool() -> sympy_worker.Pool:
+    pool = sympy_worker.get_pool()
+    pool.start()
+    run("gradient", SEED_SQUARE)  # the worker is up and warm
+    return pool
+
+
+def test_slow_sympy_times_out_its_worker_is_replaced_and_the_next_check_runs(
+    warm_pool: sympy_worker.Pool,
+) -> None:
+    before = warm_pool.pids()
+    budget = CheckLimits(sympy_seconds=0.5)
+    start = time.monotonic()
+    result, report = run("gradient", squares_chain(14), "sympy", budget)
+    assert time.monotonic() - start < 0.5 + 1.5
+    assert report.status == "timeout" and "budget" in report.detail
+    assert result.gradients is not None and result.gradients["x"] is not None  # tape intact
+    assert warm_pool.pids() != before
+    assert run("gradient", SEED_CUBE)[1].status == "agree"
+
+
+def test_auto_falls_back_to_numeric_when_sympy_overruns(warm_pool: sympy_worker.Pool) -> None:
+    budget = CheckLimits(sympy_seconds=0.5, sympy_max_work=10**15)
+    report = run("gradient", squares_chain(14), "auto", budget)[1]
+    assert (report.method, report.status) == ("numeric", "agree")
+    assert report.detail.startswith("SymPy: SymPy ran past its budget")
+
+
+# ------------------------------------------------------------------ TF's semantics
+
+
+def test_unwatched_source_is_none_by_design_and_not_compared() -> None:
+    nodes = [var("x", 2.0), {"id": "c", "op": "constant", "value": 5.0},
+             node("y", "mul", "x", "c")]
+    for method in ("sympy", "numeric"):
+        result, report = run("gradient", nodes, method, sources=["x", "c"])
+        assert result.gradients["c"] is None
+        assert report.status == "agree" and "not watched" in report.detail
+        assert "c" not in report.symbolic.get("gradients", {})
+    watched = run("gradient", nodes, sources=["x", "c"], watch=["c"])[1]
+    assert watched.status == "agree" and watched.symbolic["gradients"]["c"] == "x"
+
+
+@pytest.mark.parametrize("mode", ["none", "zero"])
+def test_unconnected_source_is_compared_with_zero(mode: str) -> None:
+    nodes = [var("x", 2.0), var("u", 1.0), node("y", "sin", "x")]
+    for method in ("sympy", "numeric"):
+        result, report = run("gradient", nodes, method, unconnected_gradients=mode)
+        assert (result.gradients["u"] is None) == (mode == "none")
+        assert report.status == "agree", report.detail
+
+
+def test_stop_gradient_and_floor_are_constants_for_both_methods() -> None:
+    nodes = [var("x", [1.5, -0.7]), node("c", "stop_gradient", "x"), node("f", "floor", "x"),
+             node("p", "mul", "x", "c"), node("q", "mul", "p", "f"), node("L", "sum", "q")]
+    for method in ("sympy", "numeric"):
+        assert run("gradient", nodes, method)[1].status == "agree"
+
+
+def test_inner_node_source_is_checked_as_tf_defines_it() -> None:
+    nodes = [var("x", 3.0), node("s", "pow", "x", 2), node("z", "mul", "s", "x")]
+    for method in ("sympy", "numeric"):
+        result, report = run("gradient", nodes, method, sources=["s", "x"])
+        assert report.status == "agree", report.detail
+
+
+def test_list_targets_and_output_gradients() -> None:
+    nodes = [var("x", [0.5, 1.5]), node("a", "exp", "x"), node("b", "sin", "x")]
+    weights = {"a": [2.0, -1.0]}
+    for method in ("sympy", "numeric"):
+        report = run("gradient", nodes, method, target=["a", "b"], output_gradients=weights)[1]
+        assert report.status == "agree", report.detail
+
+
+def test_jacobian_and_evaluate_agree() -> None:
+    rng = np.random.default_rng(3)
+    nodes = [var("w", rng.uniform(-1, 1, (2, 3))), var("x", rng.uniform(-1, 1, 3)),
+             node("h", "matmul", "w", "x"), node("t", "tanh", "h")]
+    for method in ("sympy", "numeric"):
+        for kind in ("jacobian", "evaluate"):
+            report = run(kind, nodes, method)[1]
+            assert report.status == "agree", (kind, method, report.detail)
+    assert run("jacobian", nodes)[1].symbolic["jacobian"]["t"]["x"][0][0].startswith("w_0_0*")
+
+
+def test_non_finite_results_agree_when_both_are_nan() -> None:
+    nodes = [var("x", -1.0), node("r", "sqrt", "x")]
+    result, report = run("gradient", nodes)
+    assert np.isnan(result.gradients["x"]) and report.status == "agree"
+    assert run("evaluate", nodes)[1].status == "agree"
+
+
+def test_a_kink_follows_the_tape_convention_without_disagreeing() -> None:
+    nodes = [var("a", [1.0, 2.0]), var("b", [1.0, 0.0]), node("m", "maximum", "a", "b"),
+             node("r", "relu", "b"), node("s", "add", "m", "r"), node("L", "sum", "s")]
+    for method in ("sympy", "numeric"):
+        report = run("gradient", nodes, method)[1]
+        assert report.status == "agree", (method, report.detail)

@@ -1,0 +1,124 @@
+"""Starts the gateway stack on loopback: two uvicorn replicas and nginx with deploy/nginx/nginx.conf.
+
+Everything runs in a private temporary prefix (config, logs, pid, temp files), on free
+127.0.0.1 ports, and is stopped by ``Stack.close``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "deploy" / "nginx" / "nginx.conf"
+PLACEHOLDER = re.compile(r"\$\{(LISTEN|REPLICA_A|REPLICA_B)\}")
+
+
+def nginx_binary() -> str | None:
+    return shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def render(template: str, values: dict[str, str]) -> str:
+    """``envsubst`` restricted to the template's own placeholders."""
+    return PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+
+
+def wait_until_up(url: str, proc: subprocess.Popen, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[:3]} exited with {proc.returncode} before {url}")
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer in time")
+
+
+@dataclass
+class Stack:
+    prefix: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="gateway-")))
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    replicas: dict[str, str] = field(default_factory=dict)  # name -> "127.0.0.1:port"
+    base: str = ""
+
+    def start(self, nginx: str, timeout: float = 30.0) -> Stack:
+        deadline = time.monotonic() + timeout
+        self.prefix.chmod(0o755)  # nginx workers (nobody, when run as root) use tmp/
+        for sub in ("logs", "tmp"):
+            (self.prefix / sub).mkdir()
+        env = {**os.environ, "DERIV_TRUST_FORWARDED_PREFIX": "true"}
+        for name in ("a", "b"):
+            port = free_port()
+            self.replicas[name] = f"127.0.0.1:{port}"
+            self.procs[name] = self._spawn(
+                name,
+                [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
+                 "--port", str(port), "--timeout-graceful-shutdown", "5"],
+                env,
+            )  # fmt: skip
+        listen = f"127.0.0.1:{free_port()}"
+        conf = self.prefix / "nginx.conf"
+        conf.write_text(
+            render(
+                TEMPLATE.read_text(),
+                {"LISTEN": listen, "REPLICA_A": self.replicas["a"], "REPLICA_B": self.replicas["b"]},
+            )
+        )
+        self.procs["nginx"] = self._spawn(
+            "nginx",
+            [nginx, "-p", f"{self.prefix}/", "-c", str(conf), "-g", "daemon off; pid nginx.pid;"],
+            os.environ,
+        )
+        for name, addr in self.replicas.items():
+            wait_until_up(f"http://{addr}/healthz", self.procs[name], deadline)
+        self.base = f"http://{listen}"
+        wait_until_up(f"{self.base}/derive/healthz", self.procs["nginx"], deadline)
+        return self
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
+        out = (self.prefix / "logs" / f"{name}.out").open("wb")
+        return subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def access_log(self) -> list[dict]:
+        """The gateway's access log: one JSON object per request, oldest first."""
+        path = self.prefix / "logs" / "access.log"
+        return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+    def replica_of(self, upstream: str) -> str:
+        """Which replica an ``$upstream_addr`` names ("a", "b", or several when retried)."""
+        names = {addr: name for name, addr in self.replicas.items()}
+        return ",".join(names.get(a.strip(), a.strip()) for a in upstream.split(","))
+
+    def close(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=8)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        shutil.rmtree(self.prefix, ignore_errors=True)
