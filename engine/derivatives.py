@@ -19,7 +19,7 @@ from engine.graph import Graph, Limits
 from engine.notes import Note
 from engine.numerics import numeric_notes
 from engine.tape import GradientTape
-from engine.tensor import Tensor, Variable, as_value
+from engine.tensor import Tensor, as_value
 from engine.trace import Trace, build_trace
 
 
@@ -111,22 +111,12 @@ def _make_leaves(q: Query) -> tuple[dict[str, Tensor], dict[str, tuple[int, ...]
     """Leaf tensors from the request's values, after every shape is known to fit the limits."""
     values = q.graph.leaf_values(q.values)
     shapes = q.graph.infer_shapes(values, q.limits)
-    leaves: dict[str, Tensor] = {}
-    for i in q.graph.leaves:
-        node = q.graph.nodes[i]
-        if node.op == "variable":
-            leaves[i] = Variable(values[i], trainable=node.trainable, name=i)
-        else:
-            leaves[i] = Tensor(values[i], name=i)
+    leaves = q.graph.make_leaves(values)
     return leaves, shapes
 
 
 def _run(q: Query, leaves: dict[str, Tensor]) -> dict[str, Tensor]:
-    tensors = q.graph.run(leaves)
-    for i, t in tensors.items():
-        if t.name is None:
-            t.name = i
-    return tensors
+    return q.graph.run(leaves)
 
 
 def _seeds(q: Query, targets: list[str], shapes: dict[str, tuple[int, ...]]) -> list[Any] | None:
@@ -207,7 +197,7 @@ def gradient(q: Query) -> Result:
         q.unconnected_gradients,
         grads_seen=grads_seen,
     )
-    gradients = {s: None if g is None else g.numpy() for s, g in zip(rec.sources, grads)}
+    gradients = _arrays(rec.sources, grads)
     notes = _named(rec.tape.notes) + numeric_notes(q.graph, rec.tensors, gradients)
     trace = build_trace(rec.tape.entries, grads_seen) if q.trace else None
     return Result(rec.targets, rec.sources, _outputs(rec), gradients, notes=notes, trace=trace)
@@ -223,7 +213,7 @@ def jacobian(q: Query) -> Result:
     notes: list[Note] = []
     for t in rec.targets:
         cols = rec.tape.jacobian(rec.tensors[t], srcs, q.unconnected_gradients)
-        jac[t] = {s: None if c is None else c.numpy() for s, c in zip(rec.sources, cols)}
+        jac[t] = _arrays(rec.sources, cols)
         notes += _named(rec.tape.notes, t)
     notes += numeric_notes(q.graph, rec.tensors)
     trace = build_trace(rec.tape.entries, None) if q.trace else None
@@ -266,8 +256,11 @@ def hessian(q: Query) -> Result:
         output_gradients=_seeds(q, targets, shapes),
         unconnected_gradients=q.unconnected_gradients,
     )
-    gradients = {s: None if g is None else g.numpy() for s, g in zip(sources, h.gradients)}
-    blocks = {si: dict(zip(sources, row)) for si, row in zip(sources, h.blocks)}
+    gradients = _arrays(sources, h.gradients)
+    blocks = {
+        si: dict(zip(sources, row, strict=True))
+        for si, row in zip(sources, h.blocks, strict=True)
+    }
     return Result(
         targets,
         sources,
@@ -285,6 +278,11 @@ KINDS: dict[str, Callable[[Query], Result]] = {
     "jacobian": jacobian,
     "hessian": hessian,
 }
+
+
+def _arrays(ids: Sequence[str], tensors: Sequence[Tensor | None]) -> dict[str, Any]:
+    """Node id -> ndarray, keeping None (no path) distinct from zeros."""
+    return {i: None if t is None else t.numpy() for i, t in zip(ids, tensors, strict=True)}
 
 
 def _named(notes: list[Note], target: str | None = None) -> list[Note]:

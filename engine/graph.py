@@ -43,6 +43,7 @@ class Limits:
     max_expression_length: int = 10_000
     max_expression_depth: int = 64
     max_value_depth: int = 32  # nesting depth of an inline/leaf value
+    max_derivative_work: int = 1_000_000  # Jacobian/Hessian entries, read by engine.derivatives
 
 
 @dataclass(frozen=True, eq=False, slots=True)  # eq=False: arrays have no truth value
@@ -206,8 +207,21 @@ class Graph:
             shapes[nid] = shape
         return shapes
 
-    def run(self, leaf_values: Mapping[str, Value]) -> dict[str, Tensor]:
-        """Fresh tensors for every node, computed in topological order (tapes record them)."""
+    def make_leaves(self, leaf_values: Mapping[str, Value]) -> dict[str, Tensor]:
+        """Leaf tensors named by id: a ``variable`` is a Variable, a ``constant`` a constant."""
+        return {nid: self._leaf(self.nodes[nid], leaf_values[nid]) for nid in self.leaves}
+
+    @staticmethod
+    def _leaf(node: Node, value: Value) -> Tensor:
+        if node.op == "variable":
+            return Variable(value, trainable=node.trainable, name=node.id)
+        return constant(value, name=node.id)
+
+    def run(self, leaf_values: Mapping[str, Value | Tensor]) -> dict[str, Tensor]:
+        """Fresh tensors for every node, computed in topological order (tapes record them).
+
+        A leaf given as a Tensor is used as it is, so a caller can watch it first.
+        """
         tensors: dict[str, Tensor] = {}
         nid = ""
         try:
@@ -215,10 +229,9 @@ class Graph:
                 if not k % _CHECK_EVERY:
                     budget.check("graph evaluation")
                 node = self.nodes[nid]
-                if node.op == "variable":
-                    out = Variable(leaf_values[nid], trainable=node.trainable, name=nid)
-                elif node.op == "constant":
-                    out = constant(leaf_values[nid], name=nid)
+                if node.op in LEAF_OPS:
+                    given = leaf_values[nid]
+                    out = given if isinstance(given, Tensor) else self._leaf(node, given)
                 else:
                     args = [
                         tensors[x] if type(x) is str else constant(x.value, f"{nid}.inputs[{i}]")

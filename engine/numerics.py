@@ -41,9 +41,9 @@ def numeric_notes(
     notes: list[Note] = []
     for node_id in graph.order:
         node = graph.nodes[node_id]
-        op = OPS[node.op]
         if not node.inputs or node_id not in tensors:
-            continue
+            continue  # leaves: their values are the caller's, not a computation's
+        op = OPS[node.op]
         inputs = _input_values(node.inputs, tensors)
         if not np.isfinite(tensors[node_id].value).all() and _all_finite(inputs):
             notes.append(Note("non_finite", f"{node.op}: {op.nonfinite}", node=node_id))

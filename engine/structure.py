@@ -6,7 +6,7 @@ from typing import Any
 
 
 def flatten(tree: Any) -> list[Any]:
-    """Leaves of ``tree`` in order; dicts in insertion order, as ``tf.nest`` sorted is not needed."""
+    """Leaves of ``tree`` in order; dicts in insertion order, so results match the input."""
     if isinstance(tree, dict):
         return [leaf for v in tree.values() for leaf in flatten(v)]
     if isinstance(tree, list | tuple):

@@ -46,12 +46,12 @@ def number(v: float) -> sp.Expr:
     return sp.Float(float(v))
 
 
-def objects(value: Any, make: Any = number) -> np.ndarray:
-    """An object array of ``make(element)``, keeping the value's shape."""
+def objects(value: Any) -> np.ndarray:
+    """An inline constant as an object array of exact numbers, keeping its shape."""
     arr = np.asarray(value, dtype=np.float64)
     out = np.empty(arr.shape, dtype=object)
     for idx in np.ndindex(arr.shape):
-        out[idx] = make(float(arr[idx]))
+        out[idx] = number(float(arr[idx]))
     return out
 
 
@@ -147,7 +147,7 @@ class Compiled:
 
     def __init__(self, job: dict[str, Any]):
         self.quantities: dict[Path, np.ndarray] = {}
-        self.zero: dict[str, bool] = {}
+        self.zero: dict[Path, bool] = {}  # identically 0: no path, whatever the values
         self.defs: list[tuple[sp.Symbol, sp.Expr]] = []
         shapes = {k: np.shape(v) for k, v in job["values"].items()}
         self.leaves: dict[str, np.ndarray] = {}
@@ -177,17 +177,16 @@ class Compiled:
                 grads[s] = np.vectorize(lambda sym, f=loss: clean(sp.diff(f, sym)),
                                         otypes=[object])(exprs[s])
                 self.quantities[("gradients", s)] = grads[s]
-                self.zero[s] = all(g == 0 for g in grads[s].flat)
+                self.zero[("gradients", s)] = all(g == 0 for g in grads[s].flat)
             if kind == "hessian":
                 self._hessian(grads, {s: view(cut_for[s])[s] for s in sources})
         if kind == "jacobian":
             for t in targets:
                 for s in sources:
                     exprs = view(cut_for[s])
-                    self.quantities[("jacobian", t, s)] = _jacobian(exprs[t], exprs[s])
-                    self.zero[f"{t}/{s}"] = all(
-                        e == 0 for e in self.quantities[("jacobian", t, s)].flat
-                    )
+                    jac = _jacobian(exprs[t], exprs[s])
+                    self.quantities[("jacobian", t, s)] = jac
+                    self.zero[("jacobian", t, s)] = all(e == 0 for e in jac.flat)
         self.text, self.latex = render(self.quantities, job.get("text_max", 16))
 
     @staticmethod
@@ -212,6 +211,7 @@ class Compiled:
                     for b in np.ndindex(s.shape):
                         block[a + b] = clean(sp.diff(g[a], s[b]))
                 self.quantities[("hessian", si, sj)] = block
+                self.zero[("hessian", si, sj)] = all(e == 0 for e in block.flat)
 
 
 def _jacobian(target: np.ndarray, source: np.ndarray) -> np.ndarray:
@@ -307,8 +307,7 @@ def evaluate(compiled: Compiled, values: dict[str, Any]) -> dict[str, Any]:
         for idx, expr in zip(np.ndindex(arr.shape), arr.flat, strict=True):
             v = substitute(expr, subs, memo)
             if not v.is_number:
-                (kinks if contains(v, (type(KINK),)) and KINK in v.free_symbols
-                 else unevaluated).append([*path, list(idx)])
+                (kinks if KINK in v.free_symbols else unevaluated).append([*path, list(idx)])
                 num[idx] = np.nan
                 continue
             num[idx] = to_float(v.evalf(DPS))
@@ -317,9 +316,8 @@ def evaluate(compiled: Compiled, values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _precise(v: float) -> sp.Expr:
-    if not np.isfinite(v):
-        return number(v)
-    return sp.Float(v, DPS)
+    """A leaf's value, exact to the bit, carried at ``DPS`` digits."""
+    return sp.Float(v, DPS) if np.isfinite(v) else number(v)
 
 
 def structure_key(job: dict[str, Any]) -> str:
@@ -351,5 +349,6 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     else:
         _CACHE.move_to_end(key)
     reply = evaluate(compiled, job["values"])
-    reply.update(text=compiled.text, latex=compiled.latex, zero=compiled.zero, cached=cached)
+    reply.update(text=compiled.text, latex=compiled.latex, cached=cached,
+                 zero=[list(p) for p, z in compiled.zero.items() if z])
     return reply

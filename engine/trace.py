@@ -48,6 +48,8 @@ def _type(shape: tuple[int, ...]) -> str:
 
 def _short(value: Any) -> str:
     arr = np.asarray(value)
+    if arr.ndim == 0:
+        return format(float(arr), ".6g")
     if arr.size > TEXT_VALUE_ELEMENTS:
         return f"<{arr.size} values>"
     return np.array2string(arr, precision=6, separator=",").replace("\n", "")
@@ -73,8 +75,9 @@ def build_trace(entries: Sequence[Entry], grads_seen: dict[int, Tensor] | None) 
         )
         out.append(entry)
         attr_text = "".join(f"[{k}={v}]" for k, v in attrs.items())
+        # inline constants (named "node.inputs[i]") read better as their value
         args = " ".join(
-            x if not x.endswith("]") else f"{x}={_short(t.value)}"
+            _short(t.value) if x.endswith("]") else x
             for x, t in zip(entry.inputs, e.inputs, strict=True)
         )
         grad_text = "" if g is None else f"  grad={_short(g.value)}"

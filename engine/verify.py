@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from engine.agreement import CheckReport, Tally, get_path, or_zeros, tape_quantities
 from engine.ops.registry import OPS
 
 if TYPE_CHECKING:
@@ -24,24 +25,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("engine.verify")
 LINALG_SQUARE = ("inv", "det", "solve")
-
-
-@dataclass
-class CheckReport:
-    """What an independent method said about a result."""
-
-    method: str  # "sympy" | "numeric" | "none"
-    status: str  # "agree" | "disagree" | "skipped" | "timeout"
-    max_abs_error: float | None = None
-    tolerance: float | None = None  # relative: |tape - ref| <= abs_tolerance + tolerance * scale
-    detail: str = ""
-    symbolic: dict[str, Any] = field(default_factory=dict)  # derivative text per quantity
-    latex: dict[str, Any] = field(default_factory=dict)
-    disagreements: list[dict[str, Any]] = field(default_factory=list)
-    abs_tolerance: float | None = None
-    error_estimate: float | None = None  # numeric: largest finite-difference error estimate
-    compared: int = 0  # entries compared
-    elapsed_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -75,10 +58,15 @@ class CheckLimits:
     text_max_elements: int = 16
     """Derivative text is given entry by entry up to this many entries, summarised beyond."""
     sympy_rtol: float = 1e-7
+    """SymPy's reference is exact (30 digits): an entry agrees when |tape - ref| <= atol +
+    rtol * max(|tape|, |ref|); rtol allows float64 rounding over long chains."""
     sympy_atol: float = 1e-9
     numeric_rtol: float = 1e-5
+    """Finite differences agree when |tape - fd| <= atol + rtol * max(|tape|, |fd|) + 4 * the
+    entry's error estimate (the gap between steps h and h/2, plus rounding)."""
     numeric_atol: float = 1e-7
     max_disagreements: int = 10
+    """Disagreeing entries listed in a report (all are counted)."""
 
 
 def check(
@@ -116,7 +104,8 @@ def _check(kind: str, query: Query, result: Result, method: str, limits: CheckLi
         sympy_why = _sympy_too_big(job, shapes, limits, auto=True)
         if not sympy_why:
             report = _by_sympy(kind, job, result, unwatched, limits)
-            if report.status not in ("timeout", "skipped") or not numeric_ok:
+            failed = report.status == "timeout" or report.detail.startswith("SymPy failed")
+            if not failed or not numeric_ok:
                 return report
             fallback = _by_numeric(kind, job, result, unwatched, limits)
             fallback.detail = f"SymPy: {report.detail}; so numeric: {fallback.detail}"
@@ -286,13 +275,23 @@ def _by_sympy(kind: str, job: dict[str, Any], result: Result, unwatched: list[st
     if reply["kinks"]:
         tally.notes.append(f"{len(reply['kinks'])} entries at a kink (a step function's "
                            "derivative at 0) not compared: the tape follows its convention")
-    for path, tape in _tape_quantities(kind, result, unwatched, tally):
-        ref = _get(reply["values"], path)
+    zero = {tuple(p) for p in reply["zero"]}
+    for path, tape in tape_quantities(kind, result, unwatched, tally):
+        ref = get_path(reply["values"], path)
         mask = np.zeros(np.shape(ref), dtype=bool)
         for idx in skip.get(path, ()):
             mask[idx] = True
-        tally.add(path, _or_zeros(tape, ref, path, tally), ref, skip=mask)
-    report = tally.report("sympy", detail="SymPy's derivative")
+        if tape is None and path in zero:
+            tally.notes.append(f"{'/'.join(path[1:])}: None on the tape (no path); the "
+                               "symbolic derivative is identically 0")
+            tape = np.zeros(np.shape(ref))
+        elif tape is None:
+            tally.structural(path, "the tape found no path, but the symbolic derivative is "
+                                   f"not identically 0: {get_path(reply['text'], path, False)}")
+            continue
+        tally.add(path, tape, ref, skip=mask)
+    report = tally.report("sympy", "SymPy's values" if kind == "evaluate" else
+                          "SymPy's derivative")
     report.symbolic, report.latex = reply["text"], reply["latex"]
     return report
 
@@ -327,132 +326,20 @@ def _by_numeric(kind: str, job: dict[str, Any], result: Result, unwatched: list[
         return tally.report("numeric", status="timeout",
                             detail="finite differences ran past their budget of "
                                    f"{limits.numeric_seconds:g} s")
-    jumps = 0
-    for path, tape in _tape_quantities(kind, result, unwatched, tally):
+    jumps = undefined = 0
+    for path, tape in tape_quantities(kind, result, unwatched, tally):
         est = refs[path]
-        undefined = ~np.isfinite(est.value) & np.isfinite(np.asarray(runner.loss(runner.base)))
-        jumps += int(est.jump.sum())
-        tally.add(path, _or_zeros(tape, est.value, path, tally), est.value,
-                  skip=est.jump | undefined, extra=4 * est.error, interval=est)
+        tape = or_zeros(tape, est.value, path, tally)
+        # a step that leaves the domain gives NaN where the tape has a number: no reference
+        off = ~np.isfinite(est.value) & np.isfinite(tape)
+        jumps, undefined = jumps + int(est.jump.sum()), undefined + int(off.sum())
+        tally.add(path, tape, est.value, skip=est.jump | off, extra=4 * est.error, interval=est)
     if jumps:
         tally.notes.append(f"{jumps} entries at a discontinuity not compared")
-    report = tally.report("numeric", detail="central finite differences")
+    if undefined:
+        tally.notes.append(f"{undefined} entries where a finite-difference step leaves the "
+                           "domain not compared")
+    report = tally.report("numeric", "a numpy re-run" if kind == "evaluate" else
+                          "central finite differences")
     report.error_estimate = tally.error_estimate
     return report
-
-
-def _tape_quantities(kind: str, result: Result, unwatched: list[str], tally: Tally
-                     ) -> list[tuple[tuple, Any]]:
-    """(path, tape value) for every quantity of ``kind`` that is compared."""
-    out: list[tuple[tuple, Any]] = []
-    if kind == "evaluate":
-        out += [(("outputs", t), result.outputs[t]) for t in result.targets]
-    if kind in ("gradient", "hessian"):
-        out += [(("gradients", s), g) for s, g in (result.gradients or {}).items()]
-    if kind == "jacobian":
-        out += [(("jacobian", t, s), v) for t, row in (result.jacobian or {}).items()
-                for s, v in row.items()]
-    if kind == "hessian":
-        out += [(("hessian", a, b), v) for a, row in (result.hessian or {}).items()
-                for b, v in row.items()]
-    if unwatched:
-        tally.notes.append(f"not watched, so None by design and not compared: "
-                           f"{', '.join(sorted(set(unwatched)))}")
-    return [(p, v) for p, v in out if not set(p[1:]) & set(unwatched) or p[0] == "outputs"]
-
-
-def _or_zeros(tape: Any, ref: np.ndarray, path: tuple, tally: Tally) -> np.ndarray:
-    """The tape's None (no path) is compared as zeros: the true derivative must vanish."""
-    if tape is None:
-        tally.notes.append(f"{'/'.join(path[1:])}: None on the tape (no path), compared with 0")
-        return np.zeros(np.shape(ref))
-    return np.asarray(tape, dtype=np.float64)
-
-
-def _get(tree: dict, path: tuple) -> np.ndarray:
-    for key in path:
-        tree = tree[key]
-    return np.asarray(tree, dtype=np.float64)
-
-
-class Tally:
-    """Entry-by-entry comparison: |tape - ref| <= atol + rtol * max(|tape|, |ref|) + extra."""
-
-    def __init__(self, rtol: float, atol: float, cap: int):
-        self.rtol, self.atol, self.cap = rtol, atol, cap
-        self.max_err = 0.0
-        self.error_estimate: float | None = None
-        self.compared = self.bad = self.skipped = 0
-        self.disagreements: list[dict[str, Any]] = []
-        self.notes: list[str] = []
-
-    def add(self, path: tuple, tape: np.ndarray, ref: np.ndarray, skip: Any = None,
-            extra: Any = 0.0, interval: Any = None) -> None:
-        tape, ref = np.broadcast_arrays(np.asarray(tape, np.float64), ref)
-        shape = ref.shape
-        tape, ref = tape.ravel(), ref.ravel()  # 1-d inside: 0-d arrays cannot be indexed
-        skip = np.zeros(ref.shape, bool) if skip is None else np.ravel(skip).astype(bool)
-        extra = np.ravel(extra) if np.ndim(extra) else extra
-        if interval is not None:
-            interval = type(interval)(*(np.ravel(getattr(interval, f))
-                                        for f in interval.__dataclass_fields__))
-        with np.errstate(invalid="ignore"):
-            both_nan = np.isnan(tape) & np.isnan(ref)
-            same = (tape == ref) | both_nan  # equal infinities too
-            err = np.where(same, 0.0, np.abs(tape - ref))
-            tol = self.atol + self.rtol * np.maximum(np.abs(tape), np.abs(ref)) + extra
-            ok = same | (err <= tol)
-            if interval is not None:  # at a kink any value between the one-sided slopes is fine
-                inside = (tape >= interval.low - tol) & (tape <= interval.high + tol)
-                ok |= interval.kink & inside
-                err = np.where(interval.kink & inside, 0.0, err)
-        ok |= skip
-        self.skipped += int(skip.sum())
-        self.compared += int((~skip).sum())
-        finite = err[~skip & np.isfinite(err)]
-        if finite.size:
-            self.max_err = max(self.max_err, float(finite.max()))
-        if np.ndim(extra) and (~skip).any():
-            est = float(np.nanmax(np.where(skip, 0.0, extra / 4)))
-            self.error_estimate = max(self.error_estimate or 0.0, est)
-        for k in np.flatnonzero(~ok):
-            self.bad += 1
-            if len(self.disagreements) < self.cap:
-                idx = np.unravel_index(k, shape)
-                self.disagreements.append({
-                    "quantity": path[0], **_names(path), "index": [int(i) for i in idx],
-                    "tape": float(tape[k]), "reference": float(ref[k]),
-                    "abs_error": float(err[k]),
-                })
-
-    def report(self, method: str, detail: str, status: str | None = None) -> CheckReport:
-        rule = (f"|tape - reference| <= {self.atol:g} + {self.rtol:g} * max(|tape|, |reference|)"
-                + (" + 4 * error estimate" if method == "numeric" else ""))
-        if status is None:
-            if self.bad:
-                status = "disagree"
-                detail = (f"{detail} DISAGREES with the tape at {self.bad} of {self.compared} "
-                          f"entries (max |error| {self.max_err:.3g}); rule: {rule}")
-            elif self.compared:
-                status = "agree"
-                detail = f"{detail} agrees with the tape at {self.compared} entries; rule: {rule}"
-            else:
-                status = "skipped"
-                detail = "nothing to compare"
-        return CheckReport(
-            method=method, status=status, tolerance=self.rtol, abs_tolerance=self.atol,
-            max_abs_error=self.max_err if self.compared else None,
-            detail="; ".join([detail, *self.notes]), disagreements=self.disagreements,
-            compared=self.compared,
-        )
-
-
-def _names(path: tuple) -> dict[str, str]:
-    kind = path[0]
-    if kind == "outputs":
-        return {"target": path[1]}
-    if kind == "gradients":
-        return {"source": path[1]}
-    if kind == "jacobian":
-        return {"target": path[1], "source": path[2]}
-    return {"source": path[1], "source_2": path[2]}

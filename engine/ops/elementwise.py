@@ -127,9 +127,10 @@ abs_ = unary(
     domain=Domain(kinks=(0.0,)), kink=lambda x: x == 0,
 )
 sign = unary(
-    "sign", np.sign, using_x(lambda g, _x: g * 0.0), sp.sign,
+    # zeros of x's shape, not g * 0: an infinite g must not turn the gradient into NaN
+    "sign", np.sign, using_x(lambda _g, x: Tensor(np.zeros(x.shape))), sp.sign,
     "sign(x) in {-1, 0, 1}; d/dx sign(x) = 0",
-    convention="gradient is 0 everywhere, including at 0, as TensorFlow",
+    convention="gradient is 0 everywhere, including at 0, as TensorFlow (zeros_like(x))",
     domain=Domain(kinks=(0.0,)), kink=lambda x: x == 0,
 )
 relu = unary(
@@ -143,13 +144,13 @@ relu = unary(
 floor = unary(
     "floor", np.floor, None, sp.floor,
     "floor(x): the largest integer <= x; not differentiable",
-    convention="not differentiable: " + NO_GRADIENT + " (it registers no gradient for Floor)",
+    convention="not differentiable: " + NO_GRADIENT + " (its Floor gradient returns None)",
     domain=Domain(kinks=INTEGERS), kink=_at_integers,
 )
 ceil = unary(
     "ceil", np.ceil, None, sp.ceiling,
     "ceil(x): the smallest integer >= x; not differentiable",
-    convention="not differentiable: " + NO_GRADIENT + " (it registers no gradient for Ceil)",
+    convention="not differentiable: " + NO_GRADIENT + " (its Ceil gradient returns None)",
     domain=Domain(kinks=INTEGERS), kink=_at_integers,
 )
 

@@ -71,21 +71,32 @@ SEED_TWO = [var("x", 2.0), var("y", 3.0), node("x2", "pow", "x", 2), node("y3", 
 # ------------------------------------------------------------------ every op
 
 
-@pytest.mark.parametrize(("op", "case"), op_cases())
+def every_case(fast: Any) -> list:
+    """Every (op, case); those ``fast`` rejects are marked slow (SymPy on linear algebra and
+    on many-input reductions takes seconds to minutes)."""
+    smallest: dict[str, int] = {}
+    for p in op_cases():
+        op, case = p.values
+        smallest[op.name] = min(smallest.get(op.name, 10**9), inputs_size(case))
+    return [p if fast(p.values[0], p.values[1], smallest[p.values[0].name]) else
+            pytest.param(*p.values, id=p.id, marks=pytest.mark.slow) for p in op_cases()]
+
+
+@pytest.mark.parametrize(("op", "case"), every_case(
+    lambda op, case, _: inputs_size(case) <= (12 if op.family == "linalg" else 24)))
 def test_sympy_agrees_with_every_op_gradient(op: OpDef, case: Case) -> None:
     _, report = run("gradient", op_graph(op, case, "verify-gradient"))
     assert report.status == "agree", report.detail
     assert report.method == "sympy" and report.symbolic["gradients"]
 
 
-@pytest.mark.parametrize(("op", "case"), [
-    p if inputs_size(p.values[1]) <= SMALL_HESSIAN else
-    pytest.param(*p.values, id=p.id, marks=pytest.mark.slow)
-    for p in op_cases()
-])
+@pytest.mark.parametrize(("op", "case"), every_case(
+    lambda op, case, smallest: inputs_size(case) == smallest
+    <= (9 if op.family == "linalg" else SMALL_HESSIAN)))
 def test_sympy_agrees_with_every_op_hessian(op: OpDef, case: Case) -> None:
     _, report = run("hessian", op_graph(op, case, "verify-hessian"))
     assert report.status == "agree", report.detail
+    assert report.symbolic["hessian"]
 
 
 @pytest.mark.parametrize(("op", "case"), op_cases())
@@ -257,6 +268,16 @@ def test_jacobian_and_evaluate_agree() -> None:
     assert run("jacobian", nodes)[1].symbolic["jacobian"]["t"]["x"][0][0].startswith("w_0_0*")
 
 
+def test_hessian_of_a_tensor_graph_agrees() -> None:
+    rng = np.random.default_rng(4)
+    nodes = [var("w", rng.uniform(-1, 1, (2, 3))), var("x", rng.uniform(-1, 1, 3)),
+             node("h", "matmul", "w", "x"), node("t", "tanh", "h"), node("L", "sum", "t")]
+    for method in ("sympy", "numeric"):
+        report = run("hessian", nodes, method)[1]
+        assert report.status == "agree", (method, report.detail)
+        assert report.compared == 6 + 3 + 81  # gradients, then every block of the Hessian
+
+
 def test_non_finite_results_agree_when_both_are_nan() -> None:
     nodes = [var("x", -1.0), node("r", "sqrt", "x")]
     result, report = run("gradient", nodes)
@@ -270,3 +291,16 @@ def test_a_kink_follows_the_tape_convention_without_disagreeing() -> None:
     for method in ("sympy", "numeric"):
         report = run("gradient", nodes, method)[1]
         assert report.status == "agree", (method, report.detail)
+
+
+def test_a_tape_that_loses_a_path_is_caught() -> None:
+    exp = OPS["exp"]
+    right = exp.vjp
+    object.__setattr__(exp, "vjp", lambda _ans, _x: lambda _g: (None,))
+    try:
+        nodes = [var("x", 0.5), node("e", "exp", "x")]
+        reports = {m: run("gradient", nodes, m)[1] for m in ("sympy", "numeric")}
+    finally:
+        object.__setattr__(exp, "vjp", right)
+    assert reports["sympy"].status == reports["numeric"].status == "disagree"
+    assert "not identically 0: exp(x)" in reports["sympy"].disagreements[0]["reason"]

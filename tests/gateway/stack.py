@@ -1,4 +1,4 @@
-"""Starts the gateway stack on loopback: two uvicorn replicas and nginx with deploy/nginx/nginx.conf.
+"""The gateway stack on loopback: two uvicorn replicas behind deploy/nginx/nginx.conf.
 
 Everything runs in a private temporary prefix (config, logs, pid, temp files), on free
 127.0.0.1 ports, and is stopped by ``Stack.close``.
@@ -80,12 +80,8 @@ class Stack:
             )  # fmt: skip
         listen = f"127.0.0.1:{free_port()}"
         conf = self.prefix / "nginx.conf"
-        conf.write_text(
-            render(
-                TEMPLATE.read_text(),
-                {"LISTEN": listen, "REPLICA_A": self.replicas["a"], "REPLICA_B": self.replicas["b"]},
-            )
-        )
+        upstreams = {"REPLICA_A": self.replicas["a"], "REPLICA_B": self.replicas["b"]}
+        conf.write_text(render(TEMPLATE.read_text(), {"LISTEN": listen, **upstreams}))
         self.procs["nginx"] = self._spawn(
             "nginx",
             [nginx, "-p", f"{self.prefix}/", "-c", str(conf), "-g", "daemon off; pid nginx.pid;"],

