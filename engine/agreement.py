@@ -88,7 +88,7 @@ class Tally:
         shape = ref.shape
         tape, ref = tape.ravel(), ref.ravel()  # 1-d inside: 0-d arrays cannot be indexed
         skip = np.zeros(ref.shape, bool) if skip is None else np.ravel(skip).astype(bool)
-        extra = np.ravel(extra) if np.ndim(extra) else extra
+        extra = np.ravel(extra) if isinstance(extra, np.ndarray) else extra
         if interval is not None:
             interval = type(interval)(*(np.ravel(getattr(interval, f))
                                         for f in interval.__dataclass_fields__))
@@ -108,7 +108,7 @@ class Tally:
         finite = err[~skip & np.isfinite(err)]
         if finite.size:
             self.max_err = max(self.max_err, float(finite.max()))
-        if np.ndim(extra) and (~skip).any():
+        if isinstance(extra, np.ndarray) and (~skip).any():
             est = float(np.nanmax(np.where(skip, 0.0, extra / 4)))
             self.error_estimate = max(self.error_estimate or 0.0, est)
         for k in np.flatnonzero(~ok):
@@ -134,11 +134,13 @@ class Tally:
         if status is None:
             if self.bad:
                 status = "disagree"
-                detail = (f"{detail} DISAGREES with the tape at {self.bad} of {self.compared} "
-                          f"entries (max |error| {self.max_err:.3g}); rule: {rule}")
+                detail = (f"the tape DISAGREES with {detail} at {self.bad} of "
+                          f"{_entries(self.compared)} (max |error| {self.max_err:.3g}); "
+                          f"rule: {rule}")
             elif self.compared:
                 status = "agree"
-                detail = f"{detail} agrees with the tape at {self.compared} entries; rule: {rule}"
+                detail = (f"the tape agrees with {detail} at {_entries(self.compared)}; "
+                          f"rule: {rule}")
             else:
                 status = "skipped"
                 detail = "nothing to compare"
@@ -148,6 +150,10 @@ class Tally:
             detail="; ".join([detail, *self.notes]), disagreements=self.disagreements,
             compared=self.compared,
         )
+
+
+def _entries(n: int) -> str:
+    return f"{n} entry" if n == 1 else f"{n} entries"
 
 
 def _names(path: tuple) -> dict[str, str]:

@@ -7,7 +7,7 @@ lie on a path from a source; "no path" stays ``None``, distinct from zero.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Container, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -18,7 +18,7 @@ from engine.ops.registry import F
 from engine.tensor import Tensor
 
 if TYPE_CHECKING:
-    from engine.tape import Entry
+    from engine.tape import RawEntry as Entry
 
 CHECK_EVERY = 1024  # entries between deadline checks
 
@@ -28,12 +28,34 @@ def reachable(entries: Sequence[Entry], source_ids: set[int]) -> tuple[list[Entr
     reach = set(source_ids)
     relevant = []
     for e in entries:
-        for x in e.inputs:
+        _op, inputs, output, _attrs = e
+        for x in inputs:
             if id(x) in reach:
-                reach.add(id(e.output))
+                reach.add(id(output))
                 relevant.append(e)
                 break
     return relevant, reach
+
+
+def plan_sweep(
+    entries: Sequence[Entry],
+    source_ids: set[int],
+    watched: dict[int, Tensor],
+    leaves: Collection[int] | None,
+) -> tuple[list[Entry], Container[int]]:
+    """``reachable``, without its pass over the tape when every watched leaf is a source.
+
+    A tape records an entry only when it reads a watched tensor, and every watched
+    tensor descends from a watched leaf (``leaves``: the tape's watched leaf ids);
+    so when all of them are sources, every entry is on a path from one and every
+    watched tensor is reached. The usual case: ``gradient(loss, every variable)``.
+    """
+    if leaves is not None and all(i in source_ids for i in leaves):
+        return list(entries), watched
+    return reachable(entries, source_ids)
+
+
+ONE_INPUT_NEEDED = (True,)
 
 
 def sweep(
@@ -43,35 +65,53 @@ def sweep(
     sources: Sequence[Tensor],
     watched: dict[int, Tensor],
     grads_seen: dict[int, Tensor] | None = None,
-    plan: tuple[list[Entry], set[int]] | None = None,
+    plan: tuple[Sequence[Entry], Container[int]] | None = None,
+    leaves: Collection[int] | None = None,
 ) -> list[Tensor | None]:
     """Cotangent of every source for the seeded targets; None where no path exists.
 
+    ``plan`` is ``plan_sweep``'s answer when the caller already has it; ``leaves``,
+    the tape's watched leaf ids, lets ``plan_sweep`` skip its pass.
     ``grads_seen``, when given, receives the cotangent reaching each entry's output
     (the trace shows it).
     """
     source_ids = {id(s) for s in sources if id(s) in watched}
     if not source_ids:
         return [None] * len(sources)
-    relevant, reach = plan or reachable(entries, source_ids)
+    relevant, reach = plan or plan_sweep(entries, source_ids, watched, leaves)
     cts: dict[int, Tensor] = {}
     for t, seed in zip(targets, seeds, strict=True):
         if id(t) in reach:
             cts[id(t)] = seed if id(t) not in cts else cts[id(t)] + seed
     keep = source_ids if grads_seen is None else reach
+    check = budget.check
     for n, (op, inputs, output, attrs) in enumerate(reversed(relevant)):
         if not n % CHECK_EVERY:
-            budget.check("reverse sweep")
+            check("reverse sweep")
         out_id = id(output)
         g = cts.get(out_id) if out_id in keep else cts.pop(out_id, None)
         if g is None or op.vjp is None:
             continue
         if grads_seen is not None:
             grads_seen[out_id] = g
-        input_grads = op.vjp(output, *inputs, **attrs)(g)
-        assert len(input_grads) == len(inputs), f"{op.name}: one cotangent per input"
-        for x, gx in zip(inputs, input_grads):  # noqa: B905 - length asserted above
-            if gx is None or id(x) not in reach:
+        back = op.vjp(output, *inputs, **attrs) if attrs else op.vjp(output, *inputs)
+        if len(inputs) == 1:
+            # Most entries: the only input is on a path from a source (that is why the
+            # entry is relevant), so its cotangent is needed and no mask is built.
+            needs: tuple[bool, ...] = ONE_INPUT_NEEDED
+            grads = back(g)
+        else:
+            # Tell the rule which inputs are on no path from a source, so it can skip
+            # their cotangents (d/dX of X @ W for a constant X, d/db of a ** 2).
+            needs = (
+                (id(inputs[0]) in reach, id(inputs[1]) in reach)
+                if len(inputs) == 2
+                else tuple([id(x) in reach for x in inputs])
+            )
+            grads = back(g, needs)
+        assert len(grads) == len(inputs), f"{op.name}: one cotangent per input"
+        for x, gx, needed in zip(inputs, grads, needs):  # noqa: B905 - lengths asserted
+            if gx is None or not needed:
                 continue
             if gx.value.shape != x.value.shape:
                 gx = unbroadcast(gx, x.shape)
@@ -90,20 +130,21 @@ def jacobian_rows(
     target: Tensor,
     sources: Sequence[Tensor],
     watched: dict[int, Tensor],
+    leaves: Collection[int] | None = None,
 ) -> list[Tensor | None]:
     """Full Jacobian of ``target`` per source: one reverse sweep per target element,
     stacked to ``target.shape + source.shape`` with engine ops (so outer tapes see it)."""
     source_ids = {id(s) for s in sources if id(s) in watched}
     if not source_ids:
         return [None] * len(sources)
-    plan = reachable(entries, source_ids)
+    steps = plan_sweep(entries, source_ids, watched, leaves)
     n = target.size
     rows: list[list[Tensor | None]] = []
     for i in range(n):
         onehot = np.zeros(n)
         onehot[i] = 1.0
         seed = Tensor(onehot.reshape(target.shape))
-        rows.append(sweep(entries, [target], [seed], sources, watched, plan=plan))
+        rows.append(sweep(entries, [target], [seed], sources, watched, plan=steps))
     out: list[Tensor | None] = []
     for j, s in enumerate(sources):
         col = [r[j] for r in rows]

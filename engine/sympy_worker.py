@@ -9,6 +9,9 @@ jobs, and each keeps a cache of compiled derivatives per graph structure.
 
 Only plain data crosses the process boundary: the job's node list with ops by
 name, its values and what to compute (see engine.symbolic); never code.
+
+As with any forkserver or spawn user, a script that runs checks when imported
+needs the ``if __name__ == "__main__":`` guard (servers and pytest have it).
 """
 
 from __future__ import annotations
@@ -144,7 +147,10 @@ class Pool:
                 if self._closed:
                     raise WorkerError("the SymPy pool is shut down")
                 if len(self._workers) < self.size:
-                    return self._spawn()
+                    try:
+                        return self._spawn()
+                    except OSError as e:  # no processes to be had: the check is skipped
+                        raise WorkerError(f"cannot start a SymPy worker: {e}") from e
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise WorkerTimeout(f"no SymPy worker came free within {seconds:g} s")

@@ -270,11 +270,14 @@ def _by_sympy(kind: str, job: dict[str, Any], result: Result, unwatched: list[st
     except sympy_worker.WorkerError as e:
         return tally.report("sympy", status="skipped", detail=f"SymPy failed: {e}")
     skip: dict[tuple, list] = {}
-    for entry in reply["kinks"]:
+    for entry in reply["kinks"] + reply["unevaluated"]:
         skip.setdefault(tuple(entry[:-1]), []).append(tuple(entry[-1]))
     if reply["kinks"]:
         tally.notes.append(f"{len(reply['kinks'])} entries at a kink (a step function's "
                            "derivative at 0) not compared: the tape follows its convention")
+    if reply["unevaluated"]:
+        tally.notes.append(f"{len(reply['unevaluated'])} entries SymPy left unevaluated "
+                           "not compared")
     zero = {tuple(p) for p in reply["zero"]}
     for path, tape in tape_quantities(kind, result, unwatched, tally):
         ref = get_path(reply["values"], path)
@@ -283,7 +286,7 @@ def _by_sympy(kind: str, job: dict[str, Any], result: Result, unwatched: list[st
             mask[idx] = True
         if tape is None and path in zero:
             tally.notes.append(f"{'/'.join(path[1:])}: None on the tape (no path); the "
-                               "symbolic derivative is identically 0")
+                               "symbolic derivative is 0 (away from kinks)")
             tape = np.zeros(np.shape(ref))
         elif tape is None:
             tally.structural(path, "the tape found no path, but the symbolic derivative is "

@@ -2,6 +2,8 @@
 
 Rules return cotangents of the broadcast output's shape; the reverse sweep
 un-broadcasts them once, centrally, so no rule here mentions broadcasting.
+Each ``back(g, needs)`` computes only the cotangents ``needs`` asks for (the
+other input is often a constant: ``x * 0.9``, ``x ** 2``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from engine.ops.registry import (
 from engine.tensor import Tensor
 
 ANYWHERE = Domain()
+BOTH = (True, True)
 
 
 def binary(
@@ -68,24 +71,29 @@ def binary(
 # own rather than add(a, neg(b)) and mul(a, reciprocal(b)): fewer ops per step on
 # the long scalar chains the engine is benchmarked on.
 add = binary(
-    "add", operator.add, lambda _ans, _a, _b: lambda g: (g, g), operator.add,
+    "add", operator.add, lambda _ans, _a, _b: lambda g, _needs=BOTH: (g, g), operator.add,
     "a + b; d/da = 1, d/db = 1",
 )
 sub = binary(
-    "sub", operator.sub, lambda _ans, _a, _b: lambda g: (g, -g), operator.sub,
+    "sub", operator.sub,
+    lambda _ans, _a, _b: lambda g, needs=BOTH: (g, -g if needs[1] else None), operator.sub,
     "a - b; d/da = 1, d/db = -1",
 )
 mul = binary(
-    "mul", operator.mul, lambda _ans, a, b: lambda g: (g * b, g * a), operator.mul,
+    "mul", operator.mul,
+    lambda _ans, a, b: lambda g, needs=BOTH: (
+        g * b if needs[0] else None, g * a if needs[1] else None
+    ),
+    operator.mul,
     "a * b; d/da = b, d/db = a",
 )
 
 
 def _div_vjp(ans: Tensor, _a: Tensor, b: Tensor):
     # g/b serves both inputs: d/db = -(a/b)/b = -ans/b, three ops in all
-    def vjp(g: Tensor) -> tuple[Tensor, Tensor]:
+    def vjp(g: Tensor, needs: tuple[bool, bool] = BOTH) -> tuple[Tensor, Tensor | None]:
         g_b = g / b
-        return g_b, -g_b * ans
+        return g_b, -g_b * ans if needs[1] else None
 
     return vjp
 
@@ -99,15 +107,17 @@ div = binary(
 
 
 def _pow_vjp(ans: Tensor, a: Tensor, b: Tensor):
-    # d/db uses log(a) only where a > 0 and 0 elsewhere, as TensorFlow's PowGrad;
-    # the mask is a constant (its derivative is genuinely zero off a = 0)
-    positive = np.asarray(a.value) > 0
-    if positive.all():
-        log_a = F.log(a)
-    else:
-        log_a = F.log(a * positive + (~positive) * 1.0)
+    def d_db(g: Tensor) -> Tensor:
+        # log(a) only where a > 0 and 0 elsewhere, as TensorFlow's PowGrad; the
+        # mask is a constant (its derivative is genuinely zero off a = 0)
+        positive = np.asarray(a.value) > 0
+        if positive.all():
+            return g * ans * F.log(a)
+        return g * ans * F.log(a * positive + (~positive) * 1.0)
 
-    return lambda g: (g * b * a ** (b - 1.0), g * ans * log_a)
+    return lambda g, needs=BOTH: (
+        g * b * a ** (b - 1.0) if needs[0] else None, d_db(g) if needs[1] else None
+    )
 
 
 pow_ = binary(
@@ -132,7 +142,9 @@ def _select_vjp(first: Callable[[Any, Any], Any]) -> VJP:
 
     def vjp(_ans: Tensor, a: Tensor, b: Tensor):
         to_a = first(a.value, b.value) * 1.0  # a constant 0/1 mask, float64
-        return lambda g: (g * to_a, g * (1.0 - to_a))
+        return lambda g, needs=BOTH: (
+            g * to_a if needs[0] else None, g * (1.0 - to_a) if needs[1] else None
+        )
 
     return vjp
 
@@ -152,9 +164,9 @@ minimum = binary(
 
 
 def _atan2_vjp(_ans: Tensor, y: Tensor, x: Tensor):
-    def vjp(g: Tensor) -> tuple[Tensor, Tensor]:
+    def vjp(g: Tensor, needs: tuple[bool, bool] = BOTH) -> tuple[Tensor | None, ...]:
         g_r2 = g / (x * x + y * y)
-        return g_r2 * x, -g_r2 * y
+        return g_r2 * x if needs[0] else None, -g_r2 * y if needs[1] else None
 
     return vjp
 

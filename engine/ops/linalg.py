@@ -84,13 +84,17 @@ def _matmul_vjp(_ans: Tensor, a: Tensor, b: Tensor):
     b2 = b if b.ndim > 1 else F.reshape(b, shape=[b.shape[0], 1])
     out2 = [*_batch(a2.shape[:-2], b2.shape[:-2]), a2.shape[-2], b2.shape[-1]]
 
-    def vjp(g: Tensor) -> tuple[Tensor, Tensor]:
+    def vjp(g: Tensor, needs: tuple[bool, bool] = (True, True)) -> tuple[Tensor | None, ...]:
         g2 = g if list(g.shape) == out2 else F.reshape(g, shape=out2)
-        ga, gb = F.matmul(g2, mT(b2)), F.matmul(mT(a2), g2)
-        if a.ndim == 1:  # (..., 1, n): sum the batch away, drop the row axis
-            ga = F.sum(ga, axis=list(range(ga.ndim - 1)))
-        if b.ndim == 1:  # (..., n, 1): likewise
-            gb = F.sum(gb, axis=[*range(gb.ndim - 2), gb.ndim - 1])
+        ga = gb = None
+        if needs[0]:
+            ga = F.matmul(g2, mT(b2))
+            if a.ndim == 1:  # (..., 1, n): sum the batch away, drop the row axis
+                ga = F.sum(ga, axis=list(range(ga.ndim - 1)))
+        if needs[1]:
+            gb = F.matmul(mT(a2), g2)
+            if b.ndim == 1:  # (..., n, 1): likewise
+                gb = F.sum(gb, axis=[*range(gb.ndim - 2), gb.ndim - 1])
         return ga, gb
 
     return vjp
@@ -244,9 +248,9 @@ def _solve_vjp(ans: Tensor, a: Tensor, b: Tensor):
     def column(t: Tensor) -> Tensor:
         return F.reshape(t, shape=[*t.shape, 1]) if vector else t
 
-    def vjp(g: Tensor) -> tuple[Tensor, Tensor]:
+    def vjp(g: Tensor, needs: tuple[bool, bool] = (True, True)) -> tuple[Tensor | None, ...]:
         gb = F.solve(mT(a), column(g))
-        ga = -F.matmul(gb, mT(column(ans)))
+        ga = -F.matmul(gb, mT(column(ans))) if needs[0] else None
         return ga, (F.reshape(gb, shape=list(g.shape)) if vector else gb)
 
     return vjp

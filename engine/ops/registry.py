@@ -6,8 +6,12 @@ rule, its kink convention and the domain its tests sample from live together
 in one ``defop`` call in a family module (``elementwise``, ``binary``, ...).
 
 A ``vjp`` is curried like autograd's: ``vjp(ans, *inputs, **attrs)`` returns
-``g -> tuple`` with one entry per input; ``None`` means "no gradient flows
-here", never a silent zero. It is called lazily, during the reverse sweep.
+``back(g) -> tuple`` with one entry per input; ``None`` means "no gradient
+flows here", never a silent zero. It is called lazily, during the reverse sweep.
+For ops of two or more inputs the sweep calls ``back(g, needs)``: ``needs[i]``
+is False when input ``i`` lies on no path from a source, and the rule may then
+return None for it instead of computing a cotangent nobody reads (autograd's
+``argnums``). Called with ``g`` alone, a rule computes every cotangent.
 """
 
 from __future__ import annotations
@@ -171,53 +175,66 @@ F = _Namespace()
 _new = object.__new__
 
 
+def _as_f64(value: Any) -> Any:
+    """A forward's output as a Tensor value: float64, and 0-d as a numpy scalar."""
+    if type(value) is _ndarray and value.dtype == _f64 and value.ndim:
+        return value
+    return as_value(value)  # 0-d arrays become scalars, other dtypes float64
+
+
 def _wrap(value: Any) -> Tensor:
     """A Tensor around a forward's output, skipping conversion when it is already float64."""
-    if type(value) is not _f64 and (
-        type(value) is not _ndarray or value.dtype != _f64 or not value.ndim
-    ):
-        value = as_value(value)  # 0-d arrays become scalars, other dtypes float64
     t = _new(Tensor)
-    t.value = value
+    t.value = value if type(value) is _f64 else _as_f64(value)
     t.name = None
     return t
 
 
 def _as_tensor(x: Any) -> Tensor:
+    """An op's input as a Tensor; Python floats (``x * 0.9``) take the short way."""
     if isinstance(x, Tensor):
         return x
-    if type(x) is float:
-        return _wrap(np.float64(x))
-    return Tensor(x)
+    t = _new(Tensor)
+    t.value = _f64(x) if type(x) is float else as_value(x)
+    t.name = None
+    return t
 
 
 def defop(op: OpDef) -> Callable[..., Tensor]:
     """Register ``op`` and return its callable: ``fn(*inputs, **attrs) -> Tensor``.
 
-    The callable is the hot path of every recording: one- and two-input ops get
-    a specialised body, and with no tape recording nothing but the forward runs.
+    The callable is the hot path of every recording, so one- and two-input ops
+    get a specialised body that builds the output Tensor inline (a call less per
+    op), calls ``forward`` without ``**`` when there are no attrs (a plain call is
+    cheaper), and with no tape recording runs nothing but the forward.
     """
     assert op.name not in OPS, f"duplicate op {op.name}"
     OPS[op.name] = op
     forward = op.forward
     recording = RECORDING
-    is_tensor = Tensor
+    tensor = Tensor
 
     def fn1(x: Any, **attrs: Any) -> Tensor:
-        if not isinstance(x, is_tensor):
+        if not isinstance(x, tensor):
             x = _as_tensor(x)
-        ans = _wrap(forward(x.value, **attrs))
+        value = forward(x.value, **attrs) if attrs else forward(x.value)
+        ans = _new(tensor)
+        ans.value = value if type(value) is _f64 else _as_f64(value)
+        ans.name = None
         if recording:
             for tape in recording:
                 tape.record(op, (x,), ans, attrs)
         return ans
 
     def fn2(a: Any, b: Any, **attrs: Any) -> Tensor:
-        if not isinstance(a, is_tensor):
+        if not isinstance(a, tensor):
             a = _as_tensor(a)
-        if not isinstance(b, is_tensor):
+        if not isinstance(b, tensor):
             b = _as_tensor(b)
-        ans = _wrap(forward(a.value, b.value, **attrs))
+        value = forward(a.value, b.value, **attrs) if attrs else forward(a.value, b.value)
+        ans = _new(tensor)
+        ans.value = value if type(value) is _f64 else _as_f64(value)
+        ans.name = None
         if recording:
             for tape in recording:
                 tape.record(op, (a, b), ans, attrs)

@@ -133,9 +133,9 @@ def _linrec_vjp(ans: Tensor, a: Tensor, _b: Tensor, axis: int = 0, reverse: bool
     if a.shape != ans.shape:  # shift a along the scanned axis at full size
         a = F.broadcast_to(a, shape=list(ans.shape))
 
-    def vjp(g: Tensor) -> tuple[Tensor, Tensor]:
+    def vjp(g: Tensor, needs: tuple[bool, bool] = (True, True)) -> tuple[Tensor | None, ...]:
         lam = F.linrec(shift(a, axis, -back), g, axis=axis, reverse=not reverse)
-        return lam * shift(ans, axis, back), lam
+        return lam * shift(ans, axis, back) if needs[0] else None, lam
 
     return vjp
 

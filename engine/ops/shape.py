@@ -202,9 +202,12 @@ def _stack_vjp(_ans: Tensor, *xs: Tensor, axis: int = 0):
     rank = xs[0].ndim + 1
     ax = axis % rank
 
-    def vjp(g: Tensor) -> tuple[Tensor, ...]:
-        out = []
+    def vjp(g: Tensor, needs: tuple[bool, ...] | None = None) -> tuple[Tensor | None, ...]:
+        out: list[Tensor | None] = []
         for i in range(len(xs)):
+            if needs is not None and not needs[i]:
+                out.append(None)
+                continue
             begin = [0] * rank
             end = list(g.shape)
             begin[ax], end[ax] = i, i + 1
@@ -253,13 +256,15 @@ def _concat_vjp(_ans: Tensor, *xs: Tensor, axis: int = 0):
     """d/dxi concat(x1, ..., xn) = the cotangent's slice where xi was placed."""
     ax = axis % xs[0].ndim
 
-    def vjp(g: Tensor) -> tuple[Tensor, ...]:
-        out, start = [], 0
-        for x in xs:
+    def vjp(g: Tensor, needs: tuple[bool, ...] | None = None) -> tuple[Tensor | None, ...]:
+        out: list[Tensor | None] = []
+        start = 0
+        for i, x in enumerate(xs):
             begin = [0] * g.ndim
             end = list(g.shape)
             begin[ax], end[ax] = start, start + x.shape[ax]
-            out.append(F.slice(g, begin=begin, end=end, step=None))
+            skip = needs is not None and not needs[i]
+            out.append(None if skip else F.slice(g, begin=begin, end=end, step=None))
             start += x.shape[ax]
         return tuple(out)
 

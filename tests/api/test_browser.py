@@ -114,7 +114,7 @@ def test_swagger_ui_runs_the_seeds_third_example(server, browser):
         block = page.locator("#operations-derivatives-gradient")
         block.locator(".opblock-summary").first.click()
         block.locator("button.try-out__btn").click()
-        select = block.locator(".opblock-section-request-body select").first
+        select = block.locator("select.examples-select-element").first
         select.select_option(label=SEED_3)
         body = block.locator("textarea.body-param__text")
         page.wait_for_function(

@@ -205,13 +205,27 @@ def test_watch_accessed_variables_false_watches_only_watch(client):
 
 def test_unconnected_source_is_null_or_zeros(client):
     body = graph(
-        var("x", 2.0), var("u", [[1.0, 2.0, 3.0]]), op("y", "square", "x"), sources=["x", "u"]
+        var("x", 2.0),
+        var("u", [[1.0, 2.0, 3.0]]),
+        op("y", "square", "x"),
+        op("w", "exp", "u"),  # u is read (so watched) but has no path to the target
+        target="y",
+        sources=["x", "u"],
     )
     out = post(client, "gradient", body)
     assert out["gradients"] == {"x": 4.0, "u": None}
     assert notes_for(out, "unconnected")[0]["source"] == "u"
     zero = post(client, "gradient", {**body, "unconnected_gradients": "zero"})
     assert zero["gradients"]["u"] == [[0.0, 0.0, 0.0]]
+
+
+def test_a_variable_never_read_is_null_or_zeros(client):
+    body = graph(var("x", 2.0), var("u", [1.0, 2.0]), op("y", "square", "x"), sources=["x", "u"])
+    out = post(client, "gradient", body)
+    assert out["gradients"] == {"x": 4.0, "u": None}
+    assert [n["source"] for n in out["notes"]] == ["u"]
+    zero = post(client, "gradient", {**body, "unconnected_gradients": "zero"})
+    assert zero["gradients"]["u"] == [0.0, 0.0]
 
 
 def test_list_target_is_summed(client):

@@ -14,6 +14,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
+K8S_VERSION = "1.37.0"  # the schemas kubernetes-validate checks against
 
 
 def tool(name: str) -> str | None:
@@ -57,7 +58,7 @@ def test_manifests_match_the_kubernetes_schemas():
         "kubernetes_validate", reason="kubernetes-validate is not installed"
     ).validate
     for kind, doc in manifests().items():
-        version = validate(doc, "1.37.0", strict=True)
+        version = validate(doc, K8S_VERSION, strict=True)
         assert version, kind
 
 

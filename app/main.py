@@ -1,0 +1,71 @@
+"""The ASGI app: ``create_app(settings)`` wires routes, handlers, guards and docs.
+
+Run it with ``uvicorn app.main:app``; tests build their own with test settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app import docs, openapi, problems
+from app.guards import BodyGuard
+from app.proxy import PrefixMiddleware
+from app.routes import catalogue, compute, health
+from app.service import ERROR_PROBLEMS, Service
+from app.settings import Settings, get_settings
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Warm the SymPy workers at startup, stop them at shutdown."""
+    app.state.service.start()
+    try:
+        yield
+    finally:
+        app.state.service.stop()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A fresh app serving the wire contract under ``settings`` (default: the environment)."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title=openapi.TITLE,
+        version=openapi.VERSION,
+        description=openapi.DESCRIPTION,
+        openapi_tags=openapi.TAGS,
+        docs_url=None,
+        redoc_url=None,
+        generate_unique_id_function=openapi.operation_id,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.service = Service(settings)
+
+    app.include_router(compute.router)
+    app.include_router(catalogue.router)
+    app.include_router(health.router)
+    docs.install(app)
+    openapi.install(app)
+
+    app.add_exception_handler(RequestValidationError, problems.validation_handler)
+    app.add_exception_handler(StarletteHTTPException, problems.http_handler)
+    for cls, status, slug, title in ERROR_PROBLEMS:
+        app.add_exception_handler(cls, problems.engine_handler(status, slug, title))
+    app.add_exception_handler(Exception, problems.unexpected_handler)
+
+    # Added last runs first: the prefix is known before the guard reads the path.
+    app.add_middleware(BodyGuard, settings=settings)
+    app.add_middleware(
+        PrefixMiddleware,
+        root_path=settings.root_path,
+        trust_forwarded_prefix=settings.trust_forwarded_prefix,
+    )
+    return app
+
+
+app = create_app()

@@ -1,0 +1,199 @@
+"""OpenAPI: stable operation ids, the seed's examples, problem responses, the committed file.
+
+``python -m app.openapi`` writes ``openapi/openapi.json`` from the app; a test
+fails when the committed file and ``app.openapi()`` differ.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+
+from app.problems import PROBLEM_MEDIA_TYPE, Problem
+
+OPENAPI_FILE = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
+
+TITLE = "Derivative service"
+VERSION = "1.0.0"
+DESCRIPTION = """\
+Exact derivatives of a computation graph over HTTP, from a tape-based reverse-mode
+autodiff engine with TensorFlow's `GradientTape` semantics, cross-checked by SymPy or
+finite differences.
+
+**Conventions** (as a TensorFlow user expects):
+
+* A `variable` is watched automatically, as `tf.Variable`; a `constant` or a
+  variable with `"trainable": false` only when listed in `watch`;
+  `watch_accessed_variables: false` watches only `watch`.
+* The gradient of a source that is not watched, or has no path to the target, is
+  `null` with a note (`not_watched`, `unconnected`); with
+  `"unconnected_gradients": "zero"` an unconnected source gets zeros of its shape.
+* A list `target` is summed, and a non-scalar target is summed (or weighted by
+  `output_gradients`), as `tape.gradient` does. Each gradient has its source's shape.
+* At kinks and ties the derivative follows TensorFlow (`abs'(0) = 0`, `relu'(0) = 0`,
+  a `maximum`/`minimum` tie sends the gradient to the first input); `GET /v1/ops`
+  states each op's convention and every response notes the kinks it met.
+
+**Numbers.** Values are float64 JSON numbers or rectangular nested arrays; the
+non-finite numbers travel as the strings `"NaN"`, `"Infinity"` and `"-Infinity"` in
+requests and responses. A non-finite result is an answer with a `non_finite` note,
+never an error.
+
+**Errors** are RFC 9457 problem details (`application/problem+json`) with `type`,
+`title`, `status`, `detail`, and `node`, `field` or `errors` naming the culprit:
+400 malformed JSON; 413 a body, nesting depth, graph, tensor or derivative over a
+configured limit (a request must shrink to succeed); 415 a body that is not
+`application/json`; 422 anything invalid in the request or graph, including unknown
+fields (requests are strict), and a computation stopped by its time budget (type
+`.../time-budget`: the request is too expensive as given, so it is not a retryable
+503). Limits are set by `DERIV_*` environment variables.
+"""
+
+TAGS = [
+    {"name": "derivatives", "description": "Values, gradients, Jacobians and Hessians."},
+    {"name": "catalogue", "description": "The ops a graph may use."},
+    {"name": "health", "description": "Liveness and readiness probes."},
+]
+
+
+def operation_id(route: APIRoute) -> str:
+    """The route's name: `gradient`, `hessian`, `listOps`... stable across refactors."""
+    return route.name
+
+
+def _graph(*nodes: dict[str, Any]) -> dict[str, Any]:
+    return {"graph": {"nodes": list(nodes)}}
+
+
+SEED_1 = _graph(
+    {"id": "x", "op": "variable", "value": 3.0},
+    {"id": "y", "op": "pow", "inputs": ["x", 2]},
+)
+SEED_2 = _graph(
+    {"id": "x", "op": "variable", "value": 3.0},
+    {"id": "y", "op": "pow", "inputs": ["x", 3]},
+)
+SEED_3 = _graph(
+    {"id": "x", "op": "variable", "value": 2.0},
+    {"id": "y", "op": "variable", "value": 3.0},
+    {"id": "x2", "op": "pow", "inputs": ["x", 2]},
+    {"id": "y3", "op": "pow", "inputs": ["y", 3]},
+    {"id": "z", "op": "add", "inputs": ["x2", "y3"]},
+)
+EXPRESSION = {"expression": "x**2 + y**3", "values": {"x": 2.0, "y": 3.0}}
+TENSOR = {
+    "expression": "tanh(x) @ w",
+    "values": {"x": [[0.5, -1.0]], "w": [[1.0], [2.0]]},
+}
+
+_WHAT = {
+    "evaluate": ("9", "27", "31", "31"),
+    "gradient": ("dy/dx = 6", "dy/dx = 27", "dz/dx = 4, dz/dy = 27", "4 and 27"),
+    "jacobian": ("dy/dx = 6", "dy/dx = 27", "4 and 27", "4 and 27"),
+    "hessian": ("d²y/dx² = 2", "d²y/dx² = 18", "[[2, 0], [0, 18]]", "[[2, 0], [0, 18]]"),
+}
+
+
+def examples(kind: str) -> dict[str, dict[str, Any]]:
+    """The seed article's three examples (graph form) and the expression form, for ``kind``."""
+    r1, r2, r3, r4 = _WHAT[kind]
+    out = {
+        "seed-1": {
+            "summary": "Seed example 1: y = x**2 at x = 3",
+            "description": f"`tape.gradient(y, x)` of the article's first example: {r1}.",
+            "value": SEED_1,
+        },
+        "seed-2": {
+            "summary": "Seed example 2: y = x**3 at x = 3",
+            "description": f"The article's second example: {r2}.",
+            "value": SEED_2,
+        },
+        "seed-3": {
+            "summary": "Seed example 3: z = x**2 + y**3 at x = 2, y = 3",
+            "description": f"Gradients with respect to two variables in one request: {r3}.",
+            "value": SEED_3,
+        },
+        "expression": {
+            "summary": "Expression: x**2 + y**3 at x = 2, y = 3",
+            "description": f"Seed example 3 as infix text instead of a graph: {r4}.",
+            "value": EXPRESSION,
+        },
+    }
+    if kind in ("evaluate", "gradient", "jacobian"):
+        out["tensor"] = {
+            "summary": "Tensors: tanh(x) @ w",
+            "description": "A 1x2 row through tanh, then a 2x1 matrix product.",
+            "value": TENSOR,
+        }
+    return out
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"model": Problem, "description": description}
+
+
+COMPUTE_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    400: _problem("Malformed JSON."),
+    413: _problem("Body, nesting depth, graph, tensor or derivative over a configured limit."),
+    415: _problem("The body is not application/json."),
+    422: _problem(
+        "Invalid request or graph (the problem names the node or field), or the time "
+        "budget ran out (type `.../time-budget`)."
+    ),
+    500: _problem("A fault of the service itself, never of the input."),
+}
+
+
+def build_openapi(app: FastAPI) -> dict[str, Any]:
+    """The document, with problem responses under ``application/problem+json``."""
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+        tags=app.openapi_tags,
+    )
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if status[0] in "45" and "application/json" in content:
+                    content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
+    return schema
+
+
+def install(app: FastAPI) -> None:
+    """Make ``app.openapi()`` build (once) the document described here."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = build_openapi(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def render(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    """Write the app's OpenAPI document to ``openapi/openapi.json`` (or the path given)."""
+    from app.main import create_app
+    from app.settings import Settings
+
+    target = Path(argv[0]) if argv else OPENAPI_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(render(create_app(Settings()).openapi()), encoding="utf-8")
+    sys.stdout.write(f"wrote {target}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

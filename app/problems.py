@@ -1,0 +1,202 @@
+"""RFC 9457 problem details for every fault, and the handlers that produce them.
+
+Every error body is ``application/problem+json`` with ``type``, ``title``,
+``status`` and ``detail``; ``node``, ``field``, ``limit`` and ``errors`` are added
+where they apply. Bodies are bounded: details are truncated and input is never
+echoed back, so a hostile request cannot make the error larger than itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+logger = logging.getLogger("app")
+
+MAX_DETAIL = 400
+MAX_ERRORS = 20
+MAX_LOC_PART = 64
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class ProblemError(BaseModel):
+    """One invalid field of the request."""
+
+    loc: list[str | int] = Field(description="Path of the field, e.g. `body.graph.nodes.2.id`.")
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str = Field(description="A URI naming the kind of problem; stable, for programs.")
+    title: str = Field(description="A short summary of the kind of problem.")
+    status: int = Field(description="The HTTP status code.")
+    detail: str = Field(description="What went wrong with this request, for a person.")
+    node: str | None = Field(default=None, description="The graph node at fault.")
+    field: str | None = Field(default=None, description="The request field or attr at fault.")
+    limit: str | None = Field(default=None, description="The configured limit that was hit.")
+    errors: list[ProblemError] | None = Field(
+        default=None, description="Every invalid field (first ones only)."
+    )
+
+
+class ProblemResponse(Response):
+    media_type = PROBLEM_MEDIA_TYPE
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def clip(text: Any, limit: int = MAX_DETAIL) -> str:
+    """``text`` as a string of at most ``limit`` characters."""
+    s = str(text)
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def problem(
+    base: str,
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> ProblemResponse:
+    """A problem response; ``extra`` members that are None are left out."""
+    body: dict[str, Any] = {
+        "type": base + slug,
+        "title": title,
+        "status": status,
+        "detail": clip(detail),
+    }
+    for key, value in extra.items():
+        if value is not None:
+            body[key] = clip(value, 128) if isinstance(value, str) else value
+    return ProblemResponse(body, status_code=status, headers=headers)
+
+
+def _base(request: Request) -> str:
+    return request.app.state.settings.problem_type_base
+
+
+# ------------------------------------------------------------------ handlers
+
+
+def _loc(loc: Any) -> list[str | int]:
+    return [p if isinstance(p, int) else clip(p, MAX_LOC_PART) for p in loc]
+
+
+def _dotted(loc: list[str | int]) -> str:
+    parts = loc[1:] if loc and loc[0] == "body" else loc
+    return ".".join(str(p) for p in parts) or "body"
+
+
+def _node_of(body: Any, loc: list[str | int]) -> str | None:
+    """The id of the node an error under ``graph.nodes[i]`` belongs to, if it has a sane one."""
+    if len(loc) >= 4 and loc[:3] == ["body", "graph", "nodes"] and isinstance(loc[3], int):
+        try:
+            node_id = body["graph"]["nodes"][loc[3]]["id"]
+        except (KeyError, IndexError, TypeError):
+            return None
+        if isinstance(node_id, str) and 0 < len(node_id) <= 128:
+            return node_id
+    return None
+
+
+async def validation_handler(request: Request, exc: Exception) -> Response:
+    """Malformed JSON is a 400; any other invalid field a 422 naming it (``loc``)."""
+    assert isinstance(exc, RequestValidationError)
+    raw = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in raw):
+        reason = raw[0].get("ctx", {}).get("error", "not JSON")
+        where = raw[0]["loc"][-1] if raw[0].get("loc") else "?"
+        return problem(
+            _base(request),
+            400,
+            "malformed-json",
+            "Malformed JSON",
+            f"the body is not valid JSON: {clip(reason, 100)} at position {where}",
+        )
+    errors = [
+        {"loc": _loc(e.get("loc", ())), "msg": clip(e.get("msg", ""), 200), "type": e["type"]}
+        for e in raw[:MAX_ERRORS]
+    ]
+    first = errors[0]["loc"] if errors else ["body"]
+    more = f" (and {len(raw) - 1} more)" if len(raw) > 1 else ""
+    detail = f"{_dotted(first)}: {errors[0]['msg'] if errors else 'invalid'}{more}"
+    return problem(
+        _base(request),
+        422,
+        "invalid-request",
+        "Invalid request",
+        detail,
+        node=_node_of(exc.body, first),
+        field=_dotted(first),
+        errors=errors,
+    )
+
+
+def _slug(phrase: str) -> str:
+    return phrase.lower().replace(" ", "-").replace("'", "")
+
+
+async def http_handler(request: Request, exc: Exception) -> Response:
+    """Routing and framework errors (404, 405, ...) as problems."""
+    assert isinstance(exc, StarletteHTTPException)
+    try:
+        phrase = HTTPStatus(exc.status_code).phrase
+    except ValueError:
+        phrase = "Error"
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail else phrase
+    if exc.status_code == 404:
+        detail = f"no endpoint at {clip(request.url.path, 100)}; see /docs"
+    elif exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        detail = f"{request.method} is not allowed here; allowed: {allowed}"
+    return problem(
+        _base(request), exc.status_code, _slug(phrase), phrase, detail, headers=exc.headers
+    )
+
+
+async def unexpected_handler(request: Request, exc: Exception) -> Response:
+    """A bug, never bad input: log it, answer 500 without internals."""
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(
+        _base(request),
+        500,
+        "internal-error",
+        "Internal Server Error",
+        "the service failed unexpectedly; the error has been logged",
+    )
+
+
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+
+
+def engine_handler(status: int, slug: str, title: str) -> Handler:
+    """A handler for one engine error class: its ``detail``, ``node`` and ``field`` go out."""
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        return problem(
+            _base(request),
+            status,
+            slug,
+            title,
+            getattr(exc, "detail", None) or str(exc),
+            node=getattr(exc, "node", None),
+            field=getattr(exc, "field", None),
+            limit=getattr(exc, "limit", None),
+        )
+
+    return handle

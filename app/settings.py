@@ -1,0 +1,79 @@
+"""Every limit and budget of the service, read from ``DERIV_*`` environment variables.
+
+The service refuses work it cannot finish safely: each knob below bounds one
+resource a request could otherwise exhaust (bytes, parser depth, memory, CPU).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Limits and deployment options; each field is ``DERIV_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="DERIV_", frozen=True, extra="ignore")
+
+    root_path: str = Field(
+        default="",
+        validation_alias=AliasChoices("DERIV_ROOT_PATH", "ROOT_PATH"),
+        description="Path prefix a gateway mounts the service under, e.g. /deriv.",
+    )
+    trust_forwarded_prefix: bool = Field(
+        default=False,
+        description="Take the prefix from a proxy's X-Forwarded-Prefix header.",
+    )
+    max_body_bytes: int = Field(default=2 * MIB, ge=0, description="Request body size (413).")
+    max_json_depth: int = Field(
+        default=64, ge=2, description="Nesting of arrays/objects in a body, checked before parsing."
+    )
+    max_nodes: int = Field(default=10_000, ge=1, description="Nodes in a graph.")
+    max_tensor_elements: int = Field(
+        default=1_000_000, ge=1, description="Elements of one tensor, checked before allocation."
+    )
+    max_total_elements: int = Field(
+        default=20_000_000, ge=1, description="Elements over all tensors of a graph."
+    )
+    max_inputs: int = Field(default=1_000, ge=1, description="Inputs of one node (concat, stack).")
+    max_expression_chars: int = Field(default=10_000, ge=1, description="Length of `expression`.")
+    max_expression_depth: int = Field(
+        default=64, ge=1, description="Nesting depth of an `expression`'s syntax tree."
+    )
+    max_derivative_work: int = Field(
+        default=1_000_000,
+        ge=1,
+        description=(
+            "Entries of a Jacobian (target × source elements) or a Hessian (n × n for n "
+            "source elements); bounds the reverse sweeps too."
+        ),
+    )
+    time_budget_seconds: float = Field(
+        default=10.0, gt=0, description="Wall time for one computation before it is stopped."
+    )
+    sympy_max_nodes: int = Field(default=200, ge=0, description="`auto` uses SymPy up to here.")
+    sympy_max_elements: int = Field(default=64, ge=0, description="`auto` SymPy element bound.")
+    numeric_max_elements: int = Field(
+        default=2_000, ge=0, description="`auto` uses finite differences up to here."
+    )
+    sympy_seconds: float = Field(default=2.0, gt=0, description="Budget of one SymPy check.")
+    numeric_seconds: float = Field(
+        default=2.0, gt=0, description="Budget of one finite-difference check."
+    )
+    sympy_workers: int = Field(
+        default=1, ge=1, description="Warm SymPy worker processes shared by all requests."
+    )
+    problem_type_base: str = Field(
+        default="tag:derivative-service,2025:problem/",
+        description="Prefix of every problem `type` URI (RFC 9457).",
+    )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,141 @@
+"""Request models: the graph, its nodes and the compute request, as the wire contract says.
+
+Models are strict: an unknown field is a 422 naming it (TensorFlow also refuses
+unknown keyword arguments), and booleans must be JSON booleans. Graph-level
+rules (references, cycles, arity, attrs, shapes) are the engine's, and its
+errors name the node.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictBool,
+    WithJsonSchema,
+    model_validator,
+)
+
+from app.wire.values import VALUE_SCHEMA, Value, decode
+
+NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$"
+
+NodeId = Annotated[
+    str,
+    Field(
+        pattern=NODE_ID_PATTERN,
+        description="1 to 128 characters of [A-Za-z0-9_.:-], starting with a letter or `_`.",
+    ),
+]
+Ref = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+def _decode_input(obj: Any) -> Any:
+    """A string is a reference to a node id; anything else is an inline constant."""
+    if type(obj) is str:
+        if not obj or len(obj) > 128:
+            raise ValueError("a node reference has 1 to 128 characters")
+        return obj
+    return decode(obj)
+
+
+Input = Annotated[
+    Any,
+    PlainValidator(_decode_input),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "string", "description": "a node id"}, VALUE_SCHEMA],
+            "description": "A node id (a reference) or an inline constant value.",
+        }
+    ),
+]
+
+
+class Node(BaseModel):
+    """One node: a leaf (`variable`, `constant`) or an op applied to its inputs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: NodeId
+    op: str = Field(max_length=64, description="A name from `GET /v1/ops`.")
+    inputs: list[Input] = Field(
+        default_factory=list,
+        description="Ordered inputs: node ids (in any order; the graph is a DAG) or constants.",
+    )
+    attrs: dict[str, Any] = Field(
+        default_factory=dict, description="Op options: `axis`, `keepdims`, `shape`, `perm`, ..."
+    )
+    value: Value | None = Field(
+        default=None, description="A leaf's value, unless the request's `values` gives one."
+    )
+    trainable: StrictBool = Field(
+        default=True,
+        description="`variable` only: `false` leaves it unwatched unless listed in `watch`.",
+    )
+
+
+class Graph(BaseModel):
+    """A computation as a list of nodes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    nodes: list[Node] = Field(min_length=1)
+
+
+class ComputeRequest(BaseModel):
+    """What to compute: a graph or an expression, with TensorFlow's GradientTape options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    graph: Graph | None = Field(default=None, description="The computation (or `expression`).")
+    expression: str | None = Field(
+        default=None,
+        description=(
+            "Infix text instead of `graph`, e.g. `x**2 + y**3` or `tanh(x) @ w`: "
+            "`+ - * / ** @`, parentheses, numbers, names and one-input ops by name. "
+            "Parsed without eval; every free name is a variable valued from `values`."
+        ),
+    )
+    values: dict[str, Value] = Field(
+        default_factory=dict, description="Leaf values by id; override a node's own `value`."
+    )
+    target: Ref | list[Ref] | None = Field(
+        default=None,
+        description="Node id or list of ids (a list is summed, as TF does). Default: last node.",
+    )
+    sources: list[Ref] | None = Field(
+        default=None, description="Ids to differentiate with respect to. Default: watched leaves."
+    )
+    watch: list[Ref] = Field(
+        default_factory=list,
+        description="Extra ids to watch: constants and non-trainable variables (`tape.watch`).",
+    )
+    watch_accessed_variables: StrictBool = Field(
+        default=True, description="`false`: only ids in `watch` are watched, as in TF."
+    )
+    unconnected_gradients: Literal["none", "zero"] = Field(
+        default="none",
+        description="A source with no path to the target: `none` gives null, `zero` zeros.",
+    )
+    output_gradients: dict[str, Value] | None = Field(
+        default=None,
+        description="Upstream gradient per target id, of the target's shape. Default: ones.",
+    )
+    check: Literal["auto", "sympy", "numeric", "none"] = Field(
+        default="auto",
+        description=(
+            "Cross-check by SymPy or central differences; `auto` picks SymPy for small "
+            "graphs, differences for larger ones, nothing beyond the configured bounds."
+        ),
+    )
+    trace: StrictBool = Field(default=False, description="Include the recorded tape.")
+
+    @model_validator(mode="after")
+    def _one_computation(self) -> ComputeRequest:
+        if (self.graph is None) == (self.expression is None):
+            raise ValueError("send exactly one of `graph` or `expression`")
+        return self

@@ -1,0 +1,149 @@
+"""Response models (they document the wire) and the JSON response class that sends it.
+
+Compute routes return data already encoded by ``app.wire.values``: the models
+here generate the OpenAPI schema, while ``WireJSON`` serializes without a
+second validation pass, which keeps small requests cheap.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from app.wire.values import EncodedValue
+
+
+class WireJSON(Response):
+    """``application/json`` from plain data; refuses bare NaN (the codec never emits it)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(
+            content, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        ).encode("utf-8")
+
+
+class Note(BaseModel):
+    """Why a gradient is null, a result is not finite, or a kink was met."""
+
+    reason: str = Field(
+        description="not_watched | unconnected | gradient_not_recorded | non_finite | kink"
+    )
+    detail: str
+    source: str | None = Field(default=None, description="The source the note is about.")
+    node: str | None = Field(default=None, description="The node the note is about.")
+
+
+class Check(BaseModel):
+    """What an independent method (SymPy, finite differences) said about the result."""
+
+    model_config = ConfigDict(extra="allow")
+
+    method: Literal["sympy", "numeric", "none"]
+    status: Literal["agree", "disagree", "skipped", "timeout"]
+    max_abs_error: EncodedValue | None = Field(
+        default=None, description="Largest difference between the tape and the method."
+    )
+    tolerance: EncodedValue | None = Field(default=None, description="Relative tolerance used.")
+    abs_tolerance: EncodedValue | None = Field(default=None, description="Absolute tolerance used.")
+    detail: str = ""
+    symbolic: dict[str, Any] = Field(
+        default_factory=dict, description="SymPy derivatives as text, per quantity."
+    )
+    latex: dict[str, Any] = Field(default_factory=dict, description="The same, as LaTeX.")
+    disagreements: list[dict[str, Any]] = Field(
+        default_factory=list, description="The entries that differ beyond the tolerance."
+    )
+    compared: int | None = Field(default=None, description="Entries compared.")
+    elapsed_ms: EncodedValue | None = Field(default=None, description="Time the check took.")
+
+
+class TraceEntry(BaseModel):
+    """One recorded op of the tape."""
+
+    index: int
+    op: str
+    inputs: list[str]
+    output: str
+    shape: list[int]
+    value: EncodedValue
+    grad: EncodedValue | None = None
+    attrs: dict[str, Any] = Field(default_factory=dict)
+
+
+class Trace(BaseModel):
+    """The recorded tape, in recording order, with a printable one-line-per-entry text."""
+
+    entries: list[TraceEntry]
+    text: str
+
+
+class _Common(BaseModel):
+    outputs: dict[str, EncodedValue] = Field(description="Value of each target, by id.")
+    notes: list[Note] = Field(
+        description="One note per null gradient, non-finite result and kink met."
+    )
+    check: Check
+    trace: Trace | None = Field(default=None, description="The tape, when `trace` was true.")
+
+
+class EvaluateResponse(_Common):
+    """Forward values of the targets."""
+
+
+class GradientResponse(_Common):
+    """Gradients of the (summed) target, one per source, each of the source's shape."""
+
+    gradients: dict[str, EncodedValue | None] = Field(
+        description="By source id; null when not watched or unconnected (see `notes`)."
+    )
+
+
+class JacobianResponse(_Common):
+    """Full Jacobians, each of shape `target.shape + source.shape`."""
+
+    jacobian: dict[str, dict[str, EncodedValue | None]] = Field(
+        description="`jacobian[target][source]`; null when unconnected and `none` was asked."
+    )
+
+
+class HessianResponse(_Common):
+    """Second derivatives of a scalar target."""
+
+    gradients: dict[str, EncodedValue | None]
+    hessian: dict[str, dict[str, EncodedValue]] = Field(
+        description="`hessian[si][sj]` of shape `si.shape + sj.shape`."
+    )
+    matrix: EncodedValue = Field(
+        description="The same as one 2-D array over the flattened sources, in `sources` order."
+    )
+
+
+class OpAttr(BaseModel):
+    kind: str
+    default: Any = None
+    required: bool = False
+    doc: str = ""
+
+
+class OpInfo(BaseModel):
+    """One op of the catalogue."""
+
+    name: str
+    arity: int | None = Field(description="Number of inputs; null: one or more.")
+    attrs: dict[str, OpAttr]
+    formula: str = Field(description="The op and its derivative.")
+    convention: str = Field(description="Derivative at kinks and ties, as TensorFlow defines it.")
+    family: str
+
+
+class OpsResponse(BaseModel):
+    ops: list[OpInfo]
+
+
+class Health(BaseModel):
+    status: str

@@ -1,0 +1,231 @@
+"""Timing harness shared by the benchmarks: interleaved runs, tables, ratios, targets.
+
+Benchmarks run on shared, noisy machines, so a figure alone means little. Every
+comparison here times its competitors in the same run, interleaved round by
+round, and reports ratios of their medians (and best times) rather than
+absolute numbers. Torch and JAX are optional: a missing one is reported as
+"skipped", never an error.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def optional(module: str) -> Any | None:
+    """Import ``module`` if it is installed; None otherwise."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
+
+
+def skipped(module: str) -> str:
+    return f"skipped ({module} not installed)"
+
+
+# ------------------------------------------------------------------ the machine
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def machine() -> list[tuple[str, str]]:
+    """What the figures were measured on: CPU, cores, load, library versions, BLAS knobs."""
+    rows = [
+        ("cpu", cpu_model()),
+        ("cores", f"{usable_cores()} usable of {os.cpu_count()}"),
+        ("load average", " ".join(f"{x:.2f}" for x in os.getloadavg())),
+        ("python", f"{platform.python_implementation()} {platform.python_version()}"),
+    ]
+    for name in ("numpy", "torch", "jax", "fastapi", "pydantic", "uvicorn"):
+        mod = optional(name)
+        rows.append((name, getattr(mod, "__version__", "?") if mod else "not installed"))
+    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
+                "OMP_NUM_THREADS"):
+        if var in os.environ:
+            rows.append((var, os.environ[var]))
+    return rows
+
+
+def print_machine() -> None:
+    print_table(["machine", ""], [list(r) for r in machine()])
+
+
+# ------------------------------------------------------------------ timing
+
+
+@dataclass
+class Timings:
+    """Seconds per run of one competitor, over interleaved rounds."""
+
+    name: str
+    runs: list[float] = field(default_factory=list)
+
+    @property
+    def best(self) -> float:
+        return min(self.runs)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.runs)
+
+
+def interleaved(
+    competitors: dict[str, Callable[[], Any]],
+    rounds: int = 5,
+    warmup: int = 1,
+    collect: bool = True,
+) -> dict[str, Timings]:
+    """Time each competitor once per round, in a rotating order, after ``warmup`` rounds.
+
+    Interleaving spreads the machine's load changes over every competitor alike.
+    ``gc.collect()`` before each timed call makes each start from the same heap,
+    so one competitor's garbage is not collected on another's clock.
+    """
+    names = list(competitors)
+    out = {n: Timings(n) for n in names}
+    for r in range(warmup + rounds):
+        order = names[r % len(names):] + names[: r % len(names)]
+        for n in order:
+            if collect:
+                gc.collect()
+            t0 = time.perf_counter()
+            competitors[n]()
+            dt = time.perf_counter() - t0
+            if r >= warmup:
+                out[n].runs.append(dt)
+    return out
+
+
+def per_call(fn: Callable[[], Any], min_time: float = 0.2) -> Callable[[], float]:
+    """A competitor that loops ``fn`` for about ``min_time`` and returns seconds per call
+    (for calls too short to time one at a time)."""
+    n = 1
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        if time.perf_counter() - t0 >= min_time / 10:
+            break
+        n *= 2
+    reps = max(1, int(n * 10))
+
+    def run() -> float:
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        return (time.perf_counter() - t0) / reps
+
+    return run
+
+
+def interleaved_per_call(
+    competitors: dict[str, Callable[[], Any]], rounds: int = 5, min_time: float = 0.2
+) -> dict[str, Timings]:
+    """As ``interleaved``, for short calls: each round times a loop, recorded per call."""
+    loops = {n: per_call(f, min_time) for n, f in competitors.items()}
+    names = list(loops)
+    out = {n: Timings(n) for n in names}
+    for r in range(rounds):
+        for n in names[r % len(names):] + names[: r % len(names)]:
+            gc.collect()
+            out[n].runs.append(loops[n]())
+    return out
+
+
+# ------------------------------------------------------------------ formatting
+
+
+def fmt_time(seconds: float) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
+        if seconds >= scale or unit == "ns":
+            return f"{seconds / scale:.3g} {unit}"
+    raise AssertionError
+
+
+def fmt_ratio(r: float | None) -> str:
+    if r is None:
+        return "-"
+    return f"{r:.3f}x" if r < 10 else f"{r:.1f}x"
+
+
+def print_table(header: Sequence[str], rows: Sequence[Sequence[Any]], title: str = "") -> None:
+    """A plain aligned text table (the first column left-aligned, the rest right)."""
+    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells if i < len(r)) for i in range(len(header))]
+
+    def line(r: list[str]) -> str:
+        parts = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
+        return "  ".join(parts).rstrip()
+
+    if title:
+        print(f"\n== {title}")
+    print(line(cells[0]))
+    print("  ".join("-" * w for w in widths))
+    for r in cells[1:]:
+        print(line(r))
+    sys.stdout.flush()
+
+
+# ------------------------------------------------------------------ targets
+
+
+@dataclass
+class Target:
+    """One target from the issues: a measured value against a bound (lower is better
+    unless ``higher_is_better``). ``value`` None means the target could not be measured."""
+
+    name: str
+    value: float | None
+    bound: float
+    unit: str = "x"
+    higher_is_better: bool = False
+    detail: str = ""
+
+    @property
+    def met(self) -> bool | None:
+        if self.value is None:
+            return None
+        return self.value >= self.bound if self.higher_is_better else self.value <= self.bound
+
+    @property
+    def verdict(self) -> str:
+        return {True: "PASS", False: "MISS", None: "n/a"}[self.met]
+
+    def row(self) -> list[str]:
+        sign = ">=" if self.higher_is_better else "<="
+        value = "-" if self.value is None else self._fmt(self.value)
+        return [self.name, value, f"{sign} {self._fmt(self.bound)}", self.verdict, self.detail]
+
+    def _fmt(self, v: float) -> str:
+        return fmt_ratio(v) if self.unit == "x" else f"{v:.4g} {self.unit}"
+
+
+def print_targets(targets: Sequence[Target], title: str = "targets") -> None:
+    print_table(["target", "measured", "bound", "verdict", "detail"],
+                [t.row() for t in targets], title)
