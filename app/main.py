@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app import docs, openapi, problems
 from app.guards import BodyGuard
 from app.proxy import PrefixMiddleware
-from app.routes import catalogue, compute, health
+from app.routes import catalogue, compute, graphs, health
 from app.service import ERROR_PROBLEMS, Service
 from app.settings import Settings, get_settings
 
@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.service = Service(settings)
 
     app.include_router(compute.router)
+    app.include_router(graphs.router)
     app.include_router(catalogue.router)
     app.include_router(health.router)
     docs.install(app)

@@ -53,10 +53,23 @@ configured limit (a request must shrink to succeed); 415 a body that is not
 fields (requests are strict), and a computation stopped by its time budget (type
 `.../time-budget`: the request is too expensive as given, so it is not a retryable
 503). Limits are set by `DERIV_*` environment variables.
+
+**Registered graphs.** `POST /v1/graphs` validates a graph once and answers its id,
+`g_` and the SHA-256 of its canonical form (the same on every replica); compute
+requests may then send `"graph_id"` instead of `graph` or `expression`. Each process
+keeps a bounded cache: a `graph_id` it does not hold is a 404 problem
+(type `.../graph-not-found`), and registering the graph again restores the same id.
+
+**Higher derivatives.** `POST /v1/derivative` with `order: k` answers every derivative
+of a scalar target up to order k by scalar sources, from k nested tapes.
 """
 
 TAGS = [
-    {"name": "derivatives", "description": "Values, gradients, Jacobians and Hessians."},
+    {
+        "name": "derivatives",
+        "description": "Values, gradients, Jacobians, Hessians and higher derivatives.",
+    },
+    {"name": "graphs", "description": "Graphs registered once and named by `graph_id`."},
     {"name": "catalogue", "description": "The ops a graph may use."},
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
@@ -97,7 +110,14 @@ _WHAT = {
     "gradient": ("dy/dx = 6", "dy/dx = 27", "dz/dx = 4, dz/dy = 27", "4 and 27"),
     "jacobian": ("dy/dx = 6", "dy/dx = 27", "4 and 27", "4 and 27"),
     "hessian": ("d²y/dx² = 2", "d²y/dx² = 18", "[[2, 0], [0, 18]]", "[[2, 0], [0, 18]]"),
+    "derivative": (
+        "orders 1 to 3: 6, 2, 0",
+        "orders 1 to 3: 27, 18, 6",
+        "[4, 27], [[2, 0], [0, 18]], and 6 at [1, 1, 1] of order 3",
+        "[4, 27], [[2, 0], [0, 18]], and 6 at [1, 1, 1] of order 3",
+    ),
 }
+DERIVATIVE_ORDER = 3  # the order the derivative examples ask for
 
 
 def examples(kind: str) -> dict[str, dict[str, Any]]:
@@ -125,6 +145,9 @@ def examples(kind: str) -> dict[str, dict[str, Any]]:
             "value": EXPRESSION,
         },
     }
+    if kind == "derivative":
+        for example in out.values():
+            example["value"] = {**example["value"], "order": DERIVATIVE_ORDER}
     if kind in ("evaluate", "gradient", "jacobian"):
         out["tensor"] = {
             "summary": "Tensors: tanh(x) @ w",
@@ -140,6 +163,10 @@ def _problem(description: str) -> dict[str, Any]:
 
 COMPUTE_PROBLEMS: dict[int | str, dict[str, Any]] = {
     400: _problem("Malformed JSON."),
+    404: _problem(
+        "`graph_id` is not registered on this replica (never, deleted or evicted; type "
+        "`.../graph-not-found`): register the graph again with `POST /v1/graphs`."
+    ),
     413: _problem("Body, nesting depth, graph, tensor or derivative over a configured limit."),
     415: _problem("The body is not application/json."),
     422: _problem(
@@ -148,6 +175,26 @@ COMPUTE_PROBLEMS: dict[int | str, dict[str, Any]] = {
     ),
     500: _problem("A fault of the service itself, never of the input."),
 }
+
+GRAPH_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    status: COMPUTE_PROBLEMS[status] for status in (400, 404, 413, 415, 422, 500)
+}
+
+
+def graph_examples() -> dict[str, dict[str, Any]]:
+    """Graphs to register: the seed's third example as a graph and as an expression."""
+    return {
+        "seed-3": {
+            "summary": "Seed example 3: z = x**2 + y**3",
+            "description": "Register once; then `{\"graph_id\": ..., \"values\": ...}`.",
+            "value": SEED_3,
+        },
+        "expression": {
+            "summary": "Expression: x**2 + y**3",
+            "description": "The same computation as text; its variables take `values`.",
+            "value": {"expression": "x**2 + y**3"},
+        },
+    }
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:

@@ -13,10 +13,12 @@ from collections.abc import Callable
 from dataclasses import fields
 from typing import Any
 
+from app.graph_store import GraphNotFound, GraphStore, GraphTooLarge, StoredGraph, graph_id
 from app.settings import Settings
-from app.wire.requests import ComputeRequest
+from app.wire.requests import ComputeRequest, DerivativeRequest, GraphRequest
+from app.wire.requests import Graph as WireGraph
 from app.wire.values import MAX_RANK, encode, jsonable
-from engine import budget, derivatives, sympy_worker, verify
+from engine import budget, derivatives, higher_check, sympy_worker, verify
 from engine.errors import (
     AttrError,
     BudgetExceeded,
@@ -43,6 +45,8 @@ ERROR_PROBLEMS: tuple[tuple[type[Exception], int, str, str], ...] = (
     (LimitError, 413, "limit-exceeded", "Content Too Large"),
     (BudgetExceeded, 422, "time-budget", "Time budget exceeded"),
     (EngineError, 422, "invalid-request", "Invalid request"),
+    (GraphNotFound, 404, "graph-not-found", "Graph not found"),
+    (GraphTooLarge, 413, "limit-exceeded", "Content Too Large"),
 )
 
 KINDS: dict[str, Callable[[derivatives.Query], derivatives.Result]] = {
@@ -106,6 +110,7 @@ class Service:
         self.limits = engine_limits(settings)
         self.check_limits = check_limits(settings)
         self.catalogue_json = json.dumps({"ops": catalogue()}, separators=(",", ":")).encode()
+        self.graphs = GraphStore(settings.graph_cache_size, settings.graph_cache_nodes)
 
     def start(self) -> None:
         """Warm the SymPy workers, so the first check does not pay their start-up."""
@@ -134,21 +139,62 @@ class Service:
                 trace=request.trace,
                 limits=self.limits,
             )
-            result = KINDS[kind](query)
+            if isinstance(request, DerivativeRequest):
+                order = request.order
+                result = derivatives.derivative(query, order, self.settings.max_derivative_order)
+            else:
+                order = 0
+                result = KINDS[kind](query)
             budget.check(f"the {kind} computation")
-        return render(kind, result, self._check(kind, query, result, request.check))
+        return render(kind, result, self._check(kind, query, result, request.check, order))
 
     def _graph(self, request: ComputeRequest) -> Graph:
-        if request.graph is not None:
-            return build_graph([_node_dict(n) for n in request.graph.nodes], self.limits)
-        return parse_expression(request.expression or "", self.limits)
+        if request.graph_id is not None:
+            return self.graphs.get(request.graph_id).graph
+        return self._build(request.graph, request.expression)
+
+    def _build(self, graph: WireGraph | None, expression: str | None) -> Graph:
+        if graph is not None:
+            return build_graph([_node_dict(n) for n in graph.nodes], self.limits)
+        return parse_expression(expression or "", self.limits)
+
+    # -------------------------------------------------------------- registered graphs
+
+    def register(self, request: GraphRequest) -> tuple[dict[str, Any], bool]:
+        """Validate and store a graph under its content hash: (its outline, whether it is new)."""
+        with budget.time_budget(self.settings.time_budget_seconds):
+            graph = self._build(request.graph, request.expression)
+            sent = request.graph.nodes if request.graph is not None else None
+            order = tuple(n.id for n in sent) if sent is not None else tuple(graph.nodes)
+            gid = graph_id([_canonical(graph.nodes[i]) for i in order])
+        stored, created = self.graphs.put(
+            StoredGraph(gid, graph, order, tuple(graph.leaves), graph.last)
+        )
+        return stored.info(), created
+
+    def describe(self, gid: str) -> dict[str, Any]:
+        """A registered graph's outline and its validated nodes in wire form."""
+        stored = self.graphs.get(gid)
+        nodes = [_wire_node(stored.graph.nodes[i]) for i in stored.order]
+        return {**stored.info(), "graph": {"nodes": nodes}}
+
+    def forget(self, gid: str) -> None:
+        """Delete a registered graph (GraphNotFound if absent)."""
+        self.graphs.delete(gid)
 
     def _check(
-        self, kind: str, query: derivatives.Query, result: derivatives.Result, method: str
+        self,
+        kind: str,
+        query: derivatives.Query,
+        result: derivatives.Result,
+        method: str,
+        order: int = 0,
     ) -> verify.CheckReport:
         """The cross-check runs under its own budget; running out is a status, not an error."""
         try:
             with budget.time_budget(self.settings.time_budget_seconds):
+                if kind == "derivative":
+                    return higher_check.check(query, result, order, method, self.check_limits)
                 return verify.check(kind, query, result, method, self.check_limits)
         except BudgetExceeded as exc:
             ran = method if method in ("sympy", "numeric") else "none"
@@ -162,6 +208,28 @@ def _node_dict(node: Any) -> dict[str, Any]:
         value = getattr(node, key)
         if value is not None:
             out[key] = value
+    return out
+
+
+def _canonical(node: Any) -> list[Any]:
+    """A validated node as plain data for the content hash; a reference and an inline
+    constant stay distinct even when the constant is the string "NaN"."""
+    inputs = [["r", x] if type(x) is str else ["c", encode(x.value)] for x in node.inputs]
+    value = None if node.value is None else encode(node.value)
+    return [node.id, node.op, inputs, jsonable(node.attrs), value, node.trainable]
+
+
+def _wire_node(node: Any) -> dict[str, Any]:
+    """A validated node as the wire writes it: only what differs from the defaults."""
+    out: dict[str, Any] = {"id": node.id, "op": node.op}
+    if node.inputs:
+        out["inputs"] = [x if type(x) is str else encode(x.value) for x in node.inputs]
+    if node.attrs:
+        out["attrs"] = jsonable(node.attrs)
+    if node.value is not None:
+        out["value"] = encode(node.value)
+    if not node.trainable:
+        out["trainable"] = False
     return out
 
 
@@ -182,6 +250,10 @@ def render(kind: str, result: derivatives.Result, report: verify.CheckReport) ->
             a: {b: encode(v) for b, v in row.items()} for a, row in (result.hessian or {}).items()
         }
         body["matrix"] = encode(result.matrix)
+    if kind == "derivative":
+        body["sources"] = list(result.sources)
+        body["order"] = len(result.derivatives or ())
+        body["derivatives"] = [encode(d) for d in result.derivatives or ()]
     body["notes"] = [_note(n) for n in result.notes]
     body["check"] = {name: jsonable(getattr(report, name)) for name in _CHECK_FIELDS}
     body["trace"] = None if result.trace is None else _trace(result.trace)

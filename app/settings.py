@@ -67,6 +67,15 @@ class Settings(BaseSettings):
     sympy_workers: int = Field(
         default=1, ge=1, description="Warm SymPy worker processes shared by all requests."
     )
+    max_derivative_order: int = Field(
+        default=6, ge=1, description="Highest `order` of POST /v1/derivative (413 beyond)."
+    )
+    graph_cache_size: int = Field(
+        default=256, ge=1, description="Registered graphs kept per process (LRU)."
+    )
+    graph_cache_nodes: int = Field(
+        default=1_000_000, ge=1, description="Nodes over all registered graphs kept per process."
+    )
     problem_type_base: str = Field(
         default="tag:derivative-service,2025:problem/",
         description="Prefix of every problem `type` URI (RFC 9457).",

@@ -9,16 +9,25 @@ absolute numbers. Torch and JAX are optional: a missing one is reported as
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
+import json
 import os
 import platform
+import shutil
+import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent  # the project, where `app` and `bench` import from
 
 
 def optional(module: str) -> Any | None:
@@ -176,12 +185,14 @@ def fmt_ratio(r: float | None) -> str:
 
 def print_table(header: Sequence[str], rows: Sequence[Sequence[Any]], title: str = "") -> None:
     """A plain aligned text table (the first column left-aligned, the rest right)."""
-    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells if i < len(r)) for i in range(len(header))]
+    n = len(header)
+    cells = [[str(c) for c in header]] + [[str(c) for c in row][:n] for row in rows]
+    cells = [r + [""] * (n - len(r)) for r in cells]
+    widths = [max(len(r[i]) for r in cells) for i in range(n)]
 
     def line(r: list[str]) -> str:
-        parts = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
-        return "  ".join(parts).rstrip()
+        right = [c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)]
+        return "  ".join([r[0].ljust(widths[0]), *right]).rstrip()
 
     if title:
         print(f"\n== {title}")
@@ -202,25 +213,30 @@ class Target:
 
     name: str
     value: float | None
-    bound: float
+    bound: float | None  # None: reported for information, no bound
     unit: str = "x"
     higher_is_better: bool = False
     detail: str = ""
 
     @property
     def met(self) -> bool | None:
-        if self.value is None:
+        if self.value is None or self.bound is None:
             return None
         return self.value >= self.bound if self.higher_is_better else self.value <= self.bound
 
     @property
     def verdict(self) -> str:
-        return {True: "PASS", False: "MISS", None: "n/a"}[self.met]
+        if self.value is None:
+            return "n/a"
+        if self.bound is None:
+            return "info"
+        return "PASS" if self.met else "MISS"
 
     def row(self) -> list[str]:
         sign = ">=" if self.higher_is_better else "<="
         value = "-" if self.value is None else self._fmt(self.value)
-        return [self.name, value, f"{sign} {self._fmt(self.bound)}", self.verdict, self.detail]
+        bound = "-" if self.bound is None else f"{sign} {self._fmt(self.bound)}"
+        return [self.name, value, bound, self.verdict, self.detail]
 
     def _fmt(self, v: float) -> str:
         return fmt_ratio(v) if self.unit == "x" else f"{v:.4g} {self.unit}"
@@ -229,3 +245,126 @@ class Target:
 def print_targets(targets: Sequence[Target], title: str = "targets") -> None:
     print_table(["target", "measured", "bound", "verdict", "detail"],
                 [t.row() for t in targets], title)
+
+
+# ------------------------------------------------------------------ servers and load
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serve(app: str, ready_path: str = "/healthz", timeout: float = 60.0) -> Iterator[str]:
+    """Run ``uvicorn app`` (one worker, uvloop, httptools) on a free loopback port;
+    yield its base URL once ``ready_path`` answers, stop it afterwards."""
+    import httpx
+
+    port = free_port()
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+         "--loop", "uvloop", "--http", "httptools", "--log-level", "warning",
+         "--no-access-log"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                log.seek(0)
+                raise RuntimeError(f"{app} exited: {log.read().decode(errors='replace')}")
+            try:
+                if httpx.get(url + ready_path, timeout=1.0).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{app} did not answer {ready_path} in {timeout} s")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@dataclass
+class Load:
+    """One load run: requests per second and mean latency, with failures counted."""
+
+    rps: float
+    latency_s: float
+    requests: int
+    failures: int
+    tool: str
+
+
+_WRK_SCRIPT = r"""
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = [==[BODY]==]
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('RESULT {"requests": %d, "duration_us": %d, "failures": %d, ' ..
+    '"latency_mean_us": %f}\n', summary.requests, summary.duration,
+    e.status + e.connect + e.read + e.write + e.timeout, latency.mean))
+end
+"""
+
+
+def post_load(url: str, body: dict[str, Any], seconds: float = 5.0,
+              connections: int = 4) -> Load:
+    """POST ``body`` to ``url`` for ``seconds`` with ``connections`` open: wrk if installed,
+    else a bounded httpx/asyncio loop (slower: it measures less of the server's ceiling)."""
+    text = json.dumps(body)
+    if shutil.which("wrk"):
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+            f.write(_WRK_SCRIPT.replace("BODY", text))
+        try:
+            out = subprocess.run(
+                ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "-s", f.name, url],
+                capture_output=True, text=True, check=True, timeout=seconds + 60,
+            ).stdout
+        finally:
+            os.unlink(f.name)
+        line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+        r = json.loads(line[len("RESULT "):])
+        return Load(r["requests"] / (r["duration_us"] / 1e6), r["latency_mean_us"] / 1e6,
+                    r["requests"], r["failures"], "wrk")
+    return _httpx_load(url, text, seconds, connections)
+
+
+def _httpx_load(url: str, text: str, seconds: float, connections: int) -> Load:
+    import asyncio
+
+    import httpx
+
+    async def main() -> Load:
+        lat: list[float] = []
+        failures = 0
+        headers = {"content-type": "application/json"}
+        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=connections)) as c:
+            end = time.perf_counter() + seconds
+
+            async def worker() -> None:
+                nonlocal failures
+                while time.perf_counter() < end:
+                    t0 = time.perf_counter()
+                    r = await c.post(url, content=text, headers=headers)
+                    lat.append(time.perf_counter() - t0)
+                    failures += r.status_code != 200
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*[worker() for _ in range(connections)])
+            wall = time.perf_counter() - t0
+        return Load(len(lat) / wall, statistics.fmean(lat), len(lat), failures, "httpx")
+
+    return asyncio.run(main())

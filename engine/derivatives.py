@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from engine import hessian as hessian_mod
+from engine import higher
 from engine.errors import GraphError, LimitError, ShapeError
 from engine.graph import Graph, Limits
 from engine.notes import Note
@@ -50,6 +51,7 @@ class Result:
     matrix: np.ndarray | None = None
     notes: list[Note] = field(default_factory=list)
     trace: Trace | None = None
+    derivatives: list[np.ndarray] | None = None  # derivative(): order j at index j - 1
 
 
 @dataclass
@@ -269,6 +271,64 @@ def hessian(q: Query) -> Result:
         hessian=blocks,
         matrix=h.matrix,
         notes=_named(h.notes) + numeric_notes(q.graph, every, gradients),
+    )
+
+
+def derivative(q: Query, order: int, max_order: int = 6) -> Result:
+    """Every derivative of a scalar target up to ``order`` by scalar leaf sources.
+
+    ``derivatives[j - 1]`` has shape ``(n,) * j`` over the ``n`` sources in order, or
+    is a scalar for one source. ``order`` nested tapes record one forward run.
+    """
+    if order < 1:
+        raise GraphError(f"order must be at least 1, got {order}", field="order")
+    if order > max_order:
+        raise LimitError(f"order {order} is over the limit of {max_order}", field="order")
+    targets = _targets(q)
+    _check_leaf_ids(q, q.watch, "watch")
+    sources = _sources(q)
+    leaves, shapes = _make_leaves(q)
+    for t in targets:
+        if shapes[t]:
+            raise ShapeError(f"derivatives of every order need a scalar target; {t!r} has "
+                             f"shape {list(shapes[t])}", node=t, field="target")
+    for s in sources:
+        if s not in leaves:
+            raise GraphError(f"derivative sources must be leaves; {s!r} is not", node=s,
+                             field="sources")
+        if shapes[s]:
+            raise ShapeError(f"derivative sources must be scalars; {s!r} has shape "
+                             f"{list(shapes[s])}", node=s, field="sources")
+    n = len(sources)
+    if higher.entries(n, order) > q.limits.max_derivative_work:
+        raise LimitError(
+            f"derivatives up to order {order} by {n} sources have {higher.entries(n, order)} "
+            f"entries (n + n^2 + ... + n^{order}), over the limit of "
+            f"{q.limits.max_derivative_work}",
+            field="order",
+        )
+    every: dict[str, Tensor] = {}
+
+    def run_graph() -> list[Tensor]:
+        every.update(_run(q, leaves))
+        return [every[t] for t in targets]
+
+    h = higher.derivatives_up_to(
+        run_graph,
+        [leaves[s] for s in sources],
+        order,
+        watch=[leaves[w] for w in q.watch],
+        watch_accessed_variables=q.watch_accessed_variables,
+        output_gradients=_seeds(q, targets, shapes),
+    )
+    gradients = _arrays(sources, h.gradients)
+    return Result(
+        targets,
+        sources,
+        {t: every[t].numpy() for t in targets},
+        gradients,
+        notes=_named(h.notes) + numeric_notes(q.graph, every, gradients),
+        derivatives=[d.reshape(()) if n == 1 else d for d in h.derivatives],
     )
 
 

@@ -350,6 +350,10 @@ def warm_up() -> None:
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Compile (or reuse) the job's symbolic quantities and evaluate them at its values."""
+    if job["kind"] == "derivative":  # every order up to k, for engine.derivatives.derivative
+        from engine.higher_check import run_symbolic
+
+        return run_symbolic(job)
     key = structure_key(job)
     compiled = _CACHE.get(key)
     cached = compiled is not None

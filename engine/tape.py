@@ -319,11 +319,21 @@ class GradientTape:
                 "tape. " + NESTED_TAPES_HINT,
             )
         if id(source) not in self._watched:
+            if type(source) is Variable and source.trainable:
+                why = (
+                    "a trainable variable is watched when an op reads it while the tape "
+                    "records, and no op read it"
+                    if self._watch_accessed_variables
+                    else "watch_accessed_variables=False: only what tape.watch() names is "
+                    "watched (`watch` in a request)"
+                )
+            else:
+                why = "constants and non-trainable variables need tape.watch() (or `watch` " \
+                    "in a request)"
             return Note(
                 reason="not_watched",
                 source=source.name,
-                detail=f"{label} is not watched by the tape: constants and non-trainable "
-                "variables need tape.watch() (or `watch` in a request)",
+                detail=f"{label} is not watched by the tape: {why}",
             )
         return Note(
             reason="unconnected",

@@ -1,4 +1,4 @@
-"""The four compute endpoints: validate, hand to the service, send the encoded result.
+"""The compute endpoints: validate, hand to the service, send the encoded result.
 
 Plain ``def`` on purpose: the engine is CPU-bound, so FastAPI runs these in its
 threadpool and the event loop (and ``/healthz``) stays responsive.
@@ -12,8 +12,9 @@ from fastapi import APIRouter, Body
 
 from app.dependencies import ServiceDep
 from app.openapi import COMPUTE_PROBLEMS, examples
-from app.wire.requests import ComputeRequest
+from app.wire.requests import ComputeRequest, DerivativeRequest
 from app.wire.responses import (
+    DerivativeResponse,
     EvaluateResponse,
     GradientResponse,
     HessianResponse,
@@ -72,3 +73,21 @@ def hessian(request: Annotated[ComputeRequest, _body("hessian")], service: Servi
     otherwise), and the matrix size is bounded by `DERIV_MAX_DERIVATIVE_WORK`.
     """
     return WireJSON(service.run("hessian", request))
+
+
+@router.post(
+    "/derivative", response_model=DerivativeResponse, name="derivative", response_class=WireJSON
+)
+def derivative(
+    request: Annotated[DerivativeRequest, _body("derivative")], service: ServiceDep
+) -> WireJSON:
+    """Every derivative of a scalar target up to `order`, by `order` nested tapes.
+
+    `derivatives[j - 1]` is the j-th derivative: a number for one source, else the
+    full symmetric tensor of shape `[n] * j` over `sources` (order 1 the gradient,
+    2 the Hessian, ...). Sources must be scalar leaves and the target a scalar (422
+    otherwise); `order` is bounded by `DERIV_MAX_DERIVATIVE_ORDER` and the entries
+    n + n² + ... + nᵏ by `DERIV_MAX_DERIVATIVE_WORK` (413 beyond). `check` compares
+    every order with SymPy, or orders 1 and 2 with finite differences.
+    """
+    return WireJSON(service.run("derivative", request))

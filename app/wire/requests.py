@@ -16,10 +16,12 @@ from pydantic import (
     Field,
     PlainValidator,
     StrictBool,
+    StrictInt,
     WithJsonSchema,
     model_validator,
 )
 
+from app.graph_store import GRAPH_ID_PATTERN
 from app.wire.values import VALUE_SCHEMA, Value, decode
 
 NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$"
@@ -32,6 +34,9 @@ NodeId = Annotated[
     ),
 ]
 Ref = Annotated[str, Field(min_length=1, max_length=128)]
+GraphId = Annotated[
+    str, Field(pattern=GRAPH_ID_PATTERN, description="`g_` and 64 hex digits (SHA-256).")
+]
 
 
 def _decode_input(obj: Any) -> Any:
@@ -100,6 +105,13 @@ class ComputeRequest(BaseModel):
             "Parsed without eval; every free name is a variable valued from `values`."
         ),
     )
+    graph_id: GraphId | None = Field(
+        default=None,
+        description=(
+            "Instead of `graph` or `expression`: the id `POST /v1/graphs` gave the graph. "
+            "A 404 problem means this replica does not hold it (any more): register it again."
+        ),
+    )
     values: dict[str, Value] = Field(
         default_factory=dict, description="Leaf values by id; override a node's own `value`."
     )
@@ -136,6 +148,38 @@ class ComputeRequest(BaseModel):
 
     @model_validator(mode="after")
     def _one_computation(self) -> ComputeRequest:
+        given = (self.graph is not None) + (self.expression is not None) + (
+            self.graph_id is not None
+        )
+        if given != 1:
+            raise ValueError("send exactly one of `graph`, `expression` or `graph_id`")
+        return self
+
+
+class DerivativeRequest(ComputeRequest):
+    """A compute request with the highest derivative order wanted."""
+
+    order: StrictInt = Field(
+        ge=1,
+        description=(
+            "Every derivative from order 1 up to this one (at most "
+            "`DERIV_MAX_DERIVATIVE_ORDER`, default 6; 413 beyond)."
+        ),
+    )
+
+
+class GraphRequest(BaseModel):
+    """A graph to register: the same `graph` or `expression` a compute request takes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    graph: Graph | None = Field(default=None, description="The computation (or `expression`).")
+    expression: str | None = Field(
+        default=None, description="Infix text instead of `graph`, as in compute requests."
+    )
+
+    @model_validator(mode="after")
+    def _one_computation(self) -> GraphRequest:
         if (self.graph is None) == (self.expression is None):
             raise ValueError("send exactly one of `graph` or `expression`")
         return self

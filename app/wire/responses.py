@@ -123,6 +123,38 @@ class HessianResponse(_Common):
     )
 
 
+class DerivativeResponse(_Common):
+    """Every derivative of a scalar target up to `order`, by scalar sources."""
+
+    sources: list[str] = Field(description="The sources, in the order of every tensor axis.")
+    order: int = Field(description="The highest order computed.")
+    derivatives: list[EncodedValue] = Field(
+        description=(
+            "`derivatives[j - 1]` is the j-th derivative: a number for one source, else a "
+            "nested array of shape `[n] * j` over `sources` (order 1 the gradient, 2 the "
+            "Hessian, ...). Symmetric: mixed partials commute. A source with no path "
+            "contributes zeros; `notes` says why."
+        )
+    )
+
+
+class GraphInfo(BaseModel):
+    """A registered graph's id and outline."""
+
+    graph_id: str = Field(description="Send this as `graph_id` instead of the graph.")
+    nodes: int = Field(description="Number of nodes.")
+    leaves: list[str] = Field(description="Variables and constants, in the graph's order.")
+    last: str = Field(description="The default target: the last node sent.")
+
+
+class StoredGraphResponse(GraphInfo):
+    """A registered graph with its validated nodes (attrs normalized, values as float64)."""
+
+    graph: dict[str, list[dict[str, Any]]] = Field(
+        description="`{\"nodes\": [...]}` in the order sent: POST it to register it again."
+    )
+
+
 class OpAttr(BaseModel):
     kind: str
     default: Any = None

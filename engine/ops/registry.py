@@ -263,6 +263,9 @@ def defop(op: OpDef) -> Callable[..., Tensor]:
 
 def elementwise_shape(*shapes: Shape) -> Shape:
     """Output shape of an elementwise op: numpy broadcasting of all inputs."""
+    first = shapes[0]
+    if type(first) is tuple and all(s == first for s in shapes):
+        return first  # the common case, without numpy's general (and slow) path
     from engine.errors import ShapeError
 
     try:

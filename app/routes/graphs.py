@@ -1,0 +1,64 @@
+"""Registered graphs: validate once, then compute by `graph_id` without resending the graph.
+
+The store lives in each process (see app.graph_store); ids are content hashes, so
+a client that meets a 404 after an eviction or on another replica registers the
+same graph again and gets the same id back.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path, Request, Response
+
+from app.dependencies import ServiceDep
+from app.openapi import GRAPH_PROBLEMS, graph_examples
+from app.wire.requests import GraphRequest
+from app.wire.responses import GraphInfo, StoredGraphResponse, WireJSON
+
+router = APIRouter(prefix="/v1/graphs", tags=["graphs"], responses=GRAPH_PROBLEMS)
+
+GraphIdPath = Annotated[
+    str, Path(description="The id `POST /v1/graphs` answered.", examples=["g_" + "0" * 64])
+]
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=GraphInfo,
+    name="registerGraph",
+    response_class=WireJSON,
+    responses={200: {"model": GraphInfo, "description": "Already registered: the same id."}},
+)
+def register_graph(
+    request: Annotated[GraphRequest, Body(openapi_examples=graph_examples())],  # type: ignore[arg-type]
+    service: ServiceDep,
+    http: Request,
+) -> WireJSON:
+    """Validate a graph once and keep it under a content hash, `g_<sha256>`.
+
+    The same graph (up to key order and whitespace; numbers compared as float64) gets
+    the same id on every replica. 201 when stored now, 200 when already present.
+    Compute endpoints then take `"graph_id": ...` instead of `graph` or `expression`.
+    Each process keeps at most `DERIV_GRAPH_CACHE_SIZE` graphs and
+    `DERIV_GRAPH_CACHE_NODES` nodes, dropping the least recently used: a compute
+    request naming a dropped id is a 404 problem, and registering again restores it.
+    """
+    info, created = service.register(request)
+    location = str(http.url_for("getGraph", graph_id=info["graph_id"]))
+    return WireJSON(info, status_code=201 if created else 200, headers={"Location": location})
+
+
+@router.get("/{graph_id}", response_model=StoredGraphResponse, name="getGraph",
+            response_class=WireJSON)
+def get_graph(graph_id: GraphIdPath, service: ServiceDep) -> WireJSON:
+    """A registered graph's outline and validated nodes, in the order they were sent."""
+    return WireJSON(service.describe(graph_id))
+
+
+@router.delete("/{graph_id}", status_code=204, name="deleteGraph", response_class=Response)
+def delete_graph(graph_id: GraphIdPath, service: ServiceDep) -> Response:
+    """Forget a registered graph on this replica (other replicas keep theirs until evicted)."""
+    service.forget(graph_id)
+    return Response(status_code=204)

@@ -1,0 +1,60 @@
+"""The baseline for per-request overhead: a bare FastAPI endpoint, no engine.
+
+It validates the same body as ``POST /v1/gradient`` with pydantic and answers
+the seed's third example (z = x**2 + y**3) by hand. Like the service's compute
+routes it is a plain ``def`` (run in the threadpool), so both pay the same
+framework dispatch and the difference is the service's own work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Node(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$")
+    op: str
+    inputs: list[str | float] = Field(default_factory=list)
+    attrs: dict[str, Any] = Field(default_factory=dict)
+    value: float | None = None
+    trainable: bool = True
+
+
+class Graph(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    nodes: list[Node] = Field(min_length=1)
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    graph: Graph
+    values: dict[str, float] = Field(default_factory=dict)
+    check: str = "auto"
+
+
+app = FastAPI()
+
+
+@app.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.post("/v1/gradient")
+def gradient(request: Request) -> dict[str, Any]:
+    values = {n.id: n.value for n in request.graph.nodes if n.value is not None}
+    values.update(request.values)
+    x, y = values["x"], values["y"]
+    return {
+        "outputs": {"z": x**2 + y**3},
+        "gradients": {"x": 2 * x, "y": 3 * y**2},
+        "notes": [],
+        "check": {"method": "none", "status": "skipped"},
+    }

@@ -1,0 +1,224 @@
+"""Hessian cost as the number of sources grows (target 5): the Rosenbrock function.
+
+    f(x) = sum_i 100 (x[i+1] - x[i]²)² + (1 - x[i])²,   x of n elements
+
+The engine computes its Hessian by nested tapes (``engine.derivatives.hessian``
+on a JSON graph, and the whole ``POST /v1/hessian`` request over loopback),
+against ``torch.func.hessian`` and ``jax.hessian`` under ``jax.jit`` (its
+compile time reported apart). All four must agree before they are timed.
+
+Run alone: ``python -m bench.bench_hessian [--quick] [--sizes 10 100 1000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from bench.common import (
+    Target,
+    Timings,
+    fmt_ratio,
+    fmt_time,
+    interleaved,
+    interleaved_per_call,
+    optional,
+    print_machine,
+    print_table,
+    print_targets,
+    serve,
+    skipped,
+)
+
+SIZES = (10, 100, 1000)
+
+
+def start_point(n: int) -> np.ndarray:
+    return np.linspace(-1.2, 1.2, n)
+
+
+def rosenbrock_numpy(x: np.ndarray) -> float:
+    return float(np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2))
+
+
+def rosenbrock_graph(n: int) -> dict[str, Any]:
+    """f as the wire's JSON graph: one vector variable, slices for x[1:] and x[:-1]."""
+    return {
+        "nodes": [
+            {"id": "x", "op": "variable", "value": start_point(n).tolist()},
+            {"id": "head", "op": "slice", "inputs": ["x"], "attrs": {"begin": [1]}},
+            {"id": "tail", "op": "slice", "inputs": ["x"], "attrs": {"begin": [0], "end": [-1]}},
+            {"id": "tail2", "op": "square", "inputs": ["tail"]},
+            {"id": "d", "op": "sub", "inputs": ["head", "tail2"]},
+            {"id": "d2", "op": "square", "inputs": ["d"]},
+            {"id": "t1", "op": "mul", "inputs": [100.0, "d2"]},
+            {"id": "c", "op": "sub", "inputs": [1.0, "tail"]},
+            {"id": "t2", "op": "square", "inputs": ["c"]},
+            {"id": "s", "op": "add", "inputs": ["t1", "t2"]},
+            {"id": "f", "op": "sum", "inputs": ["s"]},
+        ]
+    }
+
+
+def exact_hessian(x: np.ndarray) -> np.ndarray:
+    """The Rosenbrock Hessian by hand: the reference every competitor must match."""
+    n = x.size
+    h = np.zeros((n, n))
+    i = np.arange(n - 1)
+    h[i, i] += 1200.0 * x[:-1] ** 2 - 400.0 * x[1:] + 2.0
+    h[i + 1, i + 1] += 200.0
+    h[i, i + 1] = h[i + 1, i] = -400.0 * x[:-1]
+    return h
+
+
+# ------------------------------------------------------------------ competitors
+
+
+def engine_direct(n: int) -> Callable[[], np.ndarray]:
+    from engine import derivatives
+    from engine.graph import build_graph
+
+    query = derivatives.Query(graph=build_graph(rosenbrock_graph(n)["nodes"]))
+    return lambda: derivatives.hessian(query).matrix
+
+
+def engine_http(url: str, n: int) -> Callable[[], bytes]:
+    import httpx
+
+    client = httpx.Client(timeout=600)
+    body = {"graph": rosenbrock_graph(n), "check": "none"}
+
+    def call() -> bytes:
+        r = client.post(url + "/v1/hessian", json=body)
+        r.raise_for_status()
+        return r.content  # the bytes, unparsed: the server's time, not the client's parser
+
+    return call
+
+
+def torch_hessian(n: int) -> Callable[[], Any] | None:
+    torch = optional("torch")
+    if torch is None:
+        return None
+    from torch.func import hessian
+
+    x = torch.from_numpy(start_point(n))
+
+    def f(x: Any) -> Any:
+        return (100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2).sum()
+
+    h = hessian(f)
+    return lambda: h(x)
+
+
+def jax_hessian(n: int) -> tuple[Callable[[], Any], float] | None:
+    """The jitted Hessian and its compile (first call) time."""
+    jax = optional("jax")
+    if jax is None:
+        return None
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    def f(x: Any) -> Any:
+        return jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+    h = jax.jit(jax.hessian(f))
+    x = jnp.asarray(start_point(n))
+    t0 = time.perf_counter()
+    h(x).block_until_ready()
+    compile_s = time.perf_counter() - t0
+    return (lambda: h(x).block_until_ready()), compile_s
+
+
+def check_agreement(n: int, calls: dict[str, Callable[[], Any]]) -> None:
+    import json
+
+    want = exact_hessian(start_point(n))
+    for name, call in calls.items():
+        got = call()
+        if isinstance(got, bytes):
+            got = np.asarray(json.loads(got)["matrix"], dtype=float)
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12, atol=1e-9,
+                                   err_msg=f"{name}, n={n}")
+
+
+# ------------------------------------------------------------------ the run
+
+
+def bench_size(url: str, n: int, rounds: int) -> tuple[list[list[str]], list[Target]]:
+    calls: dict[str, Callable[[], Any]] = {
+        "engine hessian(graph)": engine_direct(n),
+        "engine POST /v1/hessian": engine_http(url, n),
+    }
+    t = torch_hessian(n)
+    if t:
+        calls["torch.func.hessian"] = t
+    j = jax_hessian(n)
+    compile_s = None
+    if j:
+        calls["jax.jit(jax.hessian)"], compile_s = j
+    check_agreement(n, calls)
+    res: dict[str, Timings]
+    if n <= 100:
+        res = interleaved_per_call(calls, rounds=rounds, min_time=0.1)
+    else:
+        res = interleaved(calls, rounds=rounds, warmup=1)
+    rows = []
+    ref_t = res["torch.func.hessian"].median if t else None
+    ref_j = res["jax.jit(jax.hessian)"].median if j else None
+    for name, tm in res.items():
+        rows.append([
+            f"n={n}", name, fmt_time(tm.median), fmt_time(tm.best),
+            fmt_ratio(tm.median / ref_t) if ref_t else "-",
+            fmt_ratio(tm.median / ref_j) if ref_j else "-",
+        ])
+    if compile_s is not None:
+        rows.append([f"n={n}", "  jax compile (first call)", fmt_time(compile_s), "", "", ""])
+    eng = res["engine hessian(graph)"].median
+    http = res["engine POST /v1/hessian"].median
+    targets = []
+    for ref, label, why in ((ref_t, "torch", "torch"), (ref_j, "jax jit", "jax")):
+        if ref is None:
+            targets.append(Target(f"5 hessian n={n} vs {label}", None, None, detail=skipped(why)))
+            continue
+        targets.append(Target(
+            f"5 hessian n={n} vs {label}", eng / ref, None,
+            detail=f"engine {fmt_time(eng)}, {label} {fmt_time(ref)}; whole request "
+            f"{fmt_time(http)} = {fmt_ratio(http / ref)}",
+        ))
+    return rows, targets
+
+
+def run(quick: bool = False, sizes: tuple[int, ...] = SIZES) -> list[Target]:
+    rows: list[list[str]] = []
+    targets: list[Target] = []
+    with serve("app.main:app") as url:
+        for n in sizes:
+            rounds = 3 if (quick or n >= 1000) else 7
+            r, t = bench_size(url, n, rounds)
+            rows += r
+            targets += t
+    print_table(
+        ["size", "competitor", "median", "best", "vs torch", "vs jax"],
+        rows,
+        "5. Hessian of Rosenbrock, one vector source of n elements, interleaved rounds "
+        "(the request is check=none; jax compile time apart)",
+    )
+    return targets
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="fewer rounds")
+    p.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    args = p.parse_args(argv)
+    print_machine()
+    print_targets(run(args.quick, tuple(args.sizes)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""A registered graph against sending it each time (target: registered >= 3x faster).
+
+The graph is a 10,000-node scalar chain, ``x = sin(x) * w + 0.1`` repeated, with
+two variables. Each round POSTs ``/v1/gradient`` twice over loopback HTTP to one
+uvicorn worker: once with the graph inline, once with ``graph_id`` from
+``POST /v1/graphs``; both send the same ``values``, so both compute the same
+gradient and differ only in what registration saves (sending, parsing and
+validating the graph). The headline uses ``check: none``; ``check: auto`` (here
+finite differences, several forward runs) is shown for information.
+
+Run alone: ``python -m bench.bench_registered [--quick] [--nodes N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from bench.common import (
+    Target,
+    fmt_ratio,
+    fmt_time,
+    interleaved,
+    print_machine,
+    print_table,
+    print_targets,
+    serve,
+)
+
+TARGET_RATIO = 3.0
+
+
+def chain(n: int) -> list[dict[str, Any]]:
+    """``n`` nodes: two variables, then ``sin``, ``mul`` by ``w``, ``add`` 0.1, repeated."""
+    nodes: list[dict[str, Any]] = [
+        {"id": "x", "op": "variable", "value": 0.5},
+        {"id": "w", "op": "variable", "value": 0.9},
+    ]
+    prev, k = "x", 0
+    while len(nodes) < n:
+        for nid, op, inputs in ((f"s{k}", "sin", [prev]), (f"m{k}", "mul", [f"s{k}", "w"]),
+                                (f"a{k}", "add", [f"m{k}", 0.1])):
+            if len(nodes) < n:
+                nodes.append({"id": nid, "op": op, "inputs": inputs})
+                prev = nid
+        k += 1
+    return nodes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    parser.add_argument("--nodes", type=int, default=10_000)
+    args = parser.parse_args(argv)
+    rounds = 5 if args.quick else 15
+
+    import httpx
+
+    print_machine()
+    nodes = chain(args.nodes)
+    values = {"x": 0.25, "w": 0.95}
+    headers = {"content-type": "application/json"}
+    targets: list[Target] = []
+    rows: list[list[str]] = []
+    with serve("app.main:app") as url, httpx.Client(base_url=url, timeout=120) as client:
+        r = client.post("/v1/graphs", json={"graph": {"nodes": nodes}})
+        r.raise_for_status()
+        gid = r.json()["graph_id"]
+        for check in ("none", "auto"):
+            inline = json.dumps({"graph": {"nodes": nodes}, "values": values, "check": check})
+            by_id = json.dumps({"graph_id": gid, "values": values, "check": check})
+            answers: dict[str, Any] = {}
+
+            def post(body: str, name: str) -> None:
+                resp = client.post("/v1/gradient", content=body, headers=headers)
+                resp.raise_for_status()
+                answers[name] = resp.json()["gradients"]
+
+            t = interleaved({"inline": lambda b=inline: post(b, "inline"),
+                             "registered": lambda b=by_id: post(b, "registered")},
+                            rounds=rounds, warmup=2)
+            assert answers["inline"] == answers["registered"], answers
+            ratio = t["inline"].median / t["registered"].median
+            rows.append([f"check={check}", fmt_time(t["inline"].median),
+                         fmt_time(t["registered"].median), fmt_ratio(ratio),
+                         f"{len(inline) // 1024} KiB vs {len(by_id)} B"])
+            if check == "none":
+                targets.append(Target(
+                    f"registered {args.nodes}-node gradient vs inline", ratio, TARGET_RATIO,
+                    higher_is_better=True, detail="median over interleaved rounds, loopback HTTP",
+                ))
+    print_table(["request", "inline", "registered", "speed-up", "body"], rows,
+                f"POST /v1/gradient, {args.nodes} nodes, medians of {rounds} rounds")
+    print_targets(targets)
+    return 0 if all(t.met for t in targets) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

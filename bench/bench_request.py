@@ -1,0 +1,141 @@
+"""Per-request overhead over HTTP on loopback (targets 4 and 6).
+
+4. The seed's third example (x = 2, y = 3, z = x**2 + y**3) as a JSON graph to
+   ``POST /v1/gradient`` with ``check: "none"``, against a bare FastAPI endpoint
+   (``bench.bare_app``) that validates the same body with pydantic and answers
+   by hand. Requests per second, one uvicorn worker each (uvloop, httptools),
+   measured side by side in interleaved rounds.
+6. The same request with ``check: "auto"`` against ``check: "none"``: the cost
+   of verifying every answer, as mean request time.
+
+Run alone: ``python -m bench.bench_request [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from typing import Any
+
+from bench.common import (
+    Load,
+    Target,
+    fmt_ratio,
+    fmt_time,
+    post_load,
+    print_machine,
+    print_table,
+    print_targets,
+    serve,
+)
+
+RPS_LIMIT = 0.8  # service rps / bare rps, at least
+SEED_GRAPH = {
+    "nodes": [
+        {"id": "x", "op": "variable", "value": 2.0},
+        {"id": "y", "op": "variable", "value": 3.0},
+        {"id": "x2", "op": "pow", "inputs": ["x", 2]},
+        {"id": "y3", "op": "pow", "inputs": ["y", 3]},
+        {"id": "z", "op": "add", "inputs": ["x2", "y3"]},
+    ]
+}
+
+
+def seed_body(check: str) -> dict[str, Any]:
+    return {"graph": SEED_GRAPH, "check": check}
+
+
+def verify_answers(service: str, bare: str) -> dict[str, Any]:
+    """Both servers must give the seed's answer before they are timed; returns the
+    service's ``check`` report for ``check: "auto"``."""
+    import httpx
+
+    for url, check in ((service, "none"), (bare, "none"), (service, "auto")):
+        r = httpx.post(url + "/v1/gradient", json=seed_body(check), timeout=60)
+        r.raise_for_status()
+        grads = r.json()["gradients"]
+        assert grads == {"x": 4.0, "y": 27.0}, (url, grads)
+    return r.json()["check"]
+
+
+def rounds_of(
+    runs: dict[str, tuple[str, dict[str, Any]]], rounds: int, seconds: float, connections: int
+) -> dict[str, list[Load]]:
+    """Each (url, body) loaded for ``seconds`` per round, in a rotating order."""
+    names = list(runs)
+    out: dict[str, list[Load]] = {n: [] for n in names}
+    for r in range(rounds):
+        for n in names[r % len(names):] + names[: r % len(names)]:
+            url, body = runs[n]
+            load = post_load(url, body, seconds, connections)
+            if load.failures:
+                raise RuntimeError(f"{n}: {load.failures} failed requests")
+            out[n].append(load)
+    return out
+
+
+def run(quick: bool = False) -> list[Target]:
+    rounds, seconds = (2, 2.0) if quick else (5, 5.0)
+    with serve("app.main:app") as service, serve("bench.bare_app:app") as bare:
+        report = verify_answers(service, bare)
+        post_load(service + "/v1/gradient", seed_body("none"), 1.0)  # warm both up
+        post_load(bare + "/v1/gradient", seed_body("none"), 1.0)
+        post_load(service + "/v1/gradient", seed_body("auto"), 1.0)
+
+        # 4: throughput with a few connections open
+        tput = rounds_of(
+            {
+                "service check=none": (service + "/v1/gradient", seed_body("none")),
+                "bare FastAPI + pydantic": (bare + "/v1/gradient", seed_body("none")),
+            },
+            rounds, seconds, connections=4,
+        )
+        # 6: request time, one request at a time
+        latency = rounds_of(
+            {
+                "service check=none": (service + "/v1/gradient", seed_body("none")),
+                "service check=auto": (service + "/v1/gradient", seed_body("auto")),
+            },
+            rounds, seconds, connections=1,
+        )
+
+    tool = next(iter(tput.values()))[0].tool
+    rps = {n: statistics.median(x.rps for x in loads) for n, loads in tput.items()}
+    base = rps["bare FastAPI + pydantic"]
+    print_table(
+        ["server", "req/s (median)", "rounds", "vs bare"],
+        [[n, f"{v:.0f}", " ".join(f"{x.rps:.0f}" for x in tput[n]), fmt_ratio(v / base)]
+         for n, v in rps.items()],
+        f"4. POST /v1/gradient, seed example 3 (z = x**2 + y**3), {tool}, 4 connections, "
+        f"{rounds} interleaved rounds of {seconds:g} s",
+    )
+    lat = {n: statistics.median(x.latency_s for x in loads) for n, loads in latency.items()}
+    none = lat["service check=none"]
+    print_table(
+        ["request", "mean time (median of rounds)", "req/s", "vs check=none"],
+        [[n, fmt_time(v), f"{1 / v:.0f}", fmt_ratio(v / none)] for n, v in lat.items()],
+        f"6. the same request, check auto vs none, {tool}, 1 connection, "
+        f"{rounds} interleaved rounds of {seconds:g} s; auto's report: "
+        f"method={report.get('method')} status={report.get('status')}",
+    )
+    ratio = rps["service check=none"] / base
+    auto = lat["service check=auto"] / none
+    return [
+        Target("4 service req/s vs bare", ratio, RPS_LIMIT, higher_is_better=True,
+               detail=f"{rps['service check=none']:.0f} vs {base:.0f} req/s ({tool})"),
+        Target("6 check=auto / check=none", auto, None,
+               detail=f"{fmt_time(lat['service check=auto'])} vs {fmt_time(none)} per request; "
+               f"auto ran {report.get('method')} ({report.get('status')}); reported, no bound"),
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="shorter and fewer rounds")
+    args = p.parse_args(argv)
+    print_machine()
+    print_targets(run(args.quick))
+
+
+if __name__ == "__main__":
+    main()
