@@ -13,7 +13,7 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 ID_PREFIX = "g_"
@@ -40,11 +40,10 @@ class StoredGraph:
     """One registered graph: the engine's graph object and what the wire shows of it."""
 
     graph_id: str
-    graph: Any  # the validated, topologically sorted engine graph
+    graph: Any  # the engine's validated, sorted graph, prepared for reuse (shapes memoized)
     order: tuple[str, ...]  # node ids in the order the client sent them (GET returns this)
     leaves: tuple[str, ...]
     last: str
-    memo: dict[Any, Any] = field(default_factory=dict)  # per-graph facts the service reuses
 
     @property
     def size(self) -> int:

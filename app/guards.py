@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.problems import problem
@@ -21,6 +22,7 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _JSON_TYPE = re.compile(r"^application/(?:json|[A-Za-z0-9!#$&^_.-]+\+json)$")
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_ROUTE_CACHE_SIZE = 512  # (method, path) verdicts kept; bounded against a flood of paths
 
 
 def is_json_media_type(content_type: str | None) -> bool:
@@ -59,12 +61,31 @@ class BodyGuard:
         self.max_bytes = settings.max_body_bytes
         self.max_depth = settings.max_json_depth
         self.base = settings.problem_type_base
+        self._takes_body: dict[tuple[str, str, str], bool] = {}
+
+    def takes_body(self, scope: Scope) -> bool:
+        """Whether a route accepts this method at this path, as the router will decide.
+
+        Otherwise the router answers 404 or 405, which come first: the method is judged
+        before the content (RFC 9110), so ``PUT /v1/ops`` is a 405, not a 415.
+        """
+        key = (scope["method"], scope["path"], scope.get("root_path", ""))
+        verdict = self._takes_body.get(key)
+        if verdict is None:
+            routes = getattr(scope.get("app"), "routes", None)
+            if routes is None:  # not inside an app (a bare test harness): guard everything
+                return True
+            verdict = any(route.matches(scope)[0] is Match.FULL for route in routes)
+            if len(self._takes_body) < _ROUTE_CACHE_SIZE:
+                self._takes_body[key] = verdict
+        return verdict
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] != "http"
             or scope["method"] not in BODY_METHODS
             or not _route_path(scope).startswith(GUARDED_PREFIX)
+            or not self.takes_body(scope)
         ):
             await self.app(scope, receive, send)
             return

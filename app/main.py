@@ -14,8 +14,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import docs, openapi, problems
 from app.guards import BodyGuard
+from app.observability import Observability
 from app.proxy import PrefixMiddleware
-from app.routes import catalogue, compute, graphs, health
+from app.routes import catalogue, compute, graphs, health, metrics
 from app.service import ERROR_PROBLEMS, Service
 from app.settings import Settings, get_settings
 
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(graphs.router)
     app.include_router(catalogue.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     docs.install(app)
     openapi.install(app)
 
@@ -61,6 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Added last runs first: the prefix is known before the guard reads the path.
     app.add_middleware(BodyGuard, settings=settings)
+    # Outside the guard, so its refusals get a request id and a log line too; inside the
+    # prefix middleware, so it sees the scope the router fills in (the route template).
+    app.add_middleware(Observability, log_requests=settings.log_requests)
     app.add_middleware(
         PrefixMiddleware,
         root_path=settings.root_path,

@@ -20,6 +20,8 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from app import observability
+
 logger = logging.getLogger("app")
 
 MAX_DETAIL = 400
@@ -48,6 +50,10 @@ class Problem(BaseModel):
     limit: str | None = Field(default=None, description="The configured limit that was hit.")
     errors: list[ProblemError] | None = Field(
         default=None, description="Every invalid field (first ones only)."
+    )
+    request_id: str | None = Field(
+        default=None,
+        description="The request's id, as in the `X-Request-ID` response header: quote it.",
     )
 
 
@@ -83,6 +89,10 @@ def problem(
     for key, value in extra.items():
         if value is not None:
             body[key] = clip(value, 128) if isinstance(value, str) else value
+    info = observability.current()
+    if info is not None:
+        body["request_id"] = info.request_id
+        info.problem = slug
     return ProblemResponse(body, status_code=status, headers=headers)
 
 
@@ -161,12 +171,21 @@ async def http_handler(request: Request, exc: Exception) -> Response:
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail else phrase
     if exc.status_code == 404:
         detail = f"no endpoint at {clip(request.url.path, 100)}; see /docs"
-    elif exc.status_code == 405:
-        allowed = (exc.headers or {}).get("Allow", "")
+    headers = exc.headers
+    if exc.status_code == 405:
+        allowed = _allowed(request, (exc.headers or {}).get("Allow", ""))
+        headers = {**(exc.headers or {}), "Allow": allowed}
         detail = f"{request.method} is not allowed here; allowed: {allowed}"
-    return problem(
-        _base(request), exc.status_code, _slug(phrase), phrase, detail, headers=exc.headers
-    )
+    return problem(_base(request), exc.status_code, _slug(phrase), phrase, detail, headers=headers)
+
+
+def _allowed(request: Request, route_allows: str) -> str:
+    """Every method of the path, not only the first route's: GET and DELETE of
+    ``/v1/graphs/{graph_id}`` are two routes, and the router names just the one it tried."""
+    methods = {m.strip().upper() for m in route_allows.split(",") if m.strip()}
+    template = getattr(request.scope.get("route"), "path", None)
+    methods.update(m.upper() for m in request.app.openapi().get("paths", {}).get(template, {}))
+    return ", ".join(sorted(methods))
 
 
 async def unexpected_handler(request: Request, exc: Exception) -> Response:
@@ -178,6 +197,8 @@ async def unexpected_handler(request: Request, exc: Exception) -> Response:
         "internal-error",
         "Internal Server Error",
         "the service failed unexpectedly; the error has been logged",
+        # Answered outside the observability middleware, which adds the header elsewhere.
+        headers=observability.request_id_headers(),
     )
 
 

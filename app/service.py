@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import fields
 from typing import Any
 
+from app import observability
 from app.graph_store import GraphNotFound, GraphStore, GraphTooLarge, StoredGraph, graph_id
 from app.settings import Settings
 from app.wire.requests import ComputeRequest, DerivativeRequest, GraphRequest
@@ -31,6 +32,7 @@ from engine.errors import (
 from engine.expression import parse_expression
 from engine.graph import Graph, Limits, build_graph
 from engine.ops import OPS
+from engine.prepared import PreparedGraph
 
 # (engine error class, HTTP status, problem type slug, title); the most specific first.
 # Every LimitError is a 413: each limit bounds the size of what a request asks for
@@ -139,6 +141,7 @@ class Service:
                 trace=request.trace,
                 limits=self.limits,
             )
+            observability.note_graph(len(query.graph.nodes))  # for the request's log line
             if isinstance(request, DerivativeRequest):
                 order = request.order
                 result = derivatives.derivative(query, order, self.settings.max_derivative_order)
@@ -146,7 +149,9 @@ class Service:
                 order = 0
                 result = KINDS[kind](query)
             budget.check(f"the {kind} computation")
-        return render(kind, result, self._check(kind, query, result, request.check, order))
+        report = self._check(kind, query, result, request.check, order)
+        observability.note_check(report.method, report.status)
+        return render(kind, result, report)
 
     def _graph(self, request: ComputeRequest) -> Graph:
         if request.graph_id is not None:
@@ -163,7 +168,7 @@ class Service:
     def register(self, request: GraphRequest) -> tuple[dict[str, Any], bool]:
         """Validate and store a graph under its content hash: (its outline, whether it is new)."""
         with budget.time_budget(self.settings.time_budget_seconds):
-            graph = self._build(request.graph, request.expression)
+            graph = PreparedGraph.of(self._build(request.graph, request.expression))
             sent = request.graph.nodes if request.graph is not None else None
             order = tuple(n.id for n in sent) if sent is not None else tuple(graph.nodes)
             gid = graph_id([_canonical(graph.nodes[i]) for i in order])

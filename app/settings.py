@@ -80,6 +80,10 @@ class Settings(BaseSettings):
         default="tag:derivative-service,2025:problem/",
         description="Prefix of every problem `type` URI (RFC 9457).",
     )
+    log_requests: bool = Field(
+        default=True,
+        description="One JSON line per request on the `app.requests` logger (never bodies).",
+    )
 
 
 @lru_cache

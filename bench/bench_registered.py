@@ -48,19 +48,20 @@ def chain(n: int) -> list[dict[str, Any]]:
     return nodes
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer rounds")
-    parser.add_argument("--nodes", type=int, default=10_000)
-    args = parser.parse_args(argv)
-    rounds = 5 if args.quick else 15
+def gradient(client: Any, body: str) -> Any:
+    """POST one gradient request; its gradients."""
+    resp = client.post("/v1/gradient", content=body, headers={"content-type": "application/json"})
+    resp.raise_for_status()
+    return resp.json()["gradients"]
 
+
+def run(quick: bool = False, n: int = 10_000) -> list[Target]:
+    """Time both requests over HTTP; print the table; the target (for ``bench.run_all``)."""
     import httpx
 
-    print_machine()
-    nodes = chain(args.nodes)
+    rounds = 5 if quick else 15
+    nodes = chain(n)
     values = {"x": 0.25, "w": 0.95}
-    headers = {"content-type": "application/json"}
     targets: list[Target] = []
     rows: list[list[str]] = []
     with serve("app.main:app") as url, httpx.Client(base_url=url, timeout=120) as client:
@@ -70,28 +71,32 @@ def main(argv: list[str] | None = None) -> int:
         for check in ("none", "auto"):
             inline = json.dumps({"graph": {"nodes": nodes}, "values": values, "check": check})
             by_id = json.dumps({"graph_id": gid, "values": values, "check": check})
-            answers: dict[str, Any] = {}
-
-            def post(body: str, name: str) -> None:
-                resp = client.post("/v1/gradient", content=body, headers=headers)
-                resp.raise_for_status()
-                answers[name] = resp.json()["gradients"]
-
-            t = interleaved({"inline": lambda b=inline: post(b, "inline"),
-                             "registered": lambda b=by_id: post(b, "registered")},
+            same = gradient(client, inline), gradient(client, by_id)
+            assert same[0] == same[1], same
+            t = interleaved({"inline": lambda b=inline: gradient(client, b),
+                             "registered": lambda b=by_id: gradient(client, b)},
                             rounds=rounds, warmup=2)
-            assert answers["inline"] == answers["registered"], answers
             ratio = t["inline"].median / t["registered"].median
             rows.append([f"check={check}", fmt_time(t["inline"].median),
                          fmt_time(t["registered"].median), fmt_ratio(ratio),
                          f"{len(inline) // 1024} KiB vs {len(by_id)} B"])
             if check == "none":
                 targets.append(Target(
-                    f"registered {args.nodes}-node gradient vs inline", ratio, TARGET_RATIO,
+                    f"registered {n}-node gradient vs inline", ratio, TARGET_RATIO,
                     higher_is_better=True, detail="median over interleaved rounds, loopback HTTP",
                 ))
     print_table(["request", "inline", "registered", "speed-up", "body"], rows,
-                f"POST /v1/gradient, {args.nodes} nodes, medians of {rounds} rounds")
+                f"POST /v1/gradient, {n} nodes, medians of {rounds} rounds")
+    return targets
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    parser.add_argument("--nodes", type=int, default=10_000)
+    args = parser.parse_args(argv)
+    print_machine()
+    targets = run(args.quick, args.nodes)
     print_targets(targets)
     return 0 if all(t.met for t in targets) else 1
 

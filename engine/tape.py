@@ -51,8 +51,6 @@ class Entry(NamedTuple):
 RawEntry = tuple[OpDef, tuple[Tensor, ...], Tensor, dict[str, Any]]
 
 
-
-
 class _CollectorPause:
     """Pauses Python's cyclic garbage collector while any tape records or sweeps.
 
@@ -68,21 +66,27 @@ class _CollectorPause:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._depth = 0
+        self._holders = 0
         self._resume = False
 
-    def __enter__(self) -> None:
+    def hold(self) -> None:
         with self._lock:
-            if self._depth == 0:
+            if self._holders == 0:
                 self._resume = gc.isenabled()
                 gc.disable()
-            self._depth += 1
+            self._holders += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._holders -= 1
+            if self._holders == 0 and self._resume:
+                gc.enable()
+
+    def __enter__(self) -> None:
+        self.hold()
 
     def __exit__(self, *exc: object) -> None:
-        with self._lock:
-            self._depth -= 1
-            if self._depth == 0 and self._resume:
-                gc.enable()
+        self.release()
 
 
 _collector_paused = _CollectorPause()
@@ -124,14 +128,14 @@ class GradientTape:
             self._pop()
 
     def _push(self) -> None:
-        _collector_paused.__enter__()
-        RECORDING.append(self)
+        _collector_paused.hold()
+        RECORDING.tapes.append(self)
         self._recording = True
 
     def _pop(self) -> None:
-        RECORDING.remove(self)
+        RECORDING.tapes.remove(self)
         self._recording = False
-        _collector_paused.__exit__()
+        _collector_paused.release()
 
     @contextlib.contextmanager
     def stop_recording(self) -> Iterator[None]:
@@ -250,7 +254,7 @@ class GradientTape:
                     self._entries, targets, seeds, srcs, self._watched,
                     grads_seen=grads_seen, leaves=self._watched_leaves,
                 )
-            if not RECORDING:
+            if not RECORDING.tapes:
                 _unrecorded_gradients.update(g for g in grads if g is not None)
             out = self._finish(targets, srcs, grads, mode)
         finally:

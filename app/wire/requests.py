@@ -91,10 +91,24 @@ class Graph(BaseModel):
     nodes: list[Node] = Field(min_length=1)
 
 
+def _exactly_one(**types: str) -> dict[str, Any]:
+    """JSON Schema for "exactly one of these members, not null" (what the validator checks),
+    so the OpenAPI document does not promise to accept a request that is then a 422."""
+    return {
+        "oneOf": [
+            {"required": [name], "properties": {name: {"type": kind}}}
+            for name, kind in types.items()
+        ]
+    }
+
+
 class ComputeRequest(BaseModel):
     """What to compute: a graph or an expression, with TensorFlow's GradientTape options."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=_exactly_one(graph="object", expression="string", graph_id="string"),
+    )
 
     graph: Graph | None = Field(default=None, description="The computation (or `expression`).")
     expression: str | None = Field(
@@ -171,7 +185,9 @@ class DerivativeRequest(ComputeRequest):
 class GraphRequest(BaseModel):
     """A graph to register: the same `graph` or `expression` a compute request takes."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra=_exactly_one(graph="object", expression="string")
+    )
 
     graph: Graph | None = Field(default=None, description="The computation (or `expression`).")
     expression: str | None = Field(

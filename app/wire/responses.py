@@ -11,13 +11,17 @@ import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.responses import Response
+from starlette.responses import JSONResponse
 
 from app.wire.values import EncodedValue
 
 
-class WireJSON(Response):
-    """``application/json`` from plain data; refuses bare NaN (the codec never emits it)."""
+class WireJSON(JSONResponse):
+    """``application/json`` from plain data; refuses bare NaN (the codec never emits it).
+
+    A ``JSONResponse`` subclass so that FastAPI documents each route's ``response_model``
+    (for any other response class it writes ``{"type": "string"}`` into the OpenAPI).
+    """
 
     media_type = "application/json"
 
@@ -115,8 +119,11 @@ class HessianResponse(_Common):
     """Second derivatives of a scalar target."""
 
     gradients: dict[str, EncodedValue | None]
-    hessian: dict[str, dict[str, EncodedValue]] = Field(
-        description="`hessian[si][sj]` of shape `si.shape + sj.shape`."
+    hessian: dict[str, dict[str, EncodedValue | None]] = Field(
+        description=(
+            "`hessian[si][sj]` of shape `si.shape + sj.shape`; null when the gradient of "
+            "`si` has no path to `sj` and `none` was asked (zeros in `matrix`)."
+        )
     )
     matrix: EncodedValue = Field(
         description="The same as one 2-D array over the flattened sources, in `sources` order."

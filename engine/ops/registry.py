@@ -16,6 +16,7 @@ return None for it instead of computing a cotangent nobody reads (autograd's
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -152,9 +153,20 @@ def _coerce_attr(spec: Attr, v: Any, name: str, node: str | None) -> Any:
 
 OPS: dict[str, OpDef] = {}
 
-# Tapes currently recording, innermost last. Maintained by engine.tape; read on
-# every op so that no tape means no recording cost at all.
-RECORDING: list[Any] = []
+
+class _Recording(threading.local):
+    """The tapes recording in this thread, innermost last, as TF's tape stack.
+
+    Thread-local, so that concurrent requests never record (nor auto-watch the
+    variables of) each other's ops. Maintained by engine.tape; read on every op,
+    so that no tape means no recording cost at all.
+    """
+
+    def __init__(self) -> None:
+        self.tapes: list[Any] = []
+
+
+RECORDING = _Recording()
 
 
 _f64 = np.float64
@@ -211,7 +223,7 @@ def defop(op: OpDef) -> Callable[..., Tensor]:
     assert op.name not in OPS, f"duplicate op {op.name}"
     OPS[op.name] = op
     forward = op.forward
-    recording = RECORDING
+    stack = RECORDING
     tensor = Tensor
 
     def fn1(x: Any, **attrs: Any) -> Tensor:
@@ -221,8 +233,9 @@ def defop(op: OpDef) -> Callable[..., Tensor]:
         ans = _new(tensor)
         ans.value = value if type(value) is _f64 else _as_f64(value)
         ans.name = None
-        if recording:
-            for tape in recording:
+        tapes = stack.tapes
+        if tapes:
+            for tape in tapes:
                 tape.record(op, (x,), ans, attrs)
         return ans
 
@@ -235,16 +248,18 @@ def defop(op: OpDef) -> Callable[..., Tensor]:
         ans = _new(tensor)
         ans.value = value if type(value) is _f64 else _as_f64(value)
         ans.name = None
-        if recording:
-            for tape in recording:
+        tapes = stack.tapes
+        if tapes:
+            for tape in tapes:
                 tape.record(op, (a, b), ans, attrs)
         return ans
 
     def fn(*inputs: Any, **attrs: Any) -> Tensor:
         xs = tuple([_as_tensor(x) for x in inputs])
         ans = _wrap(forward(*[x.value for x in xs], **attrs))
-        if recording:
-            for tape in recording:
+        tapes = stack.tapes
+        if tapes:
+            for tape in tapes:
                 tape.record(op, xs, ans, attrs)
         return ans
 

@@ -10,7 +10,7 @@ import pytest
 from app.openapi import OPENAPI_FILE, render
 from tests.conftest import make_settings
 
-COMPUTE = ("evaluate", "gradient", "jacobian", "hessian")
+COMPUTE = ("evaluate", "gradient", "jacobian", "hessian", "derivative")
 _ASSET = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']""")
 
 
@@ -37,6 +37,9 @@ def test_operation_ids_are_stable(client):
         "/v1/gradient": "gradient",
         "/v1/jacobian": "jacobian",
         "/v1/hessian": "hessian",
+        "/v1/derivative": "derivative",
+        "/v1/graphs": "registerGraph",
+        "/v1/graphs/{graph_id}": "getGraph",
         "/v1/ops": "listOps",
         "/healthz": "healthz",
         "/readyz": "readyz",

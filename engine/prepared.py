@@ -1,0 +1,56 @@
+"""A graph kept across requests (a registered graph) remembers what its structure decides.
+
+Shape inference walks every node on every request, yet its answer depends only on
+the leaves' shapes and the limits: a graph reused with new values of the same
+shapes can take it from memory. Values are never cached; every request still runs
+the graph and its tapes afresh.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from engine.graph import Graph, Limits
+from engine.tensor import Value
+
+SHAPE_MEMO_SIZE = 8  # distinct leaf-shape combinations remembered per graph
+
+
+class PreparedGraph(Graph):
+    """A validated graph whose shape inference is memoized by leaf shapes and limits."""
+
+    def __init__(self, nodes: dict[str, Any], last: str, leaves: tuple[str, ...],
+                 limits: Limits):
+        super().__init__(nodes, last, leaves, limits)
+        self._shapes: OrderedDict[tuple, dict[str, tuple[int, ...]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def of(cls, graph: Graph) -> PreparedGraph:
+        """The same graph (sharing its validated nodes), prepared for reuse."""
+        return cls(graph.nodes, graph.last, graph.leaves, graph.limits)
+
+    def infer_shapes(
+        self, leaf_values: Mapping[str, Value], limits: Limits
+    ) -> dict[str, tuple[int, ...]]:
+        """``Graph.infer_shapes``, computed once per leaf shapes and limits (a copy each time).
+
+        A failure (a shape error, a limit) is not remembered: it raises every time.
+        """
+        key = (limits, tuple([np.shape(leaf_values[nid]) for nid in self.leaves]))
+        with self._lock:
+            known = self._shapes.get(key)
+            if known is not None:
+                self._shapes.move_to_end(key)
+                return dict(known)
+        shapes = super().infer_shapes(leaf_values, limits)
+        with self._lock:
+            self._shapes[key] = shapes
+            while len(self._shapes) > SHAPE_MEMO_SIZE:
+                self._shapes.popitem(last=False)
+        return dict(shapes)

@@ -1,0 +1,178 @@
+"""The time budget on a real server: an over-budget request ends with a problem, a client that
+hangs up leaves no work running past the budget, and the worker serves the next request.
+
+One uvicorn process on a free loopback port with a short ``DERIV_TIME_BUDGET_SECONDS``;
+its request log (stderr) and ``/metrics`` show what happened after the client left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.gateway.stack import free_port, wait_until_up
+
+pytestmark = pytest.mark.timeout(90)
+
+ROOT = Path(__file__).resolve().parents[2]
+BUDGET = 1.0
+# Past the deadline, the engine notices at its next cooperative check: one op later.
+GRACE = 1.0
+SEED = {"expression": "x**2", "values": {"x": 3.0}}
+
+
+def heavy_jacobian(links: int = 400, size: int = 1000) -> dict:
+    """A 1000 x 1000 Jacobian through a chain of ``sin``: about 10 s of reverse sweeps,
+    made of many small steps, each within every limit (14 KB of body)."""
+    nodes = [{"id": "x", "op": "variable", "value": [0.1] * size}]
+    nodes += [{"id": f"n{i}", "op": "sin", "inputs": [f"n{i - 1}" if i > 1 else "x"]}
+              for i in range(1, links)]  # fmt: skip
+    return {"graph": {"nodes": nodes}}
+
+
+@dataclass
+class Server:
+    base: str
+    proc: subprocess.Popen
+    log_path: Path
+
+    def log_line(self, request_id: str) -> dict | None:
+        for raw in self.log_path.read_text(errors="replace").splitlines():
+            if raw.startswith("{") and f'"request_id":"{request_id}"' in raw:
+                return json.loads(raw)
+        return None
+
+    def in_flight(self) -> float:
+        text = httpx.get(f"{self.base}/metrics", timeout=5).text
+        found = re.search(r"^deriv_http_requests_in_flight (\S+)$", text, re.MULTILINE)
+        assert found, text[:500]
+        return float(found.group(1)) - 1  # less the scrape itself
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="budget-"))
+    log_path = workdir / "server.log"
+    env = {
+        **os.environ,
+        "DERIV_TIME_BUDGET_SECONDS": str(BUDGET),
+        "DERIV_SYMPY_WORKERS": "1",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    with log_path.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
+             "--port", str(port), "--no-access-log"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/healthz", proc, time.monotonic() + 30)
+        yield Server(f"http://127.0.0.1:{port}", proc, log_path)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        for path in workdir.iterdir():
+            path.unlink()
+        workdir.rmdir()
+
+
+def raw_post(path: str, body: dict, request_id: str) -> bytes:
+    data = json.dumps(body).encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(data)}\r\nX-Request-ID: {request_id}\r\n\r\n"
+    )
+    return head.encode() + data
+
+
+def wait_for(predicate: Callable[[], bool], seconds: float) -> float | None:
+    """Seconds until ``predicate()`` holds (polled every 50 ms), or None if it never did."""
+    start = time.monotonic()
+    while (elapsed := time.monotonic() - start) < seconds:
+        if predicate():
+            return elapsed
+        time.sleep(0.05)
+    return None
+
+
+def test_an_over_budget_request_is_a_problem_and_the_next_is_served(server):
+    start = time.monotonic()
+    r = httpx.post(f"{server.base}/v1/jacobian", json=heavy_jacobian(), timeout=30)
+    took = time.monotonic() - start
+    assert r.status_code == 422, r.text[:300]
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["type"].endswith("time-budget")
+    assert took < BUDGET + GRACE + 1.0, took
+    start = time.monotonic()
+    ok = httpx.post(f"{server.base}/v1/gradient", json=SEED, timeout=10)
+    assert ok.status_code == 200 and ok.json()["gradients"] == {"x": 6.0}
+    assert time.monotonic() - start < 2.0
+
+
+def test_a_client_that_hangs_up_leaves_no_work_past_the_budget(server):
+    addr = server.base.removeprefix("http://").split(":")
+    sent = time.monotonic()
+    with socket.create_connection((addr[0], int(addr[1])), timeout=5) as sock:
+        sock.sendall(raw_post("/v1/jacobian", heavy_jacobian(), "hang-up-1"))
+        assert wait_for(lambda: server.in_flight() == 1, 2.0) is not None, "never started"
+    # The client is gone while the computation runs; the server still answers at once.
+    start = time.monotonic()
+    assert httpx.get(f"{server.base}/healthz", timeout=5).status_code == 200
+    assert time.monotonic() - start < 1.0
+
+    assert wait_for(lambda: server.in_flight() == 0, BUDGET + GRACE + 2.0) is not None
+    ended = time.monotonic() - sent
+    assert ended < BUDGET + GRACE + 1.0, f"work ran {ended:.2f} s after a {BUDGET} s budget"
+
+    line = wait_for(lambda: server.log_line("hang-up-1") is not None, 2.0)
+    assert line is not None, server.log_path.read_text()[-2000:]
+    logged = server.log_line("hang-up-1")
+    assert logged["status"] == 422 and logged["problem"] == "time-budget", logged
+    assert logged["duration_ms"] < (BUDGET + GRACE) * 1000, logged
+    print(  # noqa: T201
+        f"hung-up request: computation ended {ended:.2f} s after it was sent "
+        f"(budget {BUDGET} s, logged {logged['duration_ms']:.0f} ms, status {logged['status']})"
+    )
+
+    start = time.monotonic()
+    ok = httpx.post(f"{server.base}/v1/gradient", json=SEED, timeout=10)
+    assert ok.status_code == 200 and ok.json()["gradients"] == {"x": 6.0}
+    assert time.monotonic() - start < 2.0
+
+
+def test_many_clients_hanging_up_do_not_pile_up_work(server):
+    """Eight hung-up heavy requests at once all end by the budget (they share the CPU)."""
+    addr = server.base.removeprefix("http://").split(":")
+    socks = []
+    try:
+        for i in range(8):
+            sock = socket.create_connection((addr[0], int(addr[1])), timeout=5)
+            sock.sendall(raw_post("/v1/jacobian", heavy_jacobian(), f"pile-{i}"))
+            socks.append(sock)
+        wait_for(lambda: server.in_flight() >= 1, 2.0)
+    finally:
+        for sock in socks:
+            sock.close()
+    assert wait_for(lambda: server.in_flight() == 0, BUDGET + GRACE + 4.0) is not None
+    for i in range(8):
+        assert wait_for(lambda i=i: server.log_line(f"pile-{i}") is not None, 2.0) is not None
+        assert server.log_line(f"pile-{i}")["problem"] == "time-budget"
+    ok = httpx.post(f"{server.base}/v1/gradient", json=SEED, timeout=10)
+    assert ok.status_code == 200
