@@ -127,8 +127,9 @@ abs_ = unary(
     domain=Domain(kinks=(0.0,)), kink=lambda x: x == 0,
 )
 sign = unary(
-    # zeros of x's shape, not g * 0: an infinite g must not turn the gradient into NaN
-    "sign", np.sign, using_x(lambda _g, x: Tensor(np.zeros(x.shape))), sp.sign,
+    # zeros, not g * 0: an infinite g must not turn the gradient into NaN; of g's shape,
+    # so a batched cotangent keeps its batch dims
+    "sign", np.sign, using_x(lambda g, _x: Tensor(np.zeros(g.shape))), sp.sign,
     "sign(x) in {-1, 0, 1}; d/dx sign(x) = 0",
     convention="gradient is 0 everywhere, including at 0, as TensorFlow (zeros_like(x))",
     domain=Domain(kinks=(0.0,)), kink=lambda x: x == 0,

@@ -78,23 +78,24 @@ def _matmul_shape(a: Shape, b: Shape) -> Shape:
     return _batch(a2[:-2], b2[:-2]) + rows + cols
 
 
-def _matmul_vjp(_ans: Tensor, a: Tensor, b: Tensor):
+def _matmul_vjp(ans: Tensor, a: Tensor, b: Tensor):
     """d/da (a @ b) = g @ bᵀ, d/db = aᵀ @ g; a vector is a 1-row (a) or 1-column (b) matrix."""
     a2 = a if a.ndim > 1 else F.reshape(a, shape=[1, a.shape[0]])
     b2 = b if b.ndim > 1 else F.reshape(b, shape=[b.shape[0], 1])
     out2 = [*_batch(a2.shape[:-2], b2.shape[:-2]), a2.shape[-2], b2.shape[-1]]
 
     def vjp(g: Tensor, needs: tuple[bool, bool] = (True, True)) -> tuple[Tensor | None, ...]:
-        g2 = g if list(g.shape) == out2 else F.reshape(g, shape=out2)
+        nb = g.ndim - ans.ndim  # a batched cotangent's leading dims stay in front
+        g2 = g if list(g.shape[nb:]) == out2 else F.reshape(g, shape=[*g.shape[:nb], *out2])
         ga = gb = None
         if needs[0]:
             ga = F.matmul(g2, mT(b2))
-            if a.ndim == 1:  # (..., 1, n): sum the batch away, drop the row axis
-                ga = F.sum(ga, axis=list(range(ga.ndim - 1)))
+            if a.ndim == 1:  # (..., 1, n): sum the matrix batch away, drop the row axis
+                ga = F.sum(ga, axis=list(range(nb, ga.ndim - 1)))
         if needs[1]:
             gb = F.matmul(mT(a2), g2)
             if b.ndim == 1:  # (..., n, 1): likewise
-                gb = F.sum(gb, axis=[*range(gb.ndim - 2), gb.ndim - 1])
+                gb = F.sum(gb, axis=[*range(nb, gb.ndim - 2), gb.ndim - 1])
         return ga, gb
 
     return vjp
@@ -176,7 +177,7 @@ def _det_shape(a: Shape) -> Shape:
 
 def _det_vjp(ans: Tensor, a: Tensor):
     """d/dA det(A) = det(A) · A⁻ᵀ (NaN where A is singular, as TensorFlow's inverse)."""
-    return lambda g: (F.reshape(g * ans, shape=[*ans.shape, 1, 1]) * mT(F.inv(a)),)
+    return lambda g: (F.reshape(g * ans, shape=[*g.shape, 1, 1]) * mT(F.inv(a)),)
 
 
 def _det_sympy(a: Any) -> Any:

@@ -14,6 +14,7 @@ import sympy as sp
 
 from engine.errors import ShapeError
 from engine.ops import scan  # noqa: F401  (registers cumprod, used by prod's rule)
+from engine.ops.batching import batch_of, batched_shape
 from engine.ops.registry import Attr, Case, Domain, F, OpDef, defop
 from engine.tensor import Tensor
 
@@ -53,10 +54,14 @@ def reduced_shape(shape: tuple[int, ...], axis: Any = None, keepdims: bool = Fal
 
 
 def keep_reduced(g: Tensor, in_shape: tuple[int, ...], axis: Any, keepdims: bool) -> Tensor:
-    """Reshape a reduced cotangent so it broadcasts against the input again."""
+    """Reshape a reduced cotangent so it broadcasts against the input again; leading batch
+    dims of ``g`` (beyond the reduced rank) stay in front."""
     if keepdims:
         return g
-    return F.reshape(g, shape=list(reduced_shape(in_shape, axis, True)))
+    axes = normalize_axes(axis, len(in_shape))
+    kept = tuple(1 if i in axes else n for i, n in enumerate(in_shape))
+    nb = g.ndim - (len(in_shape) - len(axes))
+    return F.reshape(g, shape=[*g.shape[:nb], *kept] if nb else list(kept))
 
 
 def _sum_forward(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
@@ -65,9 +70,13 @@ def _sum_forward(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
 
 
 def _sum_vjp(_ans: Tensor, x: Tensor, axis: Any = None, keepdims: bool = False):
-    """d/dx sum(x) = ones: g broadcast back over the reduced axes."""
-    return lambda g: (F.broadcast_to(keep_reduced(g, x.shape, axis, keepdims),
-                                     shape=list(x.shape)),)
+    """d/dx sum(x) = ones: g broadcast back over the reduced axes (batch dims kept)."""
+
+    def vjp(g: Tensor) -> tuple[Tensor]:
+        gk = keep_reduced(g, x.shape, axis, keepdims)
+        return (F.broadcast_to(gk, shape=batched_shape(batch_of(gk, x.ndim), x.shape)),)
+
+    return vjp
 
 
 def _sum_sympy(x: Any, axis: Any = None, keepdims: bool = False) -> Any:

@@ -16,6 +16,7 @@ import sympy as sp
 
 from engine import budget
 from engine.errors import ShapeError
+from engine.ops.batching import shift_axis
 from engine.ops.registry import Attr, Case, Domain, F, OpDef, defop, elementwise_shape
 from engine.ops.slicing import shift
 from engine.tensor import Tensor
@@ -65,12 +66,13 @@ def _cumprod_vjp(
     toward = 1 if reverse else -1  # shift that brings the next element (in scan order) to i
 
     def vjp(g: Tensor) -> tuple[Tensor]:
+        gax = shift_axis(axis, x.ndim, g.ndim - x.ndim)  # the axis in g's batched frame
         if exclusive:  # gx_i = y_i · sum_{k>i} g_k prod_{i<j<k} x_j
-            scan = F.linrec(x, g, axis=axis, reverse=not reverse)
-            return (ans * shift(scan, axis, toward),)
+            scan = F.linrec(x, g, axis=gax, reverse=not reverse)
+            return (ans * shift(scan, gax, toward),)
         # gx_i = (prod_{j<i} x_j) · sum_{k>=i} g_k prod_{i<j<=k} x_j
         before = F.cumprod(x, axis=axis, exclusive=True, reverse=reverse)
-        return (before * F.linrec(shift(x, axis, toward), g, axis=axis, reverse=not reverse),)
+        return (before * F.linrec(shift(x, axis, toward), g, axis=gax, reverse=not reverse),)
 
     return vjp
 
@@ -134,7 +136,8 @@ def _linrec_vjp(ans: Tensor, a: Tensor, _b: Tensor, axis: int = 0, reverse: bool
         a = F.broadcast_to(a, shape=list(ans.shape))
 
     def vjp(g: Tensor, needs: tuple[bool, bool] = (True, True)) -> tuple[Tensor | None, ...]:
-        lam = F.linrec(shift(a, axis, -back), g, axis=axis, reverse=not reverse)
+        gax = shift_axis(axis, ans.ndim, g.ndim - ans.ndim)  # the axis in g's batched frame
+        lam = F.linrec(shift(a, axis, -back), g, axis=gax, reverse=not reverse)
         return lam * shift(ans, axis, back) if needs[0] else None, lam
 
     return vjp

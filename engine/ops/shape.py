@@ -8,8 +8,14 @@ from typing import Any
 import numpy as np
 
 from engine.errors import ShapeError
+from engine.ops.batching import batch_of, batched_perm, batched_shape
 from engine.ops.registry import Attr, Case, Domain, F, OpDef, defop, linear_vjp
 from engine.tensor import Tensor
+
+
+def _reshape_back(ans: Tensor, x: Tensor, **_: Any):
+    """d/dx of any reshape: the cotangent reshaped back to x's shape (batch dims kept)."""
+    return lambda g: (F.reshape(g, shape=batched_shape(batch_of(g, ans.ndim), x.shape)),)
 
 
 def _reshape_shape(in_shape: tuple[int, ...], shape: Any = None) -> tuple[int, ...]:
@@ -33,7 +39,7 @@ reshape = defop(
         name="reshape",
         arity=1,
         forward=lambda x, shape=None: np.reshape(x, _reshape_shape(np.shape(x), shape)),
-        vjp=lambda _ans, x, **_: lambda g: (F.reshape(g, shape=list(x.shape)),),
+        vjp=_reshape_back,
         sympy=lambda x, shape=None: np.reshape(x, _reshape_shape(np.shape(x), shape)),
         infer_shape=_reshape_shape,
         formula="reshape(x, shape); the cotangent is reshaped back",
@@ -101,7 +107,7 @@ def _transpose_shape(in_shape: tuple[int, ...], perm: Any = None) -> tuple[int, 
 def _transpose_vjp(_ans: Tensor, x: Tensor, perm: Any = None):
     """d/dx transpose(x, perm) = transpose(g, argsort(perm))."""
     back = [int(i) for i in np.argsort(_perm(x.ndim, perm))]
-    return lambda g: (F.transpose(g, perm=back),)
+    return lambda g: (F.transpose(g, perm=batched_perm(back, g.ndim - x.ndim)),)
 
 
 transpose = defop(
@@ -139,7 +145,7 @@ expand_dims = defop(
         name="expand_dims",
         arity=1,
         forward=lambda x, axis=0: np.reshape(x, _expand_shape(np.shape(x), axis)),
-        vjp=lambda _ans, x, **_: lambda g: (F.reshape(g, shape=list(x.shape)),),
+        vjp=_reshape_back,
         sympy=lambda x, axis=0: np.reshape(x, _expand_shape(np.shape(x), axis)),
         infer_shape=_expand_shape,
         formula="expand_dims(x, axis) inserts a size-1 axis; the cotangent is reshaped back",
@@ -172,7 +178,7 @@ squeeze = defop(
         name="squeeze",
         arity=1,
         forward=lambda x, axis=None: np.reshape(x, _squeeze_shape(np.shape(x), axis)),
-        vjp=lambda _ans, x, **_: lambda g: (F.reshape(g, shape=list(x.shape)),),
+        vjp=_reshape_back,
         sympy=lambda x, axis=None: np.reshape(x, _squeeze_shape(np.shape(x), axis)),
         infer_shape=_squeeze_shape,
         formula="squeeze(x, axis) drops size-1 axes; the cotangent is reshaped back",
@@ -200,19 +206,20 @@ def _stack_shape(*shapes: tuple[int, ...], axis: int = 0) -> tuple[int, ...]:
 
 def _stack_vjp(_ans: Tensor, *xs: Tensor, axis: int = 0):
     rank = xs[0].ndim + 1
-    ax = axis % rank
 
     def vjp(g: Tensor, needs: tuple[bool, ...] | None = None) -> tuple[Tensor | None, ...]:
+        batch = batch_of(g, rank)
+        ax = axis % rank + len(batch)
         out: list[Tensor | None] = []
         for i in range(len(xs)):
             if needs is not None and not needs[i]:
                 out.append(None)
                 continue
-            begin = [0] * rank
+            begin = [0] * g.ndim
             end = list(g.shape)
             begin[ax], end[ax] = i, i + 1
             piece = F.slice(g, begin=begin, end=end, step=None)
-            out.append(F.reshape(piece, shape=list(xs[i].shape)))
+            out.append(F.reshape(piece, shape=batched_shape(batch, xs[i].shape)))
         return tuple(out)
 
     return vjp
@@ -254,9 +261,8 @@ def _concat_shape(*shapes: tuple[int, ...], axis: int = 0) -> tuple[int, ...]:
 
 def _concat_vjp(_ans: Tensor, *xs: Tensor, axis: int = 0):
     """d/dxi concat(x1, ..., xn) = the cotangent's slice where xi was placed."""
-    ax = axis % xs[0].ndim
-
     def vjp(g: Tensor, needs: tuple[bool, ...] | None = None) -> tuple[Tensor | None, ...]:
+        ax = axis % xs[0].ndim + g.ndim - xs[0].ndim  # past g's batch dims
         out: list[Tensor | None] = []
         start = 0
         for i, x in enumerate(xs):

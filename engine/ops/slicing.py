@@ -16,6 +16,7 @@ import numpy as np
 import sympy as sp
 
 from engine.errors import ShapeError
+from engine.ops.batching import batch_of, batched_shape, batched_slice
 from engine.ops.registry import Attr, Case, Domain, F, OpDef, defop
 from engine.tensor import Tensor
 
@@ -54,7 +55,23 @@ def _slice_forward(x: Any, begin: Any = None, end: Any = None, step: Any = None)
 
 def _slice_vjp(_ans: Tensor, x: Tensor, begin: Any = None, end: Any = None, step: Any = None):
     """d/dx x[b:e:s] = zeros of x's shape with g written at [b:e:s]."""
-    return lambda g: (F.pad_slice(g, shape=list(x.shape), begin=begin, end=end, step=step),)
+
+    def vjp(g: Tensor) -> tuple[Tensor]:
+        batch = batch_of(g, x.ndim)
+        if not batch:
+            return (F.pad_slice(g, shape=list(x.shape), begin=begin, end=end, step=step),)
+        shape = batched_shape(batch, x.shape)
+        return (F.pad_slice(g, shape=shape, **batched_slice(batch, begin, end, step)),)
+
+    return vjp
+
+
+def _pad_slice_vjp(ans: Tensor, _x: Tensor, begin: Any = None, end: Any = None,
+                   step: Any = None, **_: Any):
+    """d/dx pad_slice(x) = g[b:e:s]."""
+    return lambda g: (
+        F.slice(g, **batched_slice(batch_of(g, ans.ndim), begin, end, step)),
+    )
 
 
 slice_ = defop(
@@ -124,9 +141,7 @@ pad_slice = defop(
         name="pad_slice",
         arity=1,
         forward=_pad_slice_forward,
-        vjp=lambda _ans, _x, begin=None, end=None, step=None, **_: lambda g: (
-            F.slice(g, begin=begin, end=end, step=step),
-        ),
+        vjp=_pad_slice_vjp,
         sympy=_pad_slice_sympy,
         infer_shape=_pad_slice_shape,
         formula="pad_slice(x) = zeros(shape) with x at [begin:end:step], the transpose of "

@@ -13,6 +13,7 @@ import numpy as np
 import sympy as sp
 
 from engine.errors import ShapeError
+from engine.ops.batching import shift_axis
 from engine.ops.reductions import keep_reduced, normalize_axes, reduced_shape, reduction
 from engine.ops.registry import Attr, Case, Domain, F, OpDef, defop
 from engine.tensor import Tensor
@@ -70,7 +71,12 @@ def _softmax_forward(x: Any, axis: int = -1) -> Any:
 
 def _softmax_vjp(ans: Tensor, _x: Tensor, axis: int = -1):
     """d/dx softmax(x)ᵀg = s · (g - sum(g · s)), s = softmax(x)."""
-    return lambda g: (ans * (g - F.sum(g * ans, axis=axis, keepdims=True)),)
+
+    def vjp(g: Tensor) -> tuple[Tensor]:
+        ax = shift_axis(axis, ans.ndim, g.ndim - ans.ndim)
+        return (ans * (g - F.sum(g * ans, axis=ax, keepdims=True)),)
+
+    return vjp
 
 
 def _softmax_sympy(x: Any, axis: int = -1) -> Any:
