@@ -67,13 +67,16 @@ def sweep(
     grads_seen: dict[int, Tensor] | None = None,
     plan: tuple[Sequence[Entry], Container[int]] | None = None,
     leaves: Collection[int] | None = None,
+    batch: tuple[int, ...] = (),
 ) -> list[Tensor | None]:
     """Cotangent of every source for the seeded targets; None where no path exists.
 
     ``plan`` is ``plan_sweep``'s answer when the caller already has it; ``leaves``,
     the tape's watched leaf ids, lets ``plan_sweep`` skip its pass.
     ``grads_seen``, when given, receives the cotangent reaching each entry's output
-    (the trace shows it).
+    (the trace shows it). ``batch``: leading dims every seed carries in front of its
+    target's shape (many cotangents in one sweep); every cotangent then has shape
+    ``batch + tensor.shape`` and each source's answer is ``batch + source.shape``.
     """
     source_ids = {id(s) for s in sources if id(s) in watched}
     if not source_ids:
@@ -113,8 +116,10 @@ def sweep(
         for x, gx, needed in zip(inputs, grads, needs):  # noqa: B905 - lengths asserted
             if gx is None or not needed:
                 continue
-            if gx.value.shape != x.value.shape:
-                gx = unbroadcast(gx, x.shape)
+            if gx.value.shape != x.value.shape and (
+                not batch or gx.value.shape != batch + x.value.shape
+            ):
+                gx = unbroadcast(gx, x.shape, batch)
             key = id(x)
             prev = cts.get(key)
             cts[key] = gx if prev is None else prev + gx
@@ -125,33 +130,53 @@ def sweep(
     return [cts.get(id(s)) if id(s) in source_ids else None for s in sources]
 
 
+# Elements of one batched cotangent tensor a vectorised sweep may hold at once (8 bytes
+# each): rows of the seed are swept in chunks so that chunk x largest tensor stays below.
+CHUNK_ELEMENTS = 1 << 23
+
+
 def jacobian_rows(
     entries: Sequence[Entry],
     target: Tensor,
     sources: Sequence[Tensor],
     watched: dict[int, Tensor],
     leaves: Collection[int] | None = None,
+    chunk_elements: int = CHUNK_ELEMENTS,
 ) -> list[Tensor | None]:
-    """Full Jacobian of ``target`` per source: one reverse sweep per target element,
-    stacked to ``target.shape + source.shape`` with engine ops (so outer tapes see it)."""
+    """Full Jacobian of ``target`` per source, of shape ``target.shape + source.shape``.
+
+    One vectorised reverse sweep: the seed is the identity over ``target``'s elements,
+    carried as a leading batch axis of every cotangent (so all rules run once, not once
+    per element). Rows go in chunks when a batch of the largest tensor would exceed
+    ``chunk_elements``. The result is made of engine ops, so outer tapes record it
+    (Hessians, third order). When ``target`` has more elements than all sources
+    together a forward (JVP) sweep would be cheaper; the op table has no JVP rules,
+    so reverse mode serves both cases.
+    """
     source_ids = {id(s) for s in sources if id(s) in watched}
     if not source_ids:
         return [None] * len(sources)
     steps = plan_sweep(entries, source_ids, watched, leaves)
     n = target.size
-    rows: list[list[Tensor | None]] = []
-    for i in range(n):
-        onehot = np.zeros(n)
-        onehot[i] = 1.0
-        seed = Tensor(onehot.reshape(target.shape))
-        rows.append(sweep(entries, [target], [seed], sources, watched, plan=steps))
+    widest = max([e[2].size for e in steps[0]] + [target.size, 1])
+    chunk = max(1, min(n, chunk_elements // widest))
+    eye = np.eye(n)
+    parts: list[list[Tensor | None]] = []
+    for start in range(0, n, chunk):
+        rows = eye[start : start + chunk]
+        seed = Tensor(rows.reshape((rows.shape[0],) + target.shape))
+        parts.append(sweep(entries, [target], [seed], sources, watched, plan=steps,
+                           batch=(rows.shape[0],)))
     out: list[Tensor | None] = []
     for j, s in enumerate(sources):
-        col = [r[j] for r in rows]
+        col = [p[j] for p in parts]
         if all(g is None for g in col):
             out.append(None)
             continue
-        filled = [Tensor(np.zeros(s.shape)) if g is None else g for g in col]
-        stacked = F.stack(*filled, axis=0)
-        out.append(F.reshape(stacked, shape=list(target.shape + s.shape)))
+        filled = [
+            Tensor(np.zeros((min(chunk, n - k * chunk),) + s.shape)) if g is None else g
+            for k, g in enumerate(col)
+        ]
+        whole = filled[0] if len(filled) == 1 else F.concat(*filled, axis=0)
+        out.append(F.reshape(whole, shape=list(target.shape + s.shape)))
     return out

@@ -6,15 +6,18 @@ from engine.ops.registry import F
 from engine.tensor import Tensor
 
 
-def unbroadcast(g: Tensor, shape: tuple[int, ...]) -> Tensor:
-    """Sum ``g`` down to ``shape``: over leading axes broadcasting added, and over axes
-    where ``shape`` has size 1. Written in engine ops so an outer tape records it."""
-    if g.shape == shape:
+def unbroadcast(g: Tensor, shape: tuple[int, ...], batch: tuple[int, ...] = ()) -> Tensor:
+    """Sum ``g`` down to ``batch + shape``: over axes broadcasting added (after the batch),
+    and over axes where ``shape`` has size 1. Written in engine ops so an outer tape
+    records it. ``batch`` is the leading batch of a vectorised sweep, kept as it is."""
+    want = batch + shape if batch else shape
+    if g.shape == want:
         return g
-    lead = g.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1
+    nb = len(batch)
+    lead = g.ndim - len(want)
+    axes = tuple(range(nb, nb + lead)) + tuple(
+        nb + lead + i for i, n in enumerate(shape) if n == 1 and g.shape[nb + lead + i] != 1
     )
     if axes:
         g = F.sum(g, axis=list(axes))
-    return g if g.shape == shape else F.reshape(g, shape=list(shape))
+    return g if g.shape == want else F.reshape(g, shape=list(want))
