@@ -10,6 +10,7 @@ fixed seed and a bounded number of examples per operation, one worker, on loopba
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -69,6 +70,10 @@ def test_the_openapi_document_holds_under_fuzzing(tmp_path):
     at = run.stdout.rfind("\n", 0, run.stdout.rfind("SUMMARY")) + 1
     print(run.stdout[at:] if "SUMMARY" in run.stdout else run.stdout[-3000:])  # noqa: T201
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
-    assert "No issues found" in run.stdout
+    # every generated case passed; a warning (e.g. "mostly rejected generated data", which
+    # the contract's 422s for semantically invalid graphs cause) is not a failure
+    counts = re.search(r"(\d+) generated, (\d+) passed", run.stdout)
+    assert counts and counts[1] == counts[2], run.stdout[-3000:]
+    assert not re.search(r"\d+ (failed|errored)", run.stdout), run.stdout[-3000:]
     server_log = (tmp_path / "server.log").read_text(errors="replace")
     assert "unhandled error" not in server_log and "Traceback" not in server_log, server_log[-3000:]
