@@ -5,7 +5,9 @@ Vocabulary, used the same way in every module:
 - ``tape``: a recording (``GradientTape``), a Wengert list of entries.
 - ``entry``: one recorded op: its ``OpDef``, input tensors, output tensor, attrs.
 - ``ans``: an op's forward output.
-- ``g``: the upstream cotangent reaching an op's output in the reverse sweep.
+- ``g``: the upstream cotangent reaching an op's output in the reverse sweep; it may
+  carry leading batch dims (``batch + ans.shape``), one Jacobian row per batch element,
+  so a Jacobian or Hessian is one vectorised sweep (``engine.ops.batching``).
 - ``vjp``: an op's vector-Jacobian product rule, ``vjp(ans, *inputs, **attrs)(g)``.
 - ``source``/``target``: what a gradient is taken with respect to / of.
 

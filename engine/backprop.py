@@ -55,6 +55,24 @@ def plan_sweep(
     return reachable(entries, source_ids)
 
 
+def paths_from(
+    entries: Sequence[Entry], sources: Sequence[Tensor], targets: Sequence[Tensor]
+) -> list[int]:
+    """Per target, a bit mask of the sources it has a differentiable path from (bit j:
+    ``sources[j]``): which blocks of a stacked Jacobian are "no path" rather than zero.
+    One pass; entries of non-differentiable ops (no vjp) carry no path, as in ``sweep``."""
+    mask = {id(s): 1 << j for j, s in enumerate(sources)}
+    for op, inputs, output, _attrs in entries:
+        if op.vjp is None:
+            continue
+        bits = 0
+        for x in inputs:
+            bits |= mask.get(id(x), 0)
+        if bits:
+            mask[id(output)] = mask.get(id(output), 0) | bits
+    return [mask.get(id(t), 0) for t in targets]
+
+
 ONE_INPUT_NEEDED = (True,)
 
 
@@ -88,8 +106,9 @@ def sweep(
             cts[id(t)] = seed if id(t) not in cts else cts[id(t)] + seed
     keep = source_ids if grads_seen is None else reach
     check = budget.check
+    every = 1 if batch else CHECK_EVERY  # a batched entry is costly: check the budget on each
     for n, (op, inputs, output, attrs) in enumerate(reversed(relevant)):
-        if not n % CHECK_EVERY:
+        if not n % every:
             check("reverse sweep")
         out_id = id(output)
         g = cts.get(out_id) if out_id in keep else cts.pop(out_id, None)
@@ -141,17 +160,17 @@ def jacobian_rows(
     sources: Sequence[Tensor],
     watched: dict[int, Tensor],
     leaves: Collection[int] | None = None,
-    chunk_elements: int = CHUNK_ELEMENTS,
+    chunk_elements: int | None = None,
 ) -> list[Tensor | None]:
     """Full Jacobian of ``target`` per source, of shape ``target.shape + source.shape``.
 
     One vectorised reverse sweep: the seed is the identity over ``target``'s elements,
     carried as a leading batch axis of every cotangent (so all rules run once, not once
     per element). Rows go in chunks when a batch of the largest tensor would exceed
-    ``chunk_elements``. The result is made of engine ops, so outer tapes record it
-    (Hessians, third order). When ``target`` has more elements than all sources
-    together a forward (JVP) sweep would be cheaper; the op table has no JVP rules,
-    so reverse mode serves both cases.
+    ``chunk_elements`` (default ``CHUNK_ELEMENTS``). The result is made of engine ops,
+    so outer tapes record it (Hessians, third order). When ``target`` has more elements
+    than all sources together a forward (JVP) sweep would be cheaper; the op table has
+    no JVP rules, so reverse mode serves both cases.
     """
     source_ids = {id(s) for s in sources if id(s) in watched}
     if not source_ids:
@@ -159,7 +178,7 @@ def jacobian_rows(
     steps = plan_sweep(entries, source_ids, watched, leaves)
     n = target.size
     widest = max([e[2].size for e in steps[0]] + [target.size, 1])
-    chunk = max(1, min(n, chunk_elements // widest))
+    chunk = max(1, min(n, (chunk_elements or CHUNK_ELEMENTS) // widest))
     eye = np.eye(n)
     parts: list[list[Tensor | None]] = []
     for start in range(0, n, chunk):

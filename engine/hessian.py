@@ -8,7 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from engine import backprop
 from engine.notes import Note
+from engine.ops.registry import F
 from engine.tape import GradientTape
 from engine.tensor import Tensor
 
@@ -36,9 +38,12 @@ def hessian(
     """Second derivatives of the scalar ``fn()`` with respect to ``sources``.
 
     ``fn`` is re-run under two nested tapes; the outer one records the inner
-    tape's reverse sweep, and its Jacobian of the gradient is the Hessian.
-    A source with no path gives a zero block in ``matrix`` and None in ``blocks``
-    (zeros with ``unconnected_gradients="zero"``).
+    tape's reverse sweep, and its Jacobian of the gradient is the Hessian. Every
+    gradient block is flattened into one vector on the outer tape, so the whole
+    Hessian is one vectorised reverse sweep (``backprop.jacobian_rows``), however
+    many sources there are. A block with no path gives zeros in ``matrix`` and None
+    in ``blocks`` (zeros with ``unconnected_gradients="zero"``), as a block-by-block
+    ``outer.jacobian`` would.
     """
     sources = list(sources)
     with GradientTape(persistent=True, watch_accessed_variables=watch_accessed_variables) as outer:
@@ -50,18 +55,29 @@ def hessian(
             if t.ndim != 0:
                 raise ValueError(f"the Hessian needs a scalar target, got shape {list(t.shape)}")
         grads = inner.gradient(target, sources, output_gradients, unconnected_gradients)
+        live = [i for i, g in enumerate(grads) if g is not None and outer.is_watched(g)]
+        flat = _flat([grads[i] for i in live])  # recorded by outer: one target for one sweep
     notes = list(inner.notes)
     sizes = [s.size for s in sources]
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
     matrix = np.zeros((offsets[-1], offsets[-1]))
+    cols: list[Any] = [None] * len(sources)
+    paths: dict[int, int] = {}  # gradient block -> bit mask of the sources it has a path from
+    if flat is not None:
+        cols = [None if c is None else c.numpy() for c in outer.jacobian(flat, sources)]
+        masks = backprop.paths_from(outer.entries, sources, [grads[i] for i in live])
+        paths = dict(zip(live, masks, strict=True))
+    starts = np.cumsum([0] + [sizes[i] for i in live])
+    rows = {i: int(start) for i, start in zip(live, starts, strict=False)}  # offset in flat
     blocks: list[list[np.ndarray | None]] = []
-    for i, g in enumerate(grads):
+    for i, si in enumerate(sources):
         row: list[np.ndarray | None] = []
-        cols = outer.jacobian(g, sources, unconnected_gradients) if g is not None else None
-        for j, s in enumerate(sources):
-            block = None if cols is None or cols[j] is None else cols[j].numpy()
+        for j, sj in enumerate(sources):
+            block = None
+            if cols[j] is not None and paths.get(i, 0) >> j & 1:
+                block = cols[j][rows[i] : rows[i] + sizes[i]].reshape(si.shape + sj.shape)
             if block is None and unconnected_gradients == "zero":
-                block = np.zeros(sources[i].shape + s.shape)
+                block = np.zeros(si.shape + sj.shape)
             if block is not None:
                 matrix[offsets[i] : offsets[i + 1], offsets[j] : offsets[j + 1]] = block.reshape(
                     sizes[i], sizes[j]
@@ -70,3 +86,11 @@ def hessian(
         blocks.append(row)
     value = target if isinstance(target, Tensor) else sum(target[1:], target[0])
     return HessianResult(value, list(grads), blocks, matrix, notes)
+
+
+def _flat(grads: list[Tensor]) -> Tensor | None:
+    """Every gradient block as one vector, in engine ops (the outer tape records it)."""
+    parts = [F.reshape(g, shape=[-1]) for g in grads]
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else F.concat(*parts, axis=0)

@@ -12,6 +12,11 @@ For ops of two or more inputs the sweep calls ``back(g, needs)``: ``needs[i]``
 is False when input ``i`` lies on no path from a source, and the rule may then
 return None for it instead of computing a cotangent nobody reads (autograd's
 ``argnums``). Called with ``g`` alone, a rule computes every cotangent.
+
+``g`` may carry leading batch dims, ``g.shape == batch + ans.shape`` (a vectorised
+sweep: many Jacobian rows at once); a rule then returns cotangents with the same
+batch in front (broadcast shapes are fine, the sweep sums them down). Rules that
+name axes, shapes or permutations shift them past the batch (engine.ops.batching).
 """
 
 from __future__ import annotations

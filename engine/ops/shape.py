@@ -262,16 +262,17 @@ def _concat_shape(*shapes: tuple[int, ...], axis: int = 0) -> tuple[int, ...]:
 def _concat_vjp(_ans: Tensor, *xs: Tensor, axis: int = 0):
     """d/dxi concat(x1, ..., xn) = the cotangent's slice where xi was placed."""
     def vjp(g: Tensor, needs: tuple[bool, ...] | None = None) -> tuple[Tensor | None, ...]:
-        ax = axis % xs[0].ndim + g.ndim - xs[0].ndim  # past g's batch dims
+        xax = axis % xs[0].ndim
+        ax = xax + g.ndim - xs[0].ndim  # the same axis, past g's batch dims
         out: list[Tensor | None] = []
         start = 0
         for i, x in enumerate(xs):
             begin = [0] * g.ndim
             end = list(g.shape)
-            begin[ax], end[ax] = start, start + x.shape[ax]
+            begin[ax], end[ax] = start, start + x.shape[xax]
             skip = needs is not None and not needs[i]
             out.append(None if skip else F.slice(g, begin=begin, end=end, step=None))
-            start += x.shape[ax]
+            start += x.shape[xax]
         return tuple(out)
 
     return vjp
