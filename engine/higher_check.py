@@ -106,47 +106,20 @@ def _tape(job: dict[str, Any], result: Result, j: int) -> np.ndarray:
 
 
 def _by_sympy(job: dict[str, Any], result: Result, limits: verify.CheckLimits) -> CheckReport:
-    from engine import budget, sympy_worker
+    def compare(tally: Tally, reply: dict[str, Any], skipped: verify.Skipped) -> None:
+        for j in range(1, job["order"] + 1):
+            ref = np.asarray(reply["values"]["derivatives"][str(j)], dtype=np.float64)
+            tally.add(("derivatives", str(j), ""), _tape(job, result, j), ref,
+                      skip=skipped(("derivatives", str(j)), ref.shape))
 
-    seconds = limits.sympy_seconds
-    left = budget.remaining()
-    if left is not None:
-        seconds = max(0.05, min(seconds, left))
-    tally = Tally(limits.sympy_rtol, limits.sympy_atol, limits.max_disagreements)
-    try:
-        reply = sympy_worker.get_pool(limits.sympy_workers).run(job, seconds)
-    except sympy_worker.WorkerTimeout as e:
-        return tally.report("sympy", status="timeout", detail=str(e))
-    except sympy_worker.WorkerError as e:
-        return tally.report("sympy", status="skipped", detail=f"SymPy failed: {e}")
-    skip: dict[str, list[tuple]] = {}
-    for entry in reply["kinks"] + reply["unevaluated"]:
-        skip.setdefault(entry[1], []).append(tuple(entry[-1]))
-    if reply["kinks"]:
-        tally.notes.append(f"{len(reply['kinks'])} entries at a kink not compared: the tape "
-                           "follows its convention")
-    if reply["unevaluated"]:
-        tally.notes.append(f"{len(reply['unevaluated'])} entries SymPy left unevaluated "
-                           "not compared")
-    for j in range(1, job["order"] + 1):
-        ref = np.asarray(reply["values"]["derivatives"][str(j)], dtype=np.float64)
-        mask = np.zeros(ref.shape, dtype=bool)
-        for idx in skip.get(str(j), ()):
-            mask[idx] = True
-        tally.add(("derivatives", str(j), ""), _tape(job, result, j), ref, skip=mask)
-    report = _named(tally.report("sympy", "SymPy's derivatives"), job["sources"])
-    report.symbolic, report.latex = reply["text"], reply["latex"]
-    return report
+    return _named(verify.by_sympy(job, limits, compare, "SymPy's derivatives"), job["sources"])
 
 
 def _by_numeric(job: dict[str, Any], result: Result, limits: verify.CheckLimits
                 ) -> CheckReport:
-    from engine import budget, numeric
+    from engine import numeric
 
-    deadline = time.monotonic() + limits.numeric_seconds
-    left = budget.remaining()
-    if left is not None:
-        deadline = min(deadline, time.monotonic() + left)
+    deadline = verify.numeric_deadline(limits)
     tally = Tally(limits.numeric_rtol, limits.numeric_atol, limits.max_disagreements)
     sources = job["sources"]
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("engine.verify")
 LINALG_SQUARE = ("inv", "det", "solve")
+Skipped = Callable[[tuple, tuple], np.ndarray]
+"""``skipped(path, shape)``: the entries of a quantity SymPy gave no number for."""
 
 
 @dataclass(frozen=True)
@@ -254,8 +257,28 @@ def _numeric_fits(kind: str, job: dict[str, Any], shapes: dict[str, tuple[int, .
 # ------------------------------------------------------------------ the two methods
 
 
-def _by_sympy(kind: str, job: dict[str, Any], result: Result, unwatched: list[str],
-              limits: CheckLimits) -> CheckReport:
+def numeric_deadline(limits: CheckLimits) -> float:
+    """When finite differences stop: their own budget, or the request's if that ends first."""
+    from engine import budget
+
+    deadline = time.monotonic() + limits.numeric_seconds
+    left = budget.remaining()
+    if left is not None:
+        deadline = min(deadline, time.monotonic() + left)
+    return deadline
+
+
+def by_sympy(job: dict[str, Any], limits: CheckLimits,
+             compare: Callable[[Tally, dict[str, Any], Skipped], None],
+             what: str, kink: str = "") -> CheckReport:
+    """SymPy's reference for ``job`` within the budget, compared with the tape by ``compare``.
+
+    One runner for the four fixed kinds and for ``derivative``'s every order
+    (engine.higher_check): they differ only in the quantities they compare.
+    ``compare(tally, reply, skipped)`` adds them to the tally; ``skipped(path, shape)``
+    masks the entries of a quantity SymPy gave no number for (kinks, unevaluated).
+    ``kink`` says, in the note, what a kink is.
+    """
     from engine import budget, sympy_worker
 
     seconds = limits.sympy_seconds
@@ -270,43 +293,55 @@ def _by_sympy(kind: str, job: dict[str, Any], result: Result, unwatched: list[st
     except sympy_worker.WorkerError as e:
         return tally.report("sympy", status="skipped", detail=f"SymPy failed: {e}")
     skip: dict[tuple, list] = {}
-    for entry in reply["kinks"] + reply["unevaluated"]:
+    for entry in reply["kinks"] + reply["unevaluated"]:  # [*path, index]
         skip.setdefault(tuple(entry[:-1]), []).append(tuple(entry[-1]))
     if reply["kinks"]:
-        tally.notes.append(f"{len(reply['kinks'])} entries at a kink (a step function's "
-                           "derivative at 0) not compared: the tape follows its convention")
+        tally.notes.append(f"{len(reply['kinks'])} entries at a kink{kink} not compared: "
+                           "the tape follows its convention")
     if reply["unevaluated"]:
         tally.notes.append(f"{len(reply['unevaluated'])} entries SymPy left unevaluated "
                            "not compared")
-    zero = {tuple(p) for p in reply["zero"]}
-    for path, tape in tape_quantities(kind, result, unwatched, tally):
-        ref = get_path(reply["values"], path)
-        mask = np.zeros(np.shape(ref), dtype=bool)
+
+    def skipped(path: tuple, shape: tuple) -> np.ndarray:
+        mask = np.zeros(shape, dtype=bool)
         for idx in skip.get(path, ()):
             mask[idx] = True
-        if tape is None and path in zero:
-            tally.notes.append(f"{'/'.join(path[1:])}: None on the tape (no path); the "
-                               "symbolic derivative is 0 (away from kinks)")
-            tape = np.zeros(np.shape(ref))
-        elif tape is None:
-            tally.structural(path, "the tape found no path, but the symbolic derivative is "
-                                   f"not identically 0: {get_path(reply['text'], path, False)}")
-            continue
-        tally.add(path, tape, ref, skip=mask)
-    report = tally.report("sympy", "SymPy's values" if kind == "evaluate" else
-                          "SymPy's derivative")
+        return mask
+
+    compare(tally, reply, skipped)
+    report = tally.report("sympy", what)
     report.symbolic, report.latex = reply["text"], reply["latex"]
     return report
 
 
+def _by_sympy(kind: str, job: dict[str, Any], result: Result, unwatched: list[str],
+              limits: CheckLimits) -> CheckReport:
+    def compare(tally: Tally, reply: dict[str, Any], skipped: Skipped) -> None:
+        zero = {tuple(p) for p in reply["zero"]}
+        for path, tape in tape_quantities(kind, result, unwatched, tally):
+            ref = get_path(reply["values"], path)
+            mask = skipped(path, np.shape(ref))
+            if tape is None and path in zero:
+                tally.notes.append(f"{'/'.join(path[1:])}: None on the tape (no path); the "
+                                   "symbolic derivative is 0 (away from kinks)")
+                tape = np.zeros(np.shape(ref))
+            elif tape is None:
+                tally.structural(path, "the tape found no path, but the symbolic derivative "
+                                       f"is not identically 0: "
+                                       f"{get_path(reply['text'], path, False)}")
+                continue
+            tally.add(path, tape, ref, skip=mask)
+
+    return by_sympy(job, limits, compare,
+                    "SymPy's values" if kind == "evaluate" else "SymPy's derivative",
+                    kink=" (a step function's derivative at 0)")
+
+
 def _by_numeric(kind: str, job: dict[str, Any], result: Result, unwatched: list[str],
                 limits: CheckLimits) -> CheckReport:
-    from engine import budget, numeric
+    from engine import numeric
 
-    deadline = time.monotonic() + limits.numeric_seconds
-    left = budget.remaining()
-    if left is not None:
-        deadline = min(deadline, time.monotonic() + left)
+    deadline = numeric_deadline(limits)
     tally = Tally(limits.numeric_rtol, limits.numeric_atol, limits.max_disagreements)
     try:
         runner = numeric.Runner(job, deadline)

@@ -30,6 +30,19 @@ def graph(*nodes: dict[str, Any], **fields: Any) -> dict[str, Any]:
     return {"graph": {"nodes": list(nodes)}, **fields}
 
 
+# The seed article's three examples as graph requests: y = x**2 and y = x**3 at x = 3,
+# z = x**2 + y**3 at x = 2, y = 3. Shared, so never mutate them: copy with {**SEED_3, ...}.
+SEED_1 = graph(var("x", 3.0), op("y", "pow", "x", 2))
+SEED_2 = graph(var("x", 3.0), op("y", "pow", "x", 3))
+SEED_3 = graph(
+    var("x", 2.0),
+    var("y", 3.0),
+    op("x2", "pow", "x", 2),
+    op("y3", "pow", "y", 3),
+    op("z", "add", "x2", "y3"),
+)
+
+
 def post(client: TestClient, kind: str, body: dict[str, Any], status: int = 200) -> Any:
     """POST to ``/v1/<kind>``, assert the status, return the JSON body."""
     r = client.post(f"/v1/{kind}", json=body)

@@ -6,6 +6,9 @@ import numpy as np
 import pytest
 
 from tests.api.support import (
+    SEED_1,
+    SEED_2,
+    SEED_3,
     arr,
     const,
     fd_gradient,
@@ -16,17 +19,6 @@ from tests.api.support import (
     post,
     var,
 )
-
-SEED_1 = graph(var("x", 3.0), op("y", "pow", "x", 2))
-SEED_2 = graph(var("x", 3.0), op("y", "pow", "x", 3))
-SEED_3 = graph(
-    var("x", 2.0),
-    var("y", 3.0),
-    op("x2", "pow", "x", 2),
-    op("y3", "pow", "y", 3),
-    op("z", "add", "x2", "y3"),
-)
-
 
 # ------------------------------------------------------------ the seed's three examples
 

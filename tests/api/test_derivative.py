@@ -5,16 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.api.support import arr, const, graph, notes_for, op, post, var
+from tests.api.support import SEED_2, SEED_3, arr, const, graph, notes_for, op, post, var
 
-SEED_2 = graph(var("x", 3.0), op("y", "pow", "x", 3))
-SEED_3 = graph(
-    var("x", 2.0),
-    var("y", 3.0),
-    op("x2", "pow", "x", 2),
-    op("y3", "pow", "y", 3),
-    op("z", "add", "x2", "y3"),
-)
 THREE = {"expression": "sin(x * y) + exp(z) * x**2", "values": {"x": 0.4, "y": -0.8, "z": 0.3}}
 
 

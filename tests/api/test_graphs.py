@@ -8,15 +8,8 @@ import threading
 import pytest
 
 from app.graph_store import GraphNotFound, GraphStore, StoredGraph
-from tests.api.support import graph, op, post, var
+from tests.api.support import SEED_3, graph, op, post, var
 
-SEED_3 = graph(
-    var("x", 2.0),
-    var("y", 3.0),
-    op("x2", "pow", "x", 2),
-    op("y3", "pow", "y", 3),
-    op("z", "add", "x2", "y3"),
-)
 TENSOR = graph(
     var("x", [[0.5, -1.0]]),
     var("w", [[1.0], [2.0]]),

@@ -25,8 +25,8 @@ def test_readyz_is_ready(client):
     assert r.json() == {"status": "ready"}
 
 
-def _heavy_body(width: int = 200, n_nodes: int = 2000) -> dict:
-    """A Jacobian of a long chain: one reverse sweep per target element, seconds of work."""
+def _heavy_body(width: int = 1000, n_nodes: int = 2000) -> dict:
+    """A 1000 x 1000 Jacobian of a long chain: one vectorised reverse sweep, over a second."""
     nodes = [var("n0", [0.5] * width)]
     nodes += [op(f"n{i}", "sin", f"n{i - 1}") for i in range(1, n_nodes)]
     return graph(*nodes, check="none")

@@ -8,11 +8,9 @@ its request log (stderr) and ``/metrics`` show what happened after the client le
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.gateway.stack import free_port, wait_until_up
+from tests.gateway.stack import uvicorn_app
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -63,31 +61,13 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
-    port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="budget-"))
     log_path = workdir / "server.log"
-    env = {
-        **os.environ,
-        "DERIV_TIME_BUDGET_SECONDS": str(BUDGET),
-        "DERIV_SYMPY_WORKERS": "1",
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    with log_path.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
-             "--port", str(port), "--no-access-log"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    env = {"DERIV_TIME_BUDGET_SECONDS": str(BUDGET), "DERIV_SYMPY_WORKERS": "1"}
     try:
-        wait_until_up(f"http://127.0.0.1:{port}/healthz", proc, time.monotonic() + 30)
-        yield Server(f"http://127.0.0.1:{port}", proc, log_path)
+        with uvicorn_app(env, log_path) as (base, proc):
+            yield Server(base, proc, log_path)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
         for path in workdir.iterdir():
             path.unlink()
         workdir.rmdir()

@@ -14,12 +14,11 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.gateway.stack import free_port, wait_until_up
+from tests.gateway.stack import uvicorn_app
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = Path(__file__).resolve().parent / "schemathesis.toml"
@@ -39,34 +38,17 @@ pytestmark = [
 
 
 def test_the_openapi_document_holds_under_fuzzing(tmp_path):
-    port = free_port()
-    env = {**os.environ, "DERIV_LOG_REQUESTS": "false", "DERIV_TIME_BUDGET_SECONDS": "5"}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    log = (tmp_path / "server.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
-         "--port", str(port), "--no-access-log"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        wait_until_up(f"http://127.0.0.1:{port}/healthz", server, time.monotonic() + 30)
+    env = {"DERIV_LOG_REQUESTS": "false", "DERIV_TIME_BUDGET_SECONDS": "5"}
+    with uvicorn_app(env, tmp_path / "server.log") as (base, _):
         run = subprocess.run(
             [str(Path(sys.executable).parent / "schemathesis"), "--config-file", str(CONFIG),
-             "run", str(SCHEMA), "--url", f"http://127.0.0.1:{port}",
+             "run", str(SCHEMA), "--url", base,
              "--checks", "all", "--workers", "1", "--seed", str(SEED),
              "--max-examples", str(EXAMPLES), "--request-timeout", "20",
              "--generation-database", "none", "--no-color"],
             cwd=tmp_path, env={**os.environ, "NO_COLOR": "1"}, capture_output=True, text=True,
             timeout=SECONDS,
         )  # fmt: skip
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=5)
-        log.close()
     at = run.stdout.rfind("\n", 0, run.stdout.rfind("SUMMARY")) + 1
     print(run.stdout[at:] if "SUMMARY" in run.stdout else run.stdout[-3000:])  # noqa: T201
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]

@@ -9,6 +9,7 @@ import pytest
 
 from engine import OPS
 from engine.ops.registry import Case, OpDef
+from tests.gradcheck import sample_inputs
 
 
 def case_id(op: OpDef, i: int, case: Case) -> str:
@@ -31,3 +32,10 @@ def rng_for(op: OpDef, case: Case, salt: str = "") -> np.random.Generator:
     """A generator seeded by the case itself: failures reproduce, cases differ."""
     key = f"{salt}:{op.name}:{case.shapes}:{sorted(case.attrs.items())}"
     return np.random.default_rng(zlib.crc32(key.encode()))
+
+
+def assert_shape_rule_matches_forward(op: OpDef, case: Case) -> None:
+    """``infer_shape`` gives the shape ``forward`` returns on the case's sampled inputs."""
+    attrs = op.normalize_attrs(case.attrs)
+    args = sample_inputs(op, case, rng_for(op, case, "shape"))
+    assert np.shape(op.forward(*args, **attrs)) == op.infer_shape(*case.shapes, **attrs)

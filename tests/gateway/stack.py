@@ -16,6 +16,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +56,35 @@ def wait_until_up(url: str, proc: subprocess.Popen, deadline: float) -> None:
             pass
         time.sleep(0.1)
     raise TimeoutError(f"{url} did not answer in time")
+
+
+@contextmanager
+def uvicorn_app(env: Mapping[str, str], log_path: Path
+                ) -> Iterator[tuple[str, subprocess.Popen]]:
+    """One ``app.main:app`` on a free loopback port: its base URL and process, stopped on exit.
+
+    ``env`` is added to this process's environment, less ``PROMETHEUS_MULTIPROC_DIR`` (the
+    server's metrics are its own); stdout and stderr go to ``log_path``.
+    """
+    port = free_port()
+    full = {**os.environ, **env}
+    full.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    with log_path.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
+             "--port", str(port), "--no-access-log"],
+            cwd=ROOT, env=full, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/healthz", proc, time.monotonic() + 30)
+        yield f"http://127.0.0.1:{port}", proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
 
 
 @dataclass
