@@ -1,6 +1,6 @@
 """Run every benchmark and print one table of targets, PASS or MISS.
 
-``python -m bench [--quick] [--only op request hessian]``; each part also runs
+``python -m bench [--quick] [--only op request hessian registered]``; each part also runs
 alone (``python -m bench.bench_op_overhead`` and so on). Ratios are measured
 within one run; the absolute figures depend on the machine and its load.
 """
@@ -11,13 +11,14 @@ import argparse
 import time
 from collections.abc import Callable
 
-from bench import bench_hessian, bench_op_overhead, bench_request
+from bench import bench_hessian, bench_op_overhead, bench_registered, bench_request
 from bench.common import Target, print_machine, print_targets
 
 PARTS: dict[str, Callable[[bool], list[Target]]] = {
     "op": bench_op_overhead.run,
     "request": bench_request.run,
     "hessian": bench_hessian.run,
+    "registered": bench_registered.run,
 }
 
 
