@@ -18,7 +18,7 @@ from app.graph_store import GraphNotFound, GraphStore, GraphTooLarge, StoredGrap
 from app.settings import Settings
 from app.wire.requests import ComputeRequest, DerivativeRequest, GraphRequest
 from app.wire.requests import Graph as WireGraph
-from app.wire.values import MAX_RANK, encode, jsonable
+from app.wire.values import MAX_RANK, encode, encode_for_response, jsonable
 from engine import budget, derivatives, higher_check, sympy_worker, verify
 from engine.errors import (
     AttrError,
@@ -243,22 +243,23 @@ def _wire_node(node: Any) -> dict[str, Any]:
 
 def render(kind: str, result: derivatives.Result, report: verify.CheckReport) -> dict[str, Any]:
     """A result and its check report as JSON data; every number through the codec."""
-    body: dict[str, Any] = {"outputs": {k: encode(v) for k, v in result.outputs.items()}}
+    wire = encode_for_response
+    body: dict[str, Any] = {"outputs": {k: wire(v) for k, v in result.outputs.items()}}
     if kind in ("gradient", "hessian"):
-        body["gradients"] = {k: encode(v) for k, v in (result.gradients or {}).items()}
+        body["gradients"] = {k: wire(v) for k, v in (result.gradients or {}).items()}
     if kind == "jacobian":
         body["jacobian"] = {
-            t: {s: encode(v) for s, v in row.items()} for t, row in (result.jacobian or {}).items()
+            t: {s: wire(v) for s, v in row.items()} for t, row in (result.jacobian or {}).items()
         }
     if kind == "hessian":
         body["hessian"] = {
-            a: {b: encode(v) for b, v in row.items()} for a, row in (result.hessian or {}).items()
+            a: {b: wire(v) for b, v in row.items()} for a, row in (result.hessian or {}).items()
         }
-        body["matrix"] = encode(result.matrix)
+        body["matrix"] = wire(result.matrix)
     if kind == "derivative":
         body["sources"] = list(result.sources)
         body["order"] = len(result.derivatives or ())
-        body["derivatives"] = [encode(d) for d in result.derivatives or ()]
+        body["derivatives"] = [wire(d) for d in result.derivatives or ()]
     body["notes"] = [_note(n) for n in result.notes]
     body["check"] = {name: jsonable(getattr(report, name)) for name in _CHECK_FIELDS}
     body["trace"] = None if result.trace is None else _trace(result.trace)
