@@ -13,6 +13,7 @@ from collections import Counter
 import httpx
 import pytest
 
+from app.openapi import SEED_3
 from tests.gateway.stack import Stack, nginx_binary
 
 NGINX = nginx_binary()
@@ -22,17 +23,6 @@ pytestmark = [
     pytest.mark.skipif(NGINX is None, reason="nginx is not installed (apt-get install nginx)"),
 ]
 
-SEED_3 = {
-    "graph": {
-        "nodes": [
-            {"id": "x", "op": "variable", "value": 2.0},
-            {"id": "y", "op": "variable", "value": 3.0},
-            {"id": "x2", "op": "pow", "inputs": ["x", 2]},
-            {"id": "y3", "op": "pow", "inputs": ["y", 3]},
-            {"id": "z", "op": "add", "inputs": ["x2", "y3"]},
-        ]
-    }
-}
 BODY_LIMIT = 2 * 1024 * 1024  # the app's DERIV_MAX_BODY_BYTES default
 
 
