@@ -5,6 +5,8 @@ The engine never raises HTTP errors; the web layer maps each class to a problem.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class EngineError(Exception):
     """Base of every error a caller can trigger with bad input."""
@@ -52,3 +54,9 @@ class BudgetExceeded(EngineError):
     """A computation ran past its time budget and was stopped cooperatively."""
 
     kind = "timeout"
+
+
+def short(x: Any, limit: int = 80) -> str:
+    """A repr cut to ``limit`` characters, so errors never echo a huge input back."""
+    text = repr(x)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

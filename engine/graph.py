@@ -9,7 +9,6 @@ the sort is Kahn's, so a 10^6-node chain given in reverse order builds fine.
 from __future__ import annotations
 
 import difflib
-import heapq
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -19,9 +18,10 @@ from typing import Any
 import numpy as np
 
 from engine import budget
-from engine.errors import AttrError, EngineError, GraphError, LimitError, ShapeError
+from engine.errors import AttrError, EngineError, GraphError, LimitError, ShapeError, short
 from engine.ops import OPS, OPS_FN
 from engine.tensor import Tensor, Value, Variable, constant
+from engine.toposort import toposort
 
 LEAF_OPS = ("variable", "constant")
 ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,127}")
@@ -63,12 +63,6 @@ class Node:
     attrs: dict[str, Any]
     value: Value | None
     trainable: bool = True
-
-
-def short(x: Any, limit: int = 80) -> str:
-    """A repr cut to ``limit`` characters, so errors never echo a huge input back."""
-    text = repr(x)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def with_node(err: EngineError, node: str, field: str | None) -> EngineError:
@@ -269,7 +263,7 @@ def build_graph(nodes: Sequence[Mapping[str, Any]], limits: Limits = Limits()) -
             )
         index[node.id] = i
         parsed.append(node)
-    order = _toposort(parsed, index)
+    order = toposort(parsed, index)
     leaves = tuple(n.id for n in parsed if n.op in LEAF_OPS)
     return Graph({parsed[k].id: parsed[k] for k in order}, parsed[-1].id, leaves, limits)
 
@@ -358,61 +352,3 @@ def _hashable(key: tuple) -> bool:
 def _empty(x: Any) -> bool:
     """None or an empty list/object (never truth-tests an array)."""
     return x is None or (isinstance(x, list | tuple | Mapping) and not x)
-
-
-def _toposort(parsed: list[Node], index: dict[str, int]) -> list[int]:
-    """Kahn's sort, stable: a list that is already topological keeps its order."""
-    n = len(parsed)
-    indegree = [0] * n
-    users: list[list[int] | None] = [None] * n
-    in_order = True
-    for k, node in enumerate(parsed):
-        for x in node.inputs:
-            if type(x) is not str:
-                continue
-            j = index.get(x)
-            if j is None:
-                raise GraphError(f"input {short(x)} is not a node of the graph",
-                                 node=node.id, field="inputs")
-            if j == k:
-                raise GraphError("a node cannot be its own input", node=node.id, field="inputs")
-            in_order = in_order and j < k
-            indegree[k] += 1
-            users_j = users[j]
-            if users_j is None:
-                users[j] = [k]
-            else:
-                users_j.append(k)
-    if in_order:
-        return list(range(n))
-    ready = [k for k in range(n) if not indegree[k]]  # ascending, hence a heap already
-    order: list[int] = []
-    while ready:
-        k = heapq.heappop(ready)
-        order.append(k)
-        for u in users[k] or ():
-            indegree[u] -= 1
-            if not indegree[u]:
-                heapq.heappush(ready, u)
-    if len(order) < n:
-        cycle = _find_cycle(parsed, index, indegree)
-        path = " -> ".join(short(parsed[k].id, 40) for k in cycle[:6])
-        more = " -> ..." if len(cycle) > 6 else f" -> {short(parsed[cycle[0]].id, 40)}"
-        raise GraphError(f"the graph has a cycle: {path}{more}",
-                         node=parsed[cycle[0]].id, field="inputs")
-    return order
-
-
-def _find_cycle(parsed: list[Node], index: dict[str, int], indegree: list[int]) -> list[int]:
-    """Nodes of one cycle, in data-flow order: walk unsorted inputs until one repeats."""
-    # Every unsorted node has an unsorted input, so the walk can always go on.
-    k = next(k for k in range(len(parsed)) if indegree[k])
-    seen: dict[int, int] = {}
-    path: list[int] = []
-    while k not in seen:
-        seen[k] = len(path)
-        path.append(k)
-        k = next(
-            index[x] for x in parsed[k].inputs if type(x) is str and indegree[index[x]]
-        )
-    return path[seen[k]:][::-1]
