@@ -10,9 +10,7 @@ float64's digits, so ``numeric`` compares orders 1 and 2 and says so.
 
 from __future__ import annotations
 
-import logging
 import math
-import time
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +22,6 @@ from engine.agreement import CheckReport, Tally
 if TYPE_CHECKING:
     from engine.derivatives import Query, Result
 
-log = logging.getLogger("engine.verify")
 NUMERIC_ORDERS = 2  # central differences are trusted up to here
 DEFAULT_LIMITS = verify.CheckLimits()
 
@@ -32,17 +29,8 @@ DEFAULT_LIMITS = verify.CheckLimits()
 def check(query: Query, result: Result, order: int, method: str = "auto",
           limits: verify.CheckLimits = DEFAULT_LIMITS) -> CheckReport:
     """Cross-check every order of ``result.derivatives``; never raises for numerical reasons."""
-    if method == "none":
-        return CheckReport(method="none", status="skipped", detail="check not requested")
-    start = time.perf_counter()
-    try:
-        report = _check(query, result, order, method, limits)
-    except Exception as e:  # a checker bug must not fail the request it checks
-        log.exception("check %s of a derivative failed", method)
-        report = CheckReport(method=method if method != "auto" else "none", status="skipped",
-                             detail=f"the check failed: {type(e).__name__}: {e}"[:300])
-    report.elapsed_ms = round((time.perf_counter() - start) * 1000, 3)
-    return report
+    return verify.guarded(method, "derivative", lambda: _check(query, result, order, method,
+                                                              limits))
 
 
 def _check(query: Query, result: Result, order: int, method: str,

@@ -80,18 +80,24 @@ def check(
     limits: CheckLimits = CheckLimits(),
 ) -> CheckReport:
     """Cross-check ``result`` by ``method``; never raises for numerical reasons."""
+    return guarded(method, kind, lambda: _check(kind, query, result, method, limits))
+
+
+def guarded(method: str, what: str, run: Callable[[], CheckReport]) -> CheckReport:
+    """Run one check: skipped for ``none``, timed, a checker bug turned into ``skipped``
+    (it must not fail the request it checks), and a disagreement logged loudly."""
     if method == "none":
         return CheckReport(method="none", status="skipped", detail="check not requested")
     start = time.perf_counter()
     try:
-        report = _check(kind, query, result, method, limits)
-    except Exception as e:  # a checker bug must not fail the request it checks
-        log.exception("check %s of a %s failed", method, kind)
+        report = run()
+    except Exception as e:
+        log.exception("check %s of a %s failed", method, what)
         report = CheckReport(method=method if method != "auto" else "none", status="skipped",
                              detail=f"the check failed: {type(e).__name__}: {e}"[:300])
     report.elapsed_ms = round((time.perf_counter() - start) * 1000, 3)
     if report.status == "disagree":
-        log.warning("%s check of a %s disagrees with the tape: %s", report.method, kind,
+        log.warning("%s check of a %s disagrees with the tape: %s", report.method, what,
                     report.detail)
     return report
 

@@ -10,15 +10,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.gateway.stack import uvicorn_app
 
 pytestmark = pytest.mark.browser
 
@@ -32,63 +29,17 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-REPO = Path(__file__).resolve().parents[2]
 SEED_3 = "Seed example 3: z = x**2 + y**3 at x = 2, y = 3"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"uvicorn exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within {timeout}s")
-
-
 @pytest.fixture(scope="module", params=["", "/deriv"], ids=["root", "prefix"])
-def server(request: pytest.FixtureRequest) -> Iterator[str]:
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[str]:
     """The base URL of a uvicorn serving app.main:app (under a prefix for "prefix")."""
     prefix: str = request.param
-    port = _free_port()
-    env = {**os.environ, "DERIV_ROOT_PATH": prefix, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--proxy-headers",
-            "--log-level",
-            "warning",
-        ],
-        cwd=REPO,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}{prefix}"
-    try:
-        _wait_until_up(f"{base}/healthz", proc)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    log = tmp_path_factory.mktemp("browser") / "server.log"
+    with uvicorn_app({"DERIV_ROOT_PATH": prefix}, log) as (url, _proc):
+        yield f"{url}{prefix}"
 
 
 @pytest.fixture(scope="module")

@@ -8,16 +8,9 @@ import pytest
 
 from app import dispatch
 from app.wire.requests import ComputeRequest
-from tests.api.support import graph, op, post, var
+from tests.api.support import SEED_3, graph, op, post, var
 
-SEED = graph(
-    var("x", 2.0),
-    var("y", 3.0),
-    op("x2", "pow", "x", 2),
-    op("y3", "pow", "y", 3),
-    op("z", "add", "x2", "y3"),
-    check="none",
-)
+SEED = {**SEED_3, "check": "none"}
 
 
 def _request(body: dict) -> ComputeRequest:

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from app.openapi import SEED_3 as SEED_3_REQUEST
 from engine.derivatives import Query, gradient
 from engine.graph import build_graph
 
-SEED_3 = [
-    {"id": "x", "op": "variable", "value": 2.0},
-    {"id": "y", "op": "variable", "value": 3.0},
-    {"id": "x2", "op": "pow", "inputs": ["x", 2]},
-    {"id": "y3", "op": "pow", "inputs": ["y", 3]},
-    {"id": "z", "op": "add", "inputs": ["x2", "y3"]},
-]
+SEED_3 = SEED_3_REQUEST["graph"]["nodes"]
 
 
 def test_trace_lists_entries_in_recording_order_with_values_and_grads():

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from app.openapi import SEED_3
+
 
 @dataclass(frozen=True)
 class Kind:
@@ -58,13 +60,6 @@ def _chain(links: int, size: int) -> dict:
     return _graph(*nodes)
 
 
-SEED_3 = _graph(
-    {"id": "x", "op": "variable", "value": 2.0},
-    {"id": "y", "op": "variable", "value": 3.0},
-    {"id": "x2", "op": "pow", "inputs": ["x", 2]},
-    {"id": "y3", "op": "pow", "inputs": ["y", 3]},
-    {"id": "z", "op": "add", "inputs": ["x2", "y3"]},
-)
 
 
 def mix(prefix: str = "") -> list[Kind]:
