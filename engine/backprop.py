@@ -161,30 +161,36 @@ def jacobian_rows(
     watched: dict[int, Tensor],
     leaves: Collection[int] | None = None,
     chunk_elements: int | None = None,
+    seeds: np.ndarray | None = None,
 ) -> list[Tensor | None]:
     """Full Jacobian of ``target`` per source, of shape ``target.shape + source.shape``.
 
     One vectorised reverse sweep: the seed is the identity over ``target``'s elements,
     carried as a leading batch axis of every cotangent (so all rules run once, not once
-    per element). Rows go in chunks when a batch of the largest tensor would exceed
-    ``chunk_elements`` (default ``CHUNK_ELEMENTS``). The result is made of engine ops,
-    so outer tapes record it (Hessians, third order). When ``target`` has more elements
-    than all sources together a forward (JVP) sweep would be cheaper; the op table has
-    no JVP rules, so reverse mode serves both cases.
+    per element). ``seeds``, of shape ``(k,) + target.shape``, replaces the identity by
+    ``k`` chosen rows (a compressed Jacobian, or one row per point of a batch); each
+    result is then ``(k,) + source.shape``. Rows go in chunks when a batch of the
+    largest tensor would exceed ``chunk_elements`` (default ``CHUNK_ELEMENTS``). The
+    result is made of engine ops, so outer tapes record it (Hessians, third order).
+    When ``target`` has more elements than all sources together a forward (JVP) sweep
+    would be cheaper; the op table has no JVP rules, so reverse mode serves both cases.
     """
     source_ids = {id(s) for s in sources if id(s) in watched}
     if not source_ids:
         return [None] * len(sources)
     steps = plan_sweep(entries, source_ids, watched, leaves)
-    n = target.size
+    if seeds is None:
+        seeds = np.eye(target.size).reshape((target.size,) + target.shape)
+        prefix = target.shape
+    else:
+        prefix = seeds.shape[:1]
+    n = seeds.shape[0]
     widest = max([e[2].size for e in steps[0]] + [target.size, 1])
     chunk = max(1, min(n, (chunk_elements or CHUNK_ELEMENTS) // widest))
-    eye = np.eye(n)
     parts: list[list[Tensor | None]] = []
     for start in range(0, n, chunk):
-        rows = eye[start : start + chunk]
-        seed = Tensor(rows.reshape((rows.shape[0],) + target.shape))
-        parts.append(sweep(entries, [target], [seed], sources, watched, plan=steps,
+        rows = seeds[start : start + chunk]
+        parts.append(sweep(entries, [target], [Tensor(rows)], sources, watched, plan=steps,
                            batch=(rows.shape[0],)))
     out: list[Tensor | None] = []
     for j, s in enumerate(sources):
@@ -197,5 +203,5 @@ def jacobian_rows(
             for k, g in enumerate(col)
         ]
         whole = filled[0] if len(filled) == 1 else F.concat(*filled, axis=0)
-        out.append(F.reshape(whole, shape=list(target.shape + s.shape)))
+        out.append(F.reshape(whole, shape=list(prefix + s.shape)))
     return out

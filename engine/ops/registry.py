@@ -84,6 +84,12 @@ class OpDef:
     # Test inputs where a box Domain is not enough (e.g. well-conditioned matrices):
     # (rng, input shapes) -> one ndarray per input.
     sample: Callable[[np.random.Generator, tuple[Shape, ...]], tuple[np.ndarray, ...]] | None = None
+    # How the op runs over a leading batch axis of points (engine.vmap); None: elementwise,
+    # numpy broadcasting after the batch axis.
+    batch: Callable[..., Any] | None = None
+    # Which output elements depend on which input elements, and how (engine.sparsity);
+    # None: the family's default.
+    sparsity: Any = None
 
     def domain(self, i: int) -> Domain:
         return self.domains[min(i, len(self.domains) - 1)]
