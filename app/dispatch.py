@@ -4,7 +4,7 @@ A threadpool round trip costs about 100 µs of handoff and GIL ping-pong, which 
 than the whole computation of a seed-sized graph (a few nodes, a few numbers, no
 check). Such requests run inline, where blocking the loop for tens of microseconds is
 cheaper than the hop. Anything that could take longer (more nodes or elements, a
-check that waits on a SymPy worker or runs finite differences, higher derivatives, a
+check that waits on a SymPy worker or runs finite differences, `/v1/derivative`, a
 registered graph of unknown size) goes to the threadpool, so ``/healthz`` and other
 requests keep being answered while it computes (STYLE item 19).
 """
@@ -18,12 +18,14 @@ from starlette.concurrency import run_in_threadpool
 from app.service import Service
 from app.wire.requests import ComputeRequest
 
-# Bounds under which a computation is a few tens of microseconds; measured with the seed's
-# third example (5 nodes, 2 numbers), whose gradient takes ~0.1 ms in all.
+# Bounds under which a computation takes well under a millisecond: the seed's third example
+# (5 nodes, 2 numbers) answers its gradient in ~0.1 ms; the largest graph allowed here, a
+# Hessian of a 128-element source through 16 nodes, in ~0.6 ms (Rosenbrock, n = 100, where
+# the threadpool hop was a third of the engine's time).
 INLINE_MAX_NODES = 16
-INLINE_MAX_ELEMENTS = 64
+INLINE_MAX_ELEMENTS = 128
 INLINE_MAX_EXPRESSION = 128
-INLINE_KINDS = frozenset({"evaluate", "gradient", "jacobian"})
+INLINE_KINDS = frozenset({"evaluate", "gradient", "jacobian", "hessian"})
 
 
 def _elements(value: Any) -> int:

@@ -21,6 +21,7 @@ def test_the_seed_without_a_check_is_tiny():
     assert dispatch.is_tiny("gradient", _request(SEED))
     expression = {"expression": "x**2", "values": {"x": 3}, "check": "none"}
     assert dispatch.is_tiny("evaluate", _request(expression))
+    assert dispatch.is_tiny("hessian", _request(SEED))
 
 
 @pytest.mark.parametrize(
@@ -28,8 +29,8 @@ def test_the_seed_without_a_check_is_tiny():
     [
         ("gradient", {**SEED, "check": "auto"}),  # may wait on a SymPy worker
         ("gradient", {**SEED, "check": "numeric"}),
-        ("hessian", SEED),
-        ("gradient", graph(var("x", [0.5] * 100), op("y", "sin", "x"), check="none")),
+        ("hessian", {**SEED, "check": "auto"}),
+        ("gradient", graph(var("x", [0.5] * 200), op("y", "sin", "x"), check="none")),
         ("gradient", graph(*[var(f"v{i}", 1.0) for i in range(40)], check="none")),
         ("gradient", {"graph_id": "g_" + "0" * 64, "check": "none"}),
         ("evaluate", {"expression": "+".join(["x"] * 100), "values": {"x": 1}, "check": "none"}),
