@@ -34,7 +34,12 @@ def _elements(value: Any) -> int:
 
 def is_tiny(kind: str, request: ComputeRequest) -> bool:
     """Whether ``request`` is small enough to compute on the event loop (see the module)."""
-    if kind not in INLINE_KINDS or request.check != "none" or request.graph_id is not None:
+    if (
+        kind not in INLINE_KINDS
+        or request.check != "none"
+        or request.graph_id is not None
+        or request.points is not None
+    ):
         return False
     elements = sum(_elements(v) for v in request.values.values())
     if request.output_gradients:

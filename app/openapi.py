@@ -105,6 +105,30 @@ TENSOR = {
     "values": {"x": [[0.5, -1.0]], "w": [[1.0], [2.0]]},
 }
 
+POINTS = {
+    **SEED_3,
+    "points": [{"x": 2.0, "y": 3.0}, {"x": 1.0, "y": -1.0}, {"x": 0.5, "y": 2.0}],
+}
+
+
+def rosenbrock(n: int) -> dict[str, Any]:
+    """sum 100 (x[1:] - x[:-1]**2)**2 + (1 - x[:-1])**2 at n points evenly spread over
+    [-1.2, 1.2], as a graph: the classic tridiagonal Hessian (also the Hessian benchmark)."""
+    return _graph(
+        {"id": "x", "op": "variable", "value": [-1.2 + 2.4 * i / (n - 1) for i in range(n)]},
+        {"id": "head", "op": "slice", "inputs": ["x"], "attrs": {"begin": [1]}},
+        {"id": "tail", "op": "slice", "inputs": ["x"], "attrs": {"begin": [0], "end": [-1]}},
+        {"id": "tail2", "op": "square", "inputs": ["tail"]},
+        {"id": "d", "op": "sub", "inputs": ["head", "tail2"]},
+        {"id": "d2", "op": "square", "inputs": ["d"]},
+        {"id": "t1", "op": "mul", "inputs": [100.0, "d2"]},
+        {"id": "c", "op": "sub", "inputs": [1.0, "tail"]},
+        {"id": "t2", "op": "square", "inputs": ["c"]},
+        {"id": "s", "op": "add", "inputs": ["t1", "t2"]},
+        {"id": "f", "op": "sum", "inputs": ["s"]},
+    )
+
+
 _WHAT = {
     "evaluate": ("9", "27", "31", "31"),
     "gradient": ("dy/dx = 6", "dy/dx = 27", "dz/dx = 4, dz/dy = 27", "4 and 27"),
@@ -148,6 +172,20 @@ def examples(kind: str) -> dict[str, dict[str, Any]]:
     if kind == "derivative":
         for example in out.values():
             example["value"] = {**example["value"], "order": DERIVATIVE_ORDER}
+    if kind in ("evaluate", "gradient", "hessian"):
+        out["points"] = {
+            "summary": "Many points: seed example 3 at three points",
+            "description": "One request, one vectorised run: every output and gradient gains "
+            "a leading axis of 3 (gradients x: [4, 2, 1], y: [27, 3, 12]).",
+            "value": POINTS,
+        }
+    if kind == "hessian":
+        out["sparse"] = {
+            "summary": "Sparse: Rosenbrock's tridiagonal Hessian as coordinates",
+            "description": "`format: coo`: the pattern is found from the graph (banded, "
+            "bandwidth 1), three colours evaluate it, `sparse` lists the non-zeros.",
+            "value": {**rosenbrock(8), "format": "coo"},
+        }
     if kind in ("evaluate", "gradient", "jacobian"):
         out["tensor"] = {
             "summary": "Tensors: tanh(x) @ w",

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import asdict, fields
 from typing import Any
 
 from app import observability
 from app.graph_store import GraphNotFound, GraphStore, GraphTooLarge, StoredGraph, graph_id
 from app.settings import Settings
-from app.wire.requests import ComputeRequest, DerivativeRequest, GraphRequest
+from app.wire.requests import ComputeRequest, DerivativeRequest, GraphRequest, HessianRequest
 from app.wire.requests import Graph as WireGraph
 from app.wire.values import MAX_RANK, encode, encode_for_response, jsonable
-from engine import budget, derivatives, higher_check, sympy_worker, verify
+from engine import budget, derivatives, higher_check, points, sympy_worker, verify
 from engine.errors import (
     AttrError,
     BudgetExceeded,
@@ -90,6 +90,8 @@ def engine_limits(settings: Settings) -> Limits:
         max_expression_depth=settings.max_expression_depth,
         max_value_depth=MAX_RANK,
         max_derivative_work=settings.max_derivative_work,
+        max_points=settings.max_points,
+        dense_max_sources=settings.dense_max_sources,
     )
 
 
@@ -140,16 +142,21 @@ class Service:
                 output_gradients=request.output_gradients,
                 trace=request.trace,
                 limits=self.limits,
+                format=request.format if isinstance(request, HessianRequest) else "dense",
             )
             observability.note_graph(len(query.graph.nodes))  # for the request's log line
-            if isinstance(request, DerivativeRequest):
-                order = request.order
+            order = request.order if isinstance(request, DerivativeRequest) else 0
+            if request.points is not None:
+                result = points.KINDS.get(kind, _no_points(kind))(query, request.points)
+            elif order:
                 result = derivatives.derivative(query, order, self.settings.max_derivative_order)
             else:
-                order = 0
                 result = KINDS[kind](query)
             budget.check(f"the {kind} computation")
-        report = self._check(kind, query, result, request.check, order)
+        checked_query, checked = query, result
+        if request.points is not None:  # the check runs on the first point
+            checked_query, checked = points.first_point(query, request.points, result)
+        report = self._check(kind, checked_query, checked, request.check, order)
         observability.note_check(report.method, report.status)
         return render(kind, result, report)
 
@@ -206,6 +213,16 @@ class Service:
             return verify.CheckReport(method=ran, status="timeout", detail=exc.detail)
 
 
+def _no_points(kind: str) -> Callable[..., derivatives.Result]:
+    def refuse(*_: Any) -> derivatives.Result:
+        raise GraphError(
+            f"points are not taken by /v1/{kind}; evaluate, gradient and hessian take them",
+            field="points",
+        )
+
+    return refuse
+
+
 def _node_dict(node: Any) -> dict[str, Any]:
     """A wire node as the engine's node mapping: only the keys the client sent."""
     out = {}
@@ -251,7 +268,12 @@ def render(kind: str, result: derivatives.Result, report: verify.CheckReport) ->
         body["jacobian"] = {
             t: {s: wire(v) for s, v in row.items()} for t, row in (result.jacobian or {}).items()
         }
-    if kind == "hessian":
+    if kind == "hessian" and result.sparse is not None:
+        h = result.sparse
+        body["sparse"] = {"shape": list(h.shape), "rows": h.rows, "cols": h.cols,
+                          "values": wire(h.values)}
+        body["structure"] = asdict(h.structure)
+    elif kind == "hessian":
         body["hessian"] = {
             a: {b: wire(v) for b, v in row.items()} for a, row in (result.hessian or {}).items()
         }
@@ -263,6 +285,8 @@ def render(kind: str, result: derivatives.Result, report: verify.CheckReport) ->
     body["notes"] = [_note(n) for n in result.notes]
     body["check"] = {name: jsonable(getattr(report, name)) for name in _CHECK_FIELDS}
     body["trace"] = None if result.trace is None else _trace(result.trace)
+    if result.points is not None:
+        body["points"] = result.points
     return body
 
 

@@ -52,6 +52,17 @@ class Settings(BaseSettings):
             "source elements); bounds the reverse sweeps too."
         ),
     )
+    max_points: int = Field(
+        default=100_000, ge=1, description="Points of one request's `points` batch."
+    )
+    dense_max_sources: int = Field(
+        default=1_000,
+        ge=1,
+        description=(
+            "`format: auto` Hessians are dense up to this many source elements, sparse "
+            "(detected pattern, compressed sweep, coordinate lists) beyond."
+        ),
+    )
     time_budget_seconds: float = Field(
         default=10.0, gt=0, description="Wall time for one computation before it is stopped."
     )

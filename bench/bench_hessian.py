@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from app.openapi import rosenbrock
 from bench.common import (
+    SERVER_PIDS,
     Target,
     Timings,
     fmt_ratio,
@@ -27,6 +29,8 @@ from bench.common import (
     interleaved,
     interleaved_per_call,
     optional,
+    peak_rss_mb,
+    post_bytes,
     print_machine,
     print_table,
     print_targets,
@@ -38,33 +42,22 @@ SIZES = (10, 100, 1000)
 REQUEST_TARGET_N = 100  # the whole request must be at most 1.0x torch.func.hessian here
 LARGE_N = 1000  # and must answer within LARGE_SECONDS here
 LARGE_SECONDS = 2.0
+LARGE_MB = 1024.0  # and within this much memory
+
+
+def rosenbrock_graph(n: int) -> dict[str, Any]:
+    """f as the wire's JSON graph (the Swagger UI example's): one vector variable, slices
+    for x[1:] and x[:-1], at n points evenly spread over [-1.2, 1.2]."""
+    graph: dict[str, Any] = rosenbrock(n)["graph"]
+    return graph
 
 
 def start_point(n: int) -> np.ndarray:
-    return np.linspace(-1.2, 1.2, n)
+    return np.asarray(rosenbrock_graph(n)["nodes"][0]["value"])
 
 
 def rosenbrock_numpy(x: np.ndarray) -> float:
     return float(np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2))
-
-
-def rosenbrock_graph(n: int) -> dict[str, Any]:
-    """f as the wire's JSON graph: one vector variable, slices for x[1:] and x[:-1]."""
-    return {
-        "nodes": [
-            {"id": "x", "op": "variable", "value": start_point(n).tolist()},
-            {"id": "head", "op": "slice", "inputs": ["x"], "attrs": {"begin": [1]}},
-            {"id": "tail", "op": "slice", "inputs": ["x"], "attrs": {"begin": [0], "end": [-1]}},
-            {"id": "tail2", "op": "square", "inputs": ["tail"]},
-            {"id": "d", "op": "sub", "inputs": ["head", "tail2"]},
-            {"id": "d2", "op": "square", "inputs": ["d"]},
-            {"id": "t1", "op": "mul", "inputs": [100.0, "d2"]},
-            {"id": "c", "op": "sub", "inputs": [1.0, "tail"]},
-            {"id": "t2", "op": "square", "inputs": ["c"]},
-            {"id": "s", "op": "add", "inputs": ["t1", "t2"]},
-            {"id": "f", "op": "sum", "inputs": ["s"]},
-        ]
-    }
 
 
 def exact_hessian(x: np.ndarray) -> np.ndarray:
@@ -90,30 +83,7 @@ def engine_direct(n: int) -> Callable[[], np.ndarray]:
 
 
 def engine_http(url: str, n: int) -> Callable[[], bytes]:
-    """One ``POST /v1/hessian`` per call on a kept-alive loopback connection.
-
-    The body is encoded once and sent as bytes through the standard library's
-    ``http.client``, the leanest client at hand: what is timed is the server's work
-    and the loopback, not a client library's own overhead (httpx adds ~0.5 ms here).
-    """
-    import http.client
-    import json
-    from urllib.parse import urlsplit
-
-    where = urlsplit(url)
-    conn = http.client.HTTPConnection(where.hostname or "127.0.0.1", where.port, timeout=600)
-    body = json.dumps({"graph": rosenbrock_graph(n), "check": "none"}).encode()
-    headers = {"content-type": "application/json"}
-
-    def call() -> bytes:
-        conn.request("POST", "/v1/hessian", body=body, headers=headers)
-        response = conn.getresponse()
-        data = response.read()  # the bytes, unparsed: the server's time, not a parser's
-        if response.status != 200:
-            raise RuntimeError(f"POST /v1/hessian: {response.status} {data[:300]!r}")
-        return data
-
-    return call
+    return post_bytes(url, "/v1/hessian", {"graph": rosenbrock_graph(n), "check": "none"})
 
 
 def torch_hessian(n: int) -> Callable[[], Any] | None:
@@ -206,6 +176,9 @@ def bench_size(url: str, n: int, rounds: int) -> tuple[list[list[str]], list[Tar
     if n == LARGE_N:
         targets.append(Target(f"5 whole request n={n}", http, LARGE_SECONDS, unit="s",
                               detail=f"POST /v1/hessian {fmt_time(http)}"))
+        rss = peak_rss_mb(SERVER_PIDS[url])
+        targets.append(Target(f"5 server peak RSS after n={n}", rss, LARGE_MB, unit="MB",
+                              detail="VmHWM of the server process over every request so far"))
     for ref, label, why in ((ref_t, "torch", "torch"), (ref_j, "jax jit", "jax")):
         if ref is None:
             targets.append(Target(f"5 hessian n={n} vs {label}", None, None, detail=skipped(why)))

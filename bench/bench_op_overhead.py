@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import resource
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from bench.common import (
     fmt_time,
     interleaved,
     optional,
+    peak_rss_mb,
     print_machine,
     print_table,
     print_targets,
@@ -244,26 +244,13 @@ def bench_tensor(rounds: int) -> Target:
 # ------------------------------------------------------------------ memory
 
 
-def _peak_rss_mb() -> float:
-    """This process's peak RSS. VmHWM, where Linux has it: ru_maxrss also counts the
-    parent's memory from before ``exec`` (a fork of a large parent inflates it)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
 def memory_child(ops: int) -> None:
     """In a fresh process: peak RSS after imports, then after the chain's gradient."""
     import engine  # noqa: F401 - the import's own footprint is the baseline
 
-    base = _peak_rss_mb()
+    base = peak_rss_mb()
     fwd, bwd, _ = engine_chain(steps_for(ops))
-    print(json.dumps({"baseline_mb": base, "peak_mb": _peak_rss_mb(), "seconds": fwd + bwd}))
+    print(json.dumps({"baseline_mb": base, "peak_mb": peak_rss_mb(), "seconds": fwd + bwd}))
 
 
 def bench_memory(ops: int) -> Target:

@@ -15,6 +15,7 @@ import importlib
 import json
 import os
 import platform
+import resource
 import shutil
 import socket
 import statistics
@@ -271,6 +272,7 @@ def serve(app: str, ready_path: str = "/healthz", timeout: float = 60.0) -> Iter
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
+    SERVER_PIDS[url] = proc.pid
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -294,6 +296,52 @@ def serve(app: str, ready_path: str = "/healthz", timeout: float = 60.0) -> Iter
             proc.kill()
             proc.wait()
         log.close()
+
+
+def peak_rss_mb(pid: int | str = "self") -> float:
+    """A process's peak RSS. VmHWM, where Linux has it: ru_maxrss also counts the
+    parent's memory from before ``exec`` (a fork of a large parent inflates it)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    if pid != "self":
+        return float("nan")
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+# The process behind each URL ``serve`` yields, so a benchmark can read its memory.
+SERVER_PIDS: dict[str, int] = {}
+
+
+def post_bytes(url: str, path: str, body: Any) -> Callable[[], bytes]:
+    """A call that POSTs ``body`` to ``url + path`` and returns the response's bytes.
+
+    The body is encoded once and sent through the standard library's ``http.client`` on
+    one kept-alive loopback connection, the leanest client at hand: what is timed is the
+    server's work and the loopback, not a client library's (httpx adds ~0.5 ms a call).
+    The bytes stay unparsed for the same reason.
+    """
+    import http.client
+    from urllib.parse import urlsplit
+
+    where = urlsplit(url)
+    conn = http.client.HTTPConnection(where.hostname or "127.0.0.1", where.port, timeout=600)
+    data = json.dumps(body).encode()
+    headers = {"content-type": "application/json"}
+
+    def call() -> bytes:
+        conn.request("POST", path, body=data, headers=headers)
+        response = conn.getresponse()
+        answer = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"POST {path}: {response.status} {answer[:300]!r}")
+        return answer
+
+    return call
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Run every benchmark and print one table of targets, PASS or MISS.
 
-``python -m bench [--quick] [--only op request hessian registered]``; each part also runs
-alone (``python -m bench.bench_op_overhead`` and so on). Ratios are measured
+``python -m bench [--quick] [--only op request hessian sparse registered points]``; each
+part also runs alone (``python -m bench.bench_op_overhead`` and so on). Ratios are measured
 within one run; the absolute figures depend on the machine and its load.
 """
 
@@ -11,7 +11,14 @@ import argparse
 import time
 from collections.abc import Callable
 
-from bench import bench_hessian, bench_op_overhead, bench_registered, bench_request
+from bench import (
+    bench_hessian,
+    bench_op_overhead,
+    bench_points,
+    bench_registered,
+    bench_request,
+    bench_sparse_hessian,
+)
 from bench.common import Target, print_machine, print_targets
 
 PARTS: dict[str, Callable[[bool], list[Target]]] = {
@@ -19,6 +26,8 @@ PARTS: dict[str, Callable[[bool], list[Target]]] = {
     "request": bench_request.run,
     "hessian": bench_hessian.run,
     "registered": bench_registered.run,
+    "points": bench_points.run,
+    "sparse": bench_sparse_hessian.run,
 }
 
 

@@ -23,6 +23,7 @@ Example (the seed article's third example)::
 import numpy as _np
 
 from engine.ops import OPS, OPS_FN
+from engine.sparse import SparseHessian, SparseJacobian, sparse_hessian, sparse_jacobian
 from engine.tape import GradientTape
 from engine.tensor import Tensor, Variable, constant
 
@@ -31,4 +32,7 @@ _np.seterr(all="ignore")
 
 globals().update(OPS_FN)  # engine.sin, engine.matmul, ...
 
-__all__ = ["GradientTape", "OPS", "Tensor", "Variable", "constant", *OPS_FN]
+__all__ = [
+    "GradientTape", "OPS", "SparseHessian", "SparseJacobian", "Tensor", "Variable", "constant",
+    "sparse_hessian", "sparse_jacobian", *OPS_FN,
+]

@@ -8,13 +8,14 @@ lie on a path from a source; "no path" stays ``None``, distinct from zero.
 from __future__ import annotations
 
 from collections.abc import Collection, Container, Sequence
-from typing import TYPE_CHECKING
+from itertools import islice
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from engine import budget
 from engine.broadcast import unbroadcast
-from engine.ops.registry import F
+from engine.ops.registry import RECORDING, F
 from engine.tensor import Tensor
 
 if TYPE_CHECKING:
@@ -23,15 +24,21 @@ if TYPE_CHECKING:
 CHECK_EVERY = 1024  # entries between deadline checks
 
 
-def reachable(entries: Sequence[Entry], source_ids: set[int]) -> tuple[list[Entry], set[int]]:
-    """Entries whose output depends on a source, and the ids of every such tensor."""
-    reach = set(source_ids)
+# Sets and dicts of tensors here are keyed by the tensors themselves (identity hash,
+# as the tape's): ``x in reach`` is a third of the cost of ``id(x) in reach``.
+
+
+def reachable(
+    entries: Sequence[Entry], sources: Collection[Tensor]
+) -> tuple[list[Entry], set[Tensor]]:
+    """Entries whose output depends on a source, and every such tensor."""
+    reach = set(sources)
     relevant = []
     for e in entries:
         _op, inputs, output, _attrs = e
         for x in inputs:
-            if id(x) in reach:
-                reach.add(id(output))
+            if x in reach:
+                reach.add(output)
                 relevant.append(e)
                 break
     return relevant, reach
@@ -39,20 +46,20 @@ def reachable(entries: Sequence[Entry], source_ids: set[int]) -> tuple[list[Entr
 
 def plan_sweep(
     entries: Sequence[Entry],
-    source_ids: set[int],
-    watched: dict[int, Tensor],
-    leaves: Collection[int] | None,
-) -> tuple[list[Entry], Container[int]]:
+    sources: Collection[Tensor],
+    watched: Container[Tensor],
+    leaves: Collection[Tensor] | None,
+) -> tuple[list[Entry], Container[Tensor]]:
     """``reachable``, without its pass over the tape when every watched leaf is a source.
 
     A tape records an entry only when it reads a watched tensor, and every watched
-    tensor descends from a watched leaf (``leaves``: the tape's watched leaf ids);
+    tensor descends from a watched leaf (``leaves``: the tape's watched leaves);
     so when all of them are sources, every entry is on a path from one and every
     watched tensor is reached. The usual case: ``gradient(loss, every variable)``.
     """
-    if leaves is not None and all(i in source_ids for i in leaves):
+    if leaves is not None and all(t in sources for t in leaves):
         return list(entries), watched
-    return reachable(entries, source_ids)
+    return reachable(entries, sources)
 
 
 def paths_from(
@@ -73,7 +80,7 @@ def paths_from(
     return [mask.get(id(t), 0) for t in targets]
 
 
-ONE_INPUT_NEEDED = (True,)
+_f64 = np.float64
 
 
 def sweep(
@@ -81,72 +88,136 @@ def sweep(
     targets: Sequence[Tensor],
     seeds: Sequence[Tensor],
     sources: Sequence[Tensor],
-    watched: dict[int, Tensor],
+    watched: Container[Tensor],
     grads_seen: dict[int, Tensor] | None = None,
-    plan: tuple[Sequence[Entry], Container[int]] | None = None,
-    leaves: Collection[int] | None = None,
+    plan: tuple[Sequence[Entry], Container[Tensor]] | None = None,
+    leaves: Collection[Tensor] | None = None,
     batch: tuple[int, ...] = (),
 ) -> list[Tensor | None]:
     """Cotangent of every source for the seeded targets; None where no path exists.
 
     ``plan`` is ``plan_sweep``'s answer when the caller already has it; ``leaves``,
-    the tape's watched leaf ids, lets ``plan_sweep`` skip its pass.
-    ``grads_seen``, when given, receives the cotangent reaching each entry's output
-    (the trace shows it). ``batch``: leading dims every seed carries in front of its
-    target's shape (many cotangents in one sweep); every cotangent then has shape
-    ``batch + tensor.shape`` and each source's answer is ``batch + source.shape``.
+    the tape's watched leaves, lets ``plan_sweep`` skip its pass.
+    ``grads_seen``, when given, receives the cotangent reaching each entry's output,
+    keyed by the output's ``id`` (the trace shows it). ``batch``: leading dims every
+    seed carries in front of its target's shape (many cotangents in one sweep); every
+    cotangent then has shape ``batch + tensor.shape`` and each source's answer is
+    ``batch + source.shape``.
+
+    When no tape records in this thread (the usual first-order gradient), nothing
+    can record the backward pass, so the rules run on raw numpy values: the sweep
+    hands them ``.value``s and ``RECORDING.raw`` makes the ops they call return raw
+    values (engine.ops.registry.defop), so no Tensor is built per op. The same rules
+    get Tensors when a tape records, so that tape records the backward pass (higher
+    orders). Either way the answers are Tensors.
     """
-    source_ids = {id(s) for s in sources if id(s) in watched}
-    if not source_ids:
+    wanted = {s for s in sources if s in watched}
+    if not wanted:
         return [None] * len(sources)
-    relevant, reach = plan or plan_sweep(entries, source_ids, watched, leaves)
-    cts: dict[int, Tensor] = {}
+    relevant, reach = plan or plan_sweep(entries, wanted, watched, leaves)
+    raw = not RECORDING.tapes
+    cts: dict[Tensor, Any] = {}  # tensor -> its cotangent so far (raw values when raw)
     for t, seed in zip(targets, seeds, strict=True):
-        if id(t) in reach:
-            cts[id(t)] = seed if id(t) not in cts else cts[id(t)] + seed
-    keep = source_ids if grads_seen is None else reach
+        if t in reach:
+            s = seed.value if raw else seed
+            cts[t] = s if t not in cts else cts[t] + s
+    keep = wanted if grads_seen is None else reach
+    was_raw = RECORDING.raw
+    RECORDING.raw = raw
+    try:
+        _accumulate(relevant, reach, cts, keep, grads_seen, raw, batch)
+    finally:
+        RECORDING.raw = was_raw
+    out = {s: (Tensor(cts[s]) if raw else cts[s]) for s in wanted if s in cts}
+    if grads_seen is not None:
+        grads_seen.update((id(s), g) for s, g in out.items())
+    return [out.get(s) for s in sources]
+
+
+def _accumulate(
+    relevant: Sequence[Entry],
+    reach: Container[Tensor],
+    cts: dict[Tensor, Any],
+    keep: Container[Tensor],
+    grads_seen: dict[int, Tensor] | None,
+    raw: bool,
+    batch: tuple[int, ...],
+) -> None:
+    """The sweep proper: each entry's rule, in reverse order, adds its inputs' cotangents
+    to ``cts``. ``raw``: the rules get the tensors' values (see ``sweep``)."""
     check = budget.check
     every = 1 if batch else CHECK_EVERY  # a batched entry is costly: check the budget on each
-    for n, (op, inputs, output, attrs) in enumerate(reversed(relevant)):
-        if not n % every:
-            check("reverse sweep")
-        out_id = id(output)
-        g = cts.get(out_id) if out_id in keep else cts.pop(out_id, None)
-        if g is None or op.vjp is None:
-            continue
-        if grads_seen is not None:
-            grads_seen[out_id] = g
-        back = op.vjp(output, *inputs, **attrs) if attrs else op.vjp(output, *inputs)
-        if len(inputs) == 1:
-            # Most entries: the only input is on a path from a source (that is why the
-            # entry is relevant), so its cotangent is needed and no mask is built.
-            needs: tuple[bool, ...] = ONE_INPUT_NEEDED
-            grads = back(g)
-        else:
-            # Tell the rule which inputs are on no path from a source, so it can skip
-            # their cotangents (d/dX of X @ W for a constant X, d/db of a ** 2).
-            needs = (
-                (id(inputs[0]) in reach, id(inputs[1]) in reach)
-                if len(inputs) == 2
-                else tuple([id(x) in reach for x in inputs])
-            )
-            grads = back(g, needs)
-        assert len(grads) == len(inputs), f"{op.name}: one cotangent per input"
-        for x, gx, needed in zip(inputs, grads, needs):  # noqa: B905 - lengths asserted
-            if gx is None or not needed:
+    steps = reversed(relevant)
+    for _block in range(0, len(relevant), every):
+        check("reverse sweep")
+        # once per block of entries: islice costs nothing per entry, unlike a counter
+        for op, inputs, output, attrs in islice(steps, every):
+            g = cts.get(output) if output in keep else cts.pop(output, None)
+            if g is None:
                 continue
-            if gx.value.shape != x.value.shape and (
-                not batch or gx.value.shape != batch + x.value.shape
+            vjp = op.vjp
+            if vjp is None:
+                continue
+            if grads_seen is not None:
+                grads_seen[id(output)] = Tensor(g) if raw else g
+            # Spelled out for one and two inputs: a call with ``*args``, a list of values
+            # or a loop over the cotangents cost more than the rest of the loop body.
+            ans = output.value if raw else output
+            n_in = len(inputs)
+            if n_in == 1:
+                # Most entries: the only input is on a path from a source (that is why the
+                # entry is relevant), so its cotangent is needed and no mask is built.
+                x = inputs[0]
+                xa = x.value if raw else x
+                grads = (vjp(ans, xa, **attrs) if attrs else vjp(ans, xa))(g)
+                if len(grads) != 1:
+                    raise AssertionError(f"{op.name}: one cotangent per input")
+                gx = grads[0]
+            else:
+                # Tell the rule which inputs are on no path from a source, so it can skip
+                # their cotangents (d/dX of X @ W for a constant X, d/db of a ** 2).
+                if n_in == 2:
+                    a, b = inputs
+                    needs = (a in reach, b in reach)
+                    if raw:
+                        a, b = a.value, b.value
+                    back = vjp(ans, a, b, **attrs) if attrs else vjp(ans, a, b)
+                else:
+                    needs = tuple([x in reach for x in inputs])
+                    back = vjp(ans, *([x.value for x in inputs] if raw else inputs), **attrs)
+                grads = back(g, needs)
+                if len(grads) != n_in:
+                    raise AssertionError(f"{op.name}: one cotangent per input")
+                if n_in == 2 and needs[0] is not needs[1]:  # one of two: x * 0.9, x + 0.1
+                    i = 0 if needs[0] else 1
+                    x, gx = inputs[i], grads[i]
+                else:
+                    for i, gx in enumerate(grads):
+                        if gx is not None and needs[i]:
+                            _add(cts, inputs[i], gx, batch)
+                    continue
+            if gx is None:
+                continue
+            # _add, inline: the one cotangent of most entries
+            xv = x.value
+            if (type(gx) is not _f64 or type(xv) is not _f64) and gx.shape != xv.shape and (
+                not batch or gx.shape != batch + xv.shape
             ):
-                gx = unbroadcast(gx, x.shape, batch)
-            key = id(x)
-            prev = cts.get(key)
-            cts[key] = gx if prev is None else prev + gx
-    if grads_seen is not None:
-        for s in sources:
-            if id(s) in cts:
-                grads_seen[id(s)] = cts[id(s)]
-    return [cts.get(id(s)) if id(s) in source_ids else None for s in sources]
+                gx = unbroadcast(gx, xv.shape, batch)
+            prev = cts.get(x)
+            cts[x] = gx if prev is None else prev + gx
+
+
+def _add(cts: dict[Tensor, Any], x: Tensor, gx: Any, batch: tuple[int, ...]) -> None:
+    """Add ``gx`` to the cotangent of ``x``, summed down to ``batch + x.shape`` first."""
+    xv = x.value
+    # two numpy scalars have the same shape: only other cotangents are checked
+    if (type(gx) is not _f64 or type(xv) is not _f64) and gx.shape != xv.shape and (
+        not batch or gx.shape != batch + xv.shape
+    ):
+        gx = unbroadcast(gx, xv.shape, batch)
+    prev = cts.get(x)
+    cts[x] = gx if prev is None else prev + gx
 
 
 # Elements of one batched cotangent tensor a vectorised sweep may hold at once (8 bytes
@@ -158,8 +229,8 @@ def jacobian_rows(
     entries: Sequence[Entry],
     target: Tensor,
     sources: Sequence[Tensor],
-    watched: dict[int, Tensor],
-    leaves: Collection[int] | None = None,
+    watched: Container[Tensor],
+    leaves: Collection[Tensor] | None = None,
     chunk_elements: int | None = None,
     seeds: np.ndarray | None = None,
 ) -> list[Tensor | None]:
@@ -172,13 +243,13 @@ def jacobian_rows(
     result is then ``(k,) + source.shape``. Rows go in chunks when a batch of the
     largest tensor would exceed ``chunk_elements`` (default ``CHUNK_ELEMENTS``). The
     result is made of engine ops, so outer tapes record it (Hessians, third order).
-    When ``target`` has more elements than all sources together a forward (JVP) sweep
-    would be cheaper; the op table has no JVP rules, so reverse mode serves both cases.
+    When ``target`` has many more elements than all sources together,
+    ``engine.transposed.jacobian_columns`` gives the same with one seed per source element.
     """
-    source_ids = {id(s) for s in sources if id(s) in watched}
-    if not source_ids:
+    wanted = {s for s in sources if s in watched}
+    if not wanted:
         return [None] * len(sources)
-    steps = plan_sweep(entries, source_ids, watched, leaves)
+    steps = plan_sweep(entries, wanted, watched, leaves)
     if seeds is None:
         seeds = np.eye(target.size).reshape((target.size,) + target.shape)
         prefix = target.shape

@@ -15,10 +15,12 @@ import numpy as np
 
 from engine import hessian as hessian_mod
 from engine import higher
+from engine import sparse as sparse_mod
 from engine.errors import GraphError, LimitError, ShapeError
 from engine.graph import Graph, Limits
 from engine.notes import Note
 from engine.numerics import numeric_notes
+from engine.sparse import SparseResult
 from engine.tape import GradientTape
 from engine.tensor import Tensor, as_value
 from engine.trace import Trace, build_trace
@@ -38,6 +40,7 @@ class Query:
     output_gradients: Mapping[str, Any] | None = None
     trace: bool = False
     limits: Limits = field(default_factory=Limits)
+    format: str = "dense"  # Hessians: "dense", "coo" (sparse, compressed) or "auto" (by size)
 
 
 @dataclass
@@ -52,6 +55,8 @@ class Result:
     notes: list[Note] = field(default_factory=list)
     trace: Trace | None = None
     derivatives: list[np.ndarray] | None = None  # derivative(): order j at index j - 1
+    sparse: SparseResult | None = None  # a Hessian in coordinate form, and its structure
+    points: int | None = None  # with points: every value has a leading axis of this size
 
 
 @dataclass
@@ -243,35 +248,100 @@ def hessian(q: Query) -> Result:
                 )
         return [every[t] for t in targets]
 
-    source_tensors = [leaves[s] if s in leaves else None for s in sources]
-    if any(s is None for s in source_tensors):
-        bad = sources[source_tensors.index(None)]
-        raise GraphError(f"Hessian sources must be leaves; {bad!r} is not", node=bad,
-                         field="sources")
-    n = sum(s.size for s in source_tensors)  # type: ignore[union-attr]
-    _work(q, n, n, "Hessian")
-    h = hessian_mod.hessian(
-        run_graph,
-        source_tensors,  # type: ignore[arg-type]
-        watch=[leaves[w] for w in q.watch],
-        watch_accessed_variables=q.watch_accessed_variables,
-        output_gradients=_seeds(q, targets, shapes),
-        unconnected_gradients=q.unconnected_gradients,
-    )
-    gradients = _arrays(sources, h.gradients)
-    blocks = {
-        si: dict(zip(sources, row, strict=True))
-        for si, row in zip(sources, h.blocks, strict=True)
-    }
+    for s in sources:
+        if s not in leaves:
+            raise GraphError(f"Hessian sources must be leaves; {s!r} is not", node=s,
+                             field="sources")
+    source_tensors = [leaves[s] for s in sources]
+    n = sum(s.size for s in source_tensors)
+    watch = [leaves[w] for w in q.watch]
+    sparse: SparseResult | None = None
+    matrix: np.ndarray | None = None
+    if q.format == "coo" or (q.format == "auto" and n > q.limits.dense_max_sources):
+        sparse = _sparse_hessian(q, source_tensors, watch, run_graph)
+        grads: Sequence[Tensor | None] = sparse.gradients or [None] * len(sources)
+        notes: list[Note] = []
+        fits = n * n <= q.limits.max_derivative_work  # dense blocks too (checks read them)
+        blocks = _dense_blocks(sparse, sources, source_tensors) if fits else None
+    else:
+        _work(q, n, n, "Hessian")
+        h = hessian_mod.hessian(
+            run_graph,
+            source_tensors,
+            watch=watch,
+            watch_accessed_variables=q.watch_accessed_variables,
+            output_gradients=_seeds(q, targets, shapes),
+            unconnected_gradients=q.unconnected_gradients,
+        )
+        grads, notes, matrix = h.gradients, _named(h.notes), h.matrix
+        blocks = {
+            si: dict(zip(sources, row, strict=True))
+            for si, row in zip(sources, h.blocks, strict=True)
+        }
+    gradients = _arrays(sources, grads)
     return Result(
         targets,
         sources,
         {t: every[t].numpy() for t in targets},
         gradients,
         hessian=blocks,
-        matrix=h.matrix,
-        notes=_named(h.notes) + numeric_notes(q.graph, every, gradients),
+        matrix=matrix,
+        sparse=sparse,
+        notes=notes + numeric_notes(q.graph, every, gradients),
     )
+
+
+def _sparse_hessian(
+    q: Query,
+    source_tensors: list[Tensor],
+    watch: list[Tensor],
+    run_graph: Callable[[], list[Tensor]],
+) -> sparse_mod.SparseHessian:
+    """The Hessian from its detected pattern and one compressed sweep (engine.sparse).
+
+    The pattern bounds the work: its non-zeros, and the colours times the sources
+    (the compressed sweep's seeds), must each fit ``max_derivative_work``.
+    """
+    limit = q.limits.max_derivative_work
+    if q.output_gradients:
+        raise GraphError("a sparse Hessian takes no output_gradients; use format: dense",
+                         field="output_gradients")
+    try:
+        h = sparse_mod.sparse_hessian(
+            run_graph,
+            source_tensors,
+            watch=watch,
+            watch_accessed_variables=q.watch_accessed_variables,
+            max_pairs=limit,
+        )
+    except sparse_mod.PatternTooLarge as e:
+        raise LimitError(f"the Hessian's sparsity pattern is too dense: {e}",
+                         field="format") from None
+    n = h.shape[0]
+    if h.nnz > limit or h.colours * n > limit:
+        raise LimitError(
+            f"the sparse Hessian has {h.nnz} non-zeros and needs {h.colours} seeds of {n} "
+            f"entries, over the limit of {limit}",
+            field="sources",
+        )
+    return h
+
+
+def _dense_blocks(
+    h: SparseResult, sources: list[str], tensors: list[Tensor]
+) -> dict[str, dict[str, np.ndarray | None]]:
+    """``hessian[si][sj]`` blocks of a sparse Hessian, for the cross-check."""
+    dense = h.todense()
+    offsets = np.concatenate([[0], np.cumsum([t.size for t in tensors])]).astype(int)
+    return {
+        si: {
+            sj: dense[offsets[i] : offsets[i + 1], offsets[j] : offsets[j + 1]].reshape(
+                ti.shape + tj.shape
+            )
+            for j, (sj, tj) in enumerate(zip(sources, tensors, strict=True))
+        }
+        for i, (si, ti) in enumerate(zip(sources, tensors, strict=True))
+    }
 
 
 def derivative(q: Query, order: int, max_order: int = 6) -> Result:

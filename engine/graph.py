@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +44,8 @@ class Limits:
     max_expression_depth: int = 64
     max_value_depth: int = 32  # nesting depth of an inline/leaf value
     max_derivative_work: int = 1_000_000  # Jacobian/Hessian entries, read by engine.derivatives
+    max_points: int = 100_000  # points evaluated in one batched pass (engine.points)
+    dense_max_sources: int = 1_000  # format "auto": a larger Hessian is sparse (engine.sparse)
 
 
 @dataclass(frozen=True, eq=False, slots=True)  # eq=False: arrays have no truth value
@@ -63,6 +65,10 @@ class Node:
     attrs: dict[str, Any]
     value: Value | None
     trainable: bool = True
+
+
+# Computes one op node from its id, the node and its input tensors (Graph.run).
+Apply = Callable[[str, Node, list[Tensor]], Tensor]
 
 
 def with_node(err: EngineError, node: str, field: str | None) -> EngineError:
@@ -211,10 +217,14 @@ class Graph:
             return Variable(value, trainable=node.trainable, name=node.id)
         return constant(value, name=node.id)
 
-    def run(self, leaf_values: Mapping[str, Value | Tensor]) -> dict[str, Tensor]:
+    def run(
+        self, leaf_values: Mapping[str, Value | Tensor], apply: Apply | None = None
+    ) -> dict[str, Tensor]:
         """Fresh tensors for every node, computed in topological order (tapes record them).
 
         A leaf given as a Tensor is used as it is, so a caller can watch it first.
+        ``apply(node id, node, input tensors)`` computes an op node instead of its op
+        alone: engine.points runs each op over a batch of points that way.
         """
         tensors: dict[str, Tensor] = {}
         nid = ""
@@ -231,7 +241,10 @@ class Graph:
                         tensors[x] if type(x) is str else constant(x.value, f"{nid}.inputs[{i}]")
                         for i, x in enumerate(node.inputs)
                     ]
-                    out = OPS_FN[node.op](*args, **node.attrs)
+                    if apply is None:
+                        out = OPS_FN[node.op](*args, **node.attrs)
+                    else:
+                        out = apply(nid, node, args)
                     out.name = nid
                 tensors[nid] = out
         except EngineError as e:

@@ -11,6 +11,7 @@ import numpy as np
 from engine import backprop
 from engine.notes import Note
 from engine.ops.registry import F
+from engine.structure import flatten
 from engine.tape import GradientTape
 from engine.tensor import Tensor
 
@@ -46,17 +47,13 @@ def hessian(
     ``outer.jacobian`` would.
     """
     sources = list(sources)
-    with GradientTape(persistent=True, watch_accessed_variables=watch_accessed_variables) as outer:
-        outer.watch(list(watch))
-        with GradientTape(watch_accessed_variables=watch_accessed_variables) as inner:
-            inner.watch(list(watch))
-            target = fn()
-        for t in target if isinstance(target, list | tuple) else [target]:
-            if t.ndim != 0:
-                raise ValueError(f"the Hessian needs a scalar target, got shape {list(t.shape)}")
-        grads = inner.gradient(target, sources, output_gradients, unconnected_gradients)
-        live = [i for i, g in enumerate(grads) if g is not None and outer.is_watched(g)]
-        flat = _flat([grads[i] for i in live])  # recorded by outer: one target for one sweep
+    rec = record_gradient(fn, sources, watch=watch,
+                          watch_accessed_variables=watch_accessed_variables,
+                          output_gradients=output_gradients,
+                          unconnected_gradients=unconnected_gradients)
+    outer, inner, target, grads, live, flat = (
+        rec.outer, rec.inner, rec.target, rec.grads, rec.live, rec.flat
+    )
     notes = list(inner.notes)
     sizes = [s.size for s in sources]
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
@@ -86,6 +83,48 @@ def hessian(
         blocks.append(row)
     value = target if isinstance(target, Tensor) else sum(target[1:], target[0])
     return HessianResult(value, list(grads), blocks, matrix, notes)
+
+
+@dataclass
+class RecordedGradient:
+    """``fn`` recorded under nested tapes: the outer tape holds the inner gradient,
+    flattened into one vector (``flat``) of the blocks that depend on a source (``live``)."""
+
+    outer: GradientTape
+    inner: GradientTape
+    target: Any
+    targets: list[Tensor]
+    grads: list[Tensor | None]
+    live: list[int]
+    flat: Tensor | None
+
+
+def record_gradient(
+    fn: Callable[[], Any],
+    sources: list[Tensor],
+    *,
+    watch: Sequence[Tensor] = (),
+    watch_accessed_variables: bool = True,
+    output_gradients: Any = None,
+    unconnected_gradients: str = "none",
+) -> RecordedGradient:
+    """The recording every Hessian starts from: the inner gradient of the scalar ``fn()``
+    (a list of scalars is summed) as a computation of the outer, persistent tape."""
+    with GradientTape(persistent=True, watch_accessed_variables=watch_accessed_variables) as outer:
+        outer.watch(list(watch))
+        with GradientTape(watch_accessed_variables=watch_accessed_variables) as inner:
+            inner.watch(list(watch))
+            target = fn()
+        targets = flatten(target)
+        for t in targets:
+            if not isinstance(t, Tensor) or t.ndim != 0:
+                raise ValueError(
+                    f"the Hessian needs a scalar target, got shape {list(np.shape(t))}"
+                )
+        grads = list(inner.gradient(target, sources, output_gradients, unconnected_gradients))
+        live = [i for i, g in enumerate(grads) if g is not None and outer.is_watched(g)]
+        flat = _flat([g for g in grads if g is not None and outer.is_watched(g)])
+    return RecordedGradient(outer, inner, target, targets, grads, live, flat)
 
 
 def _flat(grads: list[Tensor]) -> Tensor | None:

@@ -16,12 +16,12 @@ from engine.ops.registry import OPS
 from engine.tensor import Tensor, as_value
 
 if TYPE_CHECKING:
-    from engine.graph import Graph
+    from engine.graph import Graph, Node
 
 MAX_NOTES = 20  # a pathological graph must not produce a response of notes
 
 
-def _input_values(inputs: tuple[Any, ...], tensors: Mapping[str, Tensor]) -> list[Any]:
+def input_values(inputs: tuple[Any, ...], tensors: Mapping[str, Tensor]) -> list[Any]:
     return [
         tensors[x].value if isinstance(x, str) else as_value(getattr(x, "value", x))
         for x in inputs
@@ -47,10 +47,29 @@ def _every_value_finite(graph: Graph, tensors: Mapping[str, Tensor]) -> bool:
     return bool(np.isfinite(np.array(scalars, dtype=np.float64)).all())
 
 
+class OnePoint:
+    """How ``numeric_notes`` reads one node's values at a single point; engine.points
+    reads them over a batch of points with the same two questions."""
+
+    def starts_non_finite(
+        self, node_id: str, output: Any, inputs: list[Any]  # noqa: ARG002 - for points
+    ) -> bool:
+        """Whether the node made a non-finite value from finite inputs."""
+        return not np.isfinite(output).all() and _all_finite(inputs)
+
+    def kink(
+        self, node_id: str, node: Node, inputs: list[Any]  # noqa: ARG002 - for points
+    ) -> str | None:
+        """None if no kink of the node's op was met, else what to add to the note."""
+        op = OPS[node.op]
+        return "" if op.kink is not None and np.any(op.kink(*inputs, **node.attrs)) else None
+
+
 def numeric_notes(
     graph: Graph,
     tensors: Mapping[str, Tensor],
     gradients: Mapping[str, np.ndarray | None] | None = None,
+    probe: OnePoint = OnePoint(),  # noqa: B008 - stateless
 ) -> list[Note]:
     """Non-finite values where they first appear (finite inputs), kinks, non-finite gradients."""
     notes: list[Note] = []
@@ -64,11 +83,12 @@ def numeric_notes(
         op = OPS[node.op]
         if finite and op.kink is None:
             continue
-        inputs = _input_values(node.inputs, tensors)
-        if not np.isfinite(tensors[node_id].value).all() and _all_finite(inputs):
+        inputs = input_values(node.inputs, tensors)
+        if not finite and probe.starts_non_finite(node_id, tensors[node_id].value, inputs):
             notes.append(Note("non_finite", f"{node.op}: {op.nonfinite}", node=node_id))
-        if op.kink is not None and np.any(op.kink(*inputs, **node.attrs)):
-            notes.append(Note("kink", f"{node.op} at a kink: {op.convention}", node=node_id))
+        met = probe.kink(node_id, node, inputs) if op.kink is not None else None
+        if met is not None:
+            notes.append(Note("kink", f"{node.op} at a kink: {op.convention}{met}", node=node_id))
         if len(notes) >= MAX_NOTES:
             notes.append(Note("truncated", f"more than {MAX_NOTES} notes; the rest are omitted"))
             return notes

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Body, Request
 from app.dispatch import compute
 from app.openapi import COMPUTE_PROBLEMS, examples
 from app.service import Service
-from app.wire.requests import ComputeRequest, DerivativeRequest
+from app.wire.requests import ComputeRequest, DerivativeRequest, HessianRequest
 from app.wire.responses import (
     DerivativeResponse,
     EvaluateResponse,
@@ -74,7 +74,7 @@ async def jacobian(
 
 @router.post("/hessian", response_model=HessianResponse, name="hessian", response_class=WireJSON)
 async def hessian(
-    request: Annotated[ComputeRequest, _body("hessian")], http: Request
+    request: Annotated[HessianRequest, _body("hessian")], http: Request
 ) -> WireJSON:
     """Second derivatives of a scalar target by nested tapes, as TensorFlow computes them.
 
@@ -82,6 +82,12 @@ async def hessian(
     2-D array over the flattened sources in `sources` order (an unconnected block is
     zeros there). The gradients come along. The target must be a scalar (a 422
     otherwise), and the matrix size is bounded by `DERIV_MAX_DERIVATIVE_WORK`.
+
+    With `format: coo` (the default beyond `DERIV_DENSE_MAX_SOURCES` source elements)
+    the sparsity pattern is detected from the graph, columns that share no row are
+    evaluated together (graph colouring, as ADOL-C does), and `sparse` lists the
+    non-zeros; `structure` says what was found (e.g. `banded`, bandwidth 1, 3 colours
+    for Rosenbrock). `DERIV_MAX_DERIVATIVE_WORK` then bounds the non-zeros.
     """
     return WireJSON(await compute(_service(http), "hessian", request))
 

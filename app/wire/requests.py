@@ -159,6 +159,16 @@ class ComputeRequest(BaseModel):
         ),
     )
     trace: StrictBool = Field(default=False, description="Include the recorded tape.")
+    points: list[dict[str, Value]] | dict[str, Value] | None = Field(
+        default=None,
+        description=(
+            "Many points in one request (`evaluate`, `gradient`, `hessian`): a list of "
+            "`values` maps, or one map of arrays whose leading axis runs over the points. "
+            "The graph is validated once and run once over that batch axis; every output, "
+            "gradient and Hessian gains it in front. Leaves no point names keep their "
+            "`values` (shared); a source varies per point. At most `DERIV_MAX_POINTS`."
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_computation(self) -> ComputeRequest:
@@ -178,6 +188,21 @@ class DerivativeRequest(ComputeRequest):
         description=(
             "Every derivative from order 1 up to this one (at most "
             "`DERIV_MAX_DERIVATIVE_ORDER`, default 6; 413 beyond)."
+        ),
+    )
+
+
+class HessianRequest(ComputeRequest):
+    """A compute request with the Hessian's output format."""
+
+    format: Literal["auto", "dense", "coo"] = Field(
+        default="auto",
+        description=(
+            "`dense`: `hessian` blocks and `matrix`. `coo`: the sparsity pattern is "
+            "detected from the graph, the Hessian is evaluated compressed (one sweep per "
+            "colour of the pattern's columns), and `sparse` lists its non-zeros as "
+            "coordinates; `structure` says what was found. `auto`: dense up to "
+            "`DERIV_DENSE_MAX_SOURCES` source elements, `coo` beyond."
         ),
     )
 

@@ -93,6 +93,10 @@ class _Common(BaseModel):
     )
     check: Check
     trace: Trace | None = Field(default=None, description="The tape, when `trace` was true.")
+    points: int | None = Field(
+        default=None,
+        description="With `points`: how many; every value then has a leading axis of this size.",
+    )
 
 
 class EvaluateResponse(_Common):
@@ -115,18 +119,54 @@ class JacobianResponse(_Common):
     )
 
 
+class Structure(BaseModel):
+    """The sparsity structure detected from the graph, and the compression it allowed."""
+
+    kind: Literal["zero", "diagonal", "banded", "block-diagonal", "sparse", "dense"]
+    nnz: int = Field(description="Entries that may be non-zero (the detected pattern).")
+    density: float = Field(description="`nnz` over all entries.")
+    bandwidth: int = Field(description="Largest |row - column| of a possible non-zero.")
+    blocks: int = Field(description="Diagonal blocks that nothing couples.")
+    colours: int = Field(
+        description="Seeds of the compressed sweep: columns sharing no row share a colour."
+    )
+    lower_bound: int = Field(description="Most non-zeros in one row: no colouring needs fewer.")
+    colouring: str = Field(description="How the colours were found.")
+
+
+class SparseMatrix(BaseModel):
+    """A matrix as coordinate lists (COO): `matrix[rows[k]][cols[k]] = values[k]`."""
+
+    shape: list[int]
+    rows: list[int]
+    cols: list[int]
+    values: EncodedValue
+
+
 class HessianResponse(_Common):
     """Second derivatives of a scalar target."""
 
     gradients: dict[str, EncodedValue | None]
-    hessian: dict[str, dict[str, EncodedValue | None]] = Field(
+    hessian: dict[str, dict[str, EncodedValue | None]] | None = Field(
+        default=None,
         description=(
             "`hessian[si][sj]` of shape `si.shape + sj.shape`; null when the gradient of "
-            "`si` has no path to `sj` and `none` was asked (zeros in `matrix`)."
-        )
+            "`si` has no path to `sj` and `none` was asked (zeros in `matrix`). Absent "
+            "with `format: coo`."
+        ),
     )
-    matrix: EncodedValue = Field(
-        description="The same as one 2-D array over the flattened sources, in `sources` order."
+    matrix: EncodedValue | None = Field(
+        default=None,
+        description=(
+            "The same as one 2-D array over the flattened sources, in `sources` order "
+            "(with `points`, one per point). Absent with `format: coo`."
+        ),
+    )
+    sparse: SparseMatrix | None = Field(
+        default=None, description="With `format: coo`: the non-zeros of `matrix`."
+    )
+    structure: Structure | None = Field(
+        default=None, description="With `format: coo`: the structure detected from the graph."
     )
 
 

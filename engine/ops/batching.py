@@ -1,4 +1,5 @@
-"""Leading batch axes on cotangents: what lets one reverse sweep carry many rows at once.
+"""Leading batch axes: on cotangents (many Jacobian rows in one reverse sweep) and on
+values (many points in one forward run, engine.points).
 
 A cotangent ``g`` of an entry whose output is ``ans`` may carry leading batch
 dims: ``g.shape == batch + ans.shape`` (one Jacobian row per batch element).
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from engine.ops.registry import F
 from engine.tensor import Tensor
 
 Shape = tuple[int, ...]
@@ -57,3 +59,60 @@ def batched_slice(batch: Shape, begin: Any, end: Any, step: Any) -> dict[str, An
         "end": None if end is None else [*batch, *end],
         "step": None if step is None else [1] * nb + list(step),
     }
+
+
+# ------------------------------------------------- points: a leading batch axis on values
+# engine.points runs a graph once over B points: every tensor that depends on a point
+# carries a leading axis of size B. An op's batch rule (``OpDef.batch``) receives its
+# inputs, which of them are batched that way (at least one is) and its attrs, and calls
+# ordinary engine ops to produce the batched output, so a tape records it as any op.
+
+
+def points_of(xs: Sequence[Tensor], batched: Sequence[bool]) -> int:
+    """B, the number of points: the leading axis of the first batched input."""
+    for x, b in zip(xs, batched, strict=True):
+        if b:
+            return x.shape[0]
+    raise AssertionError("a batch rule runs only when an input is batched")
+
+
+def point_rank(x: Tensor, batched: bool) -> int:
+    """The rank of one point's value of ``x``."""
+    return x.ndim - 1 if batched else x.ndim
+
+
+def with_rank(x: Tensor, rank: int) -> Tensor:
+    """A batched ``x`` with size-1 axes inserted after the batch axis up to per-point
+    ``rank``: it then broadcasts against the other inputs as one point would, instead
+    of its batch axis lining up with one of theirs."""
+    missing = rank - (x.ndim - 1)
+    if missing <= 0:
+        return x
+    return F.reshape(x, shape=[x.shape[0], *([1] * missing), *x.shape[1:]])
+
+
+def aligned(xs: Sequence[Tensor], batched: Sequence[bool]) -> list[Tensor]:
+    """The inputs of an elementwise op, each batched one raised to the common per-point
+    rank; unbatched ones broadcast right-aligned as they are."""
+    ranks = [point_rank(x, b) for x, b in zip(xs, batched, strict=True)]
+    rank = max(ranks)
+    return [
+        with_rank(x, rank) if b and r < rank else x
+        for x, b, r in zip(xs, batched, ranks, strict=True)
+    ]
+
+
+def elementwise(fn: Any, xs: Sequence[Tensor], batched: Sequence[bool], **attrs: Any) -> Tensor:
+    """The batch rule of an op whose ``batch`` is None: numpy broadcasting after the batch.
+
+    One input, or inputs all batched at one rank (most ops of a long graph), go straight
+    to ``fn``: this runs once per op, and at many points every microsecond is per op."""
+    if len(xs) == 1 or (all(batched) and len({x.ndim for x in xs}) == 1):
+        return fn(*xs, **attrs)
+    return fn(*aligned(xs, batched), **attrs)
+
+
+def spread(x: Tensor, size: int, batched: bool) -> Tensor:
+    """``x`` with the batch axis: repeated for every point when it has none (concat and
+    stack join whole tensors, so broadcasting cannot do it for them)."""
+    return x if batched else F.broadcast_to(x, shape=[size, *x.shape])

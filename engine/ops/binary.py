@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from engine.ops import dependence as rules
 from engine.ops.registry import (
     BINARY_CASES,
     VJP,
@@ -22,8 +23,10 @@ from engine.ops.registry import (
     F,
     OpDef,
     Shape,
+    Sparsity,
     defop,
     elementwise_shape,
+    value_of,
     vectorize_sympy,
 )
 from engine.tensor import Tensor
@@ -44,8 +47,9 @@ def binary(
     kink: Callable[[Any, Any], Any] | None = None,
     nonfinite: str = "overflow",
     sample: Callable[..., tuple[np.ndarray, ...]] | None = None,
+    sparsity: Sparsity = rules.SMOOTH,
 ) -> Callable[..., Tensor]:
-    """Register a two-input broadcasting op."""
+    """Register a two-input broadcasting op (``sparsity``: nonlinear unless said otherwise)."""
     return defop(
         OpDef(
             name=name,
@@ -62,6 +66,7 @@ def binary(
             nonfinite=nonfinite,
             family="binary",
             sample=sample,
+            sparsity=sparsity,
         )
     )
 
@@ -72,12 +77,12 @@ def binary(
 # the long scalar chains the engine is benchmarked on.
 add = binary(
     "add", operator.add, lambda _ans, _a, _b: lambda g, _needs=BOTH: (g, g), operator.add,
-    "a + b; d/da = 1, d/db = 1",
+    "a + b; d/da = 1, d/db = 1", sparsity=rules.LINEAR,
 )
 sub = binary(
     "sub", operator.sub,
     lambda _ans, _a, _b: lambda g, needs=BOTH: (g, -g if needs[1] else None), operator.sub,
-    "a - b; d/da = 1, d/db = -1",
+    "a - b; d/da = 1, d/db = -1", sparsity=rules.LINEAR,
 )
 mul = binary(
     "mul", operator.mul,
@@ -85,7 +90,7 @@ mul = binary(
         g * b if needs[0] else None, g * a if needs[1] else None
     ),
     operator.mul,
-    "a * b; d/da = b, d/db = a",
+    "a * b; d/da = b, d/db = a", sparsity=rules.PRODUCT,
 )
 
 
@@ -102,7 +107,7 @@ div = binary(
     "div", operator.truediv, _div_vjp, operator.truediv,
     "a / b; d/da = 1/b, d/db = -a/b²",
     domains=(ANYWHERE, Domain(kinks=(0.0,), gap=0.5)),
-    nonfinite="division by zero",
+    nonfinite="division by zero", sparsity=rules.QUOTIENT,
 )
 
 
@@ -110,7 +115,7 @@ def _pow_vjp(ans: Tensor, a: Tensor, b: Tensor):
     def d_db(g: Tensor) -> Tensor:
         # log(a) only where a > 0 and 0 elsewhere, as TensorFlow's PowGrad; the
         # mask is a constant (its derivative is genuinely zero off a = 0)
-        positive = np.asarray(a.value) > 0
+        positive = np.asarray(value_of(a)) > 0
         if positive.all():
             return g * ans * F.log(a)
         return g * ans * F.log(a * positive + (~positive) * 1.0)
@@ -141,7 +146,7 @@ def _select_vjp(first: Callable[[Any, Any], Any]) -> VJP:
     """Route g to a where ``first(a, b)`` holds (ties included), else to b, as TF."""
 
     def vjp(_ans: Tensor, a: Tensor, b: Tensor):
-        to_a = first(a.value, b.value) * 1.0  # a constant 0/1 mask, float64
+        to_a = first(value_of(a), value_of(b)) * 1.0  # a constant 0/1 mask, float64
         return lambda g, needs=BOTH: (
             g * to_a if needs[0] else None, g * (1.0 - to_a) if needs[1] else None
         )
@@ -153,13 +158,13 @@ maximum = binary(
     "maximum", np.maximum, _select_vjp(operator.ge), sp.Max,
     "maximum(a, b); d/da = 1 where a >= b else 0, d/db = 1 where a < b else 0",
     convention="a tie (a == b) sends the whole gradient to the first input, as TensorFlow",
-    kink=operator.eq, sample=_tie_free,
+    kink=operator.eq, sample=_tie_free, sparsity=rules.LINEAR,
 )
 minimum = binary(
     "minimum", np.minimum, _select_vjp(operator.le), sp.Min,
     "minimum(a, b); d/da = 1 where a <= b else 0, d/db = 1 where a > b else 0",
     convention="a tie (a == b) sends the whole gradient to the first input, as TensorFlow",
-    kink=operator.eq, sample=_tie_free,
+    kink=operator.eq, sample=_tie_free, sparsity=rules.LINEAR,
 )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from engine.ops import dependence as rules
 from engine.ops.registry import (
     OPS,
     UNARY_CASES,
@@ -20,8 +21,11 @@ from engine.ops.registry import (
     Domain,
     F,
     OpDef,
+    Sparsity,
+    constant_like,
     defop,
     elementwise_shape,
+    value_of,
     vectorize_sympy,
 )
 from engine.tensor import Tensor
@@ -42,8 +46,9 @@ def unary(
     domain: Domain = ANYWHERE,
     kink: Callable[[Any], Any] | None = None,
     nonfinite: str = "overflow",
+    sparsity: Sparsity = rules.SMOOTH,
 ) -> Callable[..., Tensor]:
-    """Register a one-input elementwise op."""
+    """Register a one-input elementwise op (``sparsity``: nonlinear unless said otherwise)."""
     return defop(
         OpDef(
             name=name,
@@ -59,6 +64,7 @@ def unary(
             kink=kink,
             nonfinite=nonfinite,
             family="elementwise",
+            sparsity=sparsity,
         )
     )
 
@@ -96,7 +102,7 @@ def rule_of(op_name: str, bind: Callable[[Tensor], tuple]) -> VJP:
     return vjp
 
 
-ONE = Tensor(np.float64(1.0))
+ONE = np.float64(1.0)  # a raw constant: serves rules on Tensors and on raw values alike
 
 
 def _at_integers(x: Any) -> Any:
@@ -109,50 +115,51 @@ INTEGERS = tuple(float(k) for k in range(-2, 3))
 
 neg = unary(
     "neg", np.negative, using_x(lambda g, _x: -g), lambda x: -x,
-    "neg(x) = -x; d/dx = -1",
+    "neg(x) = -x; d/dx = -1", sparsity=rules.LINEAR,
 )
 identity = unary(
     "identity", lambda x: x, using_x(lambda g, _x: g), lambda x: x,
-    "identity(x) = x; d/dx = 1 (the cotangent passes through)",
+    "identity(x) = x; d/dx = 1 (the cotangent passes through)", sparsity=rules.LINEAR,
 )
 stop_gradient = unary(
     "stop_gradient", lambda x: x, None, lambda x: x,
     "stop_gradient(x) = x; blocks the gradient",
     convention="not differentiable: " + NO_GRADIENT + "'s tf.stop_gradient",
+    sparsity=rules.ZERO,
 )
 abs_ = unary(
     "abs", np.abs, using_x(lambda g, x: g * F.sign(x)), sp.Abs,
     "abs(x) = |x|; d/dx |x| = sign(x)",
     convention="abs'(0) = 0, as TensorFlow (the gradient is sign(x))",
-    domain=Domain(kinks=(0.0,)), kink=lambda x: x == 0,
+    domain=Domain(kinks=(0.0,)), kink=lambda x: x == 0, sparsity=rules.LINEAR,
 )
 sign = unary(
     # zeros, not g * 0: an infinite g must not turn the gradient into NaN; of g's shape,
     # so a batched cotangent keeps its batch dims
-    "sign", np.sign, using_x(lambda g, _x: Tensor(np.zeros(g.shape))), sp.sign,
+    "sign", np.sign, using_x(lambda g, _x: constant_like(g, np.zeros(g.shape))), sp.sign,
     "sign(x) in {-1, 0, 1}; d/dx sign(x) = 0",
     convention="gradient is 0 everywhere, including at 0, as TensorFlow (zeros_like(x))",
-    domain=Domain(kinks=(0.0,)), kink=lambda x: x == 0,
+    domain=Domain(kinks=(0.0,)), kink=lambda x: x == 0, sparsity=rules.ZERO,
 )
 relu = unary(
     # a constant mask is fine here: its derivative is genuinely zero away from 0
-    "relu", lambda x: np.maximum(x, 0.0), using_x(lambda g, x: g * (x.value > 0)),
+    "relu", lambda x: np.maximum(x, 0.0), using_x(lambda g, x: g * (value_of(x) > 0)),
     lambda x: sp.Max(x, 0),
     "relu(x) = max(x, 0); d/dx = 1 where x > 0, else 0",
     convention="relu'(0) = 0, as TensorFlow (the gradient is 1 only where x > 0)",
-    domain=Domain(kinks=(0.0,)), kink=lambda x: x == 0,
+    domain=Domain(kinks=(0.0,)), kink=lambda x: x == 0, sparsity=rules.LINEAR,
 )
 floor = unary(
     "floor", np.floor, None, sp.floor,
     "floor(x): the largest integer <= x; not differentiable",
     convention="not differentiable: " + NO_GRADIENT + " (its Floor gradient returns None)",
-    domain=Domain(kinks=INTEGERS), kink=_at_integers,
+    domain=Domain(kinks=INTEGERS), kink=_at_integers, sparsity=rules.ZERO,
 )
 ceil = unary(
     "ceil", np.ceil, None, sp.ceiling,
     "ceil(x): the smallest integer >= x; not differentiable",
     convention="not differentiable: " + NO_GRADIENT + " (its Ceil gradient returns None)",
-    domain=Domain(kinks=INTEGERS), kink=_at_integers,
+    domain=Domain(kinks=INTEGERS), kink=_at_integers, sparsity=rules.ZERO,
 )
 
 # ---------------------------------------------------------- powers and logs

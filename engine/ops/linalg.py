@@ -8,6 +8,7 @@ them down to each input's shape. A singular matrix gives NaN, never an error.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +16,10 @@ import numpy as np
 import sympy as sp
 
 from engine.errors import ShapeError
-from engine.ops.registry import Case, Domain, F, OpDef, defop
+from engine.ops import dependence as rules
+from engine.ops.batching import point_rank, points_of, with_rank
+from engine.ops.dependence import Pairs
+from engine.ops.registry import Bilinear, Case, Domain, F, OpDef, Sparsity, defop
 from engine.tensor import Tensor
 
 Shape = tuple[int, ...]
@@ -101,10 +105,76 @@ def _matmul_vjp(ans: Tensor, a: Tensor, b: Tensor):
     return vjp
 
 
+def _column_stacks(
+    xs: Any, batched: Any, infer: Callable[[Shape, Shape], Shape]
+) -> tuple[Tensor, Tensor, list[int]]:
+    """Two linalg inputs made ready for a stacked op over points, and the batched output
+    shape. A batched 1-D input ``xs[i]`` becomes a one-row (i=0) or one-column (i=1)
+    matrix per point, as numpy does for one point (else the batch axis would make it
+    a matrix by accident); batched inputs then get size-1 axes after the batch axis, so
+    that stack dims align right against the other input as one point's would."""
+    points = [x.shape[1:] if b else x.shape for x, b in zip(xs, batched, strict=True)]
+    out = list(xs)
+    for i, (x, b, p) in enumerate(zip(xs, batched, points, strict=True)):
+        if b and len(p) == 1:
+            matrix = [1, p[0]] if i == 0 else [p[0], 1]
+            out[i] = F.reshape(x, shape=[x.shape[0], *matrix])
+    rank = max(point_rank(x, b) for x, b in zip(out, batched, strict=True))
+    out = [with_rank(x, rank) if b else x for x, b in zip(out, batched, strict=True)]
+    return out[0], out[1], [points_of(xs, batched), *infer(*points)]
+
+
+def _matmul_batch(xs: Any, batched: Any) -> Tensor:
+    """Over points: numpy's matmul of each point, 1-D operands included."""
+    a, b, want = _column_stacks(xs, batched, _matmul_shape)
+    out = F.matmul(a, b)
+    return out if list(out.shape) == want else F.reshape(out, shape=want)
+
+
+def _matmul_ids(a: Shape, b: Shape) -> tuple[np.ndarray, np.ndarray]:
+    """Element ids of a and b as matrix stacks of the common batch, (..., m, k) and
+    (..., k, p), a 1-D operand promoted as numpy does."""
+    a2 = (1, *a) if len(a) == 1 else a
+    b2 = (*b, 1) if len(b) == 1 else b
+    batch = _batch(a2[:-2], b2[:-2])
+    return (np.broadcast_to(rules.flat_ids(a).reshape(a2), batch + a2[-2:]),
+            np.broadcast_to(rules.flat_ids(b).reshape(b2), batch + b2[-2:]))
+
+
+def _matmul_deps(_op: OpDef, in_shapes: Any, _out: Any, _attrs: Any) -> rules.Maps:
+    """Output (i, j) depends on row i of a and column j of b (dropping a vector's unit
+    axis leaves the flat order of (..., m, p) unchanged)."""
+    a, b = _matmul_ids(*in_shapes)
+    *batch, m, _k = a.shape
+    p = b.shape[-1]
+    out = (*batch, m, p)
+    rows = np.arange(math.prod(batch) * m).reshape(*batch, m, 1)
+    cols = np.arange(math.prod(batch) * p).reshape(*batch, 1, p)
+    return (
+        rules.Groups(np.broadcast_to(rows, out).ravel(),
+                     Pairs(np.broadcast_to(rows, a.shape).ravel(), a.ravel())),
+        rules.Groups(np.broadcast_to(cols, out).ravel(),
+                     Pairs(np.broadcast_to(cols, b.shape).ravel(), b.ravel())),
+    )
+
+
+def _matmul_terms(_op: OpDef, in_shapes: Any, _out: Any, _attrs: Any) -> tuple[int, Any]:
+    """Terms a[..., i, k] b[..., k, j]: all the i and j of one (batch, k) interact, so
+    that pair is one term, of column k of a and row k of b."""
+    a, b = _matmul_ids(*in_shapes)
+    *batch, _m, k = a.shape
+    terms = np.arange(math.prod(batch) * k).reshape(*batch, k)
+    return terms.size, (
+        Pairs(np.broadcast_to(terms[..., None, :], a.shape).ravel(), a.ravel()),
+        Pairs(np.broadcast_to(terms[..., :, None], b.shape).ravel(), b.ravel()),
+    )
+
+
 matmul = defop(
     OpDef(
         name="matmul",
         arity=2,
+        batch=_matmul_batch,
         forward=np.matmul,
         vjp=_matmul_vjp,
         sympy=lambda a, b: np.asarray(np.matmul(a, b), dtype=object),
@@ -122,6 +192,7 @@ matmul = defop(
             Case(((3,), (2, 3, 4))),
         ),
         family="linalg",
+        sparsity=Sparsity(_matmul_deps, Bilinear(((0, 1),), _matmul_terms)),
     )
 )
 
@@ -142,6 +213,27 @@ def _inv_forward(a: Any) -> Any:
         return _each_matrix(np.linalg.inv, np.full(a.shape, np.nan), a)
 
 
+def _stacked(fn: Callable[[Tensor], Tensor]) -> Callable[..., Tensor]:
+    """The batch rule of an op on stacks of matrices: the points are one more stack dim."""
+    return lambda xs, _batched: fn(xs[0])
+
+
+def _matrix_of(shape: Shape) -> np.ndarray:
+    """The index of the matrix each element of a stack (..., n, n) belongs to."""
+    return rules.spread((*shape[:-2], 1, 1), shape)
+
+
+def _inv_deps(_op: OpDef, in_shapes: Any, _out: Any, _attrs: Any) -> rules.Maps:
+    """Every element of inv(A) depends on every element of its matrix A."""
+    return (rules.grouped(_matrix_of(in_shapes[0]), _matrix_of(in_shapes[0])),)
+
+
+def _det_deps(_op: OpDef, in_shapes: Any, _out: Any, _attrs: Any) -> rules.Maps:
+    """det(A) of each matrix depends on every element of it."""
+    of = _matrix_of(in_shapes[0])
+    return (Pairs(of, np.arange(of.size)),)
+
+
 def _inv_sympy(a: Any) -> Any:
     a = np.asarray(a, dtype=object)
     return _each_matrix(lambda m: np.array(_smat(m).inv().tolist(), dtype=object),
@@ -152,6 +244,7 @@ inv = defop(
     OpDef(
         name="inv",
         arity=1,
+        batch=_stacked(lambda a: F.inv(a)),
         forward=_inv_forward,
         vjp=lambda ans, _a: lambda g: (-F.matmul(F.matmul(mT(ans), g), mT(ans)),),
         sympy=_inv_sympy,
@@ -162,6 +255,7 @@ inv = defop(
         cases=(Case(((3, 3),)), Case(((2, 3, 3),)), Case(((1, 1),))),
         nonfinite="singular matrix",
         family="linalg",
+        sparsity=Sparsity(_inv_deps),
         sample=well_conditioned,
     )
 )
@@ -189,6 +283,7 @@ det = defop(
     OpDef(
         name="det",
         arity=1,
+        batch=_stacked(lambda a: F.det(a)),
         forward=lambda a: np.linalg.det(np.asarray(a, dtype=np.float64)),
         vjp=_det_vjp,
         sympy=_det_sympy,
@@ -198,6 +293,7 @@ det = defop(
         domains=(Domain(-1.0, 1.0),),
         cases=(Case(((3, 3),)), Case(((2, 2, 2),)), Case(((1, 1),))),
         family="linalg",
+        sparsity=Sparsity(_det_deps),
         sample=well_conditioned,
     )
 )
@@ -257,10 +353,38 @@ def _solve_vjp(ans: Tensor, a: Tensor, b: Tensor):
     return vjp
 
 
+def _solve_batch(xs: Any, batched: Any) -> Tensor:
+    """Over points: numpy 2's solve of each point; a batched vector b, (B, n), is solved
+    as (B, n, 1) and the column dropped (as a matrix it would solve the wrong system)."""
+    a, b, want = _column_stacks(xs, batched, _solve_shape)
+    out = F.solve(a, b)
+    return out if list(out.shape) == want else F.reshape(out, shape=want)
+
+
+def _solve_deps(_op: OpDef, in_shapes: Any, _out: Any, _attrs: Any) -> rules.Maps:
+    """Column c of x = A⁻¹b depends on all of its A and on column c of its b."""
+    a, b = in_shapes
+    b2 = (*b, 1) if len(b) == 1 else b
+    batch = _batch(a[:-2], b2[:-2])
+    n, k = b2[-2:]
+    mats = np.arange(math.prod(batch)).reshape(*batch, 1, 1)
+    cols = np.arange(math.prod(batch) * k).reshape(*batch, 1, k)
+    a_ids = np.broadcast_to(rules.flat_ids(a), batch + a[-2:])
+    b_ids = np.broadcast_to(rules.flat_ids(b).reshape(b2), batch + b2[-2:])
+    out = (*batch, n, k)
+    return (
+        rules.Groups(np.broadcast_to(mats, out).ravel(),
+                     Pairs(np.broadcast_to(mats, a_ids.shape).ravel(), a_ids.ravel())),
+        rules.Groups(np.broadcast_to(cols, out).ravel(),
+                     Pairs(np.broadcast_to(cols, b_ids.shape).ravel(), b_ids.ravel())),
+    )
+
+
 solve = defop(
     OpDef(
         name="solve",
         arity=2,
+        batch=_solve_batch,
         forward=_solve_forward,
         vjp=_solve_vjp,
         sympy=_solve_sympy,
@@ -278,6 +402,7 @@ solve = defop(
         ),
         nonfinite="singular matrix",
         family="linalg",
+        sparsity=Sparsity(_solve_deps),
         sample=well_conditioned,
     )
 )

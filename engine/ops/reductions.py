@@ -13,9 +13,10 @@ import numpy as np
 import sympy as sp
 
 from engine.errors import ShapeError
+from engine.ops import dependence as rules
 from engine.ops import scan  # noqa: F401  (registers cumprod, used by prod's rule)
-from engine.ops.batching import batch_of, batched_shape
-from engine.ops.registry import Attr, Case, Domain, F, OpDef, defop
+from engine.ops.batching import batch_of, batched_shape, shift_axes
+from engine.ops.registry import Attr, BatchRule, Case, Domain, F, OpDef, defop, value_of
 from engine.tensor import Tensor
 
 AXES_ATTRS = {
@@ -64,6 +65,18 @@ def keep_reduced(g: Tensor, in_shape: tuple[int, ...], axis: Any, keepdims: bool
     return F.reshape(g, shape=[*g.shape[:nb], *kept] if nb else list(kept))
 
 
+def reduce_batch(name: str) -> BatchRule:
+    """Over points: the same reduction with the axes of one point moved past the batch
+    axis; null means every axis of a point, never the batch axis."""
+
+    def rule(xs: Any, _batched: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
+        x = xs[0]
+        axes = shift_axes(normalize_axes(axis, x.ndim - 1), 1)
+        return getattr(F, name)(x, axis=axes, keepdims=keepdims)
+
+    return rule
+
+
 def _sum_forward(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     axes = normalize_axes(axis, np.ndim(x))
     return np.sum(x, axis=axes, keepdims=keepdims)
@@ -88,6 +101,7 @@ sum_ = defop(
     OpDef(
         name="sum",
         arity=1,
+        batch=reduce_batch("sum"),
         forward=_sum_forward,
         vjp=_sum_vjp,
         sympy=_sum_sympy,
@@ -98,6 +112,7 @@ sum_ = defop(
         cases=REDUCTION_CASES,
         attrs=AXES_ATTRS,
         family="reductions",
+        sparsity=rules.LINEAR_REDUCTION,
     )
 )
 
@@ -105,15 +120,17 @@ sum_ = defop(
 def reduction(
     name: str, forward: Any, vjp: Any, sympy: Any, formula: str, *,
     convention: str = "smooth, no kinks", domain: Domain | None = None, kink: Any = None,
-    nonfinite: str = "overflow",
+    nonfinite: str = "overflow", sparsity: Any = rules.REDUCTION,
 ) -> Any:
-    """Register a reduction over ``axis`` with ``keepdims``."""
+    """Register a reduction over ``axis`` with ``keepdims`` (``sparsity``: nonlinear unless
+    said otherwise)."""
     return defop(
         OpDef(
             name=name, arity=1, forward=forward, vjp=vjp, sympy=sympy,
             infer_shape=reduced_shape, formula=formula, convention=convention,
             domains=(domain or Domain(),), cases=REDUCTION_CASES, attrs=AXES_ATTRS, kink=kink,
-            nonfinite=nonfinite, family="reductions",
+            nonfinite=nonfinite, family="reductions", sparsity=sparsity,
+            batch=reduce_batch(name),
         )
     )
 
@@ -142,7 +159,7 @@ mean = reduction(
     / sp.Integer(_count(np.shape(x), axis)),
     "mean = sum / count over axis; d/dx = ones / count, broadcast from the reduced shape",
     convention="linear, no kinks",
-    nonfinite="mean over an empty axis",
+    nonfinite="mean over an empty axis", sparsity=rules.LINEAR_REDUCTION,
 )
 
 
@@ -219,9 +236,9 @@ def _extremum_vjp(ans: Tensor, x: Tensor, axis: Any = None, keepdims: bool = Fal
 
     def vjp(g: Tensor) -> tuple[Tensor]:
         axes = normalize_axes(axis, x.ndim)
-        hit = x.value == np.reshape(ans.value, reduced_shape(x.shape, axis, True))
+        hit = value_of(x) == np.reshape(value_of(ans), reduced_shape(x.shape, axis, True))
         # piecewise constant in x, so a constant: its derivative is genuinely zero
-        share = Tensor(hit / np.sum(hit, axis=axes, keepdims=True))
+        share = hit / np.sum(hit, axis=axes, keepdims=True)
         return (keep_reduced(g, x.shape, axis, keepdims) * share,)
 
     return vjp
@@ -251,11 +268,13 @@ max_ = reduction(
     "max", _max_forward, _extremum_vjp, _sympy_reduce(sp.Max),
     "max of x over axis; d/dx = 1 at the maximum, 0 elsewhere",
     convention=TIE_RULE.format("max"), kink=_ties(_max_forward),
+    sparsity=rules.LINEAR_REDUCTION,  # piecewise linear: no second derivative
 )
 min_ = reduction(
     "min", _min_forward, _extremum_vjp, _sympy_reduce(sp.Min),
     "min of x over axis; d/dx = 1 at the minimum, 0 elsewhere",
     convention=TIE_RULE.format("min"), kink=_ties(_min_forward),
+    sparsity=rules.LINEAR_REDUCTION,
 )
 
 

@@ -29,10 +29,12 @@ from typing import Any
 import numpy as np
 
 from engine.errors import AttrError, GraphError
-from engine.tensor import OPS_FN, Tensor, as_value
+from engine.tensor import OPS_FN, Tensor, Variable, as_value
 
 Shape = tuple[int, ...]
 VJP = Callable[..., Callable[[Tensor], tuple[Tensor | None, ...]]]
+# ``batch(xs, batched, **attrs) -> Tensor``: see OpDef.batch.
+BatchRule = Callable[..., Tensor]
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,38 @@ class Attr:
 
 
 @dataclass(frozen=True)
+class Bilinear:
+    """Second derivatives only between the listed input pairs ``(i, j)``, term by term:
+    ``mul`` is ``Bilinear(((0, 1),))`` (d²(ab)/da² = 0), ``div`` adds ``(1, 1)``.
+
+    ``terms``: (op, input shapes, output shape, attrs) -> (number of terms, one
+    ``engine.ops.dependence`` map per input from terms to the elements each term
+    multiplies), as matmul's terms ``a[..., i, k] b[..., k, j]``. None: the terms are the
+    output elements, with ``deps``'s maps (mul: S(a_e) x S(b_e) per output element e).
+    """
+
+    pairs: tuple[tuple[int, int], ...]
+    terms: Callable[..., tuple[int, tuple[Any, ...]]] | None = None
+
+
+@dataclass(frozen=True)
+class Sparsity:
+    """How an op's output elements depend on its input elements, from shapes alone.
+
+    What ``engine.sparsity`` propagates over a tape to find the zeros of a Jacobian or
+    Hessian without evaluating it, as ADOL-C's or SparseConnectivityTracer's index sets.
+    ``deps``: (op, input shapes, output shape, attrs with defaults) -> per input an index
+    map (``engine.ops.dependence.Pairs`` or ``Groups``), or None for no dependence (a zero
+    derivative). ``second`` says where second derivatives may be non-zero: "linear" (none:
+    add, slice, sum, and piecewise-linear abs, relu, maximum), "nonlinear" (between any two
+    elements one output element depends on) or a ``Bilinear``.
+    """
+
+    deps: Callable[..., tuple[Any, ...]]
+    second: str | Bilinear = "nonlinear"
+
+
+@dataclass(frozen=True)
 class OpDef:
     """Everything about one op. See the module docstring for the contract of each field."""
 
@@ -84,12 +118,15 @@ class OpDef:
     # Test inputs where a box Domain is not enough (e.g. well-conditioned matrices):
     # (rng, input shapes) -> one ndarray per input.
     sample: Callable[[np.random.Generator, tuple[Shape, ...]], tuple[np.ndarray, ...]] | None = None
-    # How the op runs over a leading batch axis of points (engine.vmap); None: elementwise,
-    # numpy broadcasting after the batch axis.
-    batch: Callable[..., Any] | None = None
-    # Which output elements depend on which input elements, and how (engine.sparsity);
-    # None: the family's default.
-    sparsity: Any = None
+    # How the op runs over a leading batch axis of B points (engine.points):
+    # ``batch(xs, batched, **attrs)`` gets the inputs, which of them carry the axis (one at
+    # least) and the attrs, and returns the batched output made of engine ops (so tapes
+    # record it). None: elementwise, numpy broadcasting after the batch axis.
+    batch: BatchRule | None = None
+    # Which output elements depend on which input elements, and which of those
+    # dependences interact nonlinearly (engine.sparsity: Jacobian and Hessian patterns).
+    # None: every output element on every input element, fully nonlinear (always correct).
+    sparsity: Sparsity | None = None
 
     def domain(self, i: int) -> Domain:
         return self.domains[min(i, len(self.domains) - 1)]
@@ -171,10 +208,16 @@ class _Recording(threading.local):
     Thread-local, so that concurrent requests never record (nor auto-watch the
     variables of) each other's ops. Maintained by engine.tape; read on every op,
     so that no tape means no recording cost at all.
+
+    ``raw`` is True while a reverse sweep runs its rules on raw numpy values
+    (engine.backprop.sweep, when no tape records): an op called then with no
+    Tensor among its inputs returns a raw value too, so the first-order backward
+    pass builds no Tensor at all. Outside such a sweep, ``sin(0.5)`` is a Tensor.
     """
 
     def __init__(self) -> None:
         self.tapes: list[Any] = []
+        self.raw = False
 
 
 RECORDING = _Recording()
@@ -213,12 +256,29 @@ def _wrap(value: Any) -> Tensor:
     return t
 
 
+# Constant Tensors of Python floats, shared, as TensorFlow's eager scalar cache shares
+# them: ``y * 0.9`` in a loop then neither builds a Tensor for 0.9 on each op nor frees
+# one with the tape. Zeros are left out (0.0 == -0.0 would give both one sign) and so is
+# NaN (never equal to itself); the cache stops growing at SCALAR_CACHE_SIZE floats.
+SCALAR_CACHE_SIZE = 1024
+_scalars: dict[float, Tensor] = {}
+
+
 def _as_tensor(x: Any) -> Tensor:
     """An op's input as a Tensor; Python floats (``x * 0.9``) take the short way."""
     if isinstance(x, Tensor):
         return x
+    if type(x) is float:
+        t = _scalars.get(x)
+        if t is None:
+            t = _new(Tensor)
+            t.value = _f64(x)
+            t.name = None
+            if x and x == x and len(_scalars) < SCALAR_CACHE_SIZE:
+                _scalars[x] = t
+        return t
     t = _new(Tensor)
-    t.value = _f64(x) if type(x) is float else as_value(x)
+    t.value = as_value(x)
     t.name = None
     return t
 
@@ -229,16 +289,25 @@ def defop(op: OpDef) -> Callable[..., Tensor]:
     The callable is the hot path of every recording, so one- and two-input ops
     get a specialised body that builds the output Tensor inline (a call less per
     op), calls ``forward`` without ``**`` when there are no attrs (a plain call is
-    cheaper), and with no tape recording runs nothing but the forward.
+    cheaper), and with no tape recording runs nothing but the forward. The common
+    case of ``GradientTape.record`` (an input is watched, none is a Variable that
+    may need watching) is inlined too: the entry is appended and the output
+    watched with no call. Inside a
+    raw reverse sweep (``RECORDING.raw``), a call with no Tensor input is a rule
+    working on raw values: it returns the forward's raw value, no Tensor.
     """
     assert op.name not in OPS, f"duplicate op {op.name}"
     OPS[op.name] = op
     forward = op.forward
     stack = RECORDING
     tensor = Tensor
+    variable = Variable
 
     def fn1(x: Any, **attrs: Any) -> Tensor:
         if not isinstance(x, tensor):
+            if stack.raw:
+                value = forward(x, **attrs) if attrs else forward(x)
+                return value if type(value) is _f64 else _as_f64(value)
             x = _as_tensor(x)
         value = forward(x.value, **attrs) if attrs else forward(x.value)
         ans = _new(tensor)
@@ -246,26 +315,45 @@ def defop(op: OpDef) -> Callable[..., Tensor]:
         ans.name = None
         tapes = stack.tapes
         if tapes:
+            inputs = (x,)
             for tape in tapes:
-                tape.record(op, (x,), ans, attrs)
+                if x in tape._watched:  # record's common case, inline (see the docstring)
+                    tape._entries.append((op, inputs, ans, attrs))
+                    tape._watched.add(ans)
+                else:
+                    tape.record(op, inputs, ans, attrs)
         return ans
 
     def fn2(a: Any, b: Any, **attrs: Any) -> Tensor:
         if not isinstance(a, tensor):
+            if not isinstance(b, tensor) and stack.raw:
+                value = forward(a, b, **attrs) if attrs else forward(a, b)
+                return value if type(value) is _f64 else _as_f64(value)
             a = _as_tensor(a)
         if not isinstance(b, tensor):
-            b = _as_tensor(b)
+            # ``y * 0.9``: the cached constant without a call to _as_tensor, when it has one
+            c = _scalars.get(b) if type(b) is float else None
+            b = c if c is not None else _as_tensor(b)
         value = forward(a.value, b.value, **attrs) if attrs else forward(a.value, b.value)
         ans = _new(tensor)
         ans.value = value if type(value) is _f64 else _as_f64(value)
         ans.name = None
         tapes = stack.tapes
         if tapes:
+            inputs = (a, b)
             for tape in tapes:
-                tape.record(op, (a, b), ans, attrs)
+                watched = tape._watched
+                if (a in watched or b in watched) and type(a) is not variable \
+                        and type(b) is not variable:  # record's common case, inline
+                    tape._entries.append((op, inputs, ans, attrs))
+                    watched.add(ans)
+                else:
+                    tape.record(op, inputs, ans, attrs)
         return ans
 
     def fn(*inputs: Any, **attrs: Any) -> Tensor:
+        if stack.raw and not any(isinstance(x, tensor) for x in inputs):
+            return _as_f64(forward(*inputs, **attrs))
         xs = tuple([_as_tensor(x) for x in inputs])
         ans = _wrap(forward(*[x.value for x in xs], **attrs))
         tapes = stack.tapes
@@ -285,6 +373,22 @@ def defop(op: OpDef) -> Callable[..., Tensor]:
 
 
 # ------------------------------------------------------ rule helpers (JAX-style)
+
+
+def value_of(x: Any) -> Any:
+    """The numpy value of a rule's argument: a Tensor's ``.value``, or ``x`` itself.
+
+    A rule gets Tensors when a tape records the backward pass, and raw numpy values
+    when none does (the raw sweep, see engine.backprop.sweep); a rule that reads a
+    value directly (a constant mask) reads it through here, so it serves both.
+    """
+    return x.value if isinstance(x, Tensor) else x
+
+
+def constant_like(g: Any, value: Any) -> Any:
+    """``value`` as a constant cotangent in ``g``'s form: a Tensor when ``g`` is one,
+    else the raw value (the raw sweep, see ``value_of``)."""
+    return Tensor(value) if isinstance(g, Tensor) else as_value(value)
 
 
 def elementwise_shape(*shapes: Shape) -> Shape:

@@ -16,8 +16,19 @@ import sympy as sp
 
 from engine import budget
 from engine.errors import ShapeError
-from engine.ops.batching import shift_axis
-from engine.ops.registry import Attr, Case, Domain, F, OpDef, defop, elementwise_shape
+from engine.ops import dependence as rules
+from engine.ops.batching import aligned, point_rank, shift_axis
+from engine.ops.registry import (
+    Attr,
+    Bilinear,
+    Case,
+    Domain,
+    F,
+    OpDef,
+    Sparsity,
+    defop,
+    elementwise_shape,
+)
 from engine.ops.slicing import shift
 from engine.tensor import Tensor
 
@@ -77,10 +88,22 @@ def _cumprod_vjp(
     return vjp
 
 
+def _cumprod_batch(xs: Any, _batched: Any, axis: int = 0, **flags: bool) -> Tensor:
+    """Over points: the same scan along each point's axis, past the batch axis."""
+    return F.cumprod(xs[0], axis=shift_axis(axis, xs[0].ndim - 1, 1), **flags)
+
+
+def _cumprod_deps(_op: OpDef, in_shapes: Any, _out: Any, attrs: Any) -> rules.Maps:
+    """Output k depends on the elements scanned up to k (before k if exclusive)."""
+    return (rules.along(in_shapes[0], attrs["axis"], exclusive=attrs["exclusive"],
+                        reverse=attrs["reverse"]),)
+
+
 cumprod = defop(
     OpDef(
         name="cumprod",
         arity=1,
+        batch=_cumprod_batch,
         forward=_cumprod,
         vjp=_cumprod_vjp,
         sympy=_cumprod,
@@ -101,6 +124,7 @@ cumprod = defop(
             "reverse": Attr("bool", False, doc="scan from the end"),
         },
         family="scan",
+        sparsity=Sparsity(_cumprod_deps),
     )
 )
 
@@ -143,10 +167,25 @@ def _linrec_vjp(ans: Tensor, a: Tensor, _b: Tensor, axis: int = 0, reverse: bool
     return vjp
 
 
+def _linrec_batch(xs: Any, batched: Any, axis: int = 0, reverse: bool = False) -> Tensor:
+    """Over points: a and b broadcast as one point's would (size-1 axes after the batch
+    axis), and the axis of the broadcast point moved past the batch axis."""
+    rank = max(point_rank(x, b) for x, b in zip(xs, batched, strict=True))
+    a, b = aligned(xs, batched)
+    return F.linrec(a, b, axis=shift_axis(axis, rank, 1), reverse=reverse)
+
+
+def _linrec_deps(_op: OpDef, in_shapes: Any, out_shape: Any, attrs: Any) -> rules.Maps:
+    """s_k depends on a and b up to k in scan order, read back through broadcasting."""
+    scan = rules.along(out_shape, attrs["axis"], reverse=attrs["reverse"])
+    return tuple(rules.compose(scan, rules.spread(s, out_shape)) for s in in_shapes)
+
+
 linrec = defop(
     OpDef(
         name="linrec",
         arity=2,
+        batch=_linrec_batch,
         forward=_linrec,
         vjp=_linrec_vjp,
         sympy=_linrec,
@@ -165,5 +204,6 @@ linrec = defop(
             "reverse": Attr("bool", False, doc="run from the end"),
         },
         family="scan",
+        sparsity=Sparsity(_linrec_deps, Bilinear(((0, 0), (0, 1)))),  # linear in b
     )
 )

@@ -8,7 +8,16 @@ from typing import Any
 import numpy as np
 
 from engine.errors import ShapeError
-from engine.ops.batching import batch_of, batched_perm, batched_shape
+from engine.ops import dependence as rules
+from engine.ops.batching import (
+    batch_of,
+    batched_perm,
+    batched_shape,
+    points_of,
+    shift_axis,
+    spread,
+    with_rank,
+)
 from engine.ops.registry import Attr, Case, Domain, F, OpDef, defop, linear_vjp
 from engine.tensor import Tensor
 
@@ -34,10 +43,16 @@ def _reshape_shape(in_shape: tuple[int, ...], shape: Any = None) -> tuple[int, .
     return tuple(target)
 
 
+def _reshape_batch(xs: Any, _batched: Any, shape: Any = None) -> Tensor:
+    """Over points: each point reshaped, so the target shape gains the batch axis."""
+    return F.reshape(xs[0], shape=[xs[0].shape[0], *shape])
+
+
 reshape = defop(
     OpDef(
         name="reshape",
         arity=1,
+        batch=_reshape_batch,
         forward=lambda x, shape=None: np.reshape(x, _reshape_shape(np.shape(x), shape)),
         vjp=_reshape_back,
         sympy=lambda x, shape=None: np.reshape(x, _reshape_shape(np.shape(x), shape)),
@@ -49,6 +64,7 @@ reshape = defop(
                Case(((),), {"shape": [1, 1]})),
         attrs={"shape": Attr("shape", required=True, doc="target shape; one -1 is inferred")},
         family="shape",
+        sparsity=rules.MOVES,  # moves elements: labels run through the forward
     )
 )
 
@@ -65,10 +81,18 @@ def _broadcast_shape(in_shape: tuple[int, ...], shape: Any = None) -> tuple[int,
     return target
 
 
+def _broadcast_batch(xs: Any, _batched: Any, shape: Any = None) -> Tensor:
+    """Over points: each point broadcast (size-1 axes first, so that a point of lower
+    rank aligns right as numpy would, not with the batch axis)."""
+    x = with_rank(xs[0], len(shape))
+    return F.broadcast_to(x, shape=[x.shape[0], *shape])
+
+
 broadcast_to = defop(
     OpDef(
         name="broadcast_to",
         arity=1,
+        batch=_broadcast_batch,
         # a copy: values stay immutable and independent of their inputs
         forward=lambda x, shape=None: np.array(np.broadcast_to(x, tuple(shape))),
         # the sweep's central unbroadcast sums the cotangent back to x's shape
@@ -81,6 +105,7 @@ broadcast_to = defop(
         cases=(Case(((),), {"shape": [3]}), Case(((3, 1),), {"shape": [2, 3, 4]})),
         attrs={"shape": Attr("shape", required=True, doc="target shape, numpy broadcasting")},
         family="shape",
+        sparsity=rules.MOVES,  # moves elements: labels run through the forward
     )
 )
 
@@ -110,10 +135,16 @@ def _transpose_vjp(_ans: Tensor, x: Tensor, perm: Any = None):
     return lambda g: (F.transpose(g, perm=batched_perm(back, g.ndim - x.ndim)),)
 
 
+def _transpose_batch(xs: Any, _batched: Any, perm: Any = None) -> Tensor:
+    """Over points: each point's axes permuted (null reverses them), the batch axis kept."""
+    return F.transpose(xs[0], perm=batched_perm(_perm(xs[0].ndim - 1, perm), 1))
+
+
 transpose = defop(
     OpDef(
         name="transpose",
         arity=1,
+        batch=_transpose_batch,
         forward=lambda x, perm=None: np.transpose(x, _perm(np.ndim(x), perm)),
         vjp=_transpose_vjp,
         sympy=lambda x, perm=None: np.transpose(x, _perm(np.ndim(x), perm)),
@@ -125,6 +156,7 @@ transpose = defop(
                Case(((2, 3, 4),), {"perm": [0, -1, 1]}), Case(((),))),
         attrs={"perm": Attr("perm", None, doc="a permutation of the axes; null reverses them")},
         family="shape",
+        sparsity=rules.MOVES,  # moves elements: labels run through the forward
     )
 )
 
@@ -140,10 +172,16 @@ def _expand_shape(in_shape: tuple[int, ...], axis: int = 0) -> tuple[int, ...]:
     return in_shape[:axis] + (1,) + in_shape[axis:]
 
 
+def _expand_batch(xs: Any, _batched: Any, axis: int = 0) -> Tensor:
+    """Over points: the axis counts in one point's output, past the batch axis."""
+    return F.expand_dims(xs[0], axis=shift_axis(axis, xs[0].ndim, 1))
+
+
 expand_dims = defop(
     OpDef(
         name="expand_dims",
         arity=1,
+        batch=_expand_batch,
         forward=lambda x, axis=0: np.reshape(x, _expand_shape(np.shape(x), axis)),
         vjp=_reshape_back,
         sympy=lambda x, axis=0: np.reshape(x, _expand_shape(np.shape(x), axis)),
@@ -154,6 +192,7 @@ expand_dims = defop(
         cases=(Case(((),)), Case(((3, 4),), {"axis": 1}), Case(((3, 4),), {"axis": -1})),
         attrs={"axis": Attr("int", 0, doc="position of the new axis in the output")},
         family="shape",
+        sparsity=rules.MOVES,  # moves elements: labels run through the forward
     )
 )
 
@@ -173,10 +212,23 @@ def _squeeze_shape(in_shape: tuple[int, ...], axis: Any = None) -> tuple[int, ..
     return tuple(n for i, n in enumerate(in_shape) if i not in drop)
 
 
+def _squeeze_batch(xs: Any, _batched: Any, axis: Any = None) -> Tensor:
+    """Over points: the size-1 axes of a point, named explicitly, so that null never
+    drops the batch axis (B may be 1)."""
+    x = xs[0]
+    point = x.shape[1:]
+    if axis is None:
+        axes = [i + 1 for i, n in enumerate(point) if n == 1]
+    else:
+        axes = [a % len(point) + 1 for a in ((axis,) if isinstance(axis, int) else axis)]
+    return F.squeeze(x, axis=axes)
+
+
 squeeze = defop(
     OpDef(
         name="squeeze",
         arity=1,
+        batch=_squeeze_batch,
         forward=lambda x, axis=None: np.reshape(x, _squeeze_shape(np.shape(x), axis)),
         vjp=_reshape_back,
         sympy=lambda x, axis=None: np.reshape(x, _squeeze_shape(np.shape(x), axis)),
@@ -188,6 +240,7 @@ squeeze = defop(
                Case(((1, 3, 1),), {"axis": [0, -1]}), Case(((1,),))),
         attrs={"axis": Attr("axes", None, doc="int, list of ints, or null for every size-1 axis")},
         family="shape",
+        sparsity=rules.MOVES,  # moves elements: labels run through the forward
     )
 )
 
@@ -225,10 +278,18 @@ def _stack_vjp(_ans: Tensor, *xs: Tensor, axis: int = 0):
     return vjp
 
 
+def _stack_batch(xs: Any, batched: Any, axis: int = 0) -> Tensor:
+    """Over points: inputs without the batch axis repeated for every point first."""
+    size = points_of(xs, batched)
+    whole = [spread(x, size, b) for x, b in zip(xs, batched, strict=True)]
+    return F.stack(*whole, axis=shift_axis(axis, whole[0].ndim, 1))
+
+
 stack = defop(
     OpDef(
         name="stack",
         arity=None,
+        batch=_stack_batch,
         forward=lambda *xs, axis=0: np.stack(xs, axis=axis),
         vjp=_stack_vjp,
         sympy=lambda *xs, axis=0: np.stack(xs, axis=axis),
@@ -239,6 +300,7 @@ stack = defop(
         cases=(Case(((), ())), Case(((3,), (3,), (3,)), {"axis": 1})),
         attrs={"axis": Attr("int", 0, doc="new axis position")},
         family="shape",
+        sparsity=rules.MOVES,  # moves elements: labels run through the forward
     )
 )
 
@@ -278,10 +340,18 @@ def _concat_vjp(_ans: Tensor, *xs: Tensor, axis: int = 0):
     return vjp
 
 
+def _concat_batch(xs: Any, batched: Any, axis: int = 0) -> Tensor:
+    """Over points: inputs without the batch axis repeated for every point first."""
+    size = points_of(xs, batched)
+    whole = [spread(x, size, b) for x, b in zip(xs, batched, strict=True)]
+    return F.concat(*whole, axis=shift_axis(axis, whole[0].ndim - 1, 1))
+
+
 concat = defop(
     OpDef(
         name="concat",
         arity=None,
+        batch=_concat_batch,
         forward=lambda *xs, axis=0: np.concatenate(xs, axis=axis),
         vjp=_concat_vjp,
         sympy=lambda *xs, axis=0: np.concatenate(xs, axis=axis),
@@ -293,6 +363,7 @@ concat = defop(
                Case(((1, 3), (2, 3)), {"axis": -2}), Case(((4,),))),
         attrs={"axis": Attr("int", 0, doc="existing axis to join along")},
         family="shape",
+        sparsity=rules.MOVES,  # moves elements: labels run through the forward
     )
 )
 

@@ -16,6 +16,7 @@ import numpy as np
 import sympy as sp
 
 from engine.errors import ShapeError
+from engine.ops import dependence as rules
 from engine.ops.batching import batch_of, batched_shape, batched_slice
 from engine.ops.registry import Attr, Case, Domain, F, OpDef, defop
 from engine.tensor import Tensor
@@ -74,10 +75,25 @@ def _pad_slice_vjp(ans: Tensor, _x: Tensor, begin: Any = None, end: Any = None,
     )
 
 
+def _slice_batch(xs: Any, _batched: Any, begin: Any = None, end: Any = None,
+                 step: Any = None) -> Tensor:
+    """Over points: the batch axis taken whole, each point sliced as given."""
+    return F.slice(xs[0], **batched_slice(xs[0].shape[:1], begin, end, step))
+
+
+def _pad_slice_batch(xs: Any, _batched: Any, shape: Any = None, begin: Any = None,
+                     end: Any = None, step: Any = None) -> Tensor:
+    """Over points: each point padded into its own zeros, the batch axis taken whole."""
+    batch = xs[0].shape[:1]
+    return F.pad_slice(xs[0], shape=batched_shape(batch, shape),
+                       **batched_slice(batch, begin, end, step))
+
+
 slice_ = defop(
     OpDef(
         name="slice",
         arity=1,
+        batch=_slice_batch,
         forward=_slice_forward,
         vjp=_slice_vjp,
         sympy=lambda x, begin=None, end=None, step=None: np.asarray(
@@ -101,6 +117,7 @@ slice_ = defop(
             "step": Attr("ints", None, doc="stride per axis, non-zero; null: 1"),
         },
         family="shape",
+        sparsity=rules.MOVES,  # moves elements: labels run through the forward
     )
 )
 
@@ -140,6 +157,7 @@ pad_slice = defop(
     OpDef(
         name="pad_slice",
         arity=1,
+        batch=_pad_slice_batch,
         forward=_pad_slice_forward,
         vjp=_pad_slice_vjp,
         sympy=_pad_slice_sympy,
@@ -160,6 +178,7 @@ pad_slice = defop(
             "step": Attr("ints", None, doc="as slice's step, on the output"),
         },
         family="shape",
+        sparsity=rules.MOVES,  # moves elements: labels run through the forward
     )
 )
 

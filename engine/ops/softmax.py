@@ -13,9 +13,10 @@ import numpy as np
 import sympy as sp
 
 from engine.errors import ShapeError
+from engine.ops import dependence as rules
 from engine.ops.batching import shift_axis
 from engine.ops.reductions import keep_reduced, normalize_axes, reduced_shape, reduction
-from engine.ops.registry import Attr, Case, Domain, F, OpDef, defop
+from engine.ops.registry import Attr, Case, Domain, F, OpDef, Sparsity, defop
 from engine.tensor import Tensor
 
 
@@ -79,6 +80,16 @@ def _softmax_vjp(ans: Tensor, _x: Tensor, axis: int = -1):
     return vjp
 
 
+def _softmax_batch(xs: Any, _batched: Any, axis: int = -1) -> Tensor:
+    """Over points: the same axis of each point, past the batch axis."""
+    return F.softmax(xs[0], axis=shift_axis(axis, xs[0].ndim - 1, 1))
+
+
+def _softmax_deps(_op: OpDef, in_shapes: Any, _out: Any, attrs: Any) -> rules.Maps:
+    """Each output element depends on its whole line along ``axis``."""
+    return (rules.along(in_shapes[0], attrs["axis"], prefix=False),)
+
+
 def _softmax_sympy(x: Any, axis: int = -1) -> Any:
     e = _vexp(x)
     return e / np.sum(e, axis=axis, keepdims=True)
@@ -88,6 +99,7 @@ softmax = defop(
     OpDef(
         name="softmax",
         arity=1,
+        batch=_softmax_batch,
         forward=_softmax_forward,
         vjp=_softmax_vjp,
         sympy=_softmax_sympy,
@@ -100,5 +112,6 @@ softmax = defop(
         attrs={"axis": Attr("int", -1, doc="axis the probabilities sum to 1 along")},
         nonfinite="an infinite input",
         family="reductions",
+        sparsity=Sparsity(_softmax_deps),
     )
 )

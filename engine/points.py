@@ -1,0 +1,503 @@
+"""Many points in one pass: a graph run once on values with a leading axis of B points.
+
+As ``jax.vmap``: every op goes through its batching rule (``OpDef.batch``; None for
+elementwise ops), which calls ordinary engine ops on tensors carrying the batch axis,
+so an ordinary GradientTape records the run and Python's cost is per op, not per
+point. Points are independent, so the gradient of the sum over points with respect
+to a batched leaf holds each point's own gradient: one reverse sweep serves them all.
+A per-point Hessian is one more vectorised sweep (``backprop.jacobian_rows``) whose
+seed rows each pick the same entry of every point's gradient.
+
+``points`` is a list of ``{leaf id: value}`` (one map per point, all naming the same
+leaves) or one ``{leaf id: array}`` whose leading axis runs over the points. Leaves it
+does not name keep the query's value, shared by every point; sources are batched all
+the same (the shared value repeated), so that each point gets its own gradient.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from engine import backprop
+from engine.derivatives import (
+    Query,
+    Result,
+    _arrays,
+    _check_leaf_ids,
+    _named,
+    _seeds,
+    _sources,
+    _targets,
+    _work,
+)
+from engine.errors import GraphError, LimitError, ShapeError, short
+from engine.graph import LEAF_OPS, Graph, Limits, Node, to_value
+from engine.notes import Note
+from engine.numerics import OnePoint, numeric_notes
+from engine.ops.batching import elementwise, shift_axes
+from engine.ops.reductions import normalize_axes
+from engine.ops.registry import OPS, F, OpDef
+from engine.tape import GradientTape, _collector_paused
+from engine.tensor import OPS_FN, Tensor
+
+Shape = tuple[int, ...]
+Points = Sequence[Mapping[str, Any]] | Mapping[str, Any]
+_CHECK_EVERY = 256  # nodes between two budget checks, as Graph.run
+
+
+@dataclass
+class Prepared:
+    """Validated points, ready to run: B, the leaf tensors (batched ones carry the axis),
+    which nodes carry it, and every node's shape at one point."""
+
+    size: int
+    leaves: dict[str, Tensor]
+    batched: set[str]
+    shapes: dict[str, Shape]
+
+
+# ------------------------------------------------------------------ reading the points
+
+
+def stack_points(q: Query, points: Points) -> tuple[int, dict[str, np.ndarray]]:
+    """B, and each named leaf's values stacked along a leading axis of points.
+
+    Typed errors name the field: ``points``, ``points[i]`` (one point of a list).
+    """
+    if isinstance(points, Mapping):
+        return _from_map(q, points)
+    if isinstance(points, list | tuple):
+        return _from_list(q, points)
+    raise GraphError(
+        "points must be a list of {leaf id: value} or an object {leaf id: array of points}",
+        field="points",
+    )
+
+
+def _check_leaf(graph: Graph, key: Any, field: str) -> None:
+    node = graph.nodes.get(key) if isinstance(key, str) else None
+    if node is None:
+        raise GraphError(
+            f"points names {short(key)}, which is not a node of the graph",
+            node=key[:128] if isinstance(key, str) else None, field=field,
+        )
+    if node.op not in LEAF_OPS:
+        raise GraphError(
+            f"points gives {node.op} node {short(key)} a value; only leaves take one",
+            node=key, field=field,
+        )
+
+
+def _check_count(size: int, limits: Limits) -> None:
+    if size < 1:
+        raise GraphError("points is empty: give at least one point", field="points")
+    if size > limits.max_points:
+        raise LimitError(f"{size} points, over the limit of {limits.max_points}",
+                         field="points")
+
+
+def _check_elements(name: str, arr: np.ndarray, limits: Limits) -> None:
+    if arr.size > limits.max_elements:
+        raise LimitError(
+            f"{name!r} holds {arr.size} elements over all points, over the limit of "
+            f"{limits.max_elements}", node=name, field="points",
+        )
+
+
+def _from_list(q: Query, points: Sequence[Any]) -> tuple[int, dict[str, np.ndarray]]:
+    _check_count(len(points), q.limits)
+    for i, p in enumerate(points):
+        if not isinstance(p, Mapping):
+            raise GraphError(f"points[{i}] must be an object {{leaf id: value}}",
+                             field=f"points[{i}]")
+    names = list(points[0])
+    for name in names:
+        _check_leaf(q.graph, name, "points[0]")
+    want = set(names)
+    for i, p in enumerate(points):
+        if p.keys() == want:
+            continue
+        extra = next((k for k in p if k not in want), None)
+        if extra is not None:
+            _check_leaf(q.graph, extra, f"points[{i}]")
+            raise GraphError(f"points[{i}] names {short(extra)} and points[0] does not: every "
+                             "point names the same leaves", node=extra, field=f"points[{i}]")
+        missing = next(k for k in names if k not in p)
+        raise GraphError(f"points[{i}] has no value for {missing!r}: every point names the "
+                         "same leaves", node=missing, field=f"points[{i}]")
+    return len(points), {name: _column(q.limits, points, name) for name in names}
+
+
+def _column(limits: Limits, points: Sequence[Mapping[str, Any]], name: str) -> np.ndarray:
+    """One leaf's values at every point, stacked; every point's must have the same shape."""
+    raw = [p[name] for p in points]
+    if all(type(v) is float for v in raw):  # the usual case: a scalar per point, no walk
+        arr = np.array(raw, dtype=np.float64)
+    else:
+        parts = []
+        for i, v in enumerate(raw):
+            value = to_value(v, limits, name, f"points[{i}]")
+            if parts and np.shape(value) != np.shape(parts[0]):
+                raise ShapeError(
+                    f"{name!r} has shape {list(np.shape(value))} at points[{i}] and "
+                    f"{list(np.shape(parts[0]))} at points[0]", node=name, field=f"points[{i}]",
+                )
+            parts.append(value)
+        arr = np.stack(parts)
+    _check_elements(name, arr, limits)
+    return arr
+
+
+def _from_map(q: Query, points: Mapping[str, Any]) -> tuple[int, dict[str, np.ndarray]]:
+    if not points:
+        raise GraphError("points names no leaf: give {leaf id: array of points}",
+                         field="points")
+    size, first = -1, ""
+    values = {}
+    for name, raw in points.items():
+        _check_leaf(q.graph, name, "points")
+        arr = to_value(raw, q.limits, name, "points")
+        if np.ndim(arr) == 0:
+            raise ShapeError(f"points[{name!r}] is one number; it needs a leading axis that "
+                             "runs over the points", node=name, field="points")
+        if size < 0:
+            size, first = arr.shape[0], name
+        elif arr.shape[0] != size:
+            raise ShapeError(f"{name!r} has {arr.shape[0]} points and {first!r} has {size}",
+                             node=name, field="points")
+        values[name] = arr
+    _check_count(size, q.limits)
+    return size, values
+
+
+# ------------------------------------------------------------------ running over points
+
+
+def prepare(q: Query, points: Points, sources: Sequence[str] = ()) -> Prepared:
+    """Validate ``points`` against the graph and the limits; batch the leaves they name
+    and every source (a shared value repeated), leave other leaves as they are."""
+    graph = q.graph
+    size, stacked = stack_points(q, points)
+    if not isinstance(q.values, Mapping):
+        graph.leaf_values(q.values)  # raises its typed error
+    _check_declared_shapes(q, stacked)
+    one = graph.leaf_values({**q.values, **{k: v[0] for k, v in stacked.items()}})
+    shapes = graph.infer_shapes(one, q.limits)
+    batched = _batched_nodes(graph, set(stacked) | set(sources))
+    _check_batched_sizes(q.limits, size, shapes, batched)
+    values = {}
+    for nid in graph.leaves:
+        if nid in stacked:
+            values[nid] = stacked[nid]
+        elif nid in batched:
+            values[nid] = np.broadcast_to(one[nid], (size, *shapes[nid]))
+        else:
+            values[nid] = one[nid]
+    return Prepared(size, graph.make_leaves(values), batched, shapes)
+
+
+def _check_declared_shapes(q: Query, stacked: Mapping[str, np.ndarray]) -> None:
+    """A leaf that has a value of its own (in the node or the query's values) takes points
+    of that shape: so ``{"x": [1, 2]}`` is two points of a scalar x, never one of a vector."""
+    for name, arr in stacked.items():
+        raw = q.values[name] if name in q.values else q.graph.nodes[name].value
+        if raw is None:
+            continue
+        shape = np.shape(to_value(raw, q.limits, name, "values"))
+        if arr.shape[1:] != shape:
+            raise ShapeError(
+                f"points give {name!r} values of shape {list(arr.shape[1:])}; its own value "
+                f"has shape {list(shape)}", node=name, field="points",
+            )
+
+
+def _batched_nodes(graph: Graph, roots: set[str]) -> set[str]:
+    """Nodes whose value differs between points: the roots and all that reads them."""
+    out: set[str] = set()
+    for nid in graph.order:
+        if nid in roots or any(type(x) is str and x in out for x in graph.nodes[nid].inputs):
+            out.add(nid)
+    return out
+
+
+def _check_batched_sizes(limits: Limits, size: int, shapes: Mapping[str, Shape],
+                         batched: set[str]) -> None:
+    """The element limits hold for B points of every batched node (B x one point's)."""
+    total = 0
+    for nid, shape in shapes.items():
+        n = math.prod(shape) * (size if nid in batched else 1)
+        if n > limits.max_elements:
+            raise LimitError(
+                f"{size} points of shape {list(shape)} make {n} elements, over the limit of "
+                f"{limits.max_elements}", node=nid, field="points",
+            )
+        total += n
+    if total > limits.max_total_elements:
+        raise LimitError(
+            f"over {size} points the graph holds {total} elements in all, over the limit of "
+            f"{limits.max_total_elements}", field="points",
+        )
+
+
+def run(graph: Graph, prep: Prepared) -> dict[str, Tensor]:
+    """Every node's tensor, computed once for all points in topological order (tapes
+    record the engine ops the batch rules call, as for one point)."""
+    batched = prep.batched
+
+    def apply(nid: str, node: Node, args: list[Tensor]) -> Tensor:
+        fn = OPS_FN[node.op]
+        if nid not in batched:
+            return fn(*args, **node.attrs)
+        flags = [type(x) is str and x in batched for x in node.inputs]
+        if not any(flags):  # a source computed from shared values: one per point
+            out = fn(*args, **node.attrs)
+            return F.broadcast_to(out, shape=[prep.size, *out.shape])
+        rule = OPS[node.op].batch
+        if rule is None:
+            return elementwise(fn, args, flags, **node.attrs)
+        return rule(args, flags, **node.attrs)
+
+    return graph.run(prep.leaves, apply)
+
+
+def _outputs(prep: Prepared, tensors: Mapping[str, Tensor], ids: Sequence[str]) -> dict:
+    """Each target at every point: the same value repeated where no point changes it."""
+    out = {}
+    for t in ids:
+        v = tensors[t].numpy()
+        out[t] = v if t in prep.batched else np.repeat(v[None], prep.size, axis=0)
+    return out
+
+
+def _batched_seeds(q: Query, targets: list[str], prep: Prepared) -> list[Any] | None:
+    """output_gradients, checked against one point's shapes, applied to every point."""
+    seeds = _seeds(q, targets, prep.shapes)
+    if seeds is None:
+        return None
+    return [
+        g if g is None or t not in prep.batched else np.broadcast_to(g, (prep.size, *np.shape(g)))
+        for t, g in zip(targets, seeds, strict=True)
+    ]
+
+
+# ------------------------------------------------------------------ the three kinds
+
+
+def evaluate_points(q: Query, points: Points) -> Result:
+    """The targets at every point, each with a leading axis of B; no tape."""
+    targets = _targets(q)
+    prep = prepare(q, points)
+    tensors = run(q.graph, prep)
+    return Result(targets, [], _outputs(prep, tensors, targets),
+                  notes=point_notes(q.graph, prep, tensors), points=prep.size)
+
+
+def gradient_points(q: Query, points: Points) -> Result:
+    """d(sum of targets)/d(source) at every point, as ``derivatives.gradient`` per point:
+    one recording and one reverse sweep for all of them."""
+    targets = _targets(q)
+    _check_leaf_ids(q, q.watch, "watch")
+    sources = _sources(q)
+    prep = prepare(q, points, sources)
+    seeds = _batched_seeds(q, targets, prep)
+    with GradientTape(watch_accessed_variables=q.watch_accessed_variables) as tape:
+        tape.watch([prep.leaves[w] for w in q.watch])
+        tensors = run(q.graph, prep)
+    grads = tape.gradient([tensors[t] for t in targets], [tensors[s] for s in sources], seeds,
+                          q.unconnected_gradients)
+    gradients = _arrays(sources, grads)
+    notes = _named(tape.notes) + point_notes(q.graph, prep, tensors, gradients)
+    return Result(targets, sources, _outputs(prep, tensors, targets), gradients, notes=notes,
+                  points=prep.size)
+
+
+def hessian_points(q: Query, points: Points) -> Result:
+    """Every point's Hessian of a scalar target: ``matrix`` of shape (B, n, n) and blocks
+    (B,) + si.shape + sj.shape, from nested tapes over one batched run.
+
+    The outer tape records the inner gradient, flattened to (B, n); one vectorised sweep
+    with n seed rows, row i selecting column i at every point, gives d g[b, i] / d x[b, j]
+    for all b at once (points are independent, so the sum over b is each point's own).
+    """
+    if q.format == "coo":
+        raise GraphError("points give dense Hessians, one per point; format coo does not "
+                         "combine with points", field="format")
+    targets = _targets(q)
+    _check_leaf_ids(q, q.watch, "watch")
+    sources = _sources(q)
+    for s in sources:
+        if q.graph.nodes[s].op not in LEAF_OPS:
+            raise GraphError(f"Hessian sources must be leaves; {s!r} is not", node=s,
+                             field="sources")
+    prep = prepare(q, points, sources)
+    for t in targets:
+        if prep.shapes[t]:
+            raise ShapeError(f"the Hessian needs a scalar target at each point; {t!r} has "
+                             f"shape {list(prep.shapes[t])}", node=t, field="target")
+    n = sum(math.prod(prep.shapes[s]) for s in sources)
+    _work(q, prep.size * n, n, "per-point Hessian")
+    seeds = _batched_seeds(q, targets, prep)
+    watch = [prep.leaves[w] for w in q.watch]
+    srcs = [prep.leaves[s] for s in sources]
+    wav = q.watch_accessed_variables
+    with GradientTape(persistent=True, watch_accessed_variables=wav) as outer:
+        outer.watch(watch)
+        with GradientTape(watch_accessed_variables=wav) as inner:
+            inner.watch(watch)
+            tensors = run(q.graph, prep)
+        grads = inner.gradient([tensors[t] for t in targets], srcs, seeds,
+                               q.unconnected_gradients)
+        live = [i for i, g in enumerate(grads) if g is not None and outer.is_watched(g)]
+        parts = [F.reshape(grads[i], shape=[prep.size, -1]) for i in live]
+        flat = None if not parts else parts[0] if len(parts) == 1 else F.concat(*parts, axis=1)
+    blocks, matrix = _blocks(outer, flat, srcs, sources, grads, live, prep,
+                             q.unconnected_gradients)
+    gradients = _arrays(sources, grads)
+    notes = _named(inner.notes) + point_notes(q.graph, prep, tensors, gradients)
+    return Result(targets, sources, _outputs(prep, tensors, targets), gradients,
+                  hessian=blocks, matrix=matrix, notes=notes, points=prep.size)
+
+
+KINDS: dict[str, Callable[[Query, Points], Result]] = {
+    "evaluate": evaluate_points,
+    "gradient": gradient_points,
+    "hessian": hessian_points,
+}
+
+
+def first_point(q: Query, points: Points, result: Result) -> tuple[Query, Result]:
+    """The query at the first point, and ``result`` cut to that point: what a check made
+    for one point (engine.verify) compares. ``points`` is as validated by ``result``'s run."""
+    if isinstance(points, Mapping):
+        first = {k: v[0] for k, v in points.items()}
+    else:
+        first = dict(points[0])
+    query = dataclasses.replace(q, values={**q.values, **first})
+
+    def cut(d: Mapping[str, Any] | None) -> Any:
+        return None if d is None else {k: None if v is None else v[0] for k, v in d.items()}
+
+    one = dataclasses.replace(
+        result, outputs=cut(result.outputs), gradients=cut(result.gradients),
+        hessian=None if result.hessian is None else {k: cut(r) for k, r in result.hessian.items()},
+        matrix=None if result.matrix is None else result.matrix[0], points=None,
+    )
+    return query, one
+
+
+def _blocks(
+    outer: GradientTape, flat: Tensor | None, srcs: list[Tensor], ids: list[str],
+    grads: list[Tensor | None], live: list[int], prep: Prepared, unconnected: str,
+) -> tuple[dict[str, dict[str, np.ndarray | None]], np.ndarray]:
+    """Per-point Hessian blocks and matrix; a block with no path is None (zeros in the
+    matrix), or zeros with ``unconnected="zero"``, as ``engine.hessian`` gives them."""
+    size = prep.size
+    points = [prep.shapes[i] for i in ids]
+    sizes = [math.prod(p) for p in points]
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+    matrix = np.zeros((size, offsets[-1], offsets[-1]))
+    cols: list[np.ndarray | None] = [None] * len(srcs)
+    paths: dict[int, int] = {}
+    if flat is not None:
+        k = flat.shape[1]
+        picks = np.broadcast_to(np.eye(k)[:, None, :], (k, size, k))
+        with _collector_paused:
+            rows = backprop.jacobian_rows(outer._entries, flat, srcs, outer._watched,
+                                          outer._watched_leaves, seeds=picks)
+        # rows[j]: (k, B) + sj.shape -> (B, k, nj): point b's rows of the Hessian
+        cols = [None if r is None else np.moveaxis(r.numpy().reshape(k, size, nj), 0, 1)
+                for r, nj in zip(rows, sizes, strict=True)]
+        masks = backprop.paths_from(outer._entries, srcs, [grads[i] for i in live])
+        paths = dict(zip(live, masks, strict=True))
+    starts = dict(zip(live, np.cumsum([0] + [sizes[i] for i in live]).tolist(), strict=False))
+    blocks: dict[str, dict[str, np.ndarray | None]] = {}
+    for i, si in enumerate(ids):
+        row: dict[str, np.ndarray | None] = {}
+        for j, sj in enumerate(ids):
+            block = None
+            col = cols[j]
+            if col is not None and paths.get(i, 0) >> j & 1:
+                block = col[:, starts[i] : starts[i] + sizes[i], :]
+            if block is None and unconnected == "zero":
+                block = np.zeros((size, sizes[i], sizes[j]))
+            if block is not None:
+                matrix[:, offsets[i] : offsets[i + 1], offsets[j] : offsets[j + 1]] = block
+                block = block.reshape((size, *points[i], *points[j]))
+            row[sj] = block
+        blocks[si] = row
+    return blocks, matrix
+
+
+# ------------------------------------------------------------------ notes over points
+
+
+def point_notes(
+    graph: Graph, prep: Prepared, tensors: Mapping[str, Tensor],
+    gradients: Mapping[str, np.ndarray | None] | None = None,
+) -> list[Note]:
+    """``numerics.numeric_notes`` over points: a node is noted where a non-finite value
+    first appears at some point (that point's inputs finite), or where some point meets
+    a kink; the kink note says at how many points."""
+    return numeric_notes(graph, tensors, gradients, probe=_OverPoints(graph, prep))
+
+
+class _OverPoints(OnePoint):
+    """The questions of ``numeric_notes``, answered point by point (vectorised)."""
+
+    def __init__(self, graph: Graph, prep: Prepared) -> None:
+        self.graph, self.size, self.batched = graph, prep.size, prep.batched
+
+    def _flags(self, node_id: str) -> list[bool]:
+        return [type(x) is str and x in self.batched for x in self.graph.nodes[node_id].inputs]
+
+    def starts_non_finite(self, node_id: str, output: Any, inputs: list[Any]) -> bool:
+        bad = _per_point(~np.isfinite(output), node_id in self.batched, self.size)
+        for v, f in zip(inputs, self._flags(node_id), strict=True):
+            bad &= ~_per_point(~np.isfinite(v), f, self.size)
+        return bool(bad.any())
+
+    def kink(self, node_id: str, node: Node, inputs: list[Any]) -> str | None:
+        hits = _kink_points(OPS[node.op], inputs, self._flags(node_id), node.attrs, self.size)
+        return f" (at {hits} of {self.size} points)" if hits else None
+
+
+def _per_point(mask: Any, batched: bool, size: int) -> np.ndarray:
+    """Whether each point has a True in ``mask``."""
+    mask = np.asarray(mask)
+    if not batched:
+        return np.full(size, bool(mask.any()))
+    return mask.any(axis=tuple(range(1, mask.ndim))) if mask.ndim > 1 else mask.copy()
+
+
+def _kink_points(op: OpDef, inputs: list[Any], flags: list[bool], attrs: Mapping[str, Any],
+                 size: int) -> int:
+    """How many points meet a kink of ``op``: its kink mask, computed on batched values."""
+    assert op.kink is not None
+    if not any(flags):
+        return size if np.any(op.kink(*inputs, **attrs)) else 0
+    if op.batch is None:  # elementwise: align ranks as the default batch rule does
+        rank = max(np.ndim(v) - f for v, f in zip(inputs, flags, strict=True))
+        values = [
+            np.reshape(v, (v.shape[0], *[1] * (rank + 1 - v.ndim), *v.shape[1:])) if f else v
+            for v, f in zip(inputs, flags, strict=True)
+        ]
+        mask = op.kink(*values, **attrs)
+    elif len(inputs) == 1 and all(a.kind in ("axes", "bool") for a in op.attrs.values()):
+        # a reduction (max, min): the axes of one point, past the batch axis
+        ndim = np.ndim(inputs[0]) - 1
+        moved = {k: shift_axes(normalize_axes(v, ndim), 1) if op.attrs[k].kind == "axes" else v
+                 for k, v in attrs.items()}
+        mask = op.kink(inputs[0], **moved)
+    else:  # any other op: point by point (no op of the table needs it today)
+        return sum(
+            bool(np.any(op.kink(*[v[b] if f else v for v, f in zip(inputs, flags, strict=True)],
+                                **attrs)))
+            for b in range(size)
+        )
+    return int(np.count_nonzero(_per_point(mask, True, size)))
