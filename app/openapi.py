@@ -62,6 +62,16 @@ keeps a bounded cache: a `graph_id` it does not hold is a 404 problem
 
 **Higher derivatives.** `POST /v1/derivative` with `order: k` answers every derivative
 of a scalar target up to order k by scalar sources, from k nested tapes.
+
+**Many points.** `evaluate`, `gradient` and `hessian` take `points` (a list of `values`
+maps, or a map of arrays with a leading batch axis): the graph is validated once and
+run once over the batch, as `jax.vmap` would, and every value gains that axis.
+
+**Sparse Hessians.** With `format: coo` (the default past `DERIV_DENSE_MAX_SOURCES`
+source elements), `POST /v1/hessian` detects the Hessian's sparsity pattern from the
+graph, evaluates it compressed (columns that share no row share a seed: graph
+colouring), and answers its non-zeros as coordinates in `sparse`, with the
+`structure` it found.
 """
 
 TAGS = [

@@ -117,3 +117,25 @@ def test_points_with_a_coo_hessian_are_a_422_naming_format(client):
     r = client.post("/v1/hessian", json={**SEED_3, "points": _seed_points(2), "format": "coo"})
     assert r.status_code == 422, r.text
     assert "format" in r.json()["detail"]
+
+
+HOSTILE_POINTS = [
+    [{}], {}, {"x": []}, {"x": [], "y": []}, [{"x": 1}] * 3, {"x": [1, 2], "y": 3},
+    [{"x": 1, "y": 2}, {"x": 1}], {"z": [1]}, [[1, 2]], [1, 2], "abc", [{"x": [[1]]}],
+    {"x": [[1], [2]]}, {"x": ["Infinity", 1], "y": [1, 1]}, [{"x": 1e308, "y": 1e308}],
+]
+
+
+@pytest.mark.parametrize("kind", ["evaluate", "gradient", "hessian"])
+@pytest.mark.parametrize("extra", [
+    {}, {"trace": True}, {"output_gradients": {"z": 2.0}}, {"sources": ["x2"]},
+    {"watch": ["x"], "watch_accessed_variables": False},
+])
+def test_hostile_points_never_fail_the_server(make_client, kind, extra):
+    client = make_client(raise_server_exceptions=False)
+    for points in HOSTILE_POINTS:
+        r = client.post(f"/v1/{kind}", json={**SEED_3, **extra, "points": points, "check": "none"})
+        assert r.status_code < 500, (points, r.text)
+        if r.status_code >= 400:
+            assert r.headers["content-type"].startswith("application/problem+json")
+    assert post(client, "gradient", {**SEED_3, "check": "none"})["gradients"]["y"] == 27.0
