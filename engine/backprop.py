@@ -15,7 +15,7 @@ import numpy as np
 
 from engine import budget
 from engine.broadcast import unbroadcast
-from engine.ops.registry import RECORDING, F
+from engine.ops.registry import RECORDING, UNCURRIED, F
 from engine.tensor import Tensor
 
 if TYPE_CHECKING:
@@ -81,6 +81,7 @@ def paths_from(
 
 
 _f64 = np.float64
+ONE_INPUT_NEEDED = (True,)  # ``needs`` of a one-input entry: its input is on a path
 
 
 def sweep(
@@ -146,6 +147,7 @@ def _accumulate(
     """The sweep proper: each entry's rule, in reverse order, adds its inputs' cotangents
     to ``cts``. ``raw``: the rules get the tensors' values (see ``sweep``)."""
     check = budget.check
+    uncurried_rule = UNCURRIED.get  # rules the sweep calls without their closure
     every = 1 if batch else CHECK_EVERY  # a batched entry is costly: check the budget on each
     steps = reversed(relevant)
     for _block in range(0, len(relevant), every):
@@ -169,33 +171,53 @@ def _accumulate(
                 # entry is relevant), so its cotangent is needed and no mask is built.
                 x = inputs[0]
                 xa = x.value if raw else x
-                grads = (vjp(ans, xa, **attrs) if attrs else vjp(ans, xa))(g)
-                if len(grads) != 1:
-                    raise AssertionError(f"{op.name}: one cotangent per input")
-                gx = grads[0]
-            else:
+                rule = uncurried_rule(vjp)
+                if rule is None:
+                    grads = (vjp(ans, xa, **attrs) if attrs else vjp(ans, xa))(g)
+                elif attrs:
+                    grads = rule(g, ONE_INPUT_NEEDED, ans, xa, **attrs)
+                else:
+                    grads = rule(g, ONE_INPUT_NEEDED, ans, xa)
+                try:
+                    (gx,) = grads
+                except ValueError:
+                    raise AssertionError(f"{op.name}: one cotangent per input") from None
+            elif n_in == 2:
                 # Tell the rule which inputs are on no path from a source, so it can skip
                 # their cotangents (d/dX of X @ W for a constant X, d/db of a ** 2).
-                if n_in == 2:
-                    a, b = inputs
-                    needs = (a in reach, b in reach)
-                    if raw:
-                        a, b = a.value, b.value
-                    back = vjp(ans, a, b, **attrs) if attrs else vjp(ans, a, b)
+                x, y = inputs
+                needs = (x in reach, y in reach)
+                xa, ya = (x.value, y.value) if raw else inputs
+                rule = uncurried_rule(vjp)
+                if rule is None:
+                    grads = (vjp(ans, xa, ya, **attrs) if attrs else vjp(ans, xa, ya))(g, needs)
+                elif attrs:
+                    grads = rule(g, needs, ans, xa, ya, **attrs)
                 else:
-                    needs = tuple([x in reach for x in inputs])
-                    back = vjp(ans, *([x.value for x in inputs] if raw else inputs), **attrs)
+                    grads = rule(g, needs, ans, xa, ya)
+                try:
+                    gx, gy = grads
+                except ValueError:
+                    raise AssertionError(f"{op.name}: one cotangent per input") from None
+                # Below, the cotangent of x (x * 0.9) or of y alone (0.9 * y) is added
+                # inline; when both are needed (x * y), y's here first.
+                if needs[1]:
+                    if not needs[0]:
+                        x, gx = y, gy
+                    elif gy is not None:
+                        _add(cts, y, gy, batch)
+                elif not needs[0]:
+                    continue
+            else:
+                needs = tuple([x in reach for x in inputs])
+                back = vjp(ans, *([x.value for x in inputs] if raw else inputs), **attrs)
                 grads = back(g, needs)
                 if len(grads) != n_in:
                     raise AssertionError(f"{op.name}: one cotangent per input")
-                if n_in == 2 and needs[0] is not needs[1]:  # one of two: x * 0.9, x + 0.1
-                    i = 0 if needs[0] else 1
-                    x, gx = inputs[i], grads[i]
-                else:
-                    for i, gx in enumerate(grads):
-                        if gx is not None and needs[i]:
-                            _add(cts, inputs[i], gx, batch)
-                    continue
+                for i, gx in enumerate(grads):
+                    if gx is not None and needs[i]:
+                        _add(cts, inputs[i], gx, batch)
+                continue
             if gx is None:
                 continue
             # _add, inline: the one cotangent of most entries

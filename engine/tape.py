@@ -69,8 +69,9 @@ class _CollectorPause:
     alive. Past ``PROMOTE_BACKLOG`` objects, ``gc.freeze()`` then ``gc.unfreeze()``
     hand the backlog to the oldest generation instead, in constant time (freeze
     also resets the count): it is scanned at the next full collection, as any
-    long-lived data, and cycles made meanwhile are collected then. Not done when
-    the application has frozen objects of its own (unfreeze would thaw them).
+    long-lived data, and cycles made meanwhile (or just before: all young objects
+    move) are collected then. Not done when the application has frozen objects of
+    its own (unfreeze would thaw them).
     """
 
     PROMOTE_BACKLOG = 10_000

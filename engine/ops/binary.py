@@ -26,6 +26,7 @@ from engine.ops.registry import (
     Sparsity,
     defop,
     elementwise_shape,
+    uncurried,
     value_of,
     vectorize_sympy,
 )
@@ -76,35 +77,34 @@ def binary(
 # own rather than add(a, neg(b)) and mul(a, reciprocal(b)): fewer ops per step on
 # the long scalar chains the engine is benchmarked on.
 add = binary(
-    "add", operator.add, lambda _ans, _a, _b: lambda g, _needs=BOTH: (g, g), operator.add,
+    "add", operator.add, uncurried(lambda g, _needs, _ans, _a, _b: (g, g)), operator.add,
     "a + b; d/da = 1, d/db = 1", sparsity=rules.LINEAR,
 )
 sub = binary(
     "sub", operator.sub,
-    lambda _ans, _a, _b: lambda g, needs=BOTH: (g, -g if needs[1] else None), operator.sub,
+    uncurried(lambda g, needs, _ans, _a, _b: (g, -g if needs[1] else None)), operator.sub,
     "a - b; d/da = 1, d/db = -1", sparsity=rules.LINEAR,
 )
 mul = binary(
     "mul", operator.mul,
-    lambda _ans, a, b: lambda g, needs=BOTH: (
+    uncurried(lambda g, needs, _ans, a, b: (
         g * b if needs[0] else None, g * a if needs[1] else None
-    ),
+    )),
     operator.mul,
     "a * b; d/da = b, d/db = a", sparsity=rules.PRODUCT,
 )
 
 
-def _div_vjp(ans: Tensor, _a: Tensor, b: Tensor):
+def _div_rule(
+    g: Tensor, needs: tuple[bool, bool], ans: Tensor, _a: Tensor, b: Tensor
+) -> tuple[Tensor, Tensor | None]:
     # g/b serves both inputs: d/db = -(a/b)/b = -ans/b, three ops in all
-    def vjp(g: Tensor, needs: tuple[bool, bool] = BOTH) -> tuple[Tensor, Tensor | None]:
-        g_b = g / b
-        return g_b, -g_b * ans if needs[1] else None
-
-    return vjp
+    g_b = g / b
+    return g_b, -g_b * ans if needs[1] else None
 
 
 div = binary(
-    "div", operator.truediv, _div_vjp, operator.truediv,
+    "div", operator.truediv, uncurried(_div_rule), operator.truediv,
     "a / b; d/da = 1/b, d/db = -a/b²",
     domains=(ANYWHERE, Domain(kinks=(0.0,), gap=0.5)),
     nonfinite="division by zero", sparsity=rules.QUOTIENT,

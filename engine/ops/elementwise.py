@@ -25,6 +25,7 @@ from engine.ops.registry import (
     constant_like,
     defop,
     elementwise_shape,
+    uncurried,
     value_of,
     vectorize_sympy,
 )
@@ -71,12 +72,12 @@ def unary(
 
 def using_x(rule: Callable[[Tensor, Tensor], Tensor]) -> VJP:
     """A vjp ``g -> rule(g, x)`` that needs only the input (JAX's ``defjvp``)."""
-    return lambda _ans, x: lambda g: (rule(g, x),)
+    return uncurried(lambda g, _needs, _ans, x: (rule(g, x),))
 
 
 def using_ans(rule: Callable[[Tensor, Tensor], Tensor]) -> VJP:
     """A vjp ``g -> rule(g, ans)`` that reuses the forward output (JAX's ``defjvp2``)."""
-    return lambda ans, _x: lambda g: (rule(g, ans),)
+    return uncurried(lambda g, _needs, ans, _x: (rule(g, ans),))
 
 
 def rule_of(op_name: str, bind: Callable[[Tensor], tuple]) -> VJP:
