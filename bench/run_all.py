@@ -1,6 +1,6 @@
 """Run every benchmark and print one table of targets, PASS or MISS.
 
-``python -m bench [--quick] [--only op request hessian sparse registered points]``; each
+``python -m bench [--quick] [--only op request hessian sparse tall registered points]``; each
 part also runs alone (``python -m bench.bench_op_overhead`` and so on). Ratios are measured
 within one run; the absolute figures depend on the machine and its load.
 """
@@ -18,6 +18,7 @@ from bench import (
     bench_registered,
     bench_request,
     bench_sparse_hessian,
+    bench_tall_jacobian,
 )
 from bench.common import Target, print_machine, print_targets
 
@@ -28,6 +29,7 @@ PARTS: dict[str, Callable[[bool], list[Target]]] = {
     "registered": bench_registered.run,
     "points": bench_points.run,
     "sparse": bench_sparse_hessian.run,
+    "tall": bench_tall_jacobian.run,
 }
 
 
