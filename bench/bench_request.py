@@ -15,7 +15,6 @@ Run alone: ``python -m bench.bench_request [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 from typing import Any
 
@@ -26,9 +25,8 @@ from bench.common import (
     fmt_ratio,
     fmt_time,
     post_load,
-    print_machine,
     print_table,
-    print_targets,
+    run_alone,
     serve,
 )
 
@@ -135,11 +133,7 @@ def run(quick: bool = False) -> list[Target]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="shorter and fewer rounds")
-    args = p.parse_args(argv)
-    print_machine()
-    print_targets(run(args.quick))
+    run_alone(__doc__ or "", run, argv)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ Run alone: ``python -m bench.bench_tall_jacobian [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from typing import Any
 
@@ -22,9 +21,8 @@ from bench.common import (
     fmt_time,
     interleaved,
     optional,
-    print_machine,
     print_table,
-    print_targets,
+    run_alone,
 )
 
 ROWS, SOURCES = 2000, 10
@@ -84,11 +82,7 @@ def run(quick: bool = False) -> list[Target]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="fewer rounds")
-    args = p.parse_args(argv)
-    print_machine()
-    print_targets(run(args.quick))
+    run_alone(__doc__ or "", run, argv)
 
 
 if __name__ == "__main__":

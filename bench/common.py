@@ -298,6 +298,18 @@ def serve(app: str, ready_path: str = "/healthz", timeout: float = 60.0) -> Iter
         log.close()
 
 
+def run_alone(doc: str, run: Callable[[bool], list[Target]], argv: list[str] | None = None
+              ) -> None:
+    """``python -m bench.<part> [--quick]`` for a part that takes nothing but ``--quick``."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="fewer and shorter rounds")
+    args = p.parse_args(argv)
+    print_machine()
+    print_targets(run(args.quick))
+
+
 def peak_rss_mb(pid: int | str = "self") -> float:
     """A process's peak RSS. VmHWM, where Linux has it: ru_maxrss also counts the
     parent's memory from before ``exec`` (a fork of a large parent inflates it)."""
