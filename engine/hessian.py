@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,38 +52,59 @@ def hessian(
                           watch_accessed_variables=watch_accessed_variables,
                           output_gradients=output_gradients,
                           unconnected_gradients=unconnected_gradients)
-    outer, inner, target, grads, live, flat = (
-        rec.outer, rec.inner, rec.target, rec.grads, rec.live, rec.flat
-    )
-    notes = list(inner.notes)
-    sizes = [s.size for s in sources]
+    cols: list[np.ndarray | None] = [None] * len(sources)
+    if rec.flat is not None:
+        k = rec.flat.size
+        cols = [None if c is None else c.numpy().reshape(k, s.size)
+                for c, s in zip(rec.outer.jacobian(rec.flat, sources), sources, strict=True)]
+    blocks, matrix = assemble(rec, sources, [s.shape for s in sources], cols,
+                              unconnected_gradients)
+    target = rec.target
+    value = target if isinstance(target, Tensor) else sum(target[1:], target[0])
+    return HessianResult(value, rec.grads, blocks, matrix, list(rec.inner.notes))
+
+
+def assemble(
+    rec: RecordedGradient,
+    sources: list[Tensor],
+    shapes: list[tuple[int, ...]],
+    cols: list[np.ndarray | None],
+    unconnected_gradients: str,
+    batch: tuple[int, ...] = (),
+) -> tuple[list[list[np.ndarray | None]], np.ndarray]:
+    """Hessian blocks and the whole matrix from the Jacobian of ``rec.flat``.
+
+    ``cols[j]``: ``batch + (rows of flat, size of source j)``, or None (no path);
+    ``shapes``: each source's shape (at one point, with a ``batch`` of points). A block
+    is ``batch + si.shape + sj.shape``; one with no path is None and zeros in the matrix
+    (zeros both ways with ``unconnected_gradients="zero"``), as ``outer.jacobian``
+    block by block would give.
+    """
+    sizes = [math.prod(shape) for shape in shapes]
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
-    matrix = np.zeros((offsets[-1], offsets[-1]))
-    cols: list[Any] = [None] * len(sources)
+    matrix = np.zeros(batch + (offsets[-1], offsets[-1]))
     paths: dict[int, int] = {}  # gradient block -> bit mask of the sources it has a path from
-    if flat is not None:
-        cols = [None if c is None else c.numpy() for c in outer.jacobian(flat, sources)]
-        masks = backprop.paths_from(outer.entries, sources, [grads[i] for i in live])
-        paths = dict(zip(live, masks, strict=True))
-    starts = np.cumsum([0] + [sizes[i] for i in live])
-    rows = {i: int(start) for i, start in zip(live, starts, strict=False)}  # offset in flat
+    if rec.flat is not None:
+        masks = backprop.paths_from(rec.outer._entries, sources, [rec.grads[i] for i in rec.live])
+        paths = dict(zip(rec.live, masks, strict=True))
+    starts = np.cumsum([0] + [sizes[i] for i in rec.live])
+    rows = {i: int(start) for i, start in zip(rec.live, starts, strict=False)}  # offset in flat
     blocks: list[list[np.ndarray | None]] = []
-    for i, si in enumerate(sources):
+    for i in range(len(sources)):
         row: list[np.ndarray | None] = []
-        for j, sj in enumerate(sources):
+        for j in range(len(sources)):
             block = None
-            if cols[j] is not None and paths.get(i, 0) >> j & 1:
-                block = cols[j][rows[i] : rows[i] + sizes[i]].reshape(si.shape + sj.shape)
+            col = cols[j]
+            if col is not None and paths.get(i, 0) >> j & 1:
+                block = col[..., rows[i] : rows[i] + sizes[i], :]
             if block is None and unconnected_gradients == "zero":
-                block = np.zeros(si.shape + sj.shape)
+                block = np.zeros(batch + (sizes[i], sizes[j]))
             if block is not None:
-                matrix[offsets[i] : offsets[i + 1], offsets[j] : offsets[j + 1]] = block.reshape(
-                    sizes[i], sizes[j]
-                )
+                matrix[..., offsets[i] : offsets[i + 1], offsets[j] : offsets[j + 1]] = block
+                block = block.reshape(batch + shapes[i] + shapes[j])
             row.append(block)
         blocks.append(row)
-    value = target if isinstance(target, Tensor) else sum(target[1:], target[0])
-    return HessianResult(value, list(grads), blocks, matrix, notes)
+    return blocks, matrix
 
 
 @dataclass
@@ -107,29 +129,36 @@ def record_gradient(
     watch_accessed_variables: bool = True,
     output_gradients: Any = None,
     unconnected_gradients: str = "none",
+    points: int | None = None,
 ) -> RecordedGradient:
     """The recording every Hessian starts from: the inner gradient of the scalar ``fn()``
-    (a list of scalars is summed) as a computation of the outer, persistent tape."""
+    (a list of scalars is summed) as a computation of the outer, persistent tape.
+
+    With ``points`` (engine.points), values carry a leading axis of that many points:
+    a target is a scalar per point, and ``flat`` keeps the axis, (points, n)."""
     with GradientTape(persistent=True, watch_accessed_variables=watch_accessed_variables) as outer:
         outer.watch(list(watch))
         with GradientTape(watch_accessed_variables=watch_accessed_variables) as inner:
             inner.watch(list(watch))
             target = fn()
         targets = flatten(target)
+        scalar = {()} if points is None else {(), (points,)}
         for t in targets:
-            if not isinstance(t, Tensor) or t.ndim != 0:
+            if not isinstance(t, Tensor) or t.shape not in scalar:
                 raise ValueError(
                     f"the Hessian needs a scalar target, got shape {list(np.shape(t))}"
                 )
         grads = list(inner.gradient(target, sources, output_gradients, unconnected_gradients))
         live = [i for i, g in enumerate(grads) if g is not None and outer.is_watched(g)]
-        flat = _flat([g for g in grads if g is not None and outer.is_watched(g)])
+        flat = _flat([grads[i] for i in live], points)
     return RecordedGradient(outer, inner, target, targets, grads, live, flat)
 
 
-def _flat(grads: list[Tensor]) -> Tensor | None:
-    """Every gradient block as one vector, in engine ops (the outer tape records it)."""
-    parts = [F.reshape(g, shape=[-1]) for g in grads]
+def _flat(grads: list[Tensor], points: int | None) -> Tensor | None:
+    """Every gradient block as one vector (per point), in engine ops (the outer tape
+    records it)."""
+    shape, axis = ([-1], 0) if points is None else ([points, -1], 1)
+    parts = [F.reshape(g, shape=shape) for g in grads]
     if not parts:
         return None
-    return parts[0] if len(parts) == 1 else F.concat(*parts, axis=0)
+    return parts[0] if len(parts) == 1 else F.concat(*parts, axis=axis)

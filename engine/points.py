@@ -38,6 +38,7 @@ from engine.derivatives import (
 )
 from engine.errors import GraphError, LimitError, ShapeError, short
 from engine.graph import LEAF_OPS, Graph, Limits, Node, to_value
+from engine.hessian import assemble, record_gradient
 from engine.notes import Note
 from engine.numerics import OnePoint, numeric_notes
 from engine.ops.batching import elementwise, shift_axes
@@ -342,26 +343,37 @@ def hessian_points(q: Query, points: Points) -> Result:
                              f"shape {list(prep.shapes[t])}", node=t, field="target")
     n = sum(math.prod(prep.shapes[s]) for s in sources)
     _work(q, prep.size * n, n, "per-point Hessian")
-    seeds = _batched_seeds(q, targets, prep)
-    watch = [prep.leaves[w] for w in q.watch]
     srcs = [prep.leaves[s] for s in sources]
-    wav = q.watch_accessed_variables
-    with GradientTape(persistent=True, watch_accessed_variables=wav) as outer:
-        outer.watch(watch)
-        with GradientTape(watch_accessed_variables=wav) as inner:
-            inner.watch(watch)
-            tensors = run(q.graph, prep)
-        grads = inner.gradient([tensors[t] for t in targets], srcs, seeds,
-                               q.unconnected_gradients)
-        live = [i for i, g in enumerate(grads) if g is not None and outer.is_watched(g)]
-        parts = [F.reshape(grads[i], shape=[prep.size, -1]) for i in live]
-        flat = None if not parts else parts[0] if len(parts) == 1 else F.concat(*parts, axis=1)
-    blocks, matrix = _blocks(outer, flat, srcs, sources, grads, live, prep,
-                             q.unconnected_gradients)
-    gradients = _arrays(sources, grads)
-    notes = _named(inner.notes) + point_notes(q.graph, prep, tensors, gradients)
+    tensors: dict[str, Tensor] = {}
+
+    def run_graph() -> list[Tensor]:
+        tensors.update(run(q.graph, prep))
+        return [tensors[t] for t in targets]
+
+    rec = record_gradient(run_graph, srcs, watch=[prep.leaves[w] for w in q.watch],
+                          watch_accessed_variables=q.watch_accessed_variables,
+                          output_gradients=_batched_seeds(q, targets, prep),
+                          unconnected_gradients=q.unconnected_gradients, points=prep.size)
+    shapes = [prep.shapes[s] for s in sources]
+    cols: list[np.ndarray | None] = [None] * len(srcs)
+    if rec.flat is not None:
+        k = rec.flat.shape[1]
+        # seed row i picks entry i of every point's gradient: rows[j] is (k, B) + sj.shape
+        picks = np.broadcast_to(np.eye(k)[:, None, :], (k, prep.size, k))
+        with _collector_paused:
+            rows = backprop.jacobian_rows(rec.outer._entries, rec.flat, srcs, rec.outer._watched,
+                                          rec.outer._watched_leaves, seeds=picks)
+        # -> (B, k, nj): point b's rows of its Hessian
+        cols = [None if r is None else np.moveaxis(r.numpy().reshape(k, prep.size, -1), 0, 1)
+                for r in rows]
+    blocks, matrix = assemble(rec, srcs, shapes, cols, q.unconnected_gradients,
+                              batch=(prep.size,))
+    gradients = _arrays(sources, rec.grads)
+    notes = _named(rec.inner.notes) + point_notes(q.graph, prep, tensors, gradients)
     return Result(targets, sources, _outputs(prep, tensors, targets), gradients,
-                  hessian=blocks, matrix=matrix, notes=notes, points=prep.size)
+                  hessian={si: dict(zip(sources, row, strict=True))
+                           for si, row in zip(sources, blocks, strict=True)},
+                  matrix=matrix, notes=notes, points=prep.size)
 
 
 KINDS: dict[str, Callable[[Query, Points], Result]] = {
@@ -389,49 +401,6 @@ def first_point(q: Query, points: Points, result: Result) -> tuple[Query, Result
         matrix=None if result.matrix is None else result.matrix[0], points=None,
     )
     return query, one
-
-
-def _blocks(
-    outer: GradientTape, flat: Tensor | None, srcs: list[Tensor], ids: list[str],
-    grads: list[Tensor | None], live: list[int], prep: Prepared, unconnected: str,
-) -> tuple[dict[str, dict[str, np.ndarray | None]], np.ndarray]:
-    """Per-point Hessian blocks and matrix; a block with no path is None (zeros in the
-    matrix), or zeros with ``unconnected="zero"``, as ``engine.hessian`` gives them."""
-    size = prep.size
-    points = [prep.shapes[i] for i in ids]
-    sizes = [math.prod(p) for p in points]
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
-    matrix = np.zeros((size, offsets[-1], offsets[-1]))
-    cols: list[np.ndarray | None] = [None] * len(srcs)
-    paths: dict[int, int] = {}
-    if flat is not None:
-        k = flat.shape[1]
-        picks = np.broadcast_to(np.eye(k)[:, None, :], (k, size, k))
-        with _collector_paused:
-            rows = backprop.jacobian_rows(outer._entries, flat, srcs, outer._watched,
-                                          outer._watched_leaves, seeds=picks)
-        # rows[j]: (k, B) + sj.shape -> (B, k, nj): point b's rows of the Hessian
-        cols = [None if r is None else np.moveaxis(r.numpy().reshape(k, size, nj), 0, 1)
-                for r, nj in zip(rows, sizes, strict=True)]
-        masks = backprop.paths_from(outer._entries, srcs, [grads[i] for i in live])
-        paths = dict(zip(live, masks, strict=True))
-    starts = dict(zip(live, np.cumsum([0] + [sizes[i] for i in live]).tolist(), strict=False))
-    blocks: dict[str, dict[str, np.ndarray | None]] = {}
-    for i, si in enumerate(ids):
-        row: dict[str, np.ndarray | None] = {}
-        for j, sj in enumerate(ids):
-            block = None
-            col = cols[j]
-            if col is not None and paths.get(i, 0) >> j & 1:
-                block = col[:, starts[i] : starts[i] + sizes[i], :]
-            if block is None and unconnected == "zero":
-                block = np.zeros((size, sizes[i], sizes[j]))
-            if block is not None:
-                matrix[:, offsets[i] : offsets[i + 1], offsets[j] : offsets[j + 1]] = block
-                block = block.reshape((size, *points[i], *points[j]))
-            row[sj] = block
-        blocks[si] = row
-    return blocks, matrix
 
 
 # ------------------------------------------------------------------ notes over points
