@@ -15,11 +15,13 @@ import numpy as np
 
 from engine import budget
 from engine.broadcast import unbroadcast
-from engine.ops.registry import RECORDING, UNCURRIED, F
+from engine.entries import INPUTS
+from engine.entries import entries as entries_of
+from engine.ops.registry import NO_ATTRS, RECORDING, F
 from engine.tensor import Tensor
 
 if TYPE_CHECKING:
-    from engine.tape import RawEntry as Entry
+    from engine.entries import RawEntry as Entry
 
 CHECK_EVERY = 1024  # entries between deadline checks
 
@@ -35,10 +37,9 @@ def reachable(
     reach = set(sources)
     relevant = []
     for e in entries:
-        _op, inputs, output, _attrs = e
-        for x in inputs:
+        for x in e[INPUTS:]:
             if x in reach:
-                reach.add(output)
+                reach.add(e[1])
                 relevant.append(e)
                 break
     return relevant, reach
@@ -69,7 +70,7 @@ def paths_from(
     ``sources[j]``): which blocks of a stacked Jacobian are "no path" rather than zero.
     One pass; entries of non-differentiable ops (no vjp) carry no path, as in ``sweep``."""
     mask = {id(s): 1 << j for j, s in enumerate(sources)}
-    for op, inputs, output, _attrs in entries:
+    for op, inputs, output, _attrs in entries_of(entries):
         if op.vjp is None:
             continue
         bits = 0
@@ -82,6 +83,10 @@ def paths_from(
 
 _f64 = np.float64
 ONE_INPUT_NEEDED = (True,)  # ``needs`` of a one-input entry: its input is on a path
+# ``needs`` of a two-input entry, shared rather than built for each
+BOTH_NEEDED, FIRST_NEEDED, SECOND_NEEDED, NONE_NEEDED = (
+    (True, True), (True, False), (False, True), (False, False))
+ONE_INPUT, TWO_INPUTS = INPUTS + 1, INPUTS + 2  # lengths of such entries
 
 
 def sweep(
@@ -147,73 +152,75 @@ def _accumulate(
     """The sweep proper: each entry's rule, in reverse order, adds its inputs' cotangents
     to ``cts``. ``raw``: the rules get the tensors' values (see ``sweep``)."""
     check = budget.check
-    uncurried_rule = UNCURRIED.get  # rules the sweep calls without their closure
     every = 1 if batch else CHECK_EVERY  # a batched entry is costly: check the budget on each
     steps = reversed(relevant)
     for _block in range(0, len(relevant), every):
         check("reverse sweep")
         # once per block of entries: islice costs nothing per entry, unlike a counter
-        for op, inputs, output, attrs in islice(steps, every):
+        for e in islice(steps, every):
+            output = e[1]
             g = cts.get(output) if output in keep else cts.pop(output, None)
             if g is None:
                 continue
-            vjp = op.vjp
-            if vjp is None:
-                continue
+            rule = e[0].rule  # the vjp, in one calling convention (OpDef.rule)
+            if rule is None:
+                continue  # not differentiable: no gradient flows through
             if grads_seen is not None:
                 grads_seen[id(output)] = Tensor(g) if raw else g
             # Spelled out for one and two inputs: a call with ``*args``, a list of values
             # or a loop over the cotangents cost more than the rest of the loop body.
             ans = output.value if raw else output
-            n_in = len(inputs)
-            if n_in == 1:
+            attrs = e[2]
+            size = len(e)
+            if size == ONE_INPUT:
                 # Most entries: the only input is on a path from a source (that is why the
                 # entry is relevant), so its cotangent is needed and no mask is built.
-                x = inputs[0]
+                x = e[3]
                 xa = x.value if raw else x
-                rule = uncurried_rule(vjp)
-                if rule is None:
-                    grads = (vjp(ans, xa, **attrs) if attrs else vjp(ans, xa))(g)
-                elif attrs:
-                    grads = rule(g, ONE_INPUT_NEEDED, ans, xa, **attrs)
-                else:
-                    grads = rule(g, ONE_INPUT_NEEDED, ans, xa)
+                grads = (rule(g, ONE_INPUT_NEEDED, ans, xa) if attrs is NO_ATTRS
+                         else rule(g, ONE_INPUT_NEEDED, ans, xa, **attrs))
                 try:
                     (gx,) = grads
                 except ValueError:
-                    raise AssertionError(f"{op.name}: one cotangent per input") from None
-            elif n_in == 2:
+                    raise AssertionError(f"{e[0].name}: one cotangent per input") from None
+            elif size == TWO_INPUTS:
                 # Tell the rule which inputs are on no path from a source, so it can skip
                 # their cotangents (d/dX of X @ W for a constant X, d/db of a ** 2).
-                x, y = inputs
-                needs = (x in reach, y in reach)
-                xa, ya = (x.value, y.value) if raw else inputs
-                rule = uncurried_rule(vjp)
-                if rule is None:
-                    grads = (vjp(ans, xa, ya, **attrs) if attrs else vjp(ans, xa, ya))(g, needs)
-                elif attrs:
-                    grads = rule(g, needs, ans, xa, ya, **attrs)
+                _op, _out, _attrs, x, y = e
+                need_x = x in reach
+                need_y = y in reach
+                if need_x:
+                    needs = BOTH_NEEDED if need_y else FIRST_NEEDED
                 else:
-                    grads = rule(g, needs, ans, xa, ya)
+                    needs = SECOND_NEEDED if need_y else NONE_NEEDED
+                if raw:
+                    xa = x.value
+                    ya = y.value
+                else:
+                    xa = x
+                    ya = y
+                grads = (rule(g, needs, ans, xa, ya) if attrs is NO_ATTRS
+                         else rule(g, needs, ans, xa, ya, **attrs))
                 try:
                     gx, gy = grads
                 except ValueError:
-                    raise AssertionError(f"{op.name}: one cotangent per input") from None
+                    raise AssertionError(f"{e[0].name}: one cotangent per input") from None
                 # Below, the cotangent of x (x * 0.9) or of y alone (0.9 * y) is added
                 # inline; when both are needed (x * y), y's here first.
-                if needs[1]:
-                    if not needs[0]:
+                if need_y:
+                    if not need_x:
                         x, gx = y, gy
                     elif gy is not None:
                         _add(cts, y, gy, batch)
-                elif not needs[0]:
+                elif not need_x:
                     continue
             else:
+                inputs = e[INPUTS:]
                 needs = tuple([x in reach for x in inputs])
-                back = vjp(ans, *([x.value for x in inputs] if raw else inputs), **attrs)
-                grads = back(g, needs)
-                if len(grads) != n_in:
-                    raise AssertionError(f"{op.name}: one cotangent per input")
+                grads = rule(g, needs, ans, *([x.value for x in inputs] if raw else inputs),
+                             **attrs)
+                if len(grads) != len(inputs):
+                    raise AssertionError(f"{e[0].name}: one cotangent per input")
                 for i, gx in enumerate(grads):
                     if gx is not None and needs[i]:
                         _add(cts, inputs[i], gx, batch)
@@ -221,25 +228,28 @@ def _accumulate(
             if gx is None:
                 continue
             # _add, inline: the one cotangent of most entries
-            xv = x.value
-            if (type(gx) is not _f64 or type(xv) is not _f64) and gx.shape != xv.shape and (
-                not batch or gx.shape != batch + xv.shape
-            ):
-                gx = unbroadcast(gx, xv.shape, batch)
-            prev = cts.get(x)
-            cts[x] = gx if prev is None else prev + gx
+            if type(gx) is not _f64:  # see _add
+                gx = _fit(gx, x.value, batch)
+            if x in cts:
+                cts[x] = cts[x] + gx
+            else:
+                cts[x] = gx
 
 
 def _add(cts: dict[Tensor, Any], x: Tensor, gx: Any, batch: tuple[int, ...]) -> None:
     """Add ``gx`` to the cotangent of ``x``, summed down to ``batch + x.shape`` first."""
-    xv = x.value
-    # two numpy scalars have the same shape: only other cotangents are checked
-    if (type(gx) is not _f64 or type(xv) is not _f64) and gx.shape != xv.shape and (
-        not batch or gx.shape != batch + xv.shape
-    ):
-        gx = unbroadcast(gx, xv.shape, batch)
-    prev = cts.get(x)
-    cts[x] = gx if prev is None else prev + gx
+    # A numpy-scalar cotangent fits as it is: it belongs to a 0-d input (a rule never
+    # returns a cotangent smaller than its input, and a batched one is never 0-d).
+    if type(gx) is not _f64:
+        gx = _fit(gx, x.value, batch)
+    cts[x] = cts[x] + gx if x in cts else gx
+
+
+def _fit(gx: Any, xv: Any, batch: tuple[int, ...]) -> Any:
+    """``gx`` summed down to ``batch + xv.shape`` where broadcasting made it larger."""
+    if gx.shape == xv.shape or (batch and gx.shape == batch + xv.shape):
+        return gx
+    return unbroadcast(gx, xv.shape, batch)
 
 
 # Elements of one batched cotangent tensor a vectorised sweep may hold at once (8 bytes
@@ -278,7 +288,7 @@ def jacobian_rows(
     else:
         prefix = seeds.shape[:1]
     n = seeds.shape[0]
-    widest = max([e[2].size for e in steps[0]] + [target.size, 1])
+    widest = max([e[1].size for e in steps[0]] + [target.size, 1])
     chunk = max(1, min(n, (chunk_elements or CHUNK_ELEMENTS) // widest))
     parts: list[list[Tensor | None]] = []
     for start in range(0, n, chunk):

@@ -27,13 +27,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine import budget
+from engine.entries import entries as entries_of
 from engine.ops import dependence
 from engine.ops.dependence import Groups, IndexMap, Pairs
 from engine.ops.registry import Bilinear, OpDef, Sparsity
 from engine.tensor import Tensor
 
 if TYPE_CHECKING:
-    from engine.tape import RawEntry
+    from engine.entries import RawEntry
 
 # Index pairs one step may build before the pattern is declared too large (8 bytes
 # each, a few arrays of them): a dense 8,000 x 8,000 Hessian is as far as sets go.
@@ -243,7 +244,7 @@ def live_entries(entries: Sequence[RawEntry], targets: Iterable[Tensor]) -> set[
     """Ids of tensors the targets depend on through differentiable ops: only their
     entries can add to the targets' derivatives."""
     live = {id(t) for t in targets}
-    for op, inputs, output, _attrs in reversed(entries):
+    for op, inputs, output, _attrs in entries_of(reversed(entries)):
         if id(output) in live and op.vjp is not None and rule_of(op).deps is not dependence.nothing:
             live.update(id(x) for x in inputs)
     return live
@@ -288,7 +289,7 @@ def _propagate(
     patterns.update(own)
     live = None if targets is None else live_entries(entries, targets)
     pairs = _Pairs(n) if hessian else None
-    for k, (op, inputs, output, attrs) in enumerate(entries):
+    for k, (op, inputs, output, attrs) in enumerate(entries_of(entries)):
         if not k % 256:
             budget.check("sparsity detection")
         if live is not None and id(output) not in live:

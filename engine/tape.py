@@ -15,11 +15,12 @@ import threading
 import warnings
 import weakref
 from collections.abc import Iterator
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from engine import backprop
+from engine.entries import Entry, RawEntry
 from engine.notes import Note
 from engine.ops.registry import RECORDING, OpDef
 from engine.structure import flatten, unflatten
@@ -38,23 +39,10 @@ NESTED_TAPES_HINT = (
 )
 
 
-class Entry(NamedTuple):
-    """One recorded op: its definition, input tensors, output tensor and attrs."""
-
-    op: OpDef
-    inputs: tuple[Tensor, ...]
-    output: Tensor
-    attrs: dict[str, Any]
-
-
-# How a tape stores an entry: a plain tuple in Entry's field order.
-RawEntry = tuple[OpDef, tuple[Tensor, ...], Tensor, dict[str, Any]]
-
-
 class _CollectorPause:
     """Pauses Python's cyclic garbage collector while any tape records or sweeps.
 
-    Why: a tape holds a few objects per op (tensor, entry, inputs), and the
+    Why: a tape holds a few objects per op (tensor, entry, value), and the
     collector rescans every live object each time the heap grows by a quarter,
     so on a long tape its rescans cost more than the recording itself (about
     5 us per op on a 100,000-op chain, three times the rest). Tapes make no
@@ -146,11 +134,11 @@ class GradientTape:
 
     def _push(self) -> None:
         _collector_paused.hold()
-        RECORDING.tapes.append(self)
+        RECORDING.push(self)
         self._recording = True
 
     def _pop(self) -> None:
-        RECORDING.tapes.remove(self)
+        RECORDING.remove(self)
         self._recording = False
         _collector_paused.release()
 
@@ -216,15 +204,13 @@ class GradientTape:
                 self._watched_leaves[x] = None
                 hit = True
         if hit:
-            # A plain tuple in Entry's field order: building the NamedTuple itself
-            # would cost a second allocation on every recorded op.
-            self._entries.append((op, inputs, output, attrs))
+            self._entries.append((op, output, attrs, *inputs))  # see engine.entries
             watched.add(output)
 
     @property
     def entries(self) -> list[Entry]:
         """The recorded entries, in recording order."""
-        return [Entry._make(e) for e in self._entries]
+        return [Entry.of(e) for e in self._entries]
 
     # ------------------------------------------------------------ gradients
 

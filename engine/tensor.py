@@ -32,12 +32,25 @@ def as_value(value: Any) -> Value:
 class Tensor:
     """An immutable value with an identity a tape can watch."""
 
-    __slots__ = ("value", "name", "__weakref__")
+    __slots__ = ("value", "_name", "__weakref__")
     __array_priority__ = 100  # ndarray op Tensor defers to Tensor's reflected operators
 
     def __init__(self, value: Any, name: str | None = None):
         self.value: Value = as_value(value)
-        self.name = name
+        self._name = name
+
+    @property
+    def name(self) -> str | None:
+        """The name given to a leaf or a graph node; None otherwise. An op builds its output
+        without setting one: a store less on every op of a long chain."""
+        try:
+            return self._name
+        except AttributeError:
+            return None
+
+    @name.setter
+    def name(self, name: str | None) -> None:
+        self._name = name
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -72,7 +85,8 @@ class Tensor:
 
     def __repr__(self) -> str:
         label = f", name={self.name!r}" if self.name else ""
-        return f"{type(self).__name__}({np.array2string(np.asarray(self.value))}{label})"
+        kind = "Variable" if isinstance(self, Variable) else "Tensor"
+        return f"{kind}({np.array2string(np.asarray(self.value))}{label})"
 
     __hash__ = object.__hash__  # identity, as tf.Tensor under eager execution
 
@@ -132,6 +146,16 @@ def bind_operators() -> None:
     ):
         if name in OPS_FN:
             setattr(Tensor, dunder, OPS_FN[name])
+
+
+class EagerTensor(Tensor):
+    """The class of every op's output, as TensorFlow's ``EagerTensor`` is of its eager
+    ops': a Tensor built with no Python ``__init__`` (the op sets ``value`` itself).
+    Calling the class then allocates in C, with no argument tuple, which
+    ``object.__new__(Tensor)`` would build; on a long scalar chain, a few percent."""
+
+    __slots__ = ()
+    __init__ = object.__init__  # type: ignore[assignment]
 
 
 class Variable(Tensor):

@@ -23,7 +23,7 @@ from engine.tape import GradientTape
 from engine.tensor import Tensor
 
 if TYPE_CHECKING:
-    from engine.tape import RawEntry
+    from engine.entries import RawEntry
 
 # The transposed route sweeps the recorded backward pass, about twice the forward's
 # work, so it pays once the target has this many times more elements than the sources.

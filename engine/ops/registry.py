@@ -27,16 +27,16 @@ uncurried (``uncurried``): the sweep then calls it without a closure per entry.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from types import MappingProxyType
+from types import MappingProxyType, ModuleType
 from typing import Any
 
 import numpy as np
 
 from engine.errors import AttrError, GraphError
-from engine.tensor import OPS_FN, Tensor, Variable, as_value
+from engine.tensor import OPS_FN, EagerTensor, Tensor, Variable, as_value
 
 Shape = tuple[int, ...]
 VJP = Callable[..., Callable[[Tensor], tuple[Tensor | None, ...]]]
@@ -134,6 +134,12 @@ class OpDef:
     # dependences interact nonlinearly (engine.sparsity: Jacobian and Hessian patterns).
     # None: every output element on every input element, fully nonlinear (always correct).
     sparsity: Sparsity | None = None
+    # The vjp as the reverse sweep calls it, ``rule(g, needs, ans, *inputs, **attrs)``
+    # (see ``sweep_rule``); None when the op is not differentiable. Derived, not given.
+    rule: Callable[..., tuple] | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rule", sweep_rule(self.vjp))  # frozen: set once, here
 
     def domain(self, i: int) -> Domain:
         return self.domains[min(i, len(self.domains) - 1)]
@@ -209,10 +215,19 @@ def _coerce_attr(spec: Attr, v: Any, name: str, node: str | None) -> Any:
 OPS: dict[str, OpDef] = {}
 
 
-class _Recording(threading.local):
-    """The tapes recording in this thread, innermost last, as TF's tape stack.
+# The tapes recording here, innermost last, as TF's tape stack; and whether a raw
+# reverse sweep runs (see _Recording). Context variables rather than a thread-local:
+# each thread (and each asyncio task) has its own, and reading one costs a third of a
+# thread-local attribute, on every op. The stack is an immutable tuple, so a copied
+# context (a task, a threadpool call) never shares pushes and pops with its parent.
+_TAPES: ContextVar[tuple[Any, ...]] = ContextVar("engine_tapes", default=())
+_RAW: ContextVar[bool] = ContextVar("engine_raw_sweep", default=False)
 
-    Thread-local, so that concurrent requests never record (nor auto-watch the
+
+class _Recording:
+    """The tapes recording in this thread or task, innermost last, as TF's tape stack.
+
+    Per context, so that concurrent requests never record (nor auto-watch the
     variables of) each other's ops. Maintained by engine.tape; read on every op,
     so that no tape means no recording cost at all.
 
@@ -222,9 +237,23 @@ class _Recording(threading.local):
     pass builds no Tensor at all. Outside such a sweep, ``sin(0.5)`` is a Tensor.
     """
 
-    def __init__(self) -> None:
-        self.tapes: list[Any] = []
-        self.raw = False
+    @property
+    def tapes(self) -> tuple[Any, ...]:
+        return _TAPES.get()
+
+    def push(self, tape: Any) -> None:
+        _TAPES.set((*_TAPES.get(), tape))
+
+    def remove(self, tape: Any) -> None:
+        _TAPES.set(tuple([t for t in _TAPES.get() if t is not tape]))
+
+    @property
+    def raw(self) -> bool:
+        return _RAW.get()
+
+    @raw.setter
+    def raw(self, value: bool) -> None:
+        _RAW.set(value)
 
 
 RECORDING = _Recording()
@@ -234,18 +263,11 @@ _f64 = np.float64
 _ndarray = np.ndarray
 
 
-class _Namespace:
-    """``F.cos(x)``: late-bound access to any op, so rule blocks never import each other."""
-
-    def __getattr__(self, name: str) -> Callable[..., Tensor]:
-        try:
-            return OPS_FN[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-
-F = _Namespace()
-_new = object.__new__
+# ``F.cos(x)``: every op by name, so rule blocks never import each other (late-bound:
+# ``defop`` adds each op as it is registered). A module object rather than a class with
+# ``__getattr__``: rules read ``F.<op>`` on every call, and a module attribute is read
+# at a third of the cost.
+F = ModuleType("engine.ops.F", "Every registered op by name, as engine.ops.registry.defop adds it.")
 
 
 def _as_f64(value: Any) -> Any:
@@ -257,9 +279,8 @@ def _as_f64(value: Any) -> Any:
 
 def _wrap(value: Any) -> Tensor:
     """A Tensor around a forward's output, skipping conversion when it is already float64."""
-    t = _new(Tensor)
+    t = EagerTensor()
     t.value = value if type(value) is _f64 else _as_f64(value)
-    t.name = None
     return t
 
 
@@ -278,15 +299,13 @@ def _as_tensor(x: Any) -> Tensor:
     if type(x) is float:
         t = _scalars.get(x)
         if t is None:
-            t = _new(Tensor)
+            t = EagerTensor()
             t.value = _f64(x)
-            t.name = None
             if x and x == x and len(_scalars) < SCALAR_CACHE_SIZE:
                 _scalars[x] = t
         return t
-    t = _new(Tensor)
+    t = EagerTensor()
     t.value = as_value(x)
-    t.name = None
     return t
 
 
@@ -313,57 +332,56 @@ def defop(op: OpDef) -> Callable[..., Tensor]:
     assert op.name not in OPS, f"duplicate op {op.name}"
     OPS[op.name] = op
     forward = op.forward
-    stack = RECORDING
+    tapes_now = _TAPES.get
+    raw_sweep = _RAW.get
     tensor = Tensor
+    eager = EagerTensor
+    no_attrs = NO_ATTRS
     variable = Variable
 
     def fn1(x: Any, *, _attrs: Mapping[str, Any] = NO_ATTRS) -> Tensor:
         if not isinstance(x, tensor):
-            if stack.raw:
-                value = forward(x, **_attrs) if _attrs else forward(x)
+            if raw_sweep():
+                value = forward(x) if _attrs is no_attrs else forward(x, **_attrs)
                 return value if type(value) is _f64 else _as_f64(value)
             x = _as_tensor(x)
-        value = forward(x.value, **_attrs) if _attrs else forward(x.value)
-        ans = _new(tensor)
+        value = forward(x.value) if _attrs is no_attrs else forward(x.value, **_attrs)
+        ans = eager()
         ans.value = value if type(value) is _f64 else _as_f64(value)
-        ans.name = None
-        tapes = stack.tapes
-        if tapes:
-            inputs = (x,)
-            for tape in tapes:
-                watched = tape._watched
-                if x in watched:  # record's common case, inline (see the docstring)
-                    tape._entries.append((op, inputs, ans, _attrs))
-                    watched.add(ans)
-                else:
-                    tape.record(op, inputs, ans, _attrs)
+        for tape in tapes_now():
+            watched = tape._watched
+            if x in watched:  # record's common case, inline (see the docstring)
+                tape._entries.append((op, ans, _attrs, x))  # engine.entries' layout
+                watched.add(ans)
+            else:
+                tape.record(op, (x,), ans, _attrs)
         return ans
 
     def fn2(a: Any, b: Any, *, _attrs: Mapping[str, Any] = NO_ATTRS) -> Tensor:
         if not isinstance(a, tensor):
-            if not isinstance(b, tensor) and stack.raw:
-                value = forward(a, b, **_attrs) if _attrs else forward(a, b)
+            if not isinstance(b, tensor) and raw_sweep():
+                value = forward(a, b) if _attrs is no_attrs else forward(a, b, **_attrs)
                 return value if type(value) is _f64 else _as_f64(value)
             a = _as_tensor(a)
         if not isinstance(b, tensor):
             # ``y * 0.9``: the cached constant without a call to _as_tensor, when it has one
             c = _scalars.get(b) if type(b) is float else None
             b = c if c is not None else _as_tensor(b)
-        value = forward(a.value, b.value, **_attrs) if _attrs else forward(a.value, b.value)
-        ans = _new(tensor)
+        value = (forward(a.value, b.value) if _attrs is no_attrs
+                 else forward(a.value, b.value, **_attrs))
+        ans = eager()
         ans.value = value if type(value) is _f64 else _as_f64(value)
-        ans.name = None
-        tapes = stack.tapes
-        if tapes:
-            inputs = (a, b)
-            for tape in tapes:
-                watched = tape._watched
-                if (a in watched or b in watched) and type(a) is not variable \
-                        and type(b) is not variable:  # record's common case, inline
-                    tape._entries.append((op, inputs, ans, _attrs))
-                    watched.add(ans)
-                else:
-                    tape.record(op, inputs, ans, _attrs)
+        for tape in tapes_now():
+            watched = tape._watched
+            # record's common case, inline: an input is watched, and the other is too or
+            # is no Variable (which record may have to watch)
+            if (a in watched and (type(b) is not variable or b in watched)) or (
+                b in watched and type(a) is not variable
+            ):
+                tape._entries.append((op, ans, _attrs, a, b))
+                watched.add(ans)
+            else:
+                tape.record(op, (a, b), ans, _attrs)
         return ans
 
     def fn1_attrs(x: Any, **attrs: Any) -> Tensor:
@@ -373,11 +391,11 @@ def defop(op: OpDef) -> Callable[..., Tensor]:
         return fn2(a, b, _attrs=attrs)
 
     def fn(*inputs: Any, **attrs: Any) -> Tensor:
-        if stack.raw and not any(isinstance(x, tensor) for x in inputs):
+        if raw_sweep() and not any(isinstance(x, tensor) for x in inputs):
             return _as_f64(forward(*inputs, **attrs))
         xs = tuple([_as_tensor(x) for x in inputs])
         ans = _wrap(forward(*[x.value for x in xs], **attrs))
-        tapes = stack.tapes
+        tapes = tapes_now()
         if tapes:
             for tape in tapes:
                 tape.record(op, xs, ans, attrs)
@@ -391,7 +409,7 @@ def defop(op: OpDef) -> Callable[..., Tensor]:
     chosen.__doc__ = f"{op.formula}\n\nAt kinks: {op.convention}"
     chosen.op = op  # type: ignore[attr-defined]
     OPS_FN[op.name] = chosen
-    setattr(F, op.name, chosen)  # a plain attribute: no __getattr__ on the hot path
+    setattr(F, op.name, chosen)
     return chosen
 
 
@@ -439,16 +457,12 @@ def vectorize_sympy(fn: Callable[..., Any]) -> Callable[..., Any]:
     return apply
 
 
-# The rules of ``uncurried`` vjps, by vjp: the reverse sweep calls these directly.
-UNCURRIED: dict[Callable[..., Any], Callable[..., tuple]] = {}
-
-
 def uncurried(rule: Callable[..., tuple]) -> VJP:
     """The vjp of ``rule(g, needs, ans, *inputs, **attrs) -> cotangents``, a rule with
     nothing to prepare before ``g`` arrives (``needs`` as ``back(g, needs)`` gets it).
 
     The curried form built here is the contract every caller may use; the reverse
-    sweep instead finds ``rule`` in ``UNCURRIED`` and calls it at once, without the
+    sweep instead finds ``rule`` as ``OpDef.rule`` and calls it at once, without the
     closure ``vjp(ans, *inputs)`` builds, and calls, for every entry (on a scalar
     chain, a sixth of the sweep's time). One rule, called either way.
     """
@@ -459,8 +473,25 @@ def uncurried(rule: Callable[..., tuple]) -> VJP:
 
         return back
 
-    UNCURRIED[vjp] = rule
+    vjp.rule = rule  # type: ignore[attr-defined]  # see sweep_rule
     return vjp
+
+
+def sweep_rule(vjp: VJP | None) -> Callable[..., tuple] | None:
+    """``vjp`` in the one form the reverse sweep calls, ``rule(g, needs, ans, *inputs,
+    **attrs)``: an ``uncurried`` vjp's own rule, or a curried vjp called through it."""
+    if vjp is None:
+        return None
+    rule = getattr(vjp, "rule", None)
+    if rule is not None:
+        return rule
+
+    def call_curried(g: Any, needs: tuple[bool, ...], ans: Any, *inputs: Any,
+                     **attrs: Any) -> tuple:
+        back = vjp(ans, *inputs, **attrs)
+        return back(g) if len(inputs) == 1 else back(g, needs)  # one input: always needed
+
+    return call_curried
 
 
 def linear_vjp(rule: Callable[..., Any]) -> VJP:

@@ -82,7 +82,7 @@ def test_a_rule_that_raises_leaves_the_raw_flag_unset() -> None:
     with tf.GradientTape() as tape:
         y = tf.sum(x * 2.0)
     entry = tape._entries[0]
-    tape._entries[0] = (entry[0], entry[1], entry[2], {"bogus": 1})  # the rule now raises
+    tape._entries[0] = (entry[0], entry[1], {"bogus": 1}, *entry[3:])  # the rule now raises
     with pytest.raises(TypeError):
         tape.gradient(y, x)
     assert not RECORDING.raw

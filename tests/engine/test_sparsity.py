@@ -303,8 +303,7 @@ def test_an_op_with_no_rule_is_dense_and_nonlinear() -> None:
         y = x * x
         target = F.sum(y)
     ruleless = dataclasses.replace(OPS["mul"], sparsity=None)
-    entries = [(ruleless if op.name == "mul" else op, ins, out, at)
-               for op, ins, out, at in tape._entries]
+    entries = [(ruleless if e[0].name == "mul" else e[0], *e[1:]) for e in tape._entries]
     rows, cols, n = hessian_pattern(entries, [target], [x])
     assert rows.size == n * n  # every pair: one output element of mul reads all of x
     assert jacobian_pattern(entries, y, [x]).nnz == n * n

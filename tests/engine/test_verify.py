@@ -3,11 +3,13 @@ differences, with TF's semantics for None gradients, stop_gradient and kinks."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -16,7 +18,7 @@ import pytest
 from engine import derivatives, sympy_worker
 from engine.graph import build_graph
 from engine.ops import OPS
-from engine.ops.registry import Case, F, OpDef
+from engine.ops.registry import Case, F, OpDef, sweep_rule
 from engine.verify import CheckLimits, CheckReport, check
 from tests.engine.op_cases import op_cases, rng_for
 from tests.gradcheck import sample_inputs
@@ -32,6 +34,20 @@ def run(kind: str, nodes: list[dict], method: str = "sympy", limits: CheckLimits
     q = derivatives.Query(graph=build_graph(nodes), **query)
     result = derivatives.KINDS[kind](q)
     return result, check(kind, q, result, method, limits)
+
+
+@contextlib.contextmanager
+def wrong_vjp(op: OpDef, vjp: Any) -> Iterator[None]:
+    """Swap ``op``'s vjp for a wrong one, then restore it. Tapes hold the OpDef itself,
+    so it is swapped in place, with the ``rule`` the sweep calls derived from it."""
+    right = op.vjp, op.rule
+    object.__setattr__(op, "vjp", vjp)
+    object.__setattr__(op, "rule", sweep_rule(vjp))
+    try:
+        yield
+    finally:
+        object.__setattr__(op, "vjp", right[0])
+        object.__setattr__(op, "rule", right[1])
 
 
 def var(nid: str, value: Any) -> dict:
@@ -110,16 +126,10 @@ def test_finite_differences_agree_with_every_op_gradient(op: OpDef, case: Case) 
 def test_a_wrong_derivative_rule_is_caught_by_both_methods(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    sin = OPS["sin"]
-    right = sin.vjp
-    # the tape holds the OpDef object itself, so the rule is swapped on it, then restored
-    object.__setattr__(sin, "vjp", lambda _ans, x: lambda g: (g * F.sin(x),))
-    try:
+    with wrong_vjp(OPS["sin"], lambda _ans, x: lambda g: (g * F.sin(x),)):
         nodes = [var("x", [0.3, 1.1, -2.0]), node("s", "sin", "x"), node("L", "sum", "s")]
         with caplog.at_level(logging.WARNING, logger="engine.verify"):
             reports = {m: run("gradient", nodes, m)[1] for m in ("sympy", "numeric")}
-    finally:
-        object.__setattr__(sin, "vjp", right)
     for method, report in reports.items():
         assert report.status == "disagree", (method, report.detail)
         assert {d["index"][0] for d in report.disagreements} == {0, 1, 2}
@@ -296,14 +306,9 @@ def test_a_kink_follows_the_tape_convention_without_disagreeing() -> None:
 
 
 def test_a_tape_that_loses_a_path_is_caught() -> None:
-    exp = OPS["exp"]
-    right = exp.vjp
-    object.__setattr__(exp, "vjp", lambda _ans, _x: lambda _g: (None,))
-    try:
+    with wrong_vjp(OPS["exp"], lambda _ans, _x: lambda _g: (None,)):
         nodes = [var("x", 0.5), node("e", "exp", "x")]
         reports = {m: run("gradient", nodes, m)[1] for m in ("sympy", "numeric")}
-    finally:
-        object.__setattr__(exp, "vjp", right)
     assert reports["sympy"].status == reports["numeric"].status == "disagree"
     assert "not identically 0: exp(x)" in reports["sympy"].disagreements[0]["reason"]
 
