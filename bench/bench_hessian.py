@@ -37,6 +37,7 @@ from bench.common import (
     serve,
     skipped,
 )
+from bench.rosenbrock import exact_hessian
 
 SIZES = (10, 100, 1000)
 REQUEST_TARGET_N = 100  # the whole request must be at most 1.0x torch.func.hessian here
@@ -54,21 +55,6 @@ def rosenbrock_graph(n: int) -> dict[str, Any]:
 
 def start_point(n: int) -> np.ndarray:
     return np.asarray(rosenbrock_graph(n)["nodes"][0]["value"])
-
-
-def rosenbrock_numpy(x: np.ndarray) -> float:
-    return float(np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2))
-
-
-def exact_hessian(x: np.ndarray) -> np.ndarray:
-    """The Rosenbrock Hessian by hand: the reference every competitor must match."""
-    n = x.size
-    h = np.zeros((n, n))
-    i = np.arange(n - 1)
-    h[i, i] += 1200.0 * x[:-1] ** 2 - 400.0 * x[1:] + 2.0
-    h[i + 1, i + 1] += 200.0
-    h[i, i + 1] = h[i + 1, i] = -400.0 * x[:-1]
-    return h
 
 
 # ------------------------------------------------------------------ competitors

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.bench_hessian import exact_hessian, rosenbrock_graph, start_point
+from bench.bench_hessian import rosenbrock_graph, start_point
 from bench.common import (
     Target,
     fmt_time,
@@ -32,6 +32,7 @@ from bench.common import (
     print_targets,
     serve,
 )
+from bench.rosenbrock import exact_entries
 
 SIZES = (1000, 10_000, 100_000)
 REQUEST_N = 10_000
@@ -46,22 +47,6 @@ def median_time(fn: Callable[[], Any], rounds: int) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
-
-
-def exact_entries(x: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """The exact Hessian at (rows, cols), without the n x n matrix past small n."""
-    n = x.size
-    if n <= 2000:
-        return exact_hessian(x)[rows, cols]
-    out = np.zeros(rows.size)
-    diag = rows == cols
-    i = rows[diag]
-    inner = i < n - 1
-    out[diag] = np.where(inner, 1200.0 * x[np.minimum(i, n - 2)] ** 2
-                         - 400.0 * x[np.minimum(i + 1, n - 1)] + 2.0, 0.0)
-    out[diag] += np.where(i > 0, 200.0, 0.0)
-    out[~diag] = -400.0 * x[np.minimum(rows[~diag], cols[~diag])]
-    return out
 
 
 def bench_size(n: int, rounds: int) -> list[str]:

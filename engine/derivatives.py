@@ -73,7 +73,8 @@ class _Recording:
 # ------------------------------------------------------------------ resolving ids
 
 
-def _targets(q: Query) -> list[str]:
+def target_ids(q: Query) -> list[str]:
+    """The target node ids (the last node by default), each checked to exist."""
     raw = q.graph.last if q.target is None else q.target
     ids = [raw] if isinstance(raw, str) else list(raw)
     if not ids:
@@ -84,7 +85,8 @@ def _targets(q: Query) -> list[str]:
     return ids
 
 
-def _check_leaf_ids(q: Query, ids: Sequence[str], name: str) -> None:
+def check_leaf_ids(q: Query, ids: Sequence[str], name: str) -> None:
+    """Every id of the field ``name`` is a node, and a leaf when it is ``watch``."""
     for i in ids:
         if i not in q.graph.nodes:
             raise GraphError(f"{name} names {i!r}, which is not a node", node=i, field=name)
@@ -97,9 +99,10 @@ def _check_leaf_ids(q: Query, ids: Sequence[str], name: str) -> None:
             )
 
 
-def _sources(q: Query) -> list[str]:
+def source_ids(q: Query) -> list[str]:
+    """The sources asked for, or, as TF's watched variables, the watched leaves."""
     if q.sources is not None:
-        _check_leaf_ids(q, q.sources, "sources")
+        check_leaf_ids(q, q.sources, "sources")
         return list(q.sources)
     watched = set(q.watch)
     return [
@@ -126,7 +129,10 @@ def _run(q: Query, leaves: dict[str, Tensor]) -> dict[str, Tensor]:
     return q.graph.run(leaves)
 
 
-def _seeds(q: Query, targets: list[str], shapes: dict[str, tuple[int, ...]]) -> list[Any] | None:
+def seed_values(
+    q: Query, targets: list[str], shapes: dict[str, tuple[int, ...]]
+) -> list[Any] | None:
+    """``output_gradients`` per target (None where not given), each of its target's shape."""
     if not q.output_gradients:
         return None
     extra = set(q.output_gradients) - set(targets)
@@ -154,9 +160,9 @@ def _seeds(q: Query, targets: list[str], shapes: dict[str, tuple[int, ...]]) -> 
 
 
 def _record(q: Query, *, persistent: bool = False) -> _Recording:
-    targets = _targets(q)
-    _check_leaf_ids(q, q.watch, "watch")
-    sources = _sources(q)
+    targets = target_ids(q)
+    check_leaf_ids(q, q.watch, "watch")
+    sources = source_ids(q)
     leaves, shapes = _make_leaves(q)
     with GradientTape(persistent, q.watch_accessed_variables) as tape:
         tape.watch([leaves[w] for w in q.watch])
@@ -168,7 +174,8 @@ def _outputs(rec: _Recording) -> dict[str, np.ndarray]:
     return {t: rec.tensors[t].numpy() for t in rec.targets}
 
 
-def _work(q: Query, rows: int, cols: int, what: str) -> None:
+def check_work(q: Query, rows: int, cols: int, what: str) -> None:
+    """A LimitError before a rows x cols derivative is computed past the work limit."""
     if rows * cols > q.limits.max_derivative_work:
         raise LimitError(
             f"the {what} has {rows} x {cols} entries, over the limit of "
@@ -182,7 +189,7 @@ def _work(q: Query, rows: int, cols: int, what: str) -> None:
 
 def evaluate(q: Query) -> Result:
     """Forward values of the targets; no tape beyond the one that must exist."""
-    targets = _targets(q)
+    targets = target_ids(q)
     tensors = _run(q, _make_leaves(q)[0])
     return Result(
         targets=targets,
@@ -200,12 +207,12 @@ def gradient(q: Query) -> Result:
     grads = rec.tape.gradient(
         [rec.tensors[t] for t in rec.targets],
         srcs,
-        _seeds(q, rec.targets, rec.shapes),
+        seed_values(q, rec.targets, rec.shapes),
         q.unconnected_gradients,
         grads_seen=grads_seen,
     )
-    gradients = _arrays(rec.sources, grads)
-    notes = _named(rec.tape.notes) + numeric_notes(q.graph, rec.tensors, gradients)
+    gradients = arrays_by_id(rec.sources, grads)
+    notes = with_target(rec.tape.notes) + numeric_notes(q.graph, rec.tensors, gradients)
     trace = build_trace(rec.tape.entries, grads_seen) if q.trace else None
     return Result(rec.targets, rec.sources, _outputs(rec), gradients, notes=notes, trace=trace)
 
@@ -213,15 +220,15 @@ def gradient(q: Query) -> Result:
 def jacobian(q: Query) -> Result:
     """d target / d source for each pair, of shape ``target.shape + source.shape``."""
     rec = _record(q, persistent=True)
-    _work(q, sum(rec.tensors[t].size for t in rec.targets),
+    check_work(q, sum(rec.tensors[t].size for t in rec.targets),
           sum(rec.tensors[s].size for s in rec.sources), "Jacobian")
     srcs = [rec.tensors[s] for s in rec.sources]
     jac: dict[str, dict[str, np.ndarray | None]] = {}
     notes: list[Note] = []
     for t in rec.targets:
         cols = rec.tape.jacobian(rec.tensors[t], srcs, q.unconnected_gradients)
-        jac[t] = _arrays(rec.sources, cols)
-        notes += _named(rec.tape.notes, t)
+        jac[t] = arrays_by_id(rec.sources, cols)
+        notes += with_target(rec.tape.notes, t)
     notes += numeric_notes(q.graph, rec.tensors)
     trace = build_trace(rec.tape.entries, None) if q.trace else None
     return Result(rec.targets, rec.sources, _outputs(rec), jacobian=jac, notes=notes,
@@ -230,9 +237,9 @@ def jacobian(q: Query) -> Result:
 
 def hessian(q: Query) -> Result:
     """Second derivatives of a scalar target, by nested tapes; blocks and one matrix."""
-    targets = _targets(q)
-    _check_leaf_ids(q, q.watch, "watch")
-    sources = _sources(q)
+    targets = target_ids(q)
+    check_leaf_ids(q, q.watch, "watch")
+    sources = source_ids(q)
     leaves, shapes = _make_leaves(q)
     every: dict[str, Tensor] = {}
 
@@ -264,21 +271,21 @@ def hessian(q: Query) -> Result:
         fits = n * n <= q.limits.max_derivative_work  # dense blocks too (checks read them)
         blocks = _dense_blocks(sparse, sources, source_tensors) if fits else None
     else:
-        _work(q, n, n, "Hessian")
+        check_work(q, n, n, "Hessian")
         h = hessian_mod.hessian(
             run_graph,
             source_tensors,
             watch=watch,
             watch_accessed_variables=q.watch_accessed_variables,
-            output_gradients=_seeds(q, targets, shapes),
+            output_gradients=seed_values(q, targets, shapes),
             unconnected_gradients=q.unconnected_gradients,
         )
-        grads, notes, matrix = h.gradients, _named(h.notes), h.matrix
+        grads, notes, matrix = h.gradients, with_target(h.notes), h.matrix
         blocks = {
             si: dict(zip(sources, row, strict=True))
             for si, row in zip(sources, h.blocks, strict=True)
         }
-    gradients = _arrays(sources, grads)
+    gradients = arrays_by_id(sources, grads)
     return Result(
         targets,
         sources,
@@ -354,9 +361,9 @@ def derivative(q: Query, order: int, max_order: int = 6) -> Result:
         raise GraphError(f"order must be at least 1, got {order}", field="order")
     if order > max_order:
         raise LimitError(f"order {order} is over the limit of {max_order}", field="order")
-    targets = _targets(q)
-    _check_leaf_ids(q, q.watch, "watch")
-    sources = _sources(q)
+    targets = target_ids(q)
+    check_leaf_ids(q, q.watch, "watch")
+    sources = source_ids(q)
     leaves, shapes = _make_leaves(q)
     for t in targets:
         if shapes[t]:
@@ -389,15 +396,15 @@ def derivative(q: Query, order: int, max_order: int = 6) -> Result:
         order,
         watch=[leaves[w] for w in q.watch],
         watch_accessed_variables=q.watch_accessed_variables,
-        output_gradients=_seeds(q, targets, shapes),
+        output_gradients=seed_values(q, targets, shapes),
     )
-    gradients = _arrays(sources, h.gradients)
+    gradients = arrays_by_id(sources, h.gradients)
     return Result(
         targets,
         sources,
         {t: every[t].numpy() for t in targets},
         gradients,
-        notes=_named(h.notes) + numeric_notes(q.graph, every, gradients),
+        notes=with_target(h.notes) + numeric_notes(q.graph, every, gradients),
         derivatives=[d.reshape(()) if n == 1 else d for d in h.derivatives],
     )
 
@@ -410,12 +417,12 @@ KINDS: dict[str, Callable[[Query], Result]] = {
 }
 
 
-def _arrays(ids: Sequence[str], tensors: Sequence[Tensor | None]) -> dict[str, Any]:
+def arrays_by_id(ids: Sequence[str], tensors: Sequence[Tensor | None]) -> dict[str, Any]:
     """Node id -> ndarray, keeping None (no path) distinct from zeros."""
     return {i: None if t is None else t.numpy() for i, t in zip(ids, tensors, strict=True)}
 
 
-def _named(notes: list[Note], target: str | None = None) -> list[Note]:
+def with_target(notes: list[Note], target: str | None = None) -> list[Note]:
     """Tape notes already carry the source's name (its node id); add the target if any."""
     if target is None:
         return list(notes)

@@ -28,13 +28,13 @@ from engine import backprop
 from engine.derivatives import (
     Query,
     Result,
-    _arrays,
-    _check_leaf_ids,
-    _named,
-    _seeds,
-    _sources,
-    _targets,
-    _work,
+    arrays_by_id,
+    check_leaf_ids,
+    check_work,
+    seed_values,
+    source_ids,
+    target_ids,
+    with_target,
 )
 from engine.errors import GraphError, LimitError, ShapeError, short
 from engine.graph import LEAF_OPS, Graph, Limits, Node, to_value
@@ -278,7 +278,7 @@ def _outputs(prep: Prepared, tensors: Mapping[str, Tensor], ids: Sequence[str]) 
 
 def _batched_seeds(q: Query, targets: list[str], prep: Prepared) -> list[Any] | None:
     """output_gradients, checked against one point's shapes, applied to every point."""
-    seeds = _seeds(q, targets, prep.shapes)
+    seeds = seed_values(q, targets, prep.shapes)
     if seeds is None:
         return None
     return [
@@ -292,7 +292,7 @@ def _batched_seeds(q: Query, targets: list[str], prep: Prepared) -> list[Any] | 
 
 def evaluate_points(q: Query, points: Points) -> Result:
     """The targets at every point, each with a leading axis of B; no tape."""
-    targets = _targets(q)
+    targets = target_ids(q)
     prep = prepare(q, points)
     tensors = run(q.graph, prep)
     return Result(targets, [], _outputs(prep, tensors, targets),
@@ -302,9 +302,9 @@ def evaluate_points(q: Query, points: Points) -> Result:
 def gradient_points(q: Query, points: Points) -> Result:
     """d(sum of targets)/d(source) at every point, as ``derivatives.gradient`` per point:
     one recording and one reverse sweep for all of them."""
-    targets = _targets(q)
-    _check_leaf_ids(q, q.watch, "watch")
-    sources = _sources(q)
+    targets = target_ids(q)
+    check_leaf_ids(q, q.watch, "watch")
+    sources = source_ids(q)
     prep = prepare(q, points, sources)
     seeds = _batched_seeds(q, targets, prep)
     with GradientTape(watch_accessed_variables=q.watch_accessed_variables) as tape:
@@ -312,8 +312,8 @@ def gradient_points(q: Query, points: Points) -> Result:
         tensors = run(q.graph, prep)
     grads = tape.gradient([tensors[t] for t in targets], [tensors[s] for s in sources], seeds,
                           q.unconnected_gradients)
-    gradients = _arrays(sources, grads)
-    notes = _named(tape.notes) + point_notes(q.graph, prep, tensors, gradients)
+    gradients = arrays_by_id(sources, grads)
+    notes = with_target(tape.notes) + point_notes(q.graph, prep, tensors, gradients)
     return Result(targets, sources, _outputs(prep, tensors, targets), gradients, notes=notes,
                   points=prep.size)
 
@@ -329,9 +329,9 @@ def hessian_points(q: Query, points: Points) -> Result:
     if q.format == "coo":
         raise GraphError("points give dense Hessians, one per point; format coo does not "
                          "combine with points", field="format")
-    targets = _targets(q)
-    _check_leaf_ids(q, q.watch, "watch")
-    sources = _sources(q)
+    targets = target_ids(q)
+    check_leaf_ids(q, q.watch, "watch")
+    sources = source_ids(q)
     for s in sources:
         if q.graph.nodes[s].op not in LEAF_OPS:
             raise GraphError(f"Hessian sources must be leaves; {s!r} is not", node=s,
@@ -342,7 +342,7 @@ def hessian_points(q: Query, points: Points) -> Result:
             raise ShapeError(f"the Hessian needs a scalar target at each point; {t!r} has "
                              f"shape {list(prep.shapes[t])}", node=t, field="target")
     n = sum(math.prod(prep.shapes[s]) for s in sources)
-    _work(q, prep.size * n, n, "per-point Hessian")
+    check_work(q, prep.size * n, n, "per-point Hessian")
     srcs = [prep.leaves[s] for s in sources]
     tensors: dict[str, Tensor] = {}
 
@@ -368,8 +368,8 @@ def hessian_points(q: Query, points: Points) -> Result:
                 for r in rows]
     blocks, matrix = assemble(rec, srcs, shapes, cols, q.unconnected_gradients,
                               batch=(prep.size,))
-    gradients = _arrays(sources, rec.grads)
-    notes = _named(rec.inner.notes) + point_notes(q.graph, prep, tensors, gradients)
+    gradients = arrays_by_id(sources, rec.grads)
+    notes = with_target(rec.inner.notes) + point_notes(q.graph, prep, tensors, gradients)
     return Result(targets, sources, _outputs(prep, tensors, targets), gradients,
                   hessian={si: dict(zip(sources, row, strict=True))
                            for si, row in zip(sources, blocks, strict=True)},

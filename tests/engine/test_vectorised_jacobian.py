@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import engine as tf
+from bench import rosenbrock
 from engine import backprop
 from engine.hessian import hessian
 from engine.ops.registry import F
@@ -38,9 +39,7 @@ def _scalar_graph(xs: list[tf.Tensor]) -> tf.Tensor:
 
 
 def _rosenbrock(xs: list[tf.Tensor]) -> tf.Tensor:
-    x = xs[0]
-    head, tail = F.slice(x, begin=[1]), F.slice(x, begin=[0], end=[-1])
-    return F.sum(100.0 * F.square(head - F.square(tail)) + F.square(1.0 - tail))
+    return rosenbrock.in_engine_ops(xs[0])
 
 
 def _attention(xs: list[tf.Tensor]) -> tf.Tensor:
