@@ -365,7 +365,11 @@ def defop(op: OpDef) -> Callable[..., Tensor]:
             a = _as_tensor(a)
         if not isinstance(b, tensor):
             # ``y * 0.9``: the cached constant without a call to _as_tensor, when it has one
-            c = _scalars.get(b) if type(b) is float else None
+            # (a number equal to a cached float is that float: 2 == 2.0, as as_value makes)
+            try:
+                c = _scalars.get(b)
+            except TypeError:  # unhashable: an array, a list
+                c = None
             b = c if c is not None else _as_tensor(b)
         value = (forward(a.value, b.value) if _attrs is no_attrs
                  else forward(a.value, b.value, **_attrs))
