@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from app.openapi import SEED_3
 from bench.common import (
     Target,
     Timings,
@@ -41,13 +42,7 @@ CHAIN_OPS = 50
 CHAIN = ("sin", "mul", "add", "tanh", "exp")  # h = op(h) or op(h, y) / op(h, w), in turn
 LOOP_POINTS = 300  # points the per-point Python loop is timed on (then scaled up)
 
-SEED_GRAPH = [
-    {"id": "x", "op": "variable", "value": 2.0},
-    {"id": "y", "op": "variable", "value": 3.0},
-    {"id": "x2", "op": "pow", "inputs": ["x", 2.0]},
-    {"id": "y3", "op": "pow", "inputs": ["y", 3.0]},
-    {"id": "z", "op": "add", "inputs": ["x2", "y3"]},
-]
+SEED_GRAPH = SEED_3["graph"]["nodes"]  # the example Swagger UI runs
 
 
 def chain_graph(n: int = CHAIN_OPS) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from engine import OPS, OPS_FN, Variable
 from engine.errors import EngineError, ExpressionError, GraphError, LimitError
 from engine.expression import callable_ops, parse_expression
 from engine.graph import Graph, Limits, build_graph
+from tests.engine.seed_graph import SEED
 
 X = np.array([0.5, 1.5, 2.0])
 Y = np.array([1.2, 0.7, 3.0])
@@ -59,14 +60,7 @@ def test_the_grammar_computes_what_numpy_computes(text, reference):
 
 
 def test_the_contract_example_is_the_contracts_json_graph():
-    seed = [
-        {"id": "x", "op": "variable", "value": 2.0},
-        {"id": "y", "op": "variable", "value": 3.0},
-        {"id": "x2", "op": "pow", "inputs": ["x", 2]},
-        {"id": "y3", "op": "pow", "inputs": ["y", 3]},
-        {"id": "z", "op": "add", "inputs": ["x2", "y3"]},
-    ]
-    parsed, built = parse_expression("x**2 + y**3"), build_graph(seed)
+    parsed, built = parse_expression("x**2 + y**3"), build_graph(SEED)
     assert [n.op for n in parsed.nodes.values()] == [n.op for n in built.nodes.values()]
     assert parsed.leaves == built.leaves == ("x", "y")
     values = {"x": 2.0, "y": 3.0}

@@ -13,15 +13,7 @@ from hypothesis import strategies as st
 from engine import OPS, OPS_FN, Tensor, Variable
 from engine.errors import AttrError, EngineError, GraphError, LimitError, ShapeError
 from engine.graph import Graph, Limits, build_graph
-
-# The contract's example: z = x**2 + y**3.
-SEED = [
-    {"id": "x", "op": "variable", "value": 2.0},
-    {"id": "y", "op": "variable", "value": 3.0},
-    {"id": "x2", "op": "pow", "inputs": ["x", 2]},
-    {"id": "y3", "op": "pow", "inputs": ["y", 3]},
-    {"id": "z", "op": "add", "inputs": ["x2", "y3"]},
-]
+from tests.engine.seed_graph import SEED
 
 
 def evaluate(graph: Graph, values: dict | None = None) -> dict[str, Tensor]:

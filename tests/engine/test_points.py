@@ -23,6 +23,7 @@ from engine.points import (
     run,
 )
 from tests.engine.op_cases import op_cases, rng_for
+from tests.engine.seed_graph import SEED
 from tests.gradcheck import sample_inputs
 
 # How each input of the op under test gets its value: "point" (a variable named in the
@@ -139,15 +140,6 @@ def test_points_run_once_not_once_per_point() -> None:
 
 
 # ------------------------------------------------------------------ seed example 3
-
-SEED = [
-    {"id": "x", "op": "variable", "value": 2.0},
-    {"id": "y", "op": "variable", "value": 3.0},
-    {"id": "x2", "op": "pow", "inputs": ["x", 2.0]},
-    {"id": "y3", "op": "pow", "inputs": ["y", 3.0]},
-    {"id": "z", "op": "add", "inputs": ["x2", "y3"]},
-]
-
 
 def test_seed_example_3_at_its_point() -> None:
     r = gradient_points(Query(build_graph(SEED)), [{"x": 2.0, "y": 3.0}])

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.openapi import SEED_3 as SEED_3_REQUEST
 from engine.derivatives import Query, gradient
 from engine.graph import build_graph
-
-SEED_3 = SEED_3_REQUEST["graph"]["nodes"]
+from tests.engine.seed_graph import SEED
 
 
 def test_trace_lists_entries_in_recording_order_with_values_and_grads():
-    trace = gradient(Query(build_graph(SEED_3), trace=True)).trace
+    trace = gradient(Query(build_graph(SEED), trace=True)).trace
     assert [(e.index, e.op, e.output) for e in trace.entries] == [
         (0, "pow", "x2"),
         (1, "pow", "y3"),
@@ -27,7 +25,7 @@ def test_trace_lists_entries_in_recording_order_with_values_and_grads():
 
 
 def test_trace_text_has_one_jaxpr_like_line_per_entry():
-    trace = gradient(Query(build_graph(SEED_3), trace=True)).trace
+    trace = gradient(Query(build_graph(SEED), trace=True)).trace
     lines = trace.text.splitlines()
     assert len(lines) == len(trace.entries)
     assert "x2:f64[] = pow x 2" in lines[0]
@@ -48,4 +46,4 @@ def test_trace_of_a_tensor_graph_shows_shapes_and_attrs():
 
 
 def test_no_trace_unless_asked():
-    assert gradient(Query(build_graph(SEED_3))).trace is None
+    assert gradient(Query(build_graph(SEED))).trace is None
