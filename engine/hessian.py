@@ -12,7 +12,7 @@ import numpy as np
 from engine import backprop
 from engine.notes import Note
 from engine.ops.registry import F
-from engine.structure import flatten
+from engine.structure import flatten, summed
 from engine.tape import GradientTape
 from engine.tensor import Tensor
 
@@ -59,9 +59,7 @@ def hessian(
                 for c, s in zip(rec.outer.jacobian(rec.flat, sources), sources, strict=True)]
     blocks, matrix = assemble(rec, sources, [s.shape for s in sources], cols,
                               unconnected_gradients)
-    target = rec.target
-    value = target if isinstance(target, Tensor) else sum(target[1:], target[0])
-    return HessianResult(value, rec.grads, blocks, matrix, list(rec.inner.notes))
+    return HessianResult(summed(rec.targets), rec.grads, blocks, matrix, list(rec.inner.notes))
 
 
 def assemble(
@@ -114,8 +112,7 @@ class RecordedGradient:
 
     outer: GradientTape
     inner: GradientTape
-    target: Any
-    targets: list[Tensor]
+    targets: list[Tensor]  # fn()'s targets, flattened (the Hessian is of their sum)
     grads: list[Tensor | None]
     live: list[int]
     flat: Tensor | None
@@ -151,7 +148,7 @@ def record_gradient(
         grads = list(inner.gradient(target, sources, output_gradients, unconnected_gradients))
         live = [i for i, g in enumerate(grads) if g is not None and outer.is_watched(g)]
         flat = _flat([grads[i] for i in live], points)
-    return RecordedGradient(outer, inner, target, targets, grads, live, flat)
+    return RecordedGradient(outer, inner, targets, grads, live, flat)
 
 
 def _flat(grads: list[Tensor], points: int | None) -> Tensor | None:

@@ -25,6 +25,7 @@ import numpy as np
 
 from engine import budget
 from engine.notes import Note
+from engine.structure import summed
 from engine.tape import GradientTape
 from engine.tensor import Tensor
 
@@ -90,9 +91,8 @@ def derivatives_up_to(
     finally:
         while opened:
             _close(opened)
-    value = targets[0] if len(targets) == 1 else sum(targets[1:], targets[0])
     derivatives = [_symmetric(entries, n, j) for j, entries in enumerate(found, start=1)]
-    return HigherResult(value, derivatives, gradients, notes, sweeps)
+    return HigherResult(summed(targets), derivatives, gradients, notes, sweeps)
 
 
 def sweeps_needed(n: int, order: int) -> int:

@@ -10,6 +10,7 @@ that colour has a non-zero in column s.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from engine import backprop
 from engine.colouring import Colouring, colour_rows
 from engine.hessian import record_gradient
 from engine.sparsity import MAX_PAIRS, PatternTooLarge, hessian_pattern, propagate
+from engine.structure import summed
 from engine.tape import GradientTape
 from engine.tensor import Tensor
 
@@ -117,9 +119,8 @@ def sparse_hessian(
         seeds[colouring.colours[live_row], position[live_row]] = 1.0
         compressed = _compressed(outer, flat, sources, seeds, n)
         values = np.where(live_row[rows], compressed[colouring.colours[rows], cols], 0.0)
-    value = targets[0] if len(targets) == 1 else sum(targets[1:], targets[0])
     return SparseHessian(
-        value, rows, cols, values, (n, n), colouring.count, int(rows.size),
+        summed(targets), rows, cols, values, (n, n), colouring.count, int(rows.size),
         describe(rows, cols, (n, n), colouring), colouring.colours, gradients=list(grads),
     )
 
@@ -159,10 +160,8 @@ def sparse_jacobian(
         seeds = np.zeros((colouring.count, m))
         seeds[colouring.colours, np.arange(m)] = 1.0
         seeds = seeds.reshape((colouring.count, *target.shape))
-        if tape._recording:  # the sweep is not part of what the tape differentiates
-            with tape.stop_recording():
-                compressed = _compressed(tape, target, sources, seeds, n)
-        else:
+        # the sweep is not part of what a recording tape differentiates
+        with tape.stop_recording() if tape._recording else contextlib.nullcontext():
             compressed = _compressed(tape, target, sources, seeds, n)
         values = compressed[colouring.colours[rows], cols]
     return SparseJacobian(
@@ -182,7 +181,7 @@ def _compressed(
     k = seeds.shape[0]
     blocks = [
         np.zeros((k, s.size)) if r is None
-        else np.asarray(getattr(r, "value", r), dtype=np.float64).reshape(k, s.size)
+        else r.numpy().reshape(k, s.size)
         for s, r in zip(sources, rows, strict=True)
     ]
     return np.concatenate(blocks, axis=1) if blocks else np.zeros((k, n))

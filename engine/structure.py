@@ -28,3 +28,9 @@ def unflatten(tree: Any, leaves: list[Any]) -> Any:
         return next(it)
 
     return build(tree)
+
+
+def summed(targets: list[Any]) -> Any:
+    """The value several targets are differentiated as: their sum, as TF sums a list of
+    targets (one target is itself, not a copy)."""
+    return targets[0] if len(targets) == 1 else sum(targets[1:], targets[0])
