@@ -41,7 +41,7 @@ from engine.graph import LEAF_OPS, Graph, Limits, Node, to_value
 from engine.hessian import assemble, record_gradient
 from engine.notes import Note
 from engine.numerics import OnePoint, numeric_notes
-from engine.ops.batching import elementwise, shift_axes
+from engine.ops.batching import aligned, elementwise, shift_axes
 from engine.ops.reductions import normalize_axes
 from engine.ops.registry import OPS, F, OpDef
 from engine.tape import GradientTape, _collector_paused
@@ -222,9 +222,14 @@ def _batched_nodes(graph: Graph, roots: set[str]) -> set[str]:
     """Nodes whose value differs between points: the roots and all that reads them."""
     out: set[str] = set()
     for nid in graph.order:
-        if nid in roots or any(type(x) is str and x in out for x in graph.nodes[nid].inputs):
+        if nid in roots or any(batched_inputs(graph.nodes[nid], out)):
             out.add(nid)
     return out
+
+
+def batched_inputs(node: Node, batched: set[str]) -> list[bool]:
+    """Which of ``node``'s inputs carry the batch axis (inline constants never do)."""
+    return [type(x) is str and x in batched for x in node.inputs]
 
 
 def _check_batched_sizes(limits: Limits, size: int, shapes: Mapping[str, Shape],
@@ -255,7 +260,7 @@ def run(graph: Graph, prep: Prepared) -> dict[str, Tensor]:
         fn = OPS_FN[node.op]
         if nid not in batched:
             return fn(*args, **node.attrs)
-        flags = [type(x) is str and x in batched for x in node.inputs]
+        flags = batched_inputs(node, batched)
         if not any(flags):  # a source computed from shared values: one per point
             out = fn(*args, **node.attrs)
             return F.broadcast_to(out, shape=[prep.size, *out.shape])
@@ -423,7 +428,7 @@ class _OverPoints(OnePoint):
         self.graph, self.size, self.batched = graph, prep.size, prep.batched
 
     def _flags(self, node_id: str) -> list[bool]:
-        return [type(x) is str and x in self.batched for x in self.graph.nodes[node_id].inputs]
+        return batched_inputs(self.graph.nodes[node_id], self.batched)
 
     def starts_non_finite(self, node_id: str, output: Any, inputs: list[Any]) -> bool:
         bad = _per_point(~np.isfinite(output), node_id in self.batched, self.size)
@@ -450,13 +455,8 @@ def _kink_points(op: OpDef, inputs: list[Any], flags: list[bool], attrs: Mapping
     assert op.kink is not None
     if not any(flags):
         return size if np.any(op.kink(*inputs, **attrs)) else 0
-    if op.batch is None:  # elementwise: align ranks as the default batch rule does
-        rank = max(np.ndim(v) - f for v, f in zip(inputs, flags, strict=True))
-        values = [
-            np.reshape(v, (v.shape[0], *[1] * (rank + 1 - v.ndim), *v.shape[1:])) if f else v
-            for v, f in zip(inputs, flags, strict=True)
-        ]
-        mask = op.kink(*values, **attrs)
+    if op.batch is None:  # elementwise: ranks aligned as its batch rule aligns them
+        mask = op.kink(*[t.value for t in aligned([Tensor(v) for v in inputs], flags)], **attrs)
     elif len(inputs) == 1 and all(a.kind in ("axes", "bool") for a in op.attrs.values()):
         # a reduction (max, min): the axes of one point, past the batch axis
         ndim = np.ndim(inputs[0]) - 1

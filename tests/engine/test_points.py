@@ -273,6 +273,15 @@ def test_notes_name_the_nodes_where_some_point_goes_wrong() -> None:
     assert "1 of 3 points" in kink.detail
 
 
+def test_kinks_are_counted_per_point_when_a_batched_scalar_meets_a_shared_vector() -> None:
+    g = _graph({"id": "x", "op": "variable", "value": 1.0},
+               {"id": "c", "op": "constant", "value": [0.0, 2.0]},
+               {"id": "m", "op": "maximum", "inputs": ["x", "c"]})
+    r = evaluate_points(Query(g), {"x": [0.0, 1.0, 2.0]})  # ties at the first and last
+    kink = next(n for n in r.notes if n.reason == "kink")
+    assert kink.node == "m" and "2 of 3 points" in kink.detail
+
+
 def test_squeeze_never_drops_the_batch_axis_of_one_point() -> None:
     g = _graph({"id": "x", "op": "variable", "value": [[1.0]]},
                {"id": "y", "op": "squeeze", "inputs": ["x"]})
