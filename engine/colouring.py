@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.sparsity import MAX_PAIRS, Pattern, PatternTooLarge, expand, from_coo, unique
+from engine.sparsity import MAX_PAIRS, Pattern, expand, from_coo, guard, unique
 
 SEED = 0x5EED  # the greedy order's tie-break: fixed, so a colouring is reproducible
 
@@ -52,12 +52,12 @@ def colour_columns(
     cols = np.asarray(cols, dtype=np.int64)
     if rows.size == 0:
         return Colouring(np.zeros(ncols, dtype=np.int64), 0, 0, "none")
-    lower = int(np.bincount(rows, minlength=nrows).max())
+    row_counts = np.bincount(rows, minlength=nrows).astype(np.int64)
+    lower = int(row_counts.max())
     if lower >= ncols:  # a full row: every column needs its own colour
         return Colouring(np.arange(ncols, dtype=np.int64), ncols, lower, "identity")
     band = band_colouring(rows, cols, ncols)
     best = Colouring(band, int(band.max()) + 1, lower, "band")
-    row_counts = np.bincount(rows, minlength=nrows).astype(np.int64)
     if best.count > lower and int(np.sum(row_counts**2)) <= max_edges:
         greedy = greedy_colouring(rows, cols, shape)
         count = int(greedy.max()) + 1 if greedy.size else 0
@@ -86,7 +86,7 @@ def column_graph(
     """The column-intersection graph as CSR (indptr, neighbours), both directions."""
     by_row = from_coo(rows, cols, shape[0], shape[1])
     lens = by_row.lengths()
-    _guard_pairs(int(np.sum(lens.astype(np.int64) ** 2)))
+    guard(int(np.sum(lens.astype(np.int64) ** 2)), "the column-intersection graph")
     which, other = expand(by_row, by_row.row_ids())  # per stored entry, its row's columns
     mine = by_row.indices[which]
     off = mine != other
@@ -96,11 +96,6 @@ def column_graph(
     indptr = np.zeros(shape[1] + 1, dtype=np.int64)
     np.cumsum(np.bincount(u, minlength=shape[1]), out=indptr[1:])
     return indptr, v
-
-
-def _guard_pairs(total: int) -> None:
-    if total > MAX_PAIRS:
-        raise PatternTooLarge(f"the column-intersection graph would hold {total} edges")
 
 
 def greedy_colouring(

@@ -109,7 +109,8 @@ def from_coo(rows: np.ndarray, cols: np.ndarray, nrows: int, ncols: int) -> Patt
     return Pattern(indptr, cols, ncols)
 
 
-def _guard(total: int, what: str) -> None:
+def guard(total: int, what: str) -> None:
+    """PatternTooLarge when ``what`` would hold more index pairs than the bound in force."""
     limit = _limit.get()
     if total > limit:
         raise PatternTooLarge(
@@ -124,7 +125,7 @@ def expand(p: Pattern, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     starts = p.indptr[rows]
     lens = p.indptr[rows + 1] - starts
     total = int(lens.sum())
-    _guard(total, "an index map")
+    guard(total, "an index map")
     which = np.repeat(np.arange(rows.size, dtype=np.int64), lens)
     # position in p.indices: the row's start, plus the rank within the row's run
     pos = np.arange(total, dtype=np.int64) + np.repeat(starts - (np.cumsum(lens) - lens), lens)
@@ -200,7 +201,7 @@ class _Pairs:
     def _compact(self) -> None:
         self.keys = [unique(np.concatenate(self.keys))]
         self.size = self.compacted = self.keys[0].size
-        _guard(self.size, "the Hessian pattern")
+        guard(self.size, "the Hessian pattern")
 
     def symmetric(self) -> tuple[np.ndarray, np.ndarray]:
         """(rows, cols) of both triangles, row-major."""
@@ -209,7 +210,7 @@ class _Pairs:
         self._compact()
         lo, hi = np.divmod(self.keys[0], np.int64(max(self.n, 1)))
         off = lo != hi
-        _guard(lo.size + int(off.sum()), "the Hessian pattern")
+        guard(lo.size + int(off.sum()), "the Hessian pattern")
         p = from_coo(np.concatenate([lo, hi[off]]), np.concatenate([hi, lo[off]]), self.n, self.n)
         return p.coo()
 
