@@ -281,10 +281,7 @@ def hessian(q: Query) -> Result:
             unconnected_gradients=q.unconnected_gradients,
         )
         grads, notes, matrix = h.gradients, with_target(h.notes), h.matrix
-        blocks = {
-            si: dict(zip(sources, row, strict=True))
-            for si, row in zip(sources, h.blocks, strict=True)
-        }
+        blocks = blocks_by_id(sources, h.blocks)
     gradients = arrays_by_id(sources, grads)
     return Result(
         targets,
@@ -340,15 +337,11 @@ def _dense_blocks(
     """``hessian[si][sj]`` blocks of a sparse Hessian, for the cross-check."""
     dense = h.todense()
     offsets = np.concatenate([[0], np.cumsum([t.size for t in tensors])]).astype(int)
-    return {
-        si: {
-            sj: dense[offsets[i] : offsets[i + 1], offsets[j] : offsets[j + 1]].reshape(
-                ti.shape + tj.shape
-            )
-            for j, (sj, tj) in enumerate(zip(sources, tensors, strict=True))
-        }
-        for i, (si, ti) in enumerate(zip(sources, tensors, strict=True))
-    }
+    return blocks_by_id(sources, [
+        [dense[offsets[i] : offsets[i + 1], offsets[j] : offsets[j + 1]].reshape(
+            ti.shape + tj.shape) for j, tj in enumerate(tensors)]
+        for i, ti in enumerate(tensors)
+    ])
 
 
 def derivative(q: Query, order: int, max_order: int = 6) -> Result:
@@ -415,6 +408,11 @@ KINDS: dict[str, Callable[[Query], Result]] = {
     "jacobian": jacobian,
     "hessian": hessian,
 }
+
+
+def blocks_by_id(ids: Sequence[str], blocks: Sequence[Sequence[Any]]) -> dict[str, dict[str, Any]]:
+    """``hessian[si][sj]`` from the rows of blocks, in ``ids``' order both ways."""
+    return {si: dict(zip(ids, row, strict=True)) for si, row in zip(ids, blocks, strict=True)}
 
 
 def arrays_by_id(ids: Sequence[str], tensors: Sequence[Tensor | None]) -> dict[str, Any]:

@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from engine import backprop
 from engine.derivatives import (
     Query,
     Result,
     arrays_by_id,
+    blocks_by_id,
     check_leaf_ids,
     check_work,
     seed_values,
@@ -44,7 +44,7 @@ from engine.numerics import OnePoint, numeric_notes
 from engine.ops.batching import aligned, elementwise, shift_axes
 from engine.ops.reductions import normalize_axes
 from engine.ops.registry import OPS, F, OpDef
-from engine.tape import GradientTape, _collector_paused
+from engine.tape import GradientTape, jacobian_rows
 from engine.tensor import OPS_FN, Tensor
 
 Shape = tuple[int, ...]
@@ -365,9 +365,7 @@ def hessian_points(q: Query, points: Points) -> Result:
         k = rec.flat.shape[1]
         # seed row i picks entry i of every point's gradient: rows[j] is (k, B) + sj.shape
         picks = np.broadcast_to(np.eye(k)[:, None, :], (k, prep.size, k))
-        with _collector_paused:
-            rows = backprop.jacobian_rows(rec.outer._entries, rec.flat, srcs, rec.outer._watched,
-                                          rec.outer._watched_leaves, seeds=picks)
+        rows = jacobian_rows(rec.outer, rec.flat, srcs, picks)
         # -> (B, k, nj): point b's rows of its Hessian
         cols = [None if r is None else np.moveaxis(r.numpy().reshape(k, prep.size, -1), 0, 1)
                 for r in rows]
@@ -376,8 +374,7 @@ def hessian_points(q: Query, points: Points) -> Result:
     gradients = arrays_by_id(sources, rec.grads)
     notes = with_target(rec.inner.notes) + point_notes(q.graph, prep, tensors, gradients)
     return Result(targets, sources, _outputs(prep, tensors, targets), gradients,
-                  hessian={si: dict(zip(sources, row, strict=True))
-                           for si, row in zip(sources, blocks, strict=True)},
+                  hessian=blocks_by_id(sources, blocks),
                   matrix=matrix, notes=notes, points=prep.size)
 
 

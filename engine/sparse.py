@@ -17,12 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from engine import backprop
 from engine.colouring import Colouring, colour_rows
 from engine.hessian import record_gradient
 from engine.sparsity import MAX_PAIRS, PatternTooLarge, hessian_pattern, propagate
 from engine.structure import summed
-from engine.tape import GradientTape
+from engine.tape import GradientTape, jacobian_rows
 from engine.tensor import Tensor
 
 __all__ = [
@@ -175,9 +174,7 @@ def _compressed(
 ) -> np.ndarray:
     """One reverse sweep of ``target`` seeded with ``seeds`` (k rows): the (k, n) matrix
     of seed-weighted sums of Jacobian rows, sources flattened in order."""
-    rows = backprop.jacobian_rows(
-        tape._entries, target, sources, tape._watched, tape._watched_leaves, seeds=seeds
-    )
+    rows = jacobian_rows(tape, target, sources, seeds)
     k = seeds.shape[0]
     blocks = [
         np.zeros((k, s.size)) if r is None

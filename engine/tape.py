@@ -352,6 +352,17 @@ class GradientTape:
         )
 
 
+def jacobian_rows(
+    tape: GradientTape, target: Tensor, sources: list[Tensor], seeds: np.ndarray | None = None
+) -> list[Tensor | None]:
+    """``backprop.jacobian_rows`` over what ``tape`` recorded, with the collector paused:
+    the Jacobian of ``target`` (a seed per element), or with ``seeds`` (k rows) their
+    weighted sums of its rows, one vectorised sweep either way."""
+    with _collector_paused:
+        return backprop.jacobian_rows(tape._entries, target, sources, tape._watched,
+                                      tape._watched_leaves, seeds=seeds)
+
+
 def _unconnected_mode(mode: Any) -> str:
     value = getattr(mode, "value", mode)
     if value not in ("none", "zero"):

@@ -19,7 +19,7 @@ import numpy as np
 
 from engine import backprop
 from engine.ops.registry import F
-from engine.tape import GradientTape
+from engine.tape import GradientTape, jacobian_rows
 from engine.tensor import Tensor
 
 if TYPE_CHECKING:
@@ -54,9 +54,7 @@ def jacobian_columns(
     if flat is None:  # no source depends on u: every block is "no path" or zero
         return [None if g is None else _zeros(target, s) for g, s in zip(grads, sources,
                                                                           strict=True)]
-    (jt,) = backprop.jacobian_rows(
-        transpose._entries, flat, [u], transpose._watched, transpose._watched_leaves
-    )
+    (jt,) = jacobian_rows(transpose, flat, [u])
     out: list[Tensor | None] = []
     start = 0
     for g, s in zip(grads, sources, strict=True):
