@@ -112,7 +112,9 @@ def elementwise(fn: Any, xs: Sequence[Tensor], batched: Sequence[bool], **attrs:
     return fn(*aligned(xs, batched), **attrs)
 
 
-def spread(x: Tensor, size: int, batched: bool) -> Tensor:
-    """``x`` with the batch axis: repeated for every point when it has none (concat and
-    stack join whole tensors, so broadcasting cannot do it for them)."""
-    return x if batched else F.broadcast_to(x, shape=[size, *x.shape])
+def spread(xs: Sequence[Tensor], batched: Sequence[bool]) -> list[Tensor]:
+    """Every input with the batch axis: one without it repeated for every point (concat
+    and stack join whole tensors, so broadcasting cannot do it for them)."""
+    size = points_of(xs, batched)
+    return [x if b else F.broadcast_to(x, shape=[size, *x.shape])
+            for x, b in zip(xs, batched, strict=True)]

@@ -124,16 +124,24 @@ def _column_stacks(
     return out[0], out[1], [points_of(xs, batched), *infer(*points)]
 
 
-def _matmul_batch(xs: Any, batched: Any) -> Tensor:
-    """Over points: numpy's matmul of each point, 1-D operands included."""
-    a, b, want = _column_stacks(xs, batched, _matmul_shape)
-    out = F.matmul(a, b)
-    return out if list(out.shape) == want else F.reshape(out, shape=want)
+def _over_points(
+    op: Callable[[Tensor, Tensor], Tensor], infer: Callable[[Shape, Shape], Shape]
+) -> Callable[..., Tensor]:
+    """The batch rule of matmul or solve: numpy's ``op`` of each point, 1-D operands
+    included. A batched vector (B, n) goes in as a one-row or one-column matrix and the
+    unit axis is dropped after (as a matrix it would be the wrong product or system)."""
+
+    def rule(xs: Any, batched: Any) -> Tensor:
+        a, b, want = _column_stacks(xs, batched, infer)
+        out = op(a, b)
+        return out if list(out.shape) == want else F.reshape(out, shape=want)
+
+    return rule
 
 
-def _matmul_ids(a: Shape, b: Shape) -> tuple[np.ndarray, np.ndarray]:
+def _stack_ids(a: Shape, b: Shape) -> tuple[np.ndarray, np.ndarray]:
     """Element ids of a and b as matrix stacks of the common batch, (..., m, k) and
-    (..., k, p), a 1-D operand promoted as numpy does."""
+    (..., k, p), a 1-D operand promoted as numpy's matmul and solve promote it."""
     a2 = (1, *a) if len(a) == 1 else a
     b2 = (*b, 1) if len(b) == 1 else b
     batch = _batch(a2[:-2], b2[:-2])
@@ -144,7 +152,7 @@ def _matmul_ids(a: Shape, b: Shape) -> tuple[np.ndarray, np.ndarray]:
 def _matmul_deps(_op: OpDef, in_shapes: Any, _out: Any, _attrs: Any) -> rules.Maps:
     """Output (i, j) depends on row i of a and column j of b (dropping a vector's unit
     axis leaves the flat order of (..., m, p) unchanged)."""
-    a, b = _matmul_ids(*in_shapes)
+    a, b = _stack_ids(*in_shapes)
     *batch, m, _k = a.shape
     p = b.shape[-1]
     out = (*batch, m, p)
@@ -161,7 +169,7 @@ def _matmul_deps(_op: OpDef, in_shapes: Any, _out: Any, _attrs: Any) -> rules.Ma
 def _matmul_terms(_op: OpDef, in_shapes: Any, _out: Any, _attrs: Any) -> tuple[int, Any]:
     """Terms a[..., i, k] b[..., k, j]: all the i and j of one (batch, k) interact, so
     that pair is one term, of column k of a and row k of b."""
-    a, b = _matmul_ids(*in_shapes)
+    a, b = _stack_ids(*in_shapes)
     *batch, _m, k = a.shape
     terms = np.arange(math.prod(batch) * k).reshape(*batch, k)
     return terms.size, (
@@ -174,7 +182,7 @@ matmul = defop(
     OpDef(
         name="matmul",
         arity=2,
-        batch=_matmul_batch,
+        batch=_over_points(lambda a, b: F.matmul(a, b), _matmul_shape),
         forward=np.matmul,
         vjp=_matmul_vjp,
         sympy=lambda a, b: np.asarray(np.matmul(a, b), dtype=object),
@@ -353,24 +361,12 @@ def _solve_vjp(ans: Tensor, a: Tensor, b: Tensor):
     return vjp
 
 
-def _solve_batch(xs: Any, batched: Any) -> Tensor:
-    """Over points: numpy 2's solve of each point; a batched vector b, (B, n), is solved
-    as (B, n, 1) and the column dropped (as a matrix it would solve the wrong system)."""
-    a, b, want = _column_stacks(xs, batched, _solve_shape)
-    out = F.solve(a, b)
-    return out if list(out.shape) == want else F.reshape(out, shape=want)
-
-
 def _solve_deps(_op: OpDef, in_shapes: Any, _out: Any, _attrs: Any) -> rules.Maps:
     """Column c of x = A⁻¹b depends on all of its A and on column c of its b."""
-    a, b = in_shapes
-    b2 = (*b, 1) if len(b) == 1 else b
-    batch = _batch(a[:-2], b2[:-2])
-    n, k = b2[-2:]
+    a_ids, b_ids = _stack_ids(*in_shapes)
+    *batch, n, k = b_ids.shape
     mats = np.arange(math.prod(batch)).reshape(*batch, 1, 1)
     cols = np.arange(math.prod(batch) * k).reshape(*batch, 1, k)
-    a_ids = np.broadcast_to(rules.flat_ids(a), batch + a[-2:])
-    b_ids = np.broadcast_to(rules.flat_ids(b).reshape(b2), batch + b2[-2:])
     out = (*batch, n, k)
     return (
         rules.Groups(np.broadcast_to(mats, out).ravel(),
@@ -384,7 +380,7 @@ solve = defop(
     OpDef(
         name="solve",
         arity=2,
-        batch=_solve_batch,
+        batch=_over_points(lambda a, b: F.solve(a, b), _solve_shape),
         forward=_solve_forward,
         vjp=_solve_vjp,
         sympy=_solve_sympy,

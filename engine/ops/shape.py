@@ -13,7 +13,6 @@ from engine.ops.batching import (
     batch_of,
     batched_perm,
     batched_shape,
-    points_of,
     shift_axis,
     spread,
     with_rank,
@@ -280,8 +279,7 @@ def _stack_vjp(_ans: Tensor, *xs: Tensor, axis: int = 0):
 
 def _stack_batch(xs: Any, batched: Any, axis: int = 0) -> Tensor:
     """Over points: inputs without the batch axis repeated for every point first."""
-    size = points_of(xs, batched)
-    whole = [spread(x, size, b) for x, b in zip(xs, batched, strict=True)]
+    whole = spread(xs, batched)
     return F.stack(*whole, axis=shift_axis(axis, whole[0].ndim, 1))
 
 
@@ -342,8 +340,7 @@ def _concat_vjp(_ans: Tensor, *xs: Tensor, axis: int = 0):
 
 def _concat_batch(xs: Any, batched: Any, axis: int = 0) -> Tensor:
     """Over points: inputs without the batch axis repeated for every point first."""
-    size = points_of(xs, batched)
-    whole = [spread(x, size, b) for x, b in zip(xs, batched, strict=True)]
+    whole = spread(xs, batched)
     return F.concat(*whole, axis=shift_axis(axis, whole[0].ndim - 1, 1))
 
 
