@@ -41,8 +41,8 @@ from engine.graph import LEAF_OPS, Graph, Limits, Node, to_value
 from engine.hessian import assemble, record_gradient
 from engine.notes import Note
 from engine.numerics import OnePoint, numeric_notes
-from engine.ops.batching import aligned, elementwise, shift_axes
-from engine.ops.reductions import normalize_axes
+from engine.ops.batching import aligned, elementwise
+from engine.ops.reductions import point_axes
 from engine.ops.registry import OPS, F, OpDef
 from engine.tape import GradientTape, jacobian_rows
 from engine.tensor import OPS_FN, Tensor
@@ -457,7 +457,7 @@ def _kink_points(op: OpDef, inputs: list[Any], flags: list[bool], attrs: Mapping
     elif len(inputs) == 1 and all(a.kind in ("axes", "bool") for a in op.attrs.values()):
         # a reduction (max, min): the axes of one point, past the batch axis
         ndim = np.ndim(inputs[0]) - 1
-        moved = {k: shift_axes(normalize_axes(v, ndim), 1) if op.attrs[k].kind == "axes" else v
+        moved = {k: point_axes(v, ndim) if op.attrs[k].kind == "axes" else v
                  for k, v in attrs.items()}
         mask = op.kink(inputs[0], **moved)
     else:  # any other op: point by point (no op of the table needs it today)

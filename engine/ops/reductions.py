@@ -65,14 +65,18 @@ def keep_reduced(g: Tensor, in_shape: tuple[int, ...], axis: Any, keepdims: bool
     return F.reshape(g, shape=[*g.shape[:nb], *kept] if nb else list(kept))
 
 
+def point_axes(axis: Any, ndim: int) -> list[int]:
+    """The axes ``axis`` names in one point of rank ``ndim`` (null: all of them), as axes
+    of the batched tensor: past its batch axis, never that axis itself."""
+    return shift_axes(normalize_axes(axis, ndim), 1)
+
+
 def reduce_batch(name: str) -> BatchRule:
-    """Over points: the same reduction with the axes of one point moved past the batch
-    axis; null means every axis of a point, never the batch axis."""
+    """Over points: the same reduction over the axes of one point (``point_axes``)."""
 
     def rule(xs: Any, _batched: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
         x = xs[0]
-        axes = shift_axes(normalize_axes(axis, x.ndim - 1), 1)
-        return getattr(F, name)(x, axis=axes, keepdims=keepdims)
+        return getattr(F, name)(x, axis=point_axes(axis, x.ndim - 1), keepdims=keepdims)
 
     return rule
 
