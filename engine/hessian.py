@@ -85,8 +85,7 @@ def assemble(
     if rec.flat is not None:
         masks = backprop.paths_from(rec.outer._entries, sources, [rec.grads[i] for i in rec.live])
         paths = dict(zip(rec.live, masks, strict=True))
-    starts = np.cumsum([0] + [sizes[i] for i in rec.live])
-    rows = {i: int(start) for i, start in zip(rec.live, starts, strict=False)}  # offset in flat
+    rows = rec.starts(sizes)
     blocks: list[list[np.ndarray | None]] = []
     for i in range(len(sources)):
         row: list[np.ndarray | None] = []
@@ -116,6 +115,12 @@ class RecordedGradient:
     grads: list[Tensor | None]
     live: list[int]
     flat: Tensor | None
+
+    def starts(self, sizes: Sequence[int]) -> dict[int, int]:
+        """Where each live source's gradient block starts in ``flat`` (``sizes``: each
+        source's elements, at one point)."""
+        ends = np.cumsum([0] + [sizes[i] for i in self.live])
+        return {i: int(start) for i, start in zip(self.live, ends, strict=False)}
 
 
 def record_gradient(

@@ -95,32 +95,27 @@ def sparse_hessian(
     sources = list(sources)
     rec = record_gradient(fn, sources, watch=watch,
                           watch_accessed_variables=watch_accessed_variables)
-    outer, inner, targets, grads, live, flat = (
-        rec.outer, rec.inner, rec.targets, rec.grads, rec.live, rec.flat
-    )
     sizes = [s.size for s in sources]
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     n = int(offsets[-1])
-    rows, cols, _ = hessian_pattern(inner._entries, targets, sources, max_pairs)
+    rows, cols, _ = hessian_pattern(rec.inner._entries, rec.targets, sources, max_pairs)
     colouring = colour_rows(rows, cols, (n, n), max_pairs)
     # the flattened gradient holds the live sources' rows only; a row of no live
     # source is zero (its gradient is None: nothing depends on that source)
     live_row = np.zeros(n, dtype=bool)
     position = np.full(n, -1, dtype=np.int64)
-    start = 0
-    for i in live:
+    for i, start in rec.starts(sizes).items():
         live_row[offsets[i] : offsets[i + 1]] = True
         position[offsets[i] : offsets[i + 1]] = np.arange(start, start + sizes[i])
-        start += sizes[i]
     values = np.zeros(rows.size)
-    if flat is not None and colouring.count and rows.size:
-        seeds = np.zeros((colouring.count, flat.size))
+    if rec.flat is not None and colouring.count and rows.size:
+        seeds = np.zeros((colouring.count, rec.flat.size))
         seeds[colouring.colours[live_row], position[live_row]] = 1.0
-        compressed = _compressed(outer, flat, sources, seeds, n)
+        compressed = _compressed(rec.outer, rec.flat, sources, seeds, n)
         values = np.where(live_row[rows], compressed[colouring.colours[rows], cols], 0.0)
     return SparseHessian(
-        summed(targets), rows, cols, values, (n, n), colouring.count, int(rows.size),
-        describe(rows, cols, (n, n), colouring), colouring.colours, gradients=list(grads),
+        summed(rec.targets), rows, cols, values, (n, n), colouring.count, int(rows.size),
+        describe(rows, cols, (n, n), colouring), colouring.colours, gradients=rec.grads,
     )
 
 
