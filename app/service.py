@@ -147,7 +147,7 @@ class Service:
             observability.note_graph(len(query.graph.nodes))  # for the request's log line
             order = request.order if isinstance(request, DerivativeRequest) else 0
             if request.points is not None:
-                result = points.KINDS.get(kind, _no_points(kind))(query, request.points)
+                result = _at_points(kind, query, request.points)
             elif order:
                 result = derivatives.derivative(query, order, self.settings.max_derivative_order)
             else:
@@ -213,14 +213,15 @@ class Service:
             return verify.CheckReport(method=ran, status="timeout", detail=exc.detail)
 
 
-def _no_points(kind: str) -> Callable[..., derivatives.Result]:
-    def refuse(*_: Any) -> derivatives.Result:
+def _at_points(kind: str, query: derivatives.Query, at: Any) -> derivatives.Result:
+    """``kind`` over a batch of points; a kind that takes none is the client's error."""
+    run = points.KINDS.get(kind)
+    if run is None:
         raise GraphError(
             f"points are not taken by /v1/{kind}; evaluate, gradient and hessian take them",
             field="points",
         )
-
-    return refuse
+    return run(query, at)
 
 
 def _node_dict(node: Any) -> dict[str, Any]:
