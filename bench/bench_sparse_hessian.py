@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +25,7 @@ from bench.bench_hessian import rosenbrock_graph, start_point
 from bench.common import (
     Target,
     fmt_time,
+    interleaved,
     post_bytes,
     print_machine,
     print_table,
@@ -40,13 +40,8 @@ REQUEST_SECONDS = 2.0  # the whole request must answer within this
 
 
 def median_time(fn: Callable[[], Any], rounds: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    """One competitor's median over ``rounds`` calls, after a warm-up call."""
+    return interleaved({"fn": fn}, rounds=rounds, warmup=1)["fn"].median
 
 
 def bench_size(n: int, rounds: int) -> list[str]:
