@@ -36,9 +36,15 @@ COPY --from=build /opt/venv /opt/venv
 # (--workers, --timeout-keep-alive, --timeout-graceful-shutdown, --forwarded-allow-ips, ...),
 # so these are the defaults and `docker run -e UVICORN_WORKERS=4` changes one.
 # Keep-alive outlives the gateway's upstream keep-alive (60 s), so the gateway closes first.
+# One BLAS thread per process: request threads (and UVICORN_WORKERS) already fill the cores,
+# and BLAS threads inside each oversubscribe them (deploy/README.md); the app also pins it
+# at start-up (DERIV_BLAS_THREADS), these cover every process, SymPy workers included.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    OPENBLAS_NUM_THREADS=1 \
+    OMP_NUM_THREADS=1 \
+    MKL_NUM_THREADS=1 \
     UVICORN_HOST=0.0.0.0 \
     UVICORN_PORT=8000 \
     UVICORN_WORKERS=2 \

@@ -1,5 +1,8 @@
 """Registered graphs: a bounded, thread-safe LRU of validated graphs under content hashes.
 
+Bounded by count, by nodes and by bytes (a graph's values: one leaf of 10^6 elements is
+8 MB however few its nodes).
+
 A graph is validated and sorted once, at ``POST /v1/graphs``; later requests name
 it by ``graph_id`` and skip sending, parsing and validating it. The id is a hash
 of the graph's canonical form, so every replica gives the same graph the same
@@ -44,6 +47,7 @@ class StoredGraph:
     order: tuple[str, ...]  # node ids in the order the client sent them (GET returns this)
     leaves: tuple[str, ...]
     last: str
+    nbytes: int = 0  # what the graph holds in memory (its values and nodes)
 
     @property
     def size(self) -> int:
@@ -69,12 +73,13 @@ class GraphNotFound(Exception):
 class GraphTooLarge(Exception):
     """One graph larger than the whole cache (a 413)."""
 
-    def __init__(self, nodes: int, limit: int) -> None:
-        self.detail = (f"a graph of {nodes} nodes cannot be registered: the graph cache holds "
-                       f"{limit} nodes in all; send it inline as `graph` instead")
+    def __init__(self, amount: int, limit: int, unit: str = "nodes",
+                 setting: str = "graph_cache_nodes") -> None:
+        self.detail = (f"a graph of {amount} {unit} cannot be registered: the graph cache "
+                       f"holds {limit} {unit} in all; send it inline as `graph` instead")
         self.field = "graph"
         self.node = None
-        self.limit = "graph_cache_nodes"
+        self.limit = setting
         super().__init__(self.detail)
 
 
@@ -85,13 +90,20 @@ class GraphStore:
     dict access and a move, so contention is negligible.
     """
 
-    def __init__(self, max_graphs: int, max_nodes: int) -> None:
+    def __init__(self, max_graphs: int, max_nodes: int, max_bytes: int = 2**62) -> None:
         self.max_graphs = max_graphs
         self.max_nodes = max_nodes
+        self.max_bytes = max_bytes
         self._graphs: OrderedDict[str, StoredGraph] = OrderedDict()
         self._nodes = 0
+        self._bytes = 0
         self._lock = threading.Lock()
         self.evictions = 0
+
+    @property
+    def nbytes(self) -> int:
+        """What the kept graphs hold in memory, together."""
+        return self._bytes
 
     def __len__(self) -> int:
         return len(self._graphs)
@@ -103,6 +115,8 @@ class GraphStore:
         """Store ``stored`` unless its id is present; (the stored graph, whether it is new)."""
         if stored.size > self.max_nodes:
             raise GraphTooLarge(stored.size, self.max_nodes)
+        if stored.nbytes > self.max_bytes:
+            raise GraphTooLarge(stored.nbytes, self.max_bytes, "bytes", "graph_cache_bytes")
         with self._lock:
             present = self._graphs.get(stored.graph_id)
             if present is not None:
@@ -110,9 +124,12 @@ class GraphStore:
                 return present, False
             self._graphs[stored.graph_id] = stored
             self._nodes += stored.size
-            while len(self._graphs) > self.max_graphs or self._nodes > self.max_nodes:
+            self._bytes += stored.nbytes
+            while (len(self._graphs) > self.max_graphs or self._nodes > self.max_nodes
+                   or self._bytes > self.max_bytes):
                 _, old = self._graphs.popitem(last=False)
                 self._nodes -= old.size
+                self._bytes -= old.nbytes
                 self.evictions += 1
             return stored, True
 
@@ -132,3 +149,4 @@ class GraphStore:
             if stored is None:
                 raise GraphNotFound(gid)
             self._nodes -= stored.size
+            self._bytes -= stored.nbytes

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import threadpoolctl
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import docs, openapi, problems
+from app.admission import Saturated
 from app.guards import BodyGuard
 from app.observability import Observability
 from app.proxy import PrefixMiddleware
@@ -23,12 +26,33 @@ from app.settings import Settings, get_settings
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Warm the SymPy workers at startup, stop them at shutdown."""
+    """Pin the BLAS threads and warm the SymPy workers at startup; undo both at shutdown.
+
+    Request threads already fill the cores: BLAS threads inside each of them
+    oversubscribe the cores (40 concurrent 1000x1000 inverses on 2 cores took 46 s
+    with OpenBLAS's own threads, 6 s with one), so each process keeps
+    ``blas_threads`` (default 1) and replicas scale out.
+    """
+    blas = pin_blas_threads(app.state.settings.blas_threads)
     app.state.service.start()
     try:
         yield
     finally:
         app.state.service.stop()
+        blas.restore_original_limits()
+
+
+def pin_blas_threads(threads: int) -> Any:
+    """Set every BLAS library's threads; ``.restore_original_limits()`` undoes it.
+
+    threadpoolctl (3.8+) lets only the first thread that set OpenBLAS's process-wide
+    count change it again, silently ignoring the others; the app's start-up takes that
+    control over, so the pin holds whichever thread (event loop, test portal) runs it.
+    """
+    clear = getattr(threadpoolctl.OpenBLASController, "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
+    return threadpoolctl.threadpool_limits(limits=threads, user_api="blas")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -59,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, problems.http_handler)
     for cls, status, slug, title in ERROR_PROBLEMS:
         app.add_exception_handler(cls, problems.engine_handler(status, slug, title))
+    app.add_exception_handler(Saturated, problems.saturated_handler)
     app.add_exception_handler(Exception, problems.unexpected_handler)
 
     # Added last runs first: the prefix is known before the guard reads the path.

@@ -48,6 +48,10 @@ class Problem(BaseModel):
     node: str | None = Field(default=None, description="The graph node at fault.")
     field: str | None = Field(default=None, description="The request field or attr at fault.")
     limit: str | None = Field(default=None, description="The configured limit that was hit.")
+    estimate: float | None = Field(
+        default=None,
+        description="What the request was estimated to need of that limit (work, bytes).",
+    )
     errors: list[ProblemError] | None = Field(
         default=None, description="Every invalid field (first ones only)."
     )
@@ -218,6 +222,22 @@ def engine_handler(status: int, slug: str, title: str) -> Handler:
             node=getattr(exc, "node", None),
             field=getattr(exc, "field", None),
             limit=getattr(exc, "limit", None),
+            estimate=getattr(exc, "estimate", None),
         )
 
     return handle
+
+
+async def saturated_handler(request: Request, exc: Exception) -> Response:
+    """The replica is at its budget (app.admission): 503 with ``Retry-After``, so that a
+    client or the gateway tries again later or elsewhere."""
+    retry = int(getattr(exc, "retry_after", 1))
+    return problem(
+        _base(request),
+        503,
+        "saturated",
+        "Service Unavailable",
+        getattr(exc, "detail", None) or str(exc),
+        headers={"Retry-After": str(retry)},
+        limit=getattr(exc, "limit", None),
+    )

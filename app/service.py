@@ -14,15 +14,17 @@ from dataclasses import asdict, fields
 from typing import Any
 
 from app import observability
+from app.admission import Admission
 from app.graph_store import GraphNotFound, GraphStore, GraphTooLarge, StoredGraph, graph_id
 from app.settings import Settings
 from app.wire.requests import ComputeRequest, DerivativeRequest, GraphRequest, HessianRequest
 from app.wire.requests import Graph as WireGraph
 from app.wire.values import MAX_RANK, encode, encode_for_response, jsonable
-from engine import budget, derivatives, higher_check, points, sympy_worker, verify
+from engine import budget, cost, derivatives, higher_check, points, sympy_worker, verify
 from engine.errors import (
     AttrError,
     BudgetExceeded,
+    CostError,
     EngineError,
     ExpressionError,
     GraphError,
@@ -45,6 +47,7 @@ ERROR_PROBLEMS: tuple[tuple[type[Exception], int, str, str], ...] = (
     (ShapeError, 422, "shape-mismatch", "Incompatible shapes"),
     (ExpressionError, 422, "invalid-expression", "Invalid expression"),
     (LimitError, 413, "limit-exceeded", "Content Too Large"),
+    (CostError, 422, "cost-limit", "Over a cost limit"),
     (BudgetExceeded, 422, "time-budget", "Time budget exceeded"),
     (EngineError, 422, "invalid-request", "Invalid request"),
     (GraphNotFound, 404, "graph-not-found", "Graph not found"),
@@ -89,10 +92,30 @@ def engine_limits(settings: Settings) -> Limits:
         max_expression_length=settings.max_expression_chars,
         max_expression_depth=settings.max_expression_depth,
         max_value_depth=MAX_RANK,
+        max_rank=MAX_RANK,
         max_derivative_work=settings.max_derivative_work,
         max_points=settings.max_points,
         dense_max_sources=settings.dense_max_sources,
     )
+
+
+def cost_limits(settings: Settings) -> cost.CostLimits:
+    return cost.CostLimits(
+        max_work=settings.max_work,
+        max_bytes=settings.max_request_bytes,
+        max_response_bytes=settings.max_response_bytes,
+    )
+
+
+# Estimated work under which a request computes on the event loop (app.dispatch): about
+# 0.2 ms, the seed's examples and graphs of a dozen small nodes. Anything costlier goes to
+# a worker thread, through admission control.
+INLINE_MAX_WORK = 200_000.0
+
+
+class NotInline(Exception):
+    """A request sent to run inline turned out, once its shapes were known, to cost more
+    than the event loop may spend: run it in a worker thread instead."""
 
 
 def check_limits(settings: Settings) -> verify.CheckLimits:
@@ -113,8 +136,12 @@ class Service:
         self.settings = settings
         self.limits = engine_limits(settings)
         self.check_limits = check_limits(settings)
+        self.cost_limits = cost_limits(settings)
+        self.admission = Admission(settings.memory_budget_bytes, settings.max_running,
+                                   settings.admission_wait_seconds)
         self.catalogue_json = json.dumps({"ops": catalogue()}, separators=(",", ":")).encode()
-        self.graphs = GraphStore(settings.graph_cache_size, settings.graph_cache_nodes)
+        self.graphs = GraphStore(settings.graph_cache_size, settings.graph_cache_nodes,
+                                 settings.graph_cache_bytes)
 
     def start(self) -> None:
         """Warm the SymPy workers, so the first check does not pay their start-up."""
@@ -128,9 +155,35 @@ class Service:
         """The op table is loaded (SymPy workers are optional: checks degrade to numeric)."""
         return bool(OPS)
 
-    def run(self, kind: str, request: ComputeRequest) -> dict[str, Any]:
-        """One compute request, as the response's JSON data."""
-        with budget.time_budget(self.settings.time_budget_seconds):
+    def run(self, kind: str, request: ComputeRequest, *, inline: bool = False,
+            cancel: budget.Cancel | None = None) -> dict[str, Any]:
+        """One compute request, as the response's JSON data.
+
+        Its cost is estimated once its shapes are known and before anything runs: past
+        the cost limits it is refused (CostError); ``inline`` (on the event loop) it must
+        be tiny (else NotInline); in a worker thread it waits for room in the process's
+        memory budget (else Saturated). ``cancel`` stops it at the next op boundary.
+        """
+        held: list[float] = []
+
+        def admit(estimate: cost.Estimate) -> None:
+            if inline:
+                if estimate.work > INLINE_MAX_WORK:
+                    raise NotInline
+                return
+            self.admission.enter(estimate.bytes)
+            held.append(estimate.bytes)
+
+        try:
+            return self._run(kind, request, admit, cancel)
+        finally:
+            for nbytes in held:
+                self.admission.leave(nbytes)
+
+    def _run(self, kind: str, request: ComputeRequest,
+             admit: Callable[[cost.Estimate], None], cancel: budget.Cancel | None
+             ) -> dict[str, Any]:
+        with budget.time_budget(self.settings.time_budget_seconds, cancel):
             query = derivatives.Query(
                 graph=self._graph(request),
                 values=request.values,
@@ -143,6 +196,8 @@ class Service:
                 trace=request.trace,
                 limits=self.limits,
                 format=request.format if isinstance(request, HessianRequest) else "dense",
+                cost_limits=self.cost_limits,
+                admit=admit,
             )
             observability.note_graph(len(query.graph.nodes))  # for the request's log line
             order = request.order if isinstance(request, DerivativeRequest) else 0
@@ -180,7 +235,8 @@ class Service:
             order = tuple(n.id for n in sent) if sent is not None else tuple(graph.nodes)
             gid = graph_id([_canonical(graph.nodes[i]) for i in order])
         stored, created = self.graphs.put(
-            StoredGraph(gid, graph, order, tuple(graph.leaves), graph.last)
+            StoredGraph(gid, graph, order, tuple(graph.leaves), graph.last,
+                        cost.graph_bytes(graph))
         )
         return stored.info(), created
 

@@ -76,7 +76,20 @@ class Settings(BaseSettings):
         default=2.0, gt=0, description="Budget of one finite-difference check."
     )
     sympy_workers: int = Field(
-        default=1, ge=1, description="Warm SymPy worker processes shared by all requests."
+        default=2,
+        ge=1,
+        description=(
+            "Warm SymPy worker processes shared by all requests (~67 MB RSS each); heavy "
+            "checks may hold all but one, so small ones always find a worker."
+        ),
+    )
+    blas_threads: int = Field(
+        default=1,
+        ge=1,
+        description=(
+            "Threads of the BLAS library (OpenBLAS, MKL) per process, set at start-up: "
+            "request threads already use the cores, and more BLAS threads oversubscribe them."
+        ),
     )
     max_derivative_order: int = Field(
         default=6, ge=1, description="Highest `order` of POST /v1/derivative (413 beyond)."
@@ -86,6 +99,37 @@ class Settings(BaseSettings):
     )
     graph_cache_nodes: int = Field(
         default=1_000_000, ge=1, description="Nodes over all registered graphs kept per process."
+    )
+    max_work: float = Field(
+        default=3e9,
+        gt=0,
+        description=(
+            "Estimated work of one request, in flop-equivalents of about 1 ns of one core "
+            "(engine.cost), from shapes before anything runs (422 beyond)."
+        ),
+    )
+    max_request_bytes: float = Field(
+        default=256 * MIB, gt=0, description="Estimated peak working memory of one request (422)."
+    )
+    max_response_bytes: float = Field(
+        default=64 * MIB, gt=0, description="Estimated size of one response (422)."
+    )
+    memory_budget_bytes: float = Field(
+        default=512 * MIB,
+        gt=0,
+        description=(
+            "Estimated working memory of all running computations of the process; a request "
+            "that does not fit waits, then gets 503 with Retry-After."
+        ),
+    )
+    max_running: int = Field(
+        default=4, ge=1, description="Computations running at once in the process (503 beyond)."
+    )
+    admission_wait_seconds: float = Field(
+        default=2.0, ge=0, description="How long a request waits for room before its 503."
+    )
+    graph_cache_bytes: int = Field(
+        default=64 * MIB, ge=1, description="Bytes over all registered graphs kept per process."
     )
     problem_type_base: str = Field(
         default="tag:derivative-service,2025:problem/",

@@ -1,6 +1,6 @@
 """Run every benchmark and print one table of targets, PASS or MISS.
 
-``python -m bench [--quick] [--only op request hessian sparse tall registered points]``; each
+``python -m bench [--quick] [--only op request hessian sparse tall registered points cost]``; each
 part also runs alone (``python -m bench.bench_op_overhead`` and so on). Ratios are measured
 within one run; the absolute figures depend on the machine and its load.
 """
@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 from bench import (
+    bench_cost,
     bench_hessian,
     bench_op_overhead,
     bench_points,
@@ -30,6 +31,7 @@ PARTS: dict[str, Callable[[bool], list[Target]]] = {
     "points": bench_points.run,
     "sparse": bench_sparse_hessian.run,
     "tall": bench_tall_jacobian.run,
+    "cost": bench_cost.run,
 }
 
 

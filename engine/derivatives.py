@@ -7,14 +7,15 @@ result, the notes and the trace.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import math
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from engine import cost, higher
 from engine import hessian as hessian_mod
-from engine import higher
 from engine import sparse as sparse_mod
 from engine.errors import GraphError, LimitError, ShapeError
 from engine.graph import Graph, Limits
@@ -41,6 +42,10 @@ class Query:
     trace: bool = False
     limits: Limits = field(default_factory=Limits)
     format: str = "dense"  # Hessians: "dense", "coo" (sparse, compressed) or "auto" (by size)
+    # Bounds on the estimated work, memory and answer size (engine.cost); None: unbounded.
+    cost_limits: cost.CostLimits | None = None
+    # Told the estimate once shapes are known, before anything runs (admission control).
+    admit: Callable[[cost.Estimate], None] | None = None
 
 
 @dataclass
@@ -159,11 +164,16 @@ def seed_values(
     return seeds
 
 
-def _record(q: Query, *, persistent: bool = False) -> _Recording:
+Price = Callable[[cost.GraphCost, int, int], cost.Estimate]  # (graph, target, source elements)
+
+
+def _record(q: Query, what: str, price: Price, *, persistent: bool = False) -> _Recording:
     targets = target_ids(q)
     check_leaf_ids(q, q.watch, "watch")
     sources = source_ids(q)
     leaves, shapes = _make_leaves(q)
+    rows, cols = elements(targets, shapes), elements(sources, shapes)
+    charge(q, what, shapes, lambda g: price(g, rows, cols))
     with GradientTape(persistent, q.watch_accessed_variables) as tape:
         tape.watch([leaves[w] for w in q.watch])
         tensors = _run(q, leaves)
@@ -184,13 +194,42 @@ def check_work(q: Query, rows: int, cols: int, what: str) -> None:
         )
 
 
+def elements(ids: Sequence[str], shapes: Mapping[str, tuple[int, ...]]) -> int:
+    """Elements of the named nodes, together."""
+    return sum(math.prod(shapes[i]) for i in ids)
+
+
+def charge(
+    q: Query,
+    what: str,
+    shapes: Mapping[str, tuple[int, ...]],
+    price: Callable[[cost.GraphCost], cost.Estimate],
+    batched: Collection[str] = (),
+    points: int = 1,
+) -> cost.GraphCost | None:
+    """Estimate what ``q`` costs from its shapes, then refuse it past its limits or hand
+    the estimate to ``q.admit``: all before anything is computed. The graph's costs
+    come back for estimates made later (a sparse Hessian's colours)."""
+    if q.cost_limits is None and q.admit is None:
+        return None
+    graph_cost = cost.graph_cost(q.graph, shapes, batched, points)
+    estimate = price(graph_cost)
+    if q.cost_limits is not None:
+        cost.enforce(estimate, q.cost_limits, what)
+    if q.admit is not None:
+        q.admit(estimate)
+    return graph_cost
+
+
 # ------------------------------------------------------------------ the four kinds
 
 
 def evaluate(q: Query) -> Result:
     """Forward values of the targets; no tape beyond the one that must exist."""
     targets = target_ids(q)
-    tensors = _run(q, _make_leaves(q)[0])
+    leaves, shapes = _make_leaves(q)
+    charge(q, "evaluation", shapes, lambda g: cost.evaluate(g, elements(targets, shapes)))
+    tensors = _run(q, leaves)
     return Result(
         targets=targets,
         sources=[],
@@ -201,7 +240,7 @@ def evaluate(q: Query) -> Result:
 
 def gradient(q: Query) -> Result:
     """d(sum of targets)/d(source), as ``tape.gradient``; a trace when asked."""
-    rec = _record(q)
+    rec = _record(q, "gradient", lambda g, rows, cols: cost.gradient(g, rows, cols, q.trace))
     grads_seen: dict[int, Tensor] | None = {} if q.trace else None
     srcs = [rec.tensors[s] for s in rec.sources]
     grads = rec.tape.gradient(
@@ -219,7 +258,8 @@ def gradient(q: Query) -> Result:
 
 def jacobian(q: Query) -> Result:
     """d target / d source for each pair, of shape ``target.shape + source.shape``."""
-    rec = _record(q, persistent=True)
+    rec = _record(q, "Jacobian", lambda g, rows, cols: cost.jacobian(g, rows, cols, q.trace),
+                  persistent=True)
     check_work(q, sum(rec.tensors[t].size for t in rec.targets),
           sum(rec.tensors[s].size for s in rec.sources), "Jacobian")
     srcs = [rec.tensors[s] for s in rec.sources]
@@ -265,13 +305,15 @@ def hessian(q: Query) -> Result:
     sparse: SparseResult | None = None
     matrix: np.ndarray | None = None
     if q.format == "coo" or (q.format == "auto" and n > q.limits.dense_max_sources):
-        sparse = _sparse_hessian(q, source_tensors, watch, run_graph)
+        priced = charge(q, "sparse Hessian", shapes, lambda g: cost.sparse_hessian(g, n))
+        sparse = _sparse_hessian(q, source_tensors, watch, run_graph, priced)
         grads: Sequence[Tensor | None] = sparse.gradients or [None] * len(sources)
         notes: list[Note] = []
         fits = n * n <= q.limits.max_derivative_work  # dense blocks too (checks read them)
         blocks = _dense_blocks(sparse, sources, source_tensors) if fits else None
     else:
         check_work(q, n, n, "Hessian")
+        charge(q, "Hessian", shapes, lambda g: cost.hessian(g, n))
         h = hessian_mod.hessian(
             run_graph,
             source_tensors,
@@ -300,12 +342,21 @@ def _sparse_hessian(
     source_tensors: list[Tensor],
     watch: list[Tensor],
     run_graph: Callable[[], list[Tensor]],
+    priced: cost.GraphCost | None = None,
 ) -> sparse_mod.SparseHessian:
     """The Hessian from its detected pattern and one compressed sweep (engine.sparse).
 
     The pattern bounds the work: its non-zeros, and the colours times the sources
-    (the compressed sweep's seeds), must each fit ``max_derivative_work``.
+    (the compressed sweep's seeds), must each fit ``max_derivative_work``; and the
+    compressed sweep, once its colours are known, the cost limits (``priced``).
     """
+    n = sum(s.size for s in source_tensors)
+
+    def within_cost(colours: int) -> None:
+        if priced is not None and q.cost_limits is not None:
+            cost.enforce(cost.sparse_hessian(priced, n, colours), q.cost_limits,
+                         f"sparse Hessian's compressed sweep ({colours} colours)")
+
     limit = q.limits.max_derivative_work
     if q.output_gradients:
         raise GraphError("a sparse Hessian takes no output_gradients; use format: dense",
@@ -317,6 +368,7 @@ def _sparse_hessian(
             watch=watch,
             watch_accessed_variables=q.watch_accessed_variables,
             max_pairs=limit,
+            on_colours=within_cost,
         )
     except sparse_mod.PatternTooLarge as e:
         raise LimitError(f"the Hessian's sparsity pattern is too dense: {e}",
@@ -377,6 +429,7 @@ def derivative(q: Query, order: int, max_order: int = 6) -> Result:
             f"{q.limits.max_derivative_work}",
             field="order",
         )
+    charge(q, f"order-{order} derivatives", shapes, lambda g: cost.derivatives(g, n, order))
     every: dict[str, Tensor] = {}
 
     def run_graph() -> list[Tensor]:

@@ -50,6 +50,19 @@ class LimitError(EngineError):
     kind = "limit"
 
 
+class CostError(EngineError):
+    """What the request would compute is estimated past a limit on work, memory or the
+    answer's size (engine.cost): refused before anything runs."""
+
+    kind = "cost"
+
+    def __init__(self, detail: str, *, node: str | None = None, field: str | None = None,
+                 limit: str, estimate: float):
+        super().__init__(detail, node=node, field=field)
+        self.limit = limit
+        self.estimate = estimate
+
+
 class BudgetExceeded(EngineError):
     """A computation ran past its time budget and was stopped cooperatively."""
 

@@ -30,6 +30,8 @@ _NODE_KEY_SET = frozenset(NODE_KEYS)
 _NUMBER = (int, float, np.integer, np.floating)
 _MAX_INT = 2**1023  # ints below this convert to float64 without overflow
 _CHECK_EVERY = 256  # nodes between two budget checks
+_BIG_OUTPUT = 4096  # and after every op whose output has more elements than this
+NUMPY_MAX_RANK = 64  # numpy refuses arrays of more dimensions (a ValueError, not ours)
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,9 @@ class Limits:
     max_expression_length: int = 10_000
     max_expression_depth: int = 64
     max_value_depth: int = 32  # nesting depth of an inline/leaf value
+    # Dimensions of any node's shape. 32 keeps every derived tensor within numpy's 64:
+    # a Jacobian block is target.shape + source.shape, a vectorised sweep adds one axis.
+    max_rank: int = 32
     max_derivative_work: int = 1_000_000  # Jacobian/Hessian entries, read by engine.derivatives
     max_points: int = 100_000  # points evaluated in one batched pass (engine.points)
     dense_max_sources: int = 1_000  # format "auto": a larger Hessian is sparse (engine.sparse)
@@ -177,6 +182,7 @@ class Graph:
             if node.op in LEAF_OPS:
                 shape = tuple(np.shape(leaf_values[nid]))
             else:
+                _check_shape_attr(nid, node.attrs, limits)
                 ins = [shapes[x] if type(x) is str else x.value.shape for x in node.inputs]
                 total += sum(math.prod(x.value.shape) for x in node.inputs if type(x) is not str)
                 key = (node.op, *ins, *node.attrs.items())
@@ -192,6 +198,7 @@ class Graph:
                     raise with_node(e, nid, e.field) from e
                 except (ValueError, OverflowError) as e:  # numpy on absurd sizes
                     raise ShapeError(f"shape inference failed: {short(str(e))}", node=nid) from e
+            _check_rank(nid, shape, limits)
             size = math.prod(shape)
             if size > limits.max_elements:
                 raise LimitError(
@@ -246,6 +253,8 @@ class Graph:
                     else:
                         out = apply(nid, node, args)
                     out.name = nid
+                    if type(out.value) is not np.float64 and out.value.size > _BIG_OUTPUT:
+                        budget.check("graph evaluation")  # a costly op: stop at its boundary
                 tensors[nid] = out
         except EngineError as e:
             if e.node is not None:
@@ -352,6 +361,27 @@ def _parse_leaf(raw: Mapping[str, Any], nid: str, op: str, limits: Limits) -> No
         raise GraphError("trainable must be true or false", node=nid, field="trainable")
     value = to_value(raw["value"], limits, nid, "value") if "value" in raw else None
     return Node(nid, op, (), {}, value, trainable)
+
+
+def _check_rank(nid: str, shape: tuple[int, ...], limits: Limits) -> None:
+    """Refuse a node of more than ``limits.max_rank`` dimensions before numpy meets it:
+    past 64 numpy raises, and derived tensors (Jacobian blocks, batch axes) add more."""
+    if len(shape) > limits.max_rank:
+        raise ShapeError(
+            f"its shape would have {len(shape)} dimensions, over the limit of "
+            f"{limits.max_rank}", node=nid,
+        )
+
+
+def _check_shape_attr(nid: str, attrs: Mapping[str, Any], limits: Limits) -> None:
+    """A ``shape`` attr (reshape, broadcast_to) over the rank limit, refused before its
+    shape rule runs: numpy's broadcasting raises a RuntimeError past 32 dimensions."""
+    shape = attrs.get("shape")
+    if isinstance(shape, list | tuple) and len(shape) > limits.max_rank:
+        raise ShapeError(
+            f"shape has {len(shape)} dimensions, over the limit of {limits.max_rank}",
+            node=nid, field="attrs.shape",
+        )
 
 
 def _hashable(key: tuple) -> bool:

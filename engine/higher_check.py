@@ -42,15 +42,16 @@ def _check(query: Query, result: Result, order: int, method: str,
     numeric_ok, numeric_why = verify._numeric_fits(
         "hessian" if order > 1 else "gradient", job, shapes, limits)
     if method in ("auto", "sympy"):
-        too_big = _sympy_too_big(job, shapes, order, limits, auto=method == "auto")
+        work = _work(job, shapes, order)
+        too_big, heavy = _sympy_too_big(job, shapes, order, limits, auto=True), False
+        if method == "sympy":
+            explicit = _sympy_too_big(job, shapes, order, limits, auto=False)
+            too_big, heavy = verify.sympy_plan(too_big, explicit, work, limits)
         if not too_big:
-            report = _by_sympy(job, result, limits)
-            failed = report.status == "timeout" or report.detail.startswith("SymPy failed")
-            if method == "sympy" or not failed or not numeric_ok:
+            report = _by_sympy(job, result, limits, work, heavy)
+            if method == "sympy" or not verify.sympy_failed(report) or not numeric_ok:
                 return report
-            fallback = _by_numeric(job, result, limits)
-            fallback.detail = f"SymPy: {report.detail}; so numeric: {fallback.detail}"
-            return fallback
+            return verify.fell_back(report, _by_numeric(job, result, limits))
         if method == "sympy":
             return CheckReport(method="sympy", status="skipped", detail=too_big)
         if not numeric_ok:
@@ -70,17 +71,28 @@ def _sympy_too_big(job: dict[str, Any], shapes: dict[str, tuple[int, ...]], orde
     why = verify._sympy_too_big({**job, "kind": "gradient"}, shapes, limits, auto)
     if why or not auto:
         return why
-    n = len(job["sources"])
-    distinct = sum(math.comb(n + j - 1, j) for j in range(1, order + 1))
+    distinct = _distinct(len(job["sources"]), order)
     if distinct > limits.sympy_max_derivatives:
         return (f"{distinct} distinct derivative entries, over SymPy's limit of "
                 f"{limits.sympy_max_derivatives}")
-    # each order differentiates the last one, whose tree grows about linearly with it
-    work = verify.sympy_work({**job, "kind": "gradient"}, shapes) // max(1, n) * distinct * order
+    work = _work(job, shapes, order)
     if work > limits.sympy_max_work:
         return (f"an estimated {work} units of symbolic work, over SymPy's limit of "
                 f"{limits.sympy_max_work}")
     return ""
+
+
+def _distinct(n: int, order: int) -> int:
+    """Distinct entries of every order's symmetric derivative tensor in ``n`` sources."""
+    return sum(math.comb(n + j - 1, j) for j in range(1, order + 1))
+
+
+def _work(job: dict[str, Any], shapes: dict[str, tuple[int, ...]], order: int) -> int:
+    """Estimated symbolic work of every order (``verify.sympy_work``'s units): each order
+    differentiates the last one, whose tree grows about linearly with it."""
+    n = len(job["sources"])
+    per_entry = verify.sympy_work({**job, "kind": "gradient"}, shapes) // max(1, n)
+    return per_entry * _distinct(n, order) * order
 
 
 def _tape(job: dict[str, Any], result: Result, j: int) -> np.ndarray:
@@ -93,14 +105,16 @@ def _tape(job: dict[str, Any], result: Result, j: int) -> np.ndarray:
     return sub.reshape(()) if len(keep) == 1 else sub
 
 
-def _by_sympy(job: dict[str, Any], result: Result, limits: verify.CheckLimits) -> CheckReport:
+def _by_sympy(job: dict[str, Any], result: Result, limits: verify.CheckLimits,
+              work: int = 0, heavy: bool = False) -> CheckReport:
     def compare(tally: Tally, reply: dict[str, Any], skipped: verify.Skipped) -> None:
         for j in range(1, job["order"] + 1):
             ref = np.asarray(reply["values"]["derivatives"][str(j)], dtype=np.float64)
             tally.add(("derivatives", str(j), ""), _tape(job, result, j), ref,
                       skip=skipped(("derivatives", str(j)), ref.shape))
 
-    return _named(verify.by_sympy(job, limits, compare, "SymPy's derivatives"), job["sources"])
+    report = verify.by_sympy(job, limits, compare, "SymPy's derivatives", work=work, heavy=heavy)
+    return _named(report, job["sources"])
 
 
 def _by_numeric(job: dict[str, Any], result: Result, limits: verify.CheckLimits

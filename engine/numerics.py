@@ -6,19 +6,23 @@ pays nothing for them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from engine.notes import Note
-from engine.ops.registry import OPS
+from engine.ops.binary import pow_nonfinite
+from engine.ops.registry import OPS, OpDef
 from engine.tensor import Tensor, as_value
 
 if TYPE_CHECKING:
     from engine.graph import Graph, Node
 
 MAX_NOTES = 20  # a pathological graph must not produce a response of notes
+# Ops whose cause of a non-finite value is read off the values (inputs..., output) -> why;
+# the others state one fixed cause (``OpDef.nonfinite``).
+REASONS: dict[str, Callable[..., str]] = {"pow": pow_nonfinite}
 
 
 def input_values(inputs: tuple[Any, ...], tensors: Mapping[str, Tensor]) -> list[Any]:
@@ -26,6 +30,12 @@ def input_values(inputs: tuple[Any, ...], tensors: Mapping[str, Tensor]) -> list
         tensors[x].value if isinstance(x, str) else as_value(getattr(x, "value", x))
         for x in inputs
     ]
+
+
+def nonfinite_reason(op: OpDef, inputs: list[Any], output: Any) -> str:
+    """Why ``op`` made a non-finite value: from the values where they can tell."""
+    reason = REASONS.get(op.name)
+    return op.nonfinite if reason is None else reason(*inputs, output)
 
 
 def _all_finite(values: list[Any]) -> bool:
@@ -85,7 +95,8 @@ def numeric_notes(
             continue
         inputs = input_values(node.inputs, tensors)
         if not finite and probe.starts_non_finite(node_id, tensors[node_id].value, inputs):
-            notes.append(Note("non_finite", f"{node.op}: {op.nonfinite}", node=node_id))
+            why = nonfinite_reason(op, inputs, tensors[node_id].value)
+            notes.append(Note("non_finite", f"{node.op}: {why}", node=node_id))
         met = probe.kink(node_id, node, inputs) if op.kink is not None else None
         if met is not None:
             notes.append(Note("kink", f"{node.op} at a kink: {op.convention}{met}", node=node_id))

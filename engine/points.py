@@ -24,20 +24,23 @@ from typing import Any
 
 import numpy as np
 
+from engine import cost
 from engine.derivatives import (
     Query,
     Result,
     arrays_by_id,
     blocks_by_id,
+    charge,
     check_leaf_ids,
     check_work,
+    elements,
     seed_values,
     source_ids,
     target_ids,
     with_target,
 )
 from engine.errors import GraphError, LimitError, ShapeError, short
-from engine.graph import LEAF_OPS, Graph, Limits, Node, to_value
+from engine.graph import LEAF_OPS, NUMPY_MAX_RANK, Graph, Limits, Node, to_value
 from engine.hessian import assemble, record_gradient
 from engine.notes import Note
 from engine.numerics import OnePoint, numeric_notes
@@ -295,10 +298,18 @@ def _batched_seeds(q: Query, targets: list[str], prep: Prepared) -> list[Any] | 
 # ------------------------------------------------------------------ the three kinds
 
 
+def _charge(q: Query, what: str, prep: Prepared,
+            price: Callable[[cost.GraphCost], cost.Estimate]) -> None:
+    """``derivatives.charge`` over the batch: batched nodes cost B times one point's."""
+    charge(q, what, prep.shapes, price, prep.batched, prep.size)
+
+
 def evaluate_points(q: Query, points: Points) -> Result:
     """The targets at every point, each with a leading axis of B; no tape."""
     targets = target_ids(q)
     prep = prepare(q, points)
+    _charge(q, "evaluation over points", prep,
+            lambda g: cost.evaluate(g, prep.size * elements(targets, prep.shapes)))
     tensors = run(q.graph, prep)
     return Result(targets, [], _outputs(prep, tensors, targets),
                   notes=point_notes(q.graph, prep, tensors), points=prep.size)
@@ -311,6 +322,8 @@ def gradient_points(q: Query, points: Points) -> Result:
     check_leaf_ids(q, q.watch, "watch")
     sources = source_ids(q)
     prep = prepare(q, points, sources)
+    _charge(q, "gradient over points", prep, lambda g: cost.gradient(
+        g, prep.size * elements(targets, prep.shapes), prep.size * elements(sources, prep.shapes)))
     seeds = _batched_seeds(q, targets, prep)
     with GradientTape(watch_accessed_variables=q.watch_accessed_variables) as tape:
         tape.watch([prep.leaves[w] for w in q.watch])
@@ -346,8 +359,10 @@ def hessian_points(q: Query, points: Points) -> Result:
         if prep.shapes[t]:
             raise ShapeError(f"the Hessian needs a scalar target at each point; {t!r} has "
                              f"shape {list(prep.shapes[t])}", node=t, field="target")
+    _check_block_rank(sources, prep.shapes)
     n = sum(math.prod(prep.shapes[s]) for s in sources)
     check_work(q, prep.size * n, n, "per-point Hessian")
+    _charge(q, "per-point Hessian", prep, lambda g: cost.hessian(g, n, prep.size))
     srcs = [prep.leaves[s] for s in sources]
     tensors: dict[str, Tensor] = {}
 
@@ -376,6 +391,22 @@ def hessian_points(q: Query, points: Points) -> Result:
     return Result(targets, sources, _outputs(prep, tensors, targets), gradients,
                   hessian=blocks_by_id(sources, blocks),
                   matrix=matrix, notes=notes, points=prep.size)
+
+
+def _check_block_rank(sources: Sequence[str], shapes: Mapping[str, Shape]) -> None:
+    """A per-point block is (B,) + si.shape + sj.shape: refused past numpy's dimensions,
+    which two sources at the rank limit (32 + 32, and the points axis) would reach."""
+    if not sources:
+        return
+    widest = max(sources, key=lambda s: len(shapes[s]))
+    rank = 1 + 2 * len(shapes[widest])
+    if rank > NUMPY_MAX_RANK:
+        raise ShapeError(
+            f"each point's Hessian block of {widest!r} would have {rank} dimensions (the "
+            f"points axis and its shape twice), over numpy's {NUMPY_MAX_RANK}; send the "
+            "points one by one, or a source of fewer dimensions",
+            node=widest, field="sources",
+        )
 
 
 KINDS: dict[str, Callable[[Query, Points], Result]] = {

@@ -83,6 +83,7 @@ def sparse_hessian(
     watch: Sequence[Tensor] = (),
     watch_accessed_variables: bool = True,
     max_pairs: int = MAX_PAIRS,
+    on_colours: Callable[[int], None] | None = None,
 ) -> SparseHessian:
     """The Hessian of the scalar ``fn()`` (a list of scalars is summed), sparse.
 
@@ -90,7 +91,9 @@ def sparse_hessian(
     gradient); the pattern comes from the inner tape's entries, and the whole Hessian
     from one reverse sweep of the flattened gradient seeded with the colour indicators.
     ``max_pairs`` bounds the index pairs detection may build (PatternTooLarge past it:
-    a pattern that dense is better served by ``engine.hessian.hessian``).
+    a pattern that dense is better served by ``engine.hessian.hessian``). ``on_colours``
+    hears how many seed rows the compressed sweep will carry, before it runs (and may
+    raise to refuse it).
     """
     sources = list(sources)
     rec = record_gradient(fn, sources, watch=watch,
@@ -100,6 +103,8 @@ def sparse_hessian(
     n = int(offsets[-1])
     rows, cols, _ = hessian_pattern(rec.inner._entries, rec.targets, sources, max_pairs)
     colouring = colour_rows(rows, cols, (n, n), max_pairs)
+    if on_colours is not None:
+        on_colours(colouring.count)
     # the flattened gradient holds the live sources' rows only; a row of no live
     # source is zero (its gradient is None: nothing depends on that source)
     live_row = np.zeros(n, dtype=bool)

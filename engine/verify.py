@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("engine.verify")
 LINALG_SQUARE = ("inv", "det", "solve")
+CALIBRATION_SECONDS = 2.0  # the budget ``sympy_max_work`` was calibrated for
+BUSY = "SymPy workers busy"  # how a refused (not overrun) SymPy check's detail starts
 Skipped = Callable[[tuple, tuple], np.ndarray]
 """``skipped(path, shape)``: the entries of a quantity SymPy gave no number for."""
 
@@ -56,8 +58,14 @@ class CheckLimits:
     """SymPy's hard budget per request; the worker is killed and replaced past it."""
     numeric_seconds: float = 2.0
     """Finite differences' cooperative budget (also bounded by the request's own)."""
-    sympy_workers: int = 1
+    sympy_workers: int = 2
     """Warm SymPy worker processes, shared by all requests."""
+    sympy_queue_seconds: float = 0.2
+    """Longest wait behind other checks for a SymPy worker (part of the budget); past it,
+    or with more than a budget's worth of work queued ahead, ``auto`` falls back at once."""
+    sympy_refuse_budgets: float = 20.0
+    """sympy: a job estimated at more than this many budgets' worth of work is not run
+    (it could only hold a worker until killed); the estimate is rough, hence the margin."""
     text_max_elements: int = 16
     """Derivative text is given entry by entry up to this many entries, summarised beyond."""
     sympy_rtol: float = 1e-7
@@ -112,13 +120,10 @@ def _check(kind: str, query: Query, result: Result, method: str, limits: CheckLi
     if method == "auto":
         sympy_why = _sympy_too_big(job, shapes, limits, auto=True)
         if not sympy_why:
-            report = _by_sympy(kind, job, result, unwatched, limits)
-            failed = report.status == "timeout" or report.detail.startswith("SymPy failed")
-            if not failed or not numeric_ok:
+            report = _by_sympy(kind, job, result, unwatched, limits, sympy_work(job, shapes))
+            if not sympy_failed(report) or not numeric_ok:
                 return report
-            fallback = _by_numeric(kind, job, result, unwatched, limits)
-            fallback.detail = f"SymPy: {report.detail}; so numeric: {fallback.detail}"
-            return fallback
+            return fell_back(report, _by_numeric(kind, job, result, unwatched, limits))
         if numeric_ok:
             report = _by_numeric(kind, job, result, unwatched, limits)
             report.detail = f"{report.detail} (not SymPy: {sympy_why})"
@@ -126,10 +131,12 @@ def _check(kind: str, query: Query, result: Result, method: str, limits: CheckLi
         return CheckReport(method="none", status="skipped",
                            detail=f"too large to check: {sympy_why}; {numeric_why}")
     if method == "sympy":
-        too_big = _sympy_too_big(job, shapes, limits, auto=False)
-        if too_big:
-            return CheckReport(method="sympy", status="skipped", detail=too_big)
-        return _by_sympy(kind, job, result, unwatched, limits)
+        work = sympy_work(job, shapes)
+        why, heavy = sympy_plan(_sympy_too_big(job, shapes, limits, auto=True),
+                                _sympy_too_big(job, shapes, limits, auto=False), work, limits)
+        if why:
+            return CheckReport(method="sympy", status="skipped", detail=why)
+        return _by_sympy(kind, job, result, unwatched, limits, work, heavy)
     if method == "numeric":
         return _by_numeric(kind, job, result, unwatched, limits)
     return CheckReport(method="none", status="skipped", detail=f"unknown method {method!r}")
@@ -211,12 +218,51 @@ def _sympy_too_big(job: dict[str, Any], shapes: dict[str, tuple[int, ...]],
     return ""
 
 
+def sympy_plan(auto_why: str, explicit_why: str, work: int, limits: CheckLimits
+               ) -> tuple[str, bool]:
+    """An explicit SymPy check: why it does not run (or ""), and whether it is heavy.
+
+    ``auto_why`` and ``explicit_why`` are ``_sympy_too_big``'s answers. Past auto's
+    lines a job still runs, as heavy (it may not take the last free worker); one
+    estimated at many budgets' worth is refused outright, so it cannot hold a worker
+    for its whole budget only to be killed.
+    """
+    if explicit_why:
+        return explicit_why, True
+    cap = int(budget_work(limits) * limits.sympy_refuse_budgets)
+    if work > cap:
+        return (f"an estimated {work} units of symbolic work, far over the {cap} SymPy "
+                f"could finish in its {limits.sympy_seconds:g} s budget: not run"), True
+    return "", bool(auto_why)
+
+
+def budget_work(limits: CheckLimits) -> int:
+    """Units of symbolic work SymPy gets through in one budget (``sympy_max_work`` is
+    what finishes well inside ``CALIBRATION_SECONDS``)."""
+    return max(1, int(limits.sympy_max_work * limits.sympy_seconds / CALIBRATION_SECONDS))
+
+
+def sympy_failed(report: CheckReport) -> bool:
+    """SymPy gave no reference (overrun, busy, or failed): ``auto`` may fall back."""
+    return report.status == "timeout" or report.detail.startswith("SymPy failed")
+
+
+def fell_back(sympy: CheckReport, numeric: CheckReport) -> CheckReport:
+    """The numeric report, its detail saying why SymPy did not answer."""
+    if sympy.detail.startswith(BUSY):
+        numeric.detail = f"{BUSY}; checked by finite differences: {numeric.detail}"
+    else:
+        numeric.detail = f"SymPy: {sympy.detail}; so numeric: {numeric.detail}"
+    return numeric
+
+
 def sympy_work(job: dict[str, Any], shapes: dict[str, tuple[int, ...]]) -> int:
     """The derivative's size written out as a tree, times the derivative entries.
 
     A node used twice counts twice (SymPy's derivative of a shared subexpression grows
-    like the written-out tree), and an element reading k input elements (a reduction,
-    a matmul's contraction) counts each of them.
+    like the written-out tree), an element reading k input elements (a reduction, a
+    matmul's contraction) counts each of them, and an element of inv, det or solve of
+    an n x n matrix reads n * n! (cofactor expansion: n! products of n entries).
     """
     cap = 10**12
     terms: dict[str, int] = {}
@@ -233,6 +279,8 @@ def sympy_work(job: dict[str, Any], shapes: dict[str, tuple[int, ...]]) -> int:
             fan = max(1, math.prod(shapes[x]) // out)
             if op == "matmul" and shapes[ins[0]]:
                 fan = shapes[ins[0]][-1]
+            if op in LINALG_SQUARE and x == ins[0] and shapes[x]:
+                fan = shapes[x][-1] * math.factorial(shapes[x][-1])
             total += terms[x] * fan
         terms[nid] = min(cap, total)
     # the chain rule gives each node a factor holding its own subtree, so the derivative
@@ -276,14 +324,17 @@ def numeric_deadline(limits: CheckLimits) -> float:
 
 def by_sympy(job: dict[str, Any], limits: CheckLimits,
              compare: Callable[[Tally, dict[str, Any], Skipped], None],
-             what: str, kink: str = "") -> CheckReport:
+             what: str, kink: str = "", work: int = 0, heavy: bool = False) -> CheckReport:
     """SymPy's reference for ``job`` within the budget, compared with the tape by ``compare``.
 
     One runner for the four fixed kinds and for ``derivative``'s every order
     (engine.higher_check): they differ only in the quantities they compare.
     ``compare(tally, reply, skipped)`` adds them to the tally; ``skipped(path, shape)``
     masks the entries of a quantity SymPy gave no number for (kinks, unevaluated).
-    ``kink`` says, in the note, what a kink is.
+    ``kink`` says, in the note, what a kink is. The budget covers the wait for a
+    worker too; ``work`` (the estimate) and ``heavy`` decide how the job queues
+    (engine.sympy_worker.Admission), and a refusal is a ``timeout`` whose detail
+    starts with ``BUSY``.
     """
     from engine import budget, sympy_worker
 
@@ -292,8 +343,12 @@ def by_sympy(job: dict[str, Any], limits: CheckLimits,
     if left is not None:
         seconds = max(0.05, min(seconds, left))
     tally = Tally(limits.sympy_rtol, limits.sympy_atol, limits.max_disagreements)
+    admission = sympy_worker.Admission(work=work, heavy=heavy, wait=limits.sympy_queue_seconds,
+                                       max_ahead=budget_work(limits))
     try:
-        reply = sympy_worker.get_pool(limits.sympy_workers).run(job, seconds)
+        reply = sympy_worker.get_pool(limits.sympy_workers).run(job, seconds, admission)
+    except sympy_worker.WorkerBusy as e:
+        return tally.report("sympy", status="timeout", detail=f"{e}; not checked by SymPy")
     except sympy_worker.WorkerTimeout as e:
         return tally.report("sympy", status="timeout", detail=str(e))
     except sympy_worker.WorkerError as e:
@@ -321,7 +376,7 @@ def by_sympy(job: dict[str, Any], limits: CheckLimits,
 
 
 def _by_sympy(kind: str, job: dict[str, Any], result: Result, unwatched: list[str],
-              limits: CheckLimits) -> CheckReport:
+              limits: CheckLimits, work: int = 0, heavy: bool = False) -> CheckReport:
     def compare(tally: Tally, reply: dict[str, Any], skipped: Skipped) -> None:
         zero = {tuple(p) for p in reply["zero"]}
         for path, tape in tape_quantities(kind, result, unwatched, tally):
@@ -340,7 +395,7 @@ def _by_sympy(kind: str, job: dict[str, Any], result: Result, unwatched: list[st
 
     return by_sympy(job, limits, compare,
                     "SymPy's values" if kind == "evaluate" else "SymPy's derivative",
-                    kink=" (a step function's derivative at 0)")
+                    kink=" (a step function's derivative at 0)", work=work, heavy=heavy)
 
 
 def _by_numeric(kind: str, job: dict[str, Any], result: Result, unwatched: list[str],

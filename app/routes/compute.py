@@ -2,18 +2,19 @@
 
 ``async def`` so that ``app.dispatch`` can choose: a provably tiny request computes
 inline (cheaper than the threadpool hop), anything else in the threadpool, so the
-event loop (and ``/healthz``) stays responsive while the engine works.
+event loop (and ``/healthz``) stays responsive while the engine works; for the same
+reason a large body is decoded and validated in a thread too (``app.offload``).
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Request, Response
 
 from app.dispatch import compute
+from app.offload import OffloadedBodyRoute
 from app.openapi import COMPUTE_PROBLEMS, examples
-from app.service import Service
 from app.wire.requests import ComputeRequest, DerivativeRequest, HessianRequest
 from app.wire.responses import (
     DerivativeResponse,
@@ -24,14 +25,10 @@ from app.wire.responses import (
     WireJSON,
 )
 
-router = APIRouter(prefix="/v1", tags=["derivatives"], responses=COMPUTE_PROBLEMS)
-
-
-def _service(http: Request) -> Service:
-    """The app's engine bridge. Read off the request rather than through ``ServiceDep``:
-    a dependency costs a small request ~11 µs of dependency solving, ~2% of its time."""
-    service: Service = http.app.state.service
-    return service
+# Large bodies are decoded and validated in a worker thread (app.offload).
+router = APIRouter(
+    prefix="/v1", tags=["derivatives"], responses=COMPUTE_PROBLEMS, route_class=OffloadedBodyRoute
+)
 
 
 def _body(kind: str) -> object:
@@ -41,15 +38,15 @@ def _body(kind: str) -> object:
 @router.post("/evaluate", response_model=EvaluateResponse, name="evaluate", response_class=WireJSON)
 async def evaluate(
     request: Annotated[ComputeRequest, _body("evaluate")], http: Request
-) -> WireJSON:
+) -> Response:
     """Forward values of the targets (`outputs`), as the graph computes them."""
-    return WireJSON(await compute(_service(http), "evaluate", request))
+    return await compute(http, "evaluate", request)
 
 
 @router.post("/gradient", response_model=GradientResponse, name="gradient", response_class=WireJSON)
 async def gradient(
     request: Annotated[ComputeRequest, _body("gradient")], http: Request
-) -> WireJSON:
+) -> Response:
     """Gradients of the target with respect to each source, as `tape.gradient(target, sources)`.
 
     A list target is summed and a non-scalar target summed (or weighted by
@@ -57,25 +54,25 @@ async def gradient(
     watched, or not connected to the target, is `null` with a note, or zeros with
     `"unconnected_gradients": "zero"`.
     """
-    return WireJSON(await compute(_service(http), "gradient", request))
+    return await compute(http, "gradient", request)
 
 
 @router.post("/jacobian", response_model=JacobianResponse, name="jacobian", response_class=WireJSON)
 async def jacobian(
     request: Annotated[ComputeRequest, _body("jacobian")], http: Request
-) -> WireJSON:
+) -> Response:
     """Full Jacobians, as `tape.jacobian(target, source)`: `target.shape + source.shape` each.
 
     With a list target, one Jacobian per target. The number of entries
     (target elements × source elements) is bounded by `DERIV_MAX_DERIVATIVE_WORK`.
     """
-    return WireJSON(await compute(_service(http), "jacobian", request))
+    return await compute(http, "jacobian", request)
 
 
 @router.post("/hessian", response_model=HessianResponse, name="hessian", response_class=WireJSON)
 async def hessian(
     request: Annotated[HessianRequest, _body("hessian")], http: Request
-) -> WireJSON:
+) -> Response:
     """Second derivatives of a scalar target by nested tapes, as TensorFlow computes them.
 
     `hessian[si][sj]` has shape `si.shape + sj.shape`; `matrix` is the same as one
@@ -89,7 +86,7 @@ async def hessian(
     non-zeros; `structure` says what was found (e.g. `banded`, bandwidth 1, 3 colours
     for Rosenbrock). `DERIV_MAX_DERIVATIVE_WORK` then bounds the non-zeros.
     """
-    return WireJSON(await compute(_service(http), "hessian", request))
+    return await compute(http, "hessian", request)
 
 
 @router.post(
@@ -97,7 +94,7 @@ async def hessian(
 )
 async def derivative(
     request: Annotated[DerivativeRequest, _body("derivative")], http: Request
-) -> WireJSON:
+) -> Response:
     """Every derivative of a scalar target up to `order`, by `order` nested tapes.
 
     `derivatives[j - 1]` is the j-th derivative: a number for one source, else the
@@ -107,4 +104,4 @@ async def derivative(
     n + n² + ... + nᵏ by `DERIV_MAX_DERIVATIVE_WORK` (413 beyond). `check` compares
     every order with SymPy, or orders 1 and 2 with finite differences.
     """
-    return WireJSON(await compute(_service(http), "derivative", request))
+    return await compute(http, "derivative", request)

@@ -12,11 +12,15 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Path, Request, Response
 
 from app.dependencies import ServiceDep
+from app.offload import OffloadedBodyRoute
 from app.openapi import GRAPH_PROBLEMS, graph_examples
 from app.wire.requests import GraphRequest
 from app.wire.responses import GraphInfo, StoredGraphResponse, WireJSON
 
-router = APIRouter(prefix="/v1/graphs", tags=["graphs"], responses=GRAPH_PROBLEMS)
+# A large graph is decoded and validated in a worker thread (app.offload).
+router = APIRouter(
+    prefix="/v1/graphs", tags=["graphs"], responses=GRAPH_PROBLEMS, route_class=OffloadedBodyRoute
+)
 
 GraphIdPath = Annotated[
     str, Path(description="The id `POST /v1/graphs` answered.", examples=["g_" + "0" * 64])
@@ -46,8 +50,19 @@ def register_graph(
     request naming a dropped id is a 404 problem, and registering again restores it.
     """
     info, created = service.register(request)
-    location = str(http.url_for("getGraph", graph_id=info["graph_id"]))
+    location = graph_location(http, info["graph_id"])
     return WireJSON(info, status_code=201 if created else 200, headers={"Location": location})
+
+
+def graph_location(http: Request, gid: str) -> str:
+    """Where a registered graph lives, as a path-absolute reference (RFC 9110 allows one).
+
+    Built from the configured prefix alone (``root_path``: the setting, or a trusted
+    ``X-Forwarded-Prefix``, see app.proxy), never from the client's ``Host`` header, so
+    a forged host cannot make the service hand out links to another site.
+    """
+    root: str = http.scope.get("root_path", "")
+    return root.rstrip("/") + str(http.app.url_path_for("getGraph", graph_id=gid))
 
 
 @router.get("/{graph_id}", response_model=StoredGraphResponse, name="getGraph",

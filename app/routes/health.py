@@ -24,7 +24,12 @@ async def healthz() -> Response:
     responses={503: {"model": Health, "description": "Not ready to serve yet."}},
 )
 async def readyz(service: ServiceDep) -> Response:
-    """The op table is loaded and requests can be served."""
-    if service.ready():
-        return WireJSON({"status": "ready"})
-    return WireJSON({"status": "starting"}, status_code=503)
+    """The op table is loaded and requests can be served.
+
+    `saturated` (still 200) while every computation slot is taken or requests wait for
+    room in the memory budget: new costly requests may get 503 with `Retry-After` for a
+    moment, yet the replica is healthy, so it stays in rotation.
+    """
+    if not service.ready():
+        return WireJSON({"status": "starting"}, status_code=503)
+    return WireJSON({"status": "saturated" if service.admission.saturated() else "ready"})

@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import PlainValidator, WithJsonSchema
 
 NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-MAX_RANK = 32  # numpy allows 64; no request needs more than this
+MAX_RANK = 32  # of a value and of any node (Limits.max_rank): Jacobians add ranks, numpy allows 64
 _NUMBER_TYPES = frozenset({float, int})
 
 SCALAR_SCHEMA: dict[str, Any] = {

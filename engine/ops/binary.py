@@ -16,6 +16,7 @@ import numpy as np
 import sympy as sp
 
 from engine.ops import dependence as rules
+from engine.ops.costs import CHEAP_ELEMENTWISE, ELEMENTWISE, CostRule
 from engine.ops.registry import (
     BINARY_CASES,
     VJP,
@@ -49,6 +50,7 @@ def binary(
     nonfinite: str = "overflow",
     sample: Callable[..., tuple[np.ndarray, ...]] | None = None,
     sparsity: Sparsity = rules.SMOOTH,
+    cost: CostRule = ELEMENTWISE,
 ) -> Callable[..., Tensor]:
     """Register a two-input broadcasting op (``sparsity``: nonlinear unless said otherwise)."""
     return defop(
@@ -68,6 +70,7 @@ def binary(
             family="binary",
             sample=sample,
             sparsity=sparsity,
+            cost=cost,
         )
     )
 
@@ -79,11 +82,13 @@ def binary(
 add = binary(
     "add", operator.add, uncurried(lambda g, _needs, _ans, _a, _b: (g, g)), operator.add,
     "a + b; d/da = 1, d/db = 1", sparsity=rules.LINEAR,
+    cost=CHEAP_ELEMENTWISE,
 )
 sub = binary(
     "sub", operator.sub,
     uncurried(lambda g, needs, _ans, _a, _b: (g, -g if needs[1] else None)), operator.sub,
     "a - b; d/da = 1, d/db = -1", sparsity=rules.LINEAR,
+    cost=CHEAP_ELEMENTWISE,
 )
 mul = binary(
     "mul", operator.mul,
@@ -92,6 +97,7 @@ mul = binary(
     )),
     operator.mul,
     "a * b; d/da = b, d/db = a", sparsity=rules.PRODUCT,
+    cost=CHEAP_ELEMENTWISE,
 )
 
 
@@ -108,6 +114,7 @@ div = binary(
     "a / b; d/da = 1/b, d/db = -a/b²",
     domains=(ANYWHERE, Domain(kinks=(0.0,), gap=0.5)),
     nonfinite="division by zero", sparsity=rules.QUOTIENT,
+    cost=CHEAP_ELEMENTWISE,
 )
 
 
@@ -125,13 +132,40 @@ def _pow_vjp(ans: Tensor, a: Tensor, b: Tensor):
     )
 
 
+POW_NEGATIVE_BASE = "a negative base with a non-integer exponent"
+POW_ZERO_BASE = "zero to a negative power"
+POW_OVERFLOW = "overflow (the result is beyond float64's range)"
+POW_ANY = f"{POW_NEGATIVE_BASE}, {POW_ZERO_BASE}, or {POW_OVERFLOW}"
+
 pow_ = binary(
     "pow", operator.pow, _pow_vjp, operator.pow,
     "a ** b; d/da = b·a^(b-1), d/db = a^b·log(a)",
     convention="d/db is 0 where a <= 0, as TensorFlow (log(a) is replaced by 0 there)",
     domains=(Domain(0.5, 2.0), Domain(-2.0, 2.0)),
-    nonfinite="a negative base with a non-integer exponent, or zero to a negative power",
+    nonfinite=POW_ANY,
 )
+
+
+def pow_nonfinite(a: Any, b: Any, out: Any) -> str:
+    """Which causes made ``a ** b`` non-finite from finite inputs, read off the values.
+
+    Each asks the user for a different change: a NaN is a negative base under a
+    non-integer exponent, an infinity at a zero base a negative power, any other
+    infinity (``10 ** 1000``) an overflow. Inputs that do not broadcast against the
+    output (a points axis on one input only) cannot tell them apart: all three.
+    """
+    try:
+        bad = np.isfinite(a) & np.isfinite(b) & ~np.isfinite(out)
+        infinite = bad & np.isinf(out)
+        zero = infinite & (np.asarray(a) == 0)
+        hits = (bad & np.isnan(out), zero, infinite & ~zero)
+    except ValueError:
+        return POW_ANY
+    causes = [c for c, hit in zip(_POW_CAUSES, hits, strict=True) if hit.any()]
+    return " and ".join(causes) or POW_ANY
+
+
+_POW_CAUSES = (POW_NEGATIVE_BASE, POW_ZERO_BASE, POW_OVERFLOW)
 
 
 def _tie_free(rng: np.random.Generator, shapes: tuple[Shape, ...]) -> tuple[np.ndarray, ...]:
@@ -159,12 +193,14 @@ maximum = binary(
     "maximum(a, b); d/da = 1 where a >= b else 0, d/db = 1 where a < b else 0",
     convention="a tie (a == b) sends the whole gradient to the first input, as TensorFlow",
     kink=operator.eq, sample=_tie_free, sparsity=rules.LINEAR,
+    cost=CHEAP_ELEMENTWISE,
 )
 minimum = binary(
     "minimum", np.minimum, _select_vjp(operator.le), sp.Min,
     "minimum(a, b); d/da = 1 where a <= b else 0, d/db = 1 where a > b else 0",
     convention="a tie (a == b) sends the whole gradient to the first input, as TensorFlow",
     kink=operator.eq, sample=_tie_free, sparsity=rules.LINEAR,
+    cost=CHEAP_ELEMENTWISE,
 )
 
 

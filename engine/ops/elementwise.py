@@ -14,6 +14,7 @@ import numpy as np
 import sympy as sp
 
 from engine.ops import dependence as rules
+from engine.ops.costs import CHEAP_ELEMENTWISE, ELEMENTWISE, CostRule
 from engine.ops.registry import (
     OPS,
     UNARY_CASES,
@@ -48,8 +49,10 @@ def unary(
     kink: Callable[[Any], Any] | None = None,
     nonfinite: str = "overflow",
     sparsity: Sparsity = rules.SMOOTH,
+    cost: CostRule = ELEMENTWISE,
 ) -> Callable[..., Tensor]:
-    """Register a one-input elementwise op (``sparsity``: nonlinear unless said otherwise)."""
+    """Register a one-input elementwise op (``sparsity``: nonlinear unless said otherwise;
+    ``cost``: a libm call per element unless said otherwise)."""
     return defop(
         OpDef(
             name=name,
@@ -66,6 +69,7 @@ def unary(
             nonfinite=nonfinite,
             family="elementwise",
             sparsity=sparsity,
+            cost=cost,
         )
     )
 
@@ -117,22 +121,26 @@ INTEGERS = tuple(float(k) for k in range(-2, 3))
 neg = unary(
     "neg", np.negative, using_x(lambda g, _x: -g), lambda x: -x,
     "neg(x) = -x; d/dx = -1", sparsity=rules.LINEAR,
+    cost=CHEAP_ELEMENTWISE,
 )
 identity = unary(
     "identity", lambda x: x, using_x(lambda g, _x: g), lambda x: x,
     "identity(x) = x; d/dx = 1 (the cotangent passes through)", sparsity=rules.LINEAR,
+    cost=CHEAP_ELEMENTWISE,
 )
 stop_gradient = unary(
     "stop_gradient", lambda x: x, None, lambda x: x,
     "stop_gradient(x) = x; blocks the gradient",
     convention="not differentiable: " + NO_GRADIENT + "'s tf.stop_gradient",
     sparsity=rules.ZERO,
+    cost=CHEAP_ELEMENTWISE,
 )
 abs_ = unary(
     "abs", np.abs, using_x(lambda g, x: g * F.sign(x)), sp.Abs,
     "abs(x) = |x|; d/dx |x| = sign(x)",
     convention="abs'(0) = 0, as TensorFlow (the gradient is sign(x))",
     domain=Domain(kinks=(0.0,)), kink=lambda x: x == 0, sparsity=rules.LINEAR,
+    cost=CHEAP_ELEMENTWISE,
 )
 sign = unary(
     # zeros, not g * 0: an infinite g must not turn the gradient into NaN; of g's shape,
@@ -141,6 +149,7 @@ sign = unary(
     "sign(x) in {-1, 0, 1}; d/dx sign(x) = 0",
     convention="gradient is 0 everywhere, including at 0, as TensorFlow (zeros_like(x))",
     domain=Domain(kinks=(0.0,)), kink=lambda x: x == 0, sparsity=rules.ZERO,
+    cost=CHEAP_ELEMENTWISE,
 )
 relu = unary(
     # a constant mask is fine here: its derivative is genuinely zero away from 0
@@ -149,18 +158,21 @@ relu = unary(
     "relu(x) = max(x, 0); d/dx = 1 where x > 0, else 0",
     convention="relu'(0) = 0, as TensorFlow (the gradient is 1 only where x > 0)",
     domain=Domain(kinks=(0.0,)), kink=lambda x: x == 0, sparsity=rules.LINEAR,
+    cost=CHEAP_ELEMENTWISE,
 )
 floor = unary(
     "floor", np.floor, None, sp.floor,
     "floor(x): the largest integer <= x; not differentiable",
     convention="not differentiable: " + NO_GRADIENT + " (its Floor gradient returns None)",
     domain=Domain(kinks=INTEGERS), kink=_at_integers, sparsity=rules.ZERO,
+    cost=CHEAP_ELEMENTWISE,
 )
 ceil = unary(
     "ceil", np.ceil, None, sp.ceiling,
     "ceil(x): the smallest integer >= x; not differentiable",
     convention="not differentiable: " + NO_GRADIENT + " (its Ceil gradient returns None)",
     domain=Domain(kinks=INTEGERS), kink=_at_integers, sparsity=rules.ZERO,
+    cost=CHEAP_ELEMENTWISE,
 )
 
 # ---------------------------------------------------------- powers and logs
@@ -168,16 +180,19 @@ ceil = unary(
 square = unary(
     "square", lambda x: x * x, rule_of("mul", lambda x: (x, x)), lambda x: x**2,
     "square(x) = mul(x, x); d/dx = 2x",
+    cost=CHEAP_ELEMENTWISE,
 )
 reciprocal = unary(
     "reciprocal", lambda x: 1.0 / x, rule_of("div", lambda x: (ONE, x)), lambda x: 1 / x,
     "reciprocal(x) = div(1, x); d/dx = -1/x²",
     domain=Domain(kinks=(0.0,), gap=0.5), nonfinite="reciprocal of zero",
+    cost=CHEAP_ELEMENTWISE,
 )
 sqrt = unary(
     "sqrt", np.sqrt, using_ans(lambda g, ans: 0.5 * g / ans), sp.sqrt,
     "sqrt(x); d/dx sqrt(x) = 1/(2·sqrt(x))", domain=Domain(0.2, 4.0),
     nonfinite="sqrt of a negative number",
+    cost=CHEAP_ELEMENTWISE,
 )
 exp = unary(
     "exp", np.exp, using_ans(lambda g, ans: g * ans), sp.exp,

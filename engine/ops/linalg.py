@@ -18,6 +18,7 @@ import sympy as sp
 from engine.errors import ShapeError
 from engine.ops import dependence as rules
 from engine.ops.batching import point_rank, points_of, with_rank
+from engine.ops.costs import BLAS_FLOP, LAPACK_FLOP, scaled, size
 from engine.ops.dependence import Pairs
 from engine.ops.registry import Bilinear, Case, Domain, F, OpDef, Sparsity, defop
 from engine.tensor import Tensor
@@ -178,6 +179,16 @@ def _matmul_terms(_op: OpDef, in_shapes: Any, _out: Any, _attrs: Any) -> tuple[i
     )
 
 
+def _matmul_flops(a: Shape, _b: Shape, out: Shape) -> float:
+    """A multiply and an add per output element and per term of the contraction."""
+    return 2.0 * size(out) * a[-1]
+
+
+def _matrices(a: Shape) -> int:
+    """Matrices in a stack (..., n, n)."""
+    return size(a[:-2])
+
+
 matmul = defop(
     OpDef(
         name="matmul",
@@ -201,6 +212,7 @@ matmul = defop(
         ),
         family="linalg",
         sparsity=Sparsity(_matmul_deps, Bilinear(((0, 1),), _matmul_terms)),
+        cost=scaled(_matmul_flops, BLAS_FLOP),
     )
 )
 
@@ -264,6 +276,7 @@ inv = defop(
         nonfinite="singular matrix",
         family="linalg",
         sparsity=Sparsity(_inv_deps),
+        cost=scaled(lambda a, _out: 2.0 * _matrices(a) * a[-1] ** 3, LAPACK_FLOP),
         sample=well_conditioned,
     )
 )
@@ -302,6 +315,7 @@ det = defop(
         cases=(Case(((3, 3),)), Case(((2, 2, 2),)), Case(((1, 1),))),
         family="linalg",
         sparsity=Sparsity(_det_deps),
+        cost=scaled(lambda a, _out: 2 / 3 * _matrices(a) * a[-1] ** 3, LAPACK_FLOP),
         sample=well_conditioned,
     )
 )
@@ -376,6 +390,26 @@ def _solve_deps(_op: OpDef, in_shapes: Any, _out: Any, _attrs: Any) -> rules.Map
     )
 
 
+def _solve_stack(a: Shape, b: Shape, out: Shape) -> tuple[int, int, int]:
+    """(matrices, n, k): the broadcast stack solves ``matrices`` systems of n x n with k
+    right-hand sides each, so a broadcast A is factorised once per copy."""
+    n = a[-1]
+    k = b[-1] if len(b) > 1 else 1
+    return size(out) // (n * k), n, k
+
+
+def _solve_flops(a: Shape, b: Shape, out: Shape) -> float:
+    """An LU per matrix, then a forward and a back substitution per right-hand side."""
+    matrices, n, k = _solve_stack(a, b, out)
+    return matrices * (2 / 3 * n**3 + 2.0 * n * n * k)
+
+
+def _solve_scratch(a: Shape, b: Shape, out: Shape) -> float:
+    """LAPACK works on float64 copies of the broadcast A and b."""
+    matrices, n, _k = _solve_stack(a, b, out)
+    return 8.0 * (matrices * n * n + size(out))
+
+
 solve = defop(
     OpDef(
         name="solve",
@@ -399,6 +433,7 @@ solve = defop(
         nonfinite="singular matrix",
         family="linalg",
         sparsity=Sparsity(_solve_deps),
+        cost=scaled(_solve_flops, LAPACK_FLOP, scratch=_solve_scratch),
         sample=well_conditioned,
     )
 )

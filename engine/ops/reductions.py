@@ -16,6 +16,7 @@ from engine.errors import ShapeError
 from engine.ops import dependence as rules
 from engine.ops import scan  # noqa: F401  (registers cumprod, used by prod's rule)
 from engine.ops.batching import batch_of, batched_shape, shift_axes
+from engine.ops.costs import CHEAP_ELEMENTWISE, CostRule
 from engine.ops.registry import Attr, BatchRule, Case, Domain, F, OpDef, defop, value_of
 from engine.tensor import Tensor
 
@@ -117,6 +118,7 @@ sum_ = defop(
         attrs=AXES_ATTRS,
         family="reductions",
         sparsity=rules.LINEAR_REDUCTION,
+        cost=CHEAP_ELEMENTWISE,
     )
 )
 
@@ -125,16 +127,17 @@ def reduction(
     name: str, forward: Any, vjp: Any, sympy: Any, formula: str, *,
     convention: str = "smooth, no kinks", domain: Domain | None = None, kink: Any = None,
     nonfinite: str = "overflow", sparsity: Any = rules.REDUCTION,
+    cost: CostRule = CHEAP_ELEMENTWISE,
 ) -> Any:
     """Register a reduction over ``axis`` with ``keepdims`` (``sparsity``: nonlinear unless
-    said otherwise)."""
+    said otherwise; ``cost``: a cheap pass over the input unless said otherwise)."""
     return defop(
         OpDef(
             name=name, arity=1, forward=forward, vjp=vjp, sympy=sympy,
             infer_shape=reduced_shape, formula=formula, convention=convention,
             domains=(domain or Domain(),), cases=REDUCTION_CASES, attrs=AXES_ATTRS, kink=kink,
             nonfinite=nonfinite, family="reductions", sparsity=sparsity,
-            batch=reduce_batch(name),
+            batch=reduce_batch(name), cost=cost,
         )
     )
 

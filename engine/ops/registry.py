@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import AttrError, GraphError
+from engine.ops.costs import ELEMENTWISE, CostRule
 from engine.tensor import OPS_FN, EagerTensor, Tensor, Variable, as_value
 
 Shape = tuple[int, ...]
@@ -134,6 +135,10 @@ class OpDef:
     # dependences interact nonlinearly (engine.sparsity: Jacobian and Hessian patterns).
     # None: every output element on every input element, fully nonlinear (always correct).
     sparsity: Sparsity | None = None
+    # What the forward and the VJP cost from shapes (engine.ops.costs): the request's cost
+    # is estimated from these before anything runs (engine.cost). Default: a libm call
+    # per element of the largest operand.
+    cost: CostRule = ELEMENTWISE
     # The vjp as the reverse sweep calls it, ``rule(g, needs, ans, *inputs, **attrs)``
     # (see ``sweep_rule``); None when the op is not differentiable. Derived, not given.
     rule: Callable[..., tuple] | None = field(init=False, repr=False, compare=False)

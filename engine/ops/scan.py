@@ -18,6 +18,7 @@ from engine import budget
 from engine.errors import ShapeError
 from engine.ops import dependence as rules
 from engine.ops.batching import aligned, point_rank, shift_axis
+from engine.ops.costs import CHEAP, PYTHON_STEP, Cost, size
 from engine.ops.registry import (
     Attr,
     Bilinear,
@@ -99,6 +100,12 @@ def _cumprod_deps(_op: OpDef, in_shapes: Any, _out: Any, attrs: Any) -> rules.Ma
                         reverse=attrs["reverse"]),)
 
 
+def _cumprod_cost(_ins: Any, out: Shape, attrs: Any) -> Cost:
+    """numpy's scan forward; the VJP runs linrec, a Python step per position on the axis."""
+    steps = out[attrs["axis"]] if out else 1
+    return Cost(6 * CHEAP * size(out), 2 * (steps * PYTHON_STEP + 2 * CHEAP * size(out)))
+
+
 cumprod = defop(
     OpDef(
         name="cumprod",
@@ -125,6 +132,7 @@ cumprod = defop(
         },
         family="scan",
         sparsity=Sparsity(_cumprod_deps),
+        cost=_cumprod_cost,
     )
 )
 
@@ -181,6 +189,13 @@ def _linrec_deps(_op: OpDef, in_shapes: Any, out_shape: Any, attrs: Any) -> rule
     return tuple(rules.compose(scan, rules.spread(s, out_shape)) for s in in_shapes)
 
 
+def _linrec_cost(_ins: Any, out: Shape, attrs: Any) -> Cost:
+    """A Python step per position along the axis (the adjoint scans the same way)."""
+    steps = out[attrs["axis"]] if out else 1
+    work = steps * PYTHON_STEP + 2 * CHEAP * size(out)
+    return Cost(work, 2 * work)
+
+
 linrec = defop(
     OpDef(
         name="linrec",
@@ -205,5 +220,6 @@ linrec = defop(
         },
         family="scan",
         sparsity=Sparsity(_linrec_deps, Bilinear(((0, 0), (0, 1)))),  # linear in b
+        cost=_linrec_cost,
     )
 )

@@ -17,6 +17,7 @@ from engine.ops.batching import (
     spread,
     with_rank,
 )
+from engine.ops.costs import CHEAP_ELEMENTWISE
 from engine.ops.registry import Attr, Case, Domain, F, OpDef, defop, linear_vjp
 from engine.tensor import Tensor
 
@@ -63,6 +64,7 @@ reshape = defop(
                Case(((),), {"shape": [1, 1]})),
         attrs={"shape": Attr("shape", required=True, doc="target shape; one -1 is inferred")},
         family="shape",
+        cost=CHEAP_ELEMENTWISE,
         sparsity=rules.MOVES,  # moves elements: labels run through the forward
     )
 )
@@ -104,6 +106,7 @@ broadcast_to = defop(
         cases=(Case(((),), {"shape": [3]}), Case(((3, 1),), {"shape": [2, 3, 4]})),
         attrs={"shape": Attr("shape", required=True, doc="target shape, numpy broadcasting")},
         family="shape",
+        cost=CHEAP_ELEMENTWISE,
         sparsity=rules.MOVES,  # moves elements: labels run through the forward
     )
 )
@@ -155,6 +158,7 @@ transpose = defop(
                Case(((2, 3, 4),), {"perm": [0, -1, 1]}), Case(((),))),
         attrs={"perm": Attr("perm", None, doc="a permutation of the axes; null reverses them")},
         family="shape",
+        cost=CHEAP_ELEMENTWISE,
         sparsity=rules.MOVES,  # moves elements: labels run through the forward
     )
 )
@@ -191,6 +195,7 @@ expand_dims = defop(
         cases=(Case(((),)), Case(((3, 4),), {"axis": 1}), Case(((3, 4),), {"axis": -1})),
         attrs={"axis": Attr("int", 0, doc="position of the new axis in the output")},
         family="shape",
+        cost=CHEAP_ELEMENTWISE,
         sparsity=rules.MOVES,  # moves elements: labels run through the forward
     )
 )
@@ -239,6 +244,7 @@ squeeze = defop(
                Case(((1, 3, 1),), {"axis": [0, -1]}), Case(((1,),))),
         attrs={"axis": Attr("axes", None, doc="int, list of ints, or null for every size-1 axis")},
         family="shape",
+        cost=CHEAP_ELEMENTWISE,
         sparsity=rules.MOVES,  # moves elements: labels run through the forward
     )
 )
@@ -298,6 +304,7 @@ stack = defop(
         cases=(Case(((), ())), Case(((3,), (3,), (3,)), {"axis": 1})),
         attrs={"axis": Attr("int", 0, doc="new axis position")},
         family="shape",
+        cost=CHEAP_ELEMENTWISE,
         sparsity=rules.MOVES,  # moves elements: labels run through the forward
     )
 )
@@ -360,6 +367,7 @@ concat = defop(
                Case(((1, 3), (2, 3)), {"axis": -2}), Case(((4,),))),
         attrs={"axis": Attr("int", 0, doc="existing axis to join along")},
         family="shape",
+        cost=CHEAP_ELEMENTWISE,
         sparsity=rules.MOVES,  # moves elements: labels run through the forward
     )
 )

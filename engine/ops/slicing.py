@@ -18,6 +18,7 @@ import sympy as sp
 from engine.errors import ShapeError
 from engine.ops import dependence as rules
 from engine.ops.batching import batch_of, batched_shape, batched_slice
+from engine.ops.costs import CHEAP_ELEMENTWISE
 from engine.ops.registry import Attr, Case, Domain, F, OpDef, defop
 from engine.tensor import Tensor
 
@@ -117,6 +118,7 @@ slice_ = defop(
             "step": Attr("ints", None, doc="stride per axis, non-zero; null: 1"),
         },
         family="shape",
+        cost=CHEAP_ELEMENTWISE,
         sparsity=rules.MOVES,  # moves elements: labels run through the forward
     )
 )
@@ -178,6 +180,7 @@ pad_slice = defop(
             "step": Attr("ints", None, doc="as slice's step, on the output"),
         },
         family="shape",
+        cost=CHEAP_ELEMENTWISE,
         sparsity=rules.MOVES,  # moves elements: labels run through the forward
     )
 )

@@ -15,6 +15,7 @@ import sympy as sp
 from engine.errors import ShapeError
 from engine.ops import dependence as rules
 from engine.ops.batching import shift_axis
+from engine.ops.costs import ELEMENTWISE
 from engine.ops.reductions import keep_reduced, normalize_axes, reduced_shape, reduction
 from engine.ops.registry import Attr, Case, Domain, F, OpDef, Sparsity, defop
 from engine.tensor import Tensor
@@ -51,7 +52,7 @@ logsumexp = reduction(
     "logsumexp", _logsumexp_forward, _logsumexp_vjp, _logsumexp_sympy,
     "log(sum(exp(x))) over axis; d/dx = exp(x - logsumexp(x)) (softmax). A dedicated "
     "rule for stability: the max is subtracted before exp, so large x does not overflow",
-    nonfinite="an infinite input",
+    nonfinite="an infinite input", cost=ELEMENTWISE,
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 import pytest
 
 from app import dispatch
@@ -44,12 +45,34 @@ def test_where_requests_run(client, monkeypatch):
     threads: list[str] = []
     run = client.app.state.service.run
 
-    def spy(kind, request):
+    def spy(kind, request, **how):
         threads.append(threading.current_thread().name)
-        return run(kind, request)
+        return run(kind, request, **how)
 
     monkeypatch.setattr(client.app.state.service, "run", spy)
     post(client, "gradient", SEED)
     post(client, "gradient", {**SEED, "check": "numeric"})
     loop_thread, pool_thread = threads
     assert loop_thread != pool_thread
+
+
+def test_a_small_body_that_costs_much_leaves_the_event_loop(client, monkeypatch):
+    """Content cannot prove a request tiny: one scalar broadcast to 10^5 elements is a few
+    bytes. It starts inline, is found costly once its shapes are known, and moves to a
+    thread before computing anything."""
+    body = graph(var("x", 0.5), op("b", "broadcast_to", "x", shape=[100_000]),
+                 op("s", "sin", "b"), op("t", "sum", "s"), check="none")
+    assert dispatch.is_tiny("gradient", _request(body))
+    threads: list[tuple[str, bool]] = []
+    run = client.app.state.service.run
+
+    def spy(kind, request, **how):
+        threads.append((threading.current_thread().name, how.get("inline", False)))
+        return run(kind, request, **how)
+
+    monkeypatch.setattr(client.app.state.service, "run", spy)
+    answer = post(client, "gradient", body)
+    assert answer["gradients"]["x"] == pytest.approx(100_000 * np.cos(0.5))
+    (loop, tried_inline), (pool, inline_again) = threads
+    assert tried_inline and not inline_again
+    assert loop != pool

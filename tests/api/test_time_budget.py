@@ -63,7 +63,10 @@ class Server:
 def server() -> Iterator[Server]:
     workdir = Path(tempfile.mkdtemp(prefix="budget-"))
     log_path = workdir / "server.log"
-    env = {"DERIV_TIME_BUDGET_SECONDS": str(BUDGET), "DERIV_SYMPY_WORKERS": "1"}
+    # the cost limits raised, as an operator may: the time budget is then what stops work
+    env = {"DERIV_TIME_BUDGET_SECONDS": str(BUDGET), "DERIV_SYMPY_WORKERS": "1",
+           "DERIV_MAX_WORK": "1e13", "DERIV_MAX_REQUEST_BYTES": "1e10",
+           "DERIV_MEMORY_BUDGET_BYTES": "1e11"}
     try:
         with uvicorn_app(env, log_path) as (base, proc):
             yield Server(base, proc, log_path)

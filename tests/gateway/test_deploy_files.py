@@ -88,3 +88,26 @@ def test_manifests_agree_with_each_other_and_the_image():
 
     grace = pod["spec"]["terminationGracePeriodSeconds"]
     assert grace > int(dockerfile_env()["UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN"])
+
+
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def runtime_stage_env() -> dict[str, str]:
+    """``KEY=VALUE`` pairs of the ENV instructions of the Dockerfile's last (runtime) stage."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    stage = re.split(r"^FROM\b", text, flags=re.M)[-1]
+    pairs: dict[str, str] = {}
+    for line in re.findall(r"^ENV\s+(.*)$", stage, flags=re.M):
+        pairs.update(re.findall(r"(\w+)=(\S+)", line))
+    return pairs
+
+
+def test_blas_threads_are_pinned_to_one_in_the_image_and_the_manifest():
+    """Request threads fill the cores; BLAS threads inside each would oversubscribe them."""
+    image = runtime_stage_env()
+    (container,) = manifests()["Deployment"]["spec"]["template"]["spec"]["containers"]
+    pod = {e["name"]: e.get("value") for e in container["env"]}
+    for name in BLAS_THREAD_VARIABLES:
+        assert image.get(name) == "1", f"the runtime stage does not set {name}=1"
+        assert pod.get(name) == "1", f"deployment.yaml does not set {name}=1"

@@ -1,0 +1,66 @@
+"""What the cost model adds to a small request (target: at most 3%).
+
+The seed's third example, `check: none`, as the service runs it on the event loop
+(``Service.run(..., inline=True)``: parse, shapes, estimate, compute, encode), against
+the same with the estimate switched off (``engine.derivatives.charge`` a no-op),
+interleaved in one process. HTTP would only add the same time to both.
+
+Run alone: ``python -m bench.bench_cost [--quick]``.
+"""
+
+from __future__ import annotations
+
+from unittest import mock
+
+from app.service import Service
+from app.settings import Settings
+from app.wire.requests import ComputeRequest
+from bench.common import Target, fmt_ratio, fmt_time, interleaved_per_call, print_table, run_alone
+from engine import derivatives
+
+TARGET_RATIO = 1.03
+SEED = {"expression": "x**2 + y**3", "values": {"x": 2, "y": 3}, "check": "none"}
+SEED_GRAPH = {
+    "graph": {"nodes": [
+        {"id": "x", "op": "variable", "value": 2.0},
+        {"id": "y", "op": "variable", "value": 3.0},
+        {"id": "x2", "op": "pow", "inputs": ["x", 2]},
+        {"id": "y3", "op": "pow", "inputs": ["y", 3]},
+        {"id": "z", "op": "add", "inputs": ["x2", "y3"]},
+    ]},
+    "check": "none",
+}
+
+
+def _without_estimate(run: object) -> object:
+    def call() -> object:
+        with mock.patch.object(derivatives, "charge", lambda *_a, **_k: None):
+            return run()  # type: ignore[operator]
+
+    return call
+
+
+def run(quick: bool = False) -> list[Target]:
+    service = Service(Settings())
+    rows, targets = [], []
+    for name, body in (("expression", SEED), ("graph", SEED_GRAPH)):
+        request = ComputeRequest.model_validate(body)
+
+        def with_model(request: ComputeRequest = request) -> object:
+            return service.run("gradient", request, inline=True)
+
+        times = interleaved_per_call(
+            {"with the cost model": with_model,
+             "without": _without_estimate(with_model)},
+            rounds=5 if quick else 15, min_time=0.1 if quick else 0.3)
+        ratio = times["with the cost model"].median / times["without"].median
+        rows.append([name, fmt_time(times["with the cost model"].median),
+                     fmt_time(times["without"].median), fmt_ratio(ratio)])
+        targets.append(Target(f"cost model on a small request ({name})", ratio, TARGET_RATIO))
+    print_table(["seed example 3", "with", "without", "ratio"], rows,
+                "== cost model: what estimating adds to a small request (medians)")
+    return targets
+
+
+if __name__ == "__main__":
+    run_alone(__doc__, run)

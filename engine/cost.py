@@ -1,0 +1,247 @@
+"""What a request will cost, estimated from shapes before anything is computed.
+
+Limits on what a request *contains* (nodes, elements) say nothing of what it costs:
+one scalar broadcast to 10^6 elements and fed to ``solve`` is a few hundred bytes
+that factorise a matrix per element. Each op declares its work from shapes in the op
+table (``engine.ops.costs``); this module adds them over a graph for what the
+request asks (forward, gradient, Jacobian, Hessian, higher orders, points) and
+refuses the request, naming the costliest node, when its work, its peak working
+memory or its answer would pass the limits.
+
+The model, in work units of about a nanosecond of one core (``engine.ops.costs``):
+- forward ``F = sum(OVERHEAD + f_i)`` and memory ``M = sum(bytes_i)``: every node's
+  tensor is held until the request ends;
+- a reverse sweep carrying ``r`` seed rows, ``G(r) = sum(SWEEP_OVERHEAD + r * b_i)``:
+  the Python around an op is paid once per sweep, its arithmetic once per row;
+- a recorded sweep (Hessians, higher orders) is differentiated again: about three
+  times the entries, each recorded backward op costing twice its own work;
+- the answer is ``NUMBER_BYTES`` per number, held in memory while it is encoded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from math import comb
+
+from engine.errors import CostError
+from engine.graph import LEAF_OPS, Graph
+from engine.ops.registry import OPS
+
+Shape = tuple[int, ...]
+
+OVERHEAD = 6000.0  # work of the Python around one op of a graph run: tensor, tape entry
+SWEEP_OVERHEAD = 3000.0  # and around its rule in one reverse sweep
+NODE_BYTES = 600  # a node's Python objects: its tensor, tape entry, names and dict slots
+PATTERN_WORK = 250.0  # per element of the graph: a sparse Hessian's index sets and colours
+FLOAT_BYTES = 8
+NUMBER_BYTES = 25  # the longest float64 in JSON, "-2.2250738585072014e-308", and a comma
+CHUNK_ELEMENTS = 1 << 23  # engine.backprop.CHUNK_ELEMENTS: a sweep's rows go in chunks
+RECORDED = 3.0  # a recorded sweep differentiated again: entries and work, relative
+
+
+@dataclass(frozen=True)
+class CostLimits:
+    """The three bounds a request's estimate is held to (the service's settings)."""
+
+    max_work: float = 3e9
+    max_bytes: float = 256 * 2**20
+    max_response_bytes: float = 64 * 2**20
+
+
+@dataclass(slots=True)
+class Estimate:
+    """A request's estimated work, peak working memory and answer size."""
+
+    work: float
+    bytes: float
+    response_bytes: float
+    costliest: str | None = None  # the node whose forward and backward cost most
+
+    def __add__(self, other: Estimate) -> Estimate:
+        return Estimate(self.work + other.work, max(self.bytes, other.bytes),
+                        self.response_bytes + other.response_bytes,
+                        self.costliest or other.costliest)
+
+
+@dataclass(slots=True)
+class GraphCost:
+    """A graph's costs at given shapes, for one run (``points`` scale every batched node)."""
+
+    forward: float  # F: every op once, with its overhead
+    backward: float  # sum of the VJP work per seed row, without overhead
+    ops: int  # op nodes (each pays OVERHEAD per sweep)
+    bytes: float  # M: every node's tensor
+    frontier: float  # the most cotangent bytes one seed row holds at once in a sweep
+    widest: float  # the largest tensor, bytes
+    scratch: float  # the largest temporary an op allocates beyond its output
+    costliest: str | None
+
+    def sweep(self, rows: float = 1.0) -> float:
+        """G(r): one reverse sweep carrying ``rows`` seed rows."""
+        return self.ops * SWEEP_OVERHEAD + rows * self.backward
+
+    def chunk(self, rows: float) -> float:
+        """How many rows a vectorised sweep carries at once (engine.backprop's chunks)."""
+        widest_elements = max(self.widest / FLOAT_BYTES, 1.0)
+        return max(1.0, min(rows, CHUNK_ELEMENTS // widest_elements))
+
+
+def graph_cost(graph: Graph, shapes: Mapping[str, Shape], batched: Collection[str] = (),
+               points: int = 1) -> GraphCost:
+    """Add the op table's cost rules over ``graph`` at ``shapes`` (one point's); a node in
+    ``batched`` runs over ``points`` points at once, so its work and bytes scale by it.
+
+    One pass in reverse order, which also follows the reverse sweep's live cotangents:
+    a node's lives from its last reader's rule until its own rule has run.
+    """
+    forward = backward = total = widest = scratch = 0.0
+    held = frontier = most = 0.0
+    ops = 0
+    costliest = None
+    nodes, rules = graph.nodes, OPS
+    live: dict[str, float] = {}
+    for nid in reversed(graph.order):
+        node = nodes[nid]
+        shape = shapes[nid]
+        scale = points if nid in batched else 1
+        nbytes = FLOAT_BYTES * math.prod(shape) * scale
+        total += nbytes
+        if nbytes > widest:
+            widest = nbytes
+        mine = live.pop(nid, 0.0)
+        if node.op in LEAF_OPS:
+            held -= mine
+            continue
+        ins = []
+        for x in node.inputs:
+            if type(x) is str:
+                ins.append(shapes[x])
+                if x not in live:
+                    size = FLOAT_BYTES * math.prod(shapes[x]) * (points if x in batched else 1)
+                    live[x] = size
+                    held += size
+            else:
+                ins.append(x.value.shape)
+        if held + mine > frontier:
+            frontier = held + mine
+        held -= mine
+        cost = rules[node.op].cost(tuple(ins), shape, node.attrs)
+        ops += 1
+        total += NODE_BYTES
+        forward += cost.forward * scale
+        backward += cost.backward * scale
+        if cost.scratch * scale > scratch:
+            scratch = cost.scratch * scale
+        if (cost.forward + cost.backward) * scale >= most:
+            costliest, most = nid, (cost.forward + cost.backward) * scale
+    forward += ops * OVERHEAD
+    return GraphCost(forward, backward, ops, total, frontier, widest, scratch, costliest)
+
+
+def graph_bytes(graph: Graph) -> int:
+    """What a validated graph holds in memory: its leaf values and inline constants, and
+    the Python objects of each node (a registered graph is kept across requests)."""
+    total = 0
+    for node in graph.nodes.values():
+        total += NODE_BYTES
+        if node.value is not None:
+            total += FLOAT_BYTES * max(1, int(getattr(node.value, "size", 1)))
+        for x in node.inputs:
+            if type(x) is not str:
+                total += FLOAT_BYTES * max(1, int(getattr(x.value, "size", 1)))
+    return total
+
+
+def _numbers(count: float) -> float:
+    return NUMBER_BYTES * count
+
+
+def _answer(numbers: float, working: float) -> tuple[float, float]:
+    """(response bytes, peak memory): the answer's arrays and its encoding are held at once."""
+    response = _numbers(numbers) + 1024
+    return response, working + response + FLOAT_BYTES * numbers
+
+
+def evaluate(g: GraphCost, outputs: float) -> Estimate:
+    response, peak = _answer(outputs, g.bytes + g.scratch)
+    return Estimate(g.forward, peak, response, g.costliest)
+
+
+def gradient(g: GraphCost, outputs: float, sources: float, trace: bool = False) -> Estimate:
+    """Forward, one sweep; cotangents held as the tensors are, and a trace of both."""
+    traced = 2 * g.bytes / FLOAT_BYTES if trace else 0.0
+    response, peak = _answer(outputs + sources + traced,
+                             g.bytes + g.frontier + 2 * g.widest + g.scratch)
+    return Estimate(g.forward + g.sweep(), peak, response, g.costliest)
+
+
+def jacobian(g: GraphCost, rows: float, cols: float, trace: bool = False) -> Estimate:
+    """One vectorised sweep, a seed per target element, or per source element when the
+    target is tall (engine.transposed, which records a sweep and sweeps it again)."""
+    tall = rows > 2 * max(cols, 1)
+    seeds = cols if tall else rows
+    factor = RECORDED if tall else 1.0
+    work = g.forward + factor * (g.sweep() + g.sweep(seeds))
+    working = factor * (g.bytes + g.chunk(seeds) * (g.frontier + 2 * g.widest)) + g.scratch
+    traced = g.bytes / FLOAT_BYTES if trace else 0.0
+    response, peak = _answer(2 * rows * cols + rows + traced, working)
+    return Estimate(work, peak, response, g.costliest)
+
+
+def hessian(g: GraphCost, n: float, points: int = 1) -> Estimate:
+    """Nested tapes: a recorded gradient, then one vectorised sweep of n rows over it."""
+    work = g.forward + RECORDED * (g.sweep() + g.sweep(n))
+    working = RECORDED * (g.bytes + g.chunk(n) * (g.frontier + 2 * g.widest)) + g.scratch
+    response, peak = _answer(2 * points * n * n + 2 * points * n, working)
+    return Estimate(work, peak, response, g.costliest)
+
+
+def sparse_hessian(g: GraphCost, n: float, colours: float = 1.0) -> Estimate:
+    """A recorded gradient, its pattern, and one compressed sweep of ``colours`` rows."""
+    pattern = PATTERN_WORK * g.bytes / FLOAT_BYTES
+    work = g.forward + pattern + RECORDED * (g.sweep() + g.sweep(colours))
+    working = RECORDED * (g.bytes + g.chunk(colours) * (g.frontier + 2 * g.widest)) + g.scratch
+    response, peak = _answer(3 * n * colours + n, working)
+    return Estimate(work, peak, response, g.costliest)
+
+
+def colours_within(g: GraphCost, limits: CostLimits) -> int:
+    """The most colours (seed rows) a sparse Hessian's compressed sweep may carry."""
+    spare = limits.max_work - sparse_hessian(g, 0, 0).work
+    per_row = RECORDED * g.backward
+    return int(spare // per_row) if per_row > 0 else 2**62
+
+
+def derivatives(g: GraphCost, n: int, order: int) -> Estimate:
+    """``order`` nested tapes: at level j, one sweep per multiset of j - 1 source indices,
+    each over a tape about ``RECORDED ** (j - 1)`` times the graph, recorded by the
+    levels still open (all but the last)."""
+    work, held = g.forward, g.bytes
+    for j in range(1, order + 1):
+        sweeps = comb(n + j - 2, j - 1) if n else 1
+        work += sweeps * RECORDED ** (j - 1) * g.sweep()
+        if j < order:
+            held += sweeps * RECORDED ** (j - 1) * 2 * g.bytes
+    working = held + 2 * RECORDED ** (order - 1) * g.bytes + g.scratch
+    numbers = sum(max(n, 1) ** j for j in range(1, order + 1))
+    response, peak = _answer(numbers + n, working)
+    return Estimate(work, peak, response, g.costliest)
+
+
+def enforce(estimate: Estimate, limits: CostLimits, what: str) -> None:
+    """A CostError naming the limit, the estimate and the costliest node, past any limit."""
+    for name, value, limit, unit in (
+        ("max_work", estimate.work, limits.max_work, "work units (about 1 ns each)"),
+        ("max_request_bytes", estimate.bytes, limits.max_bytes, "bytes of working memory"),
+        ("max_response_bytes", estimate.response_bytes, limits.max_response_bytes,
+         "bytes of response"),
+    ):
+        if value > limit:
+            where = f"; the costliest node is {estimate.costliest!r}" if estimate.costliest else ""
+            raise CostError(
+                f"the {what} is estimated at {value:.3g} {unit}, over the limit of {limit:.3g}"
+                f"{where}",
+                node=estimate.costliest, limit=name, estimate=value,
+            )

@@ -1,0 +1,74 @@
+"""What an op costs, from shapes alone: the op table's cost rules and their vocabulary.
+
+A cost is counted in *work units*, flop-equivalents calibrated so that one unit is
+about a nanosecond of one core: a float64 add per element is 1, a libm call (sin,
+exp, pow) about 20, a LAPACK flop a fraction of one. ``engine.cost`` adds the rules
+of a graph's nodes, with a per-op overhead for the Python around each recorded op,
+to refuse a request before it computes anything (``bench/`` and the cost tests
+hold the units against measured time and memory).
+
+A rule is ``cost(input shapes, output shape, attrs) -> Cost``; it is declared in
+each op's ``defop`` block beside its shape rule (``OpDef.cost``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+Shape = tuple[int, ...]
+
+CHEAP = 1.0  # add, mul, abs, a copy: memory-bound, ~1 ns per element
+LIBM = 20.0  # sin, exp, pow, atan2: one libm call per element, 5 to 25 ns
+BLAS_FLOP = 0.1  # a matmul flop (BLAS, one thread: 10 to 40 GFLOP/s, less on small stacks)
+LAPACK_FLOP = 0.25  # a flop of a small or batched factorisation (LU, inverse)
+PYTHON_STEP = 500.0  # one iteration of a Python loop over numpy slices (linrec)
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """Work of an op's forward and of its VJP (every input's cotangent), and the bytes
+    its forward allocates beyond its output (a factorisation's copies)."""
+
+    forward: float
+    backward: float
+    scratch: float = 0.0
+
+
+CostRule = Callable[[tuple[Shape, ...], Shape, Mapping[str, Any]], Cost]
+
+
+def size(shape: Shape) -> int:
+    return math.prod(shape)
+
+
+def per_element(work: float = LIBM, backward: float | None = None) -> CostRule:
+    """An op that touches each element of its largest operand a fixed number of times
+    (elementwise ops, reductions, copies): ``work`` per element forward, ``backward``
+    (default: twice that, plus a cheap pass per input) per element for the cotangents."""
+
+    def rule(ins: tuple[Shape, ...], out: Shape, _attrs: Mapping[str, Any]) -> Cost:
+        n = max([size(out), *map(size, ins)])
+        back = 2 * work + CHEAP * len(ins) if backward is None else backward
+        return Cost(work * n, back * n)
+
+    return rule
+
+
+ELEMENTWISE = per_element(LIBM)  # the default of an op that declares none: a libm call
+CHEAP_ELEMENTWISE = per_element(CHEAP)
+
+
+def scaled(flops: Callable[..., float], rate: float, *, scratch: Callable[..., float] | None = None,
+           backward: float = 2.0) -> CostRule:
+    """A dense linear-algebra op: ``flops(*input shapes, out)`` at ``rate`` work per flop;
+    its VJP is ``backward`` times the forward (two matmuls, a transposed solve)."""
+
+    def rule(ins: tuple[Shape, ...], out: Shape, _attrs: Mapping[str, Any]) -> Cost:
+        work = flops(*ins, out) * rate + CHEAP * size(out)
+        extra = 0.0 if scratch is None else scratch(*ins, out)
+        return Cost(work, backward * work, extra)
+
+    return rule

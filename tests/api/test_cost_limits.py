@@ -1,0 +1,189 @@
+"""Requests of a few hundred bytes that would cost seconds, gigabytes or a huge answer are
+refused before anything runs, with a 422 naming the limit, the estimate and the node;
+requests of the same shape within the limits are answered right."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from tests.api.support import SEED_3, const, graph, op, post, var
+from tests.conftest import make_settings
+
+FAST = 1.0  # seconds: a refusal is made from shapes, before any computation
+
+
+def broadcast_solve(batch: int, n: int = 1000) -> dict:
+    """The attack: an identity n x n built from x, b = x broadcast to [batch, n, 1], solve
+    factorises A once per batch element (536 bytes at n = 1000)."""
+    return graph(
+        var("x", 1.0),
+        const("e", np.eye(n).tolist() if n <= 50 else 1.0),
+        op("A", "mul", "e", "x") if n <= 50 else op("A", "broadcast_to", "x", shape=[n, n]),
+        op("b", "broadcast_to", "x", shape=[batch, n, 1]),
+        op("s", "solve", "A", "b"),
+        op("t", "sum", "s"),
+        check="none",
+    )
+
+
+def sin_stack(k: int, shape: list[int]) -> list[dict]:
+    nodes = [var("x", 0.5), op("b", "broadcast_to", "x", shape=shape)]
+    prev = "b"
+    for i in range(k):
+        nodes.append(op(f"s{i}", "sin", prev))
+        prev = f"s{i}"
+    nodes.append(op("t", "sum", prev))
+    return nodes
+
+
+WORK_OR_MEMORY = ("max_work", "max_request_bytes")
+MEMORY_OR_ANSWER = ("max_request_bytes", "max_response_bytes")
+
+
+def refused(client: TestClient, kind: str, body: dict, *limits: str) -> dict:
+    """A 422 cost-limit problem within FAST, naming one of ``limits``."""
+    start = time.monotonic()
+    r = client.post(f"/v1/{kind}", json=body)
+    assert r.status_code == 422, r.text[:300]
+    problem = r.json()
+    assert time.monotonic() - start < FAST
+    assert problem["type"].endswith("cost-limit"), problem
+    assert problem["limit"] in limits, problem
+    assert problem["estimate"] > 0
+    return problem
+
+
+def test_a_broadcast_solve_is_refused_naming_the_solve(client):
+    problem = refused(client, "gradient", broadcast_solve(800), "max_work")
+    assert problem["node"] == "s"
+    assert "solve" not in problem["detail"] or "'s'" in problem["detail"]
+    assert client.get("/healthz").status_code == 200
+
+
+def test_the_same_solve_within_the_limits_is_answered_right(client):
+    body = broadcast_solve(3, n=4)
+    answer = post(client, "gradient", body)
+    # x * I solved against x: every entry is 1, so the sum is 12 and d/dx is 0
+    assert answer["outputs"]["t"] == pytest.approx(12.0)
+    assert answer["gradients"]["x"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_high_order_derivative_of_big_broadcast_tensors_is_refused_for_memory(client):
+    body = {"graph": {"nodes": sin_stack(8, [1000, 1000])}, "order": 4, "check": "none"}
+    refused(client, "derivative", body, *WORK_OR_MEMORY)
+
+
+def test_a_hessian_through_big_broadcast_tensors_is_refused(client):
+    body = graph(*sin_stack(18, [1000, 1000]), check="none")
+    refused(client, "hessian", body, *WORK_OR_MEMORY)
+
+
+def test_an_answer_larger_than_the_response_limit_is_refused_before_computing(client):
+    nodes = [var("x", 0.5), op("b", "broadcast_to", "x", shape=[1000, 1000]),
+             op("c", "cumprod", "b")]
+    nodes += [op(f"e{i}", "sin", "c") for i in range(13)]
+    body = {"graph": {"nodes": nodes}, "target": ["c", *[f"e{i}" for i in range(13)]],
+            "check": "none"}
+    refused(client, "evaluate", body, *MEMORY_OR_ANSWER)
+
+
+def test_a_trace_of_big_tensors_is_refused_for_its_size(client):
+    body = graph(*sin_stack(6, [1000, 1000]), check="none", trace=True)
+    refused(client, "gradient", body, *MEMORY_OR_ANSWER)
+    small = graph(*sin_stack(3, [4]), check="none", trace=True)
+    assert post(client, "gradient", small)["trace"]["entries"]
+
+
+def test_points_multiply_the_cost():
+    settings = make_settings(max_work=1e8)
+    nodes = sin_stack(4, [1000])
+    with TestClient(create_app(settings)) as client:
+        few = post(client, "gradient", {**graph(*nodes), "check": "none",
+                                        "points": {"x": [0.1, 0.2]}})
+        assert np.shape(few["gradients"]["x"]) == (2,)
+        refused(client, "gradient", {**graph(*nodes), "check": "none",
+                                     "points": {"x": np.linspace(0, 1, 500).tolist()}},
+                "max_work")
+
+
+def test_a_sparse_hessian_with_too_many_colours_is_refused_before_its_sweep():
+    """The colours are known only once the pattern is found: the compressed sweep is
+    priced then, before it runs. A dense Hessian asked as coordinates needs n colours."""
+    n = 400
+    nodes = [var("x", np.linspace(0.1, 1, n).tolist()), op("s", "sum", "x"),
+             op("q", "mul", "s", "s")]
+    body = {**graph(*nodes), "format": "coo", "check": "none"}
+    with TestClient(create_app(make_settings(max_work=1e6))) as client:
+        problem = refused(client, "hessian", body, "max_work")
+        assert "colours" in problem["detail"]
+    with TestClient(create_app(make_settings())) as client:
+        r = client.post("/v1/hessian", json=body)
+        assert r.status_code == 200, r.text[:300]
+        assert r.json()["structure"]["colours"] == n
+
+
+def test_each_limit_is_a_setting(client):
+    """The defaults let the seed's examples and the benchmarks' requests through."""
+    assert post(client, "gradient", SEED_3)["gradients"] == {"x": 4.0, "y": 27.0}
+    tight = make_settings(max_work=1e3)
+    with TestClient(create_app(tight)) as small:
+        problem = refused(small, "gradient", {**SEED_3, "check": "none"}, "max_work")
+        assert "1e+03" in problem["detail"]
+
+
+# ------------------------------------------------------------- admission control
+
+
+def test_a_saturated_replica_answers_503_with_retry_after():
+    """One computation at a time and no waiting: a second concurrent one is turned away
+    with 503 and Retry-After; the first still finishes, and the next is served."""
+    settings = make_settings(max_running=1, admission_wait_seconds=0.0)
+    slow = {"graph": {"nodes": sin_stack(60, [200_000])}, "check": "none"}
+    with TestClient(create_app(settings)) as client:
+        first: dict = {}
+        worker = threading.Thread(
+            target=lambda: first.update(r=client.post("/v1/gradient", json=slow)))
+        worker.start()
+        deadline = time.monotonic() + 5
+        while not client.app.state.service.admission.saturated():
+            assert time.monotonic() < deadline, "the slow request never started"
+            time.sleep(0.005)
+        assert client.get("/readyz").json() == {"status": "saturated"}
+        r = client.post("/v1/gradient", json=slow)
+        assert r.status_code == 503, r.text
+        assert r.headers["Retry-After"] == "1"
+        assert r.json()["type"].endswith("saturated")
+        worker.join()
+        assert first["r"].status_code == 200
+        assert client.get("/readyz").json() == {"status": "ready"}
+        assert post(client, "gradient", {**SEED_3, "check": "none"})["gradients"]["y"] == 27.0
+
+
+# --------------------------------------------------------------- registered graphs
+
+
+def test_the_registry_is_bounded_in_bytes():
+    """Graphs of few nodes and one large leaf: the store drops the oldest to stay under
+    its bytes, and one graph larger than all of it is a 413."""
+    settings = make_settings(graph_cache_bytes=3 * 8 * 100_000)
+    with TestClient(create_app(settings)) as client:
+        store = client.app.state.service.graphs
+        ids = []
+        for i in range(6):
+            body = graph(var("x", [float(i)] * 100_000), op("s", "sum", "x"))
+            r = client.post("/v1/graphs", json=body)
+            assert r.status_code == 201, r.text
+            ids.append(r.json()["graph_id"])
+            assert store.nbytes <= settings.graph_cache_bytes
+        assert len(store) == 2
+        assert client.get(f"/v1/graphs/{ids[0]}").status_code == 404
+        assert client.get(f"/v1/graphs/{ids[-1]}").status_code == 200
+        big = graph(var("x", [1.0] * 400_000), op("s", "sum", "x"))
+        r = client.post("/v1/graphs", json=big)
+        assert r.status_code == 413 and r.json()["limit"] == "graph_cache_bytes", r.text
