@@ -7,16 +7,18 @@ that does not fit waits up to ``wait_seconds`` for others to finish, then gets a
 503 with ``Retry-After``: a saturated replica says so at once rather than piling
 up threads, memory and latency for everyone (the gateway can retry elsewhere).
 
-It waits in the request's worker thread, never on the event loop.
+A computation waits in its worker thread; a large body (``enter_body``), admitted when it
+has arrived and before it is decoded, waits on the event loop by polling, never blocking
+it. A body's bytes count from then until its response is sent, so bodies queued for
+decoding and graphs built before their estimate cannot outgrow the budget.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 
@@ -42,13 +44,18 @@ class Load:
 
 
 class Admission:
-    """Admits computations while their estimated memory and their number fit."""
+    """Admits computations while their estimated memory and their number fit, and large
+    request bodies while their memory and their number fit (they are decoded, validated
+    and built into a graph before any estimate exists)."""
 
-    def __init__(self, memory_bytes: float, max_running: int, wait_seconds: float) -> None:
+    def __init__(self, memory_bytes: float, max_running: int, wait_seconds: float,
+                 max_bodies: int | None = None) -> None:
         self.memory_bytes = memory_bytes
         self.max_running = max_running
+        self.max_bodies = 2 * max_running if max_bodies is None else max_bodies
         self.wait_seconds = wait_seconds
         self._running = 0
+        self._bodies = 0
         self._bytes = 0.0
         self._waiting = 0
         self._free = threading.Condition()
@@ -60,19 +67,12 @@ class Admission:
     def saturated(self) -> bool:
         """Whether a new request would have to wait now."""
         with self._free:
-            return self._running >= self.max_running or self._waiting > 0
-
-    @contextmanager
-    def admitted(self, nbytes: float) -> Iterator[None]:
-        """Hold ``nbytes`` of the budget and a running slot for the block."""
-        self.enter(nbytes)
-        try:
-            yield
-        finally:
-            self.leave(nbytes)
+            return (self._running >= self.max_running or self._bodies >= self.max_bodies
+                    or self._waiting > 0)
 
     def enter(self, nbytes: float) -> None:
-        """Take a slot and ``nbytes``, waiting up to ``wait_seconds``; Saturated if none.
+        """Take a computation slot and ``nbytes``, waiting up to ``wait_seconds`` in this
+        (worker) thread; Saturated if none came free.
 
         A request larger than the whole budget is admitted alone (the per-request
         limit bounds it), so it is never refused for a budget it could not ever fit.
@@ -81,36 +81,70 @@ class Admission:
         with self._free:
             self._waiting += 1
             try:
-                while not self._fits(nbytes):
+                while not self._fits(nbytes, computation=True):
                     left = deadline - time.monotonic()
                     if left <= 0 or not self._free.wait(left):
-                        if self._fits(nbytes):
+                        if self._fits(nbytes, computation=True):
                             break
                         raise Saturated(self._why(nbytes), self.retry_after())
             finally:
                 self._waiting -= 1
-            self._running += 1
-            self._bytes += nbytes
+            self._take(nbytes, computation=True)
 
     def leave(self, nbytes: float) -> None:
-        with self._free:
-            self._running -= 1
-            self._bytes -= nbytes
-            self._free.notify_all()
+        """Give back a computation's slot and bytes."""
+        self._give(nbytes, computation=True)
+
+    async def enter_body(self, nbytes: float) -> None:
+        """Take a body slot and ``nbytes`` for a large body, waiting up to ``wait_seconds``
+        without blocking the event loop; Saturated if none came free."""
+        deadline = time.monotonic() + self.wait_seconds
+        delay = 0.005
+        while True:
+            with self._free:
+                if self._fits(nbytes, computation=False):
+                    self._take(nbytes, computation=False)
+                    return
+            if time.monotonic() >= deadline:
+                raise Saturated(self._why(nbytes), self.retry_after())
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 0.1)
+
+    def leave_body(self, nbytes: float) -> None:
+        self._give(nbytes, computation=False)
 
     def retry_after(self) -> int:
         """Seconds a client should wait: the wait it already had, at least one."""
         return max(1, math.ceil(self.wait_seconds))
 
-    def _fits(self, nbytes: float) -> bool:
-        if self._running >= self.max_running:
+    def _fits(self, nbytes: float, computation: bool) -> bool:
+        if computation and self._running >= self.max_running:
             return False
-        return self._running == 0 or self._bytes + nbytes <= self.memory_bytes
+        if not computation and self._bodies >= self.max_bodies:
+            return False
+        return self._bytes == 0 or self._bytes + nbytes <= self.memory_bytes
+
+    def _take(self, nbytes: float, computation: bool) -> None:
+        if computation:
+            self._running += 1
+        else:
+            self._bodies += 1
+        self._bytes += nbytes
+
+    def _give(self, nbytes: float, computation: bool) -> None:
+        with self._free:
+            if computation:
+                self._running -= 1
+            else:
+                self._bodies -= 1
+            self._bytes -= nbytes
+            self._free.notify_all()
 
     def _why(self, nbytes: float) -> str:
         return (
-            f"the replica is saturated: {self._running} computations hold an estimated "
-            f"{self._bytes / 2**20:.0f} MiB of its {self.memory_bytes / 2**20:.0f} MiB budget "
-            f"(this one needs {nbytes / 2**20:.1f} MiB) and none finished within "
-            f"{self.wait_seconds:g} s; retry later"
+            f"the replica is saturated: {self._running} computations and {self._bodies} large "
+            f"bodies hold an estimated {self._bytes / 2**20:.0f} MiB of its "
+            f"{self.memory_bytes / 2**20:.0f} MiB budget (this one needs "
+            f"{nbytes / 2**20:.1f} MiB) and no room came free within {self.wait_seconds:g} s; "
+            "retry later"
         )

@@ -10,8 +10,9 @@ service says ``NotInline`` before computing anything and it moves to a thread.
 
 Everything else runs in the threadpool, admitted by the process's memory budget
 (``app.admission``), so ``/healthz`` and other requests keep being answered while
-it computes (STYLE item 19); its response is encoded there too. A client that
-disconnects cancels its computation, which stops at the next op boundary.
+it computes (STYLE item 19); its response is encoded there too, and its admitted room
+is given back only once the response is sent (an answer of tens of MB is memory too).
+A client that disconnects cancels its computation, which stops at the next op boundary.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import asyncio
 from typing import Any
 
 from fastapi import Request, Response
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from app.service import NotInline, Service
@@ -77,17 +79,28 @@ async def compute(http: Request, kind: str, request: ComputeRequest) -> Response
         except NotInline:
             pass
     cancel = budget.Cancel()
+    held: list[float] = []  # the admitted room, given back once the answer is sent
 
     def work() -> Response:
-        return WireJSON(service.run(kind, request, cancel=cancel))
+        try:
+            response = WireJSON(service.run(kind, request, cancel=cancel, held=held))
+        except BaseException:
+            service.release(held)
+            raise
+        response.background = BackgroundTask(service.release, held)
+        return response
 
     job = asyncio.ensure_future(run_in_threadpool(work))
+    delivered = False
     try:
         while True:
             done, _ = await asyncio.wait({job}, timeout=DISCONNECT_POLL_SECONDS)
             if done:
+                delivered = True
                 return job.result()
             if await http.is_disconnected():
                 cancel.set()
     finally:
-        cancel.set()  # cancelled while awaiting (shutdown): the thread stops too
+        if not delivered:  # cancelled while awaiting (shutdown): stop the thread, and give
+            cancel.set()  # its room back when it ends, as no response will be sent
+            job.add_done_callback(lambda _: service.release(held))

@@ -7,7 +7,9 @@ on the raw bytes, so ``[[[[...`` 10^5 deep is a 413 and not a RecursionError.
 
 Work that grows with a large body (the depth scan here, decoding in ``app.offload``)
 runs in a worker thread, one per event loop (``off_loop``), so ``/healthz`` is answered
-while big bodies arrive together.
+while big bodies arrive together. A large body is admitted first (``app.admission``):
+it holds its share of the memory budget and one of a few body slots until its response
+is sent, so a flood of big bodies gets 503s instead of an unbounded decoding queue.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from anyio.lowlevel import RunVar
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.admission import Admission, Saturated
 from app.problems import problem
 from app.settings import Settings
 
@@ -32,6 +35,10 @@ _ROUTE_CACHE_SIZE = 512  # (method, path) verdicts kept; bounded against a flood
 # Bodies from this size on are scanned and decoded off the loop; below it the thread hop
 # and its GIL hand-offs cost more than the work (under a millisecond).
 OFF_LOOP_MIN_BYTES = 64 * 1024
+# What a large JSON body holds in memory from its arrival to its response, per byte: the
+# bytes, json.loads' Python lists of floats (about 2x), the validated model's and the
+# graph's float64 arrays. Such a body takes that much of the admission budget.
+BODY_MEMORY_FACTOR = 6
 # One thread at a time for body work, per event loop. That work holds the GIL in long C
 # calls (json.loads, numpy, pydantic-core) and every loop iteration must win the GIL back
 # from it: one such thread is one contender, not one per request. Serial costs nothing:
@@ -125,8 +132,10 @@ def _route_path(scope: Scope) -> str:
 class BodyGuard:
     """Refuses compute request bodies that are of the wrong type, too large or too deep."""
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, admission: Admission | None = None
+                 ) -> None:
         self.app = app
+        self.admission = admission
         self.max_bytes = settings.max_body_bytes
         self.max_depth = settings.max_json_depth
         self.base = settings.problem_type_base
@@ -192,6 +201,24 @@ class BodyGuard:
                 await self._too_large(scope, receive, send)
                 return
         data = bytes(body)
+        if len(data) < OFF_LOOP_MIN_BYTES or self.admission is None:
+            await self._checked(data, scope, receive, send)
+            return
+        nbytes = BODY_MEMORY_FACTOR * len(data)
+        try:
+            await self.admission.enter_body(nbytes)
+        except Saturated as exc:
+            await problem(self.base, 503, "saturated", "Service Unavailable", exc.detail,
+                          headers={"Retry-After": str(exc.retry_after)},
+                          limit=exc.limit)(scope, receive, send)
+            return
+        try:
+            await self._checked(data, scope, receive, send)
+        finally:
+            self.admission.leave_body(nbytes)
+
+    async def _checked(self, data: bytes, scope: Scope, receive: Receive, send: Send) -> None:
+        """The body's nesting checked, then the app called with it."""
         if await self._too_deep(data):
             await problem(
                 self.base,

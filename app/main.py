@@ -87,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(Exception, problems.unexpected_handler)
 
     # Added last runs first: the prefix is known before the guard reads the path.
-    app.add_middleware(BodyGuard, settings=settings)
+    app.add_middleware(BodyGuard, settings=settings, admission=app.state.service.admission)
     # Outside the guard, so its refusals get a request id and a log line too; inside the
     # prefix middleware, so it sees the scope the router fills in (the route template).
     app.add_middleware(Observability, log_requests=settings.log_requests)

@@ -156,15 +156,18 @@ class Service:
         return bool(OPS)
 
     def run(self, kind: str, request: ComputeRequest, *, inline: bool = False,
-            cancel: budget.Cancel | None = None) -> dict[str, Any]:
+            cancel: budget.Cancel | None = None, held: list[float] | None = None
+            ) -> dict[str, Any]:
         """One compute request, as the response's JSON data.
 
         Its cost is estimated once its shapes are known and before anything runs: past
         the cost limits it is refused (CostError); ``inline`` (on the event loop) it must
         be tiny (else NotInline); in a worker thread it waits for room in the process's
         memory budget (else Saturated). ``cancel`` stops it at the next op boundary.
+        The room it was admitted with is given back on return, unless the caller passes
+        ``held``: then the caller gives it back (``release``), once the answer is sent.
         """
-        held: list[float] = []
+        mine: list[float] = [] if held is None else held
 
         def admit(estimate: cost.Estimate) -> None:
             if inline:
@@ -172,13 +175,18 @@ class Service:
                     raise NotInline
                 return
             self.admission.enter(estimate.bytes)
-            held.append(estimate.bytes)
+            mine.append(estimate.bytes)
 
         try:
             return self._run(kind, request, admit, cancel)
         finally:
-            for nbytes in held:
-                self.admission.leave(nbytes)
+            if held is None:
+                self.release(mine)
+
+    def release(self, held: list[float]) -> None:
+        """Give back the room ``run`` was admitted with (see ``run``'s ``held``)."""
+        while held:
+            self.admission.leave(held.pop())
 
     def _run(self, kind: str, request: ComputeRequest,
              admit: Callable[[cost.Estimate], None], cancel: budget.Cancel | None

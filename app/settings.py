@@ -109,13 +109,13 @@ class Settings(BaseSettings):
         ),
     )
     max_request_bytes: float = Field(
-        default=256 * MIB, gt=0, description="Estimated peak working memory of one request (422)."
+        default=192 * MIB, gt=0, description="Estimated peak working memory of one request (422)."
     )
     max_response_bytes: float = Field(
         default=64 * MIB, gt=0, description="Estimated size of one response (422)."
     )
     memory_budget_bytes: float = Field(
-        default=512 * MIB,
+        default=384 * MIB,
         gt=0,
         description=(
             "Estimated working memory of all running computations of the process; a request "

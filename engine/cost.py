@@ -27,6 +27,7 @@ from math import comb
 
 from engine.errors import CostError
 from engine.graph import LEAF_OPS, Graph
+from engine.ops.costs import Cost
 from engine.ops.registry import OPS
 
 Shape = tuple[int, ...]
@@ -39,6 +40,7 @@ FLOAT_BYTES = 8
 NUMBER_BYTES = 25  # the longest float64 in JSON, "-2.2250738585072014e-308", and a comma
 CHUNK_ELEMENTS = 1 << 23  # engine.backprop.CHUNK_ELEMENTS: a sweep's rows go in chunks
 RECORDED = 3.0  # a recorded sweep differentiated again: entries and work, relative
+SMALL_BYTES = 1 << 20  # a graph this small is not worth finding its sweep's frontier
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class CostLimits:
     """The three bounds a request's estimate is held to (the service's settings)."""
 
     max_work: float = 3e9
-    max_bytes: float = 256 * 2**20
+    max_bytes: float = 192 * 2**20
     max_response_bytes: float = 64 * 2**20
 
 
@@ -91,18 +93,13 @@ class GraphCost:
 def graph_cost(graph: Graph, shapes: Mapping[str, Shape], batched: Collection[str] = (),
                points: int = 1) -> GraphCost:
     """Add the op table's cost rules over ``graph`` at ``shapes`` (one point's); a node in
-    ``batched`` runs over ``points`` points at once, so its work and bytes scale by it.
-
-    One pass in reverse order, which also follows the reverse sweep's live cotangents:
-    a node's lives from its last reader's rule until its own rule has run.
-    """
-    forward = backward = total = widest = scratch = 0.0
-    held = frontier = most = 0.0
+    ``batched`` runs over ``points`` points at once, so its work and bytes scale by it."""
+    forward = backward = total = widest = scratch = most = 0.0
     ops = 0
     costliest = None
     nodes, rules = graph.nodes, OPS
-    live: dict[str, float] = {}
-    for nid in reversed(graph.order):
+    seen: dict[tuple, Cost] = {}
+    for nid in graph.order:
         node = nodes[nid]
         shape = shapes[nid]
         scale = points if nid in batched else 1
@@ -110,34 +107,44 @@ def graph_cost(graph: Graph, shapes: Mapping[str, Shape], batched: Collection[st
         total += nbytes
         if nbytes > widest:
             widest = nbytes
-        mine = live.pop(nid, 0.0)
         if node.op in LEAF_OPS:
-            held -= mine
             continue
-        ins = []
-        for x in node.inputs:
-            if type(x) is str:
-                ins.append(shapes[x])
-                if x not in live:
-                    size = FLOAT_BYTES * math.prod(shapes[x]) * (points if x in batched else 1)
-                    live[x] = size
-                    held += size
-            else:
-                ins.append(x.value.shape)
-        if held + mine > frontier:
-            frontier = held + mine
-        held -= mine
-        cost = rules[node.op].cost(tuple(ins), shape, node.attrs)
+        ins = tuple([shapes[x] if type(x) is str else x.value.shape for x in node.inputs])
+        if node.attrs:
+            cost = rules[node.op].cost(ins, shape, node.attrs)
+        else:  # most nodes: the same op on the same shapes costs the same (a scalar chain)
+            cost = seen.get((node.op, shape, ins))
+            if cost is None:
+                cost = seen[node.op, shape, ins] = rules[node.op].cost(ins, shape, node.attrs)
         ops += 1
-        total += NODE_BYTES
-        forward += cost.forward * scale
-        backward += cost.backward * scale
-        if cost.scratch * scale > scratch:
-            scratch = cost.scratch * scale
-        if (cost.forward + cost.backward) * scale >= most:
-            costliest, most = nid, (cost.forward + cost.backward) * scale
+        forward += cost[0] * scale
+        backward += cost[1] * scale
+        if cost[2] * scale > scratch:
+            scratch = cost[2] * scale
+        if (cost[0] + cost[1]) * scale >= most:
+            costliest, most = nid, (cost[0] + cost[1]) * scale
+    total += ops * NODE_BYTES
     forward += ops * OVERHEAD
+    # the frontier matters only where memory does: a small graph's is at most its total
+    frontier = total if total <= SMALL_BYTES else _frontier(graph, shapes, batched, points)
     return GraphCost(forward, backward, ops, total, frontier, widest, scratch, costliest)
+
+
+def _frontier(graph: Graph, shapes: Mapping[str, Shape], batched: Collection[str],
+              points: int) -> float:
+    """The peak bytes of live cotangents in one reverse sweep: a node's cotangent lives
+    from its last reader's rule (in reverse order) until its own rule has run."""
+    live: dict[str, float] = {}
+    held = peak = 0.0
+    for nid in reversed(graph.order):
+        mine = live.pop(nid, 0.0)
+        for x in graph.nodes[nid].inputs:
+            if type(x) is str and x not in live:
+                live[x] = FLOAT_BYTES * math.prod(shapes[x]) * (points if x in batched else 1)
+                held += live[x]
+        peak = max(peak, held + mine)
+        held -= mine
+    return peak
 
 
 def graph_bytes(graph: Graph) -> int:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from math import prod
+from typing import Any, NamedTuple
 
 Shape = tuple[int, ...]
 
@@ -27,10 +27,10 @@ LAPACK_FLOP = 0.25  # a flop of a small or batched factorisation (LU, inverse)
 PYTHON_STEP = 500.0  # one iteration of a Python loop over numpy slices (linrec)
 
 
-@dataclass(frozen=True, slots=True)
-class Cost:
+class Cost(NamedTuple):
     """Work of an op's forward and of its VJP (every input's cotangent), and the bytes
-    its forward allocates beyond its output (a factorisation's copies)."""
+    its forward allocates beyond its output (a factorisation's copies). A tuple: one is
+    made per node of every request, and a tuple is the cheapest record to make."""
 
     forward: float
     backward: float
@@ -50,7 +50,11 @@ def per_element(work: float = LIBM, backward: float | None = None) -> CostRule:
     (default: twice that, plus a cheap pass per input) per element for the cotangents."""
 
     def rule(ins: tuple[Shape, ...], out: Shape, _attrs: Mapping[str, Any]) -> Cost:
-        n = max([size(out), *map(size, ins)])
+        n = prod(out)
+        for shape in ins:
+            m = prod(shape)
+            if m > n:
+                n = m
         back = 2 * work + CHEAP * len(ins) if backward is None else backward
         return Cost(work * n, back * n)
 

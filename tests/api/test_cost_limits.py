@@ -4,6 +4,7 @@ requests of the same shape within the limits are answered right."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
@@ -187,3 +188,35 @@ def test_the_registry_is_bounded_in_bytes():
         big = graph(var("x", [1.0] * 400_000), op("s", "sum", "x"))
         r = client.post("/v1/graphs", json=big)
         assert r.status_code == 413 and r.json()["limit"] == "graph_cache_bytes", r.text
+
+
+def test_large_bodies_take_room_before_they_are_decoded():
+    """A body over 64 KiB is admitted when it has arrived, before it is decoded or built:
+    with every body slot taken it is a 503 at once, and served once one is given back."""
+    settings = make_settings(max_running=1, admission_wait_seconds=0.0)
+    body = graph(var("x", [0.5] * 20_000), op("s", "sum", "x"), check="none")
+    with TestClient(create_app(settings)) as client:
+        admission = client.app.state.service.admission
+        assert admission.max_bodies == 2
+        for _ in range(admission.max_bodies):
+            asyncio.run(admission.enter_body(1.0))
+        r = client.post("/v1/gradient", json=body)
+        assert r.status_code == 503 and r.headers["Retry-After"] == "1", r.text[:300]
+        assert "large bodies" in r.json()["detail"]
+        assert post(client, "gradient", {**SEED_3, "check": "none"})["gradients"]["x"] == 4.0
+        admission.leave_body(1.0)
+        assert post(client, "gradient", body)["gradients"]["x"] == [1.0] * 20_000
+        admission.leave_body(1.0)
+        assert admission.load().bytes == 0.0
+
+
+def test_admitted_room_is_given_back_after_each_answer(client):
+    """Every path gives its room back: answered, refused, failed inside the engine."""
+    admission = client.app.state.service.admission
+    big = graph(var("x", [0.5] * 20_000), op("s", "sin", "x"), op("t", "sum", "s"))
+    post(client, "gradient", {**big, "check": "none"})
+    post(client, "gradient", broadcast_solve(800), status=422)
+    bad = graph(var("x", [0.5] * 20_000), op("s", "reshape", "x", shape=[3, 7]))
+    post(client, "evaluate", {**bad, "check": "none"}, status=422)
+    load = admission.load()
+    assert (load.running, load.bytes, load.waiting) == (0, 0.0, 0)
