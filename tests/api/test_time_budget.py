@@ -161,3 +161,57 @@ def test_many_clients_hanging_up_do_not_pile_up_work(server):
         assert server.log_line(f"pile-{i}")["problem"] == "time-budget"
     ok = httpx.post(f"{server.base}/v1/gradient", json=SEED, timeout=10)
     assert ok.status_code == 200
+
+
+# ------------------------------------------- a long budget: what stops work is the client
+
+PATIENT = {"DERIV_TIME_BUDGET_SECONDS": "60", "DERIV_SYMPY_WORKERS": "1",
+           "DERIV_MAX_WORK": "1e13", "DERIV_MAX_REQUEST_BYTES": "1e10",
+           "DERIV_MEMORY_BUDGET_BYTES": "1e11", "UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN": "2"}
+STOP_SECONDS = 1.5  # the disconnect is polled every 0.25 s, then one op finishes
+
+
+@pytest.fixture
+def patient_server() -> Iterator[Server]:
+    """A server whose time budget (60 s) outlasts the test: only cancellation stops work."""
+    workdir = Path(tempfile.mkdtemp(prefix="patient-"))
+    log_path = workdir / "server.log"
+    try:
+        with uvicorn_app(PATIENT, log_path) as (base, proc):
+            yield Server(base, proc, log_path)
+    finally:
+        for path in workdir.iterdir():
+            path.unlink()
+        workdir.rmdir()
+
+
+def test_a_client_that_hangs_up_stops_its_work_long_before_the_budget(patient_server):
+    server = patient_server
+    addr = server.base.removeprefix("http://").split(":")
+    with socket.create_connection((addr[0], int(addr[1])), timeout=5) as sock:
+        sock.sendall(raw_post("/v1/jacobian", heavy_jacobian(), "gone-1"))
+        assert wait_for(lambda: server.in_flight() == 1, 2.0) is not None, "never started"
+        time.sleep(0.5)
+    stopped = wait_for(lambda: server.in_flight() == 0, STOP_SECONDS + 2.0)
+    assert stopped is not None and stopped < STOP_SECONDS, stopped
+    assert wait_for(lambda: server.log_line("gone-1") is not None, 2.0) is not None
+    assert server.log_line("gone-1")["problem"] == "time-budget"
+    assert_the_next_request_is_served(server)
+
+
+def test_sigterm_drains_within_the_grace_period(patient_server):
+    """SIGTERM with a computation in flight: uvicorn waits its graceful-shutdown time (2 s
+    here), then cancels the request, and the computation stops at its next op."""
+    server = patient_server
+    addr = server.base.removeprefix("http://").split(":")
+    with socket.create_connection((addr[0], int(addr[1])), timeout=5) as sock:
+        sock.sendall(raw_post("/v1/jacobian", heavy_jacobian(), "drain-1"))
+        assert wait_for(lambda: server.in_flight() == 1, 2.0) is not None, "never started"
+        start = time.monotonic()
+        server.proc.terminate()
+        server.proc.wait(timeout=15)
+        took = time.monotonic() - start
+    assert took < 2.0 + STOP_SECONDS + 1.0, f"the server took {took:.1f} s to stop"
+    # uvicorn re-raises the signal it handled once it has shut down cleanly
+    assert server.proc.returncode in (0, -15), server.proc.returncode
+    assert "Finished server process" in server.log_path.read_text(errors="replace")
