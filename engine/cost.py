@@ -239,6 +239,9 @@ def derivatives(g: GraphCost, n: int, order: int) -> Estimate:
 
 def enforce(estimate: Estimate, limits: CostLimits, what: str) -> None:
     """A CostError naming the limit, the estimate and the costliest node, past any limit."""
+    if (estimate.work <= limits.max_work and estimate.bytes <= limits.max_bytes
+            and estimate.response_bytes <= limits.max_response_bytes):
+        return  # the common case, without building the table below
     for name, value, limit, unit in (
         ("max_work", estimate.work, limits.max_work, "work units (about 1 ns each)"),
         ("max_request_bytes", estimate.bytes, limits.max_bytes, "bytes of working memory"),
