@@ -9,6 +9,10 @@ decoded, validated model: it validates a model instance again at no cost (pydant
 does not revalidate instances), solves the other parameters and calls the endpoint.
 A small body stays on the loop, where the thread hop costs more than the work.
 
+The thread is the loop's one body-work thread (``app.guards.off_loop``), which also
+scans a large body's depth: that work holds the GIL in long C calls, and a single such
+thread keeps the loop's wait for the GIL to one call at a time.
+
 The errors are FastAPI's: a malformed body raises the ``json.JSONDecodeError`` where
 FastAPI expects it, and invalid fields raise a ``RequestValidationError`` with the
 ``loc`` paths FastAPI gives (``("body", ...)``), so ``app.problems`` answers alike.
