@@ -47,12 +47,16 @@ never an error.
 
 **Errors** are RFC 9457 problem details (`application/problem+json`) with `type`,
 `title`, `status`, `detail`, and `node`, `field` or `errors` naming the culprit:
-400 malformed JSON; 413 a body, nesting depth, graph, tensor or derivative over a
-configured limit (a request must shrink to succeed); 415 a body that is not
-`application/json`; 422 anything invalid in the request or graph, including unknown
-fields (requests are strict), and a computation stopped by its time budget (type
-`.../time-budget`: the request is too expensive as given, so it is not a retryable
-503). Limits are set by `DERIV_*` environment variables.
+400 malformed JSON; 413 a body, nesting depth, graph or tensor sent over a configured
+limit (a request must shrink to succeed); 415 a body that is not `application/json`;
+422 anything invalid in the request or graph, including unknown fields (requests are
+strict), a limit on what the graph would compute (type `.../compute-limit`: shapes it
+produces, a derivative's entries or order), its estimated work, memory or answer size
+(type `.../cost-limit`, with `limit`, `estimate` and the costliest `node`), and a
+computation stopped by its time budget (type `.../time-budget`: the request is too
+expensive as given, so it is not a retryable 503); 503 with `Retry-After` when the
+replica is saturated (type `.../saturated`). Limits are set by `DERIV_*` environment
+variables.
 
 **Registered graphs.** `POST /v1/graphs` validates a graph once and answers its id,
 `g_` and the SHA-256 of its canonical form (the same on every replica); compute
@@ -215,17 +219,22 @@ COMPUTE_PROBLEMS: dict[int | str, dict[str, Any]] = {
         "`graph_id` is not registered on this replica (never, deleted or evicted; type "
         "`.../graph-not-found`): register the graph again with `POST /v1/graphs`."
     ),
-    413: _problem("Body, nesting depth, graph, tensor or derivative over a configured limit."),
+    413: _problem("Body, nesting depth, graph or tensor sent over a configured limit."),
     415: _problem("The body is not application/json."),
     422: _problem(
-        "Invalid request or graph (the problem names the node or field), or the time "
-        "budget ran out (type `.../time-budget`)."
+        "Invalid request or graph (the problem names the node or field); what it would "
+        "compute over a limit (`.../compute-limit`) or its estimated cost over one "
+        "(`.../cost-limit`, naming `limit`, `estimate` and `node`); or the time budget "
+        "ran out (type `.../time-budget`)."
+    ),
+    503: _problem(
+        "The replica is saturated (type `.../saturated`): retry after `Retry-After` seconds."
     ),
     500: _problem("A fault of the service itself, never of the input."),
 }
 
 GRAPH_PROBLEMS: dict[int | str, dict[str, Any]] = {
-    status: COMPUTE_PROBLEMS[status] for status in (400, 404, 413, 415, 422, 500)
+    status: COMPUTE_PROBLEMS[status] for status in (400, 404, 413, 415, 422, 500, 503)
 }
 
 

@@ -24,6 +24,7 @@ from engine import budget, cost, derivatives, higher_check, points, sympy_worker
 from engine.errors import (
     AttrError,
     BudgetExceeded,
+    ComputeLimitError,
     CostError,
     EngineError,
     ExpressionError,
@@ -37,8 +38,10 @@ from engine.ops import OPS
 from engine.prepared import PreparedGraph
 
 # (engine error class, HTTP status, problem type slug, title); the most specific first.
-# Every LimitError is a 413: each limit bounds the size of what a request asks for
-# (bytes, nodes, elements, entries of a derivative), so it must shrink to succeed.
+# A LimitError on what a request *contains* (bytes, nodes, a tensor sent) is a 413: it
+# must shrink to succeed. One on what it would *compute* (shapes it produces, entries or
+# order of a derivative: ComputeLimitError) and one on its estimated cost (CostError) are
+# 422s, as the wire contract says: the body is fine, what it asks for is too much.
 # A time-budget overrun is a deterministic property of the request, not an outage:
 # 422, not 503 (which would invite retries) nor 408 (the client was not slow).
 ERROR_PROBLEMS: tuple[tuple[type[Exception], int, str, str], ...] = (
@@ -46,6 +49,7 @@ ERROR_PROBLEMS: tuple[tuple[type[Exception], int, str, str], ...] = (
     (AttrError, 422, "invalid-attrs", "Invalid op attributes"),
     (ShapeError, 422, "shape-mismatch", "Incompatible shapes"),
     (ExpressionError, 422, "invalid-expression", "Invalid expression"),
+    (ComputeLimitError, 422, "compute-limit", "Over a compute limit"),
     (LimitError, 413, "limit-exceeded", "Content Too Large"),
     (CostError, 422, "cost-limit", "Over a cost limit"),
     (BudgetExceeded, 422, "time-budget", "Time budget exceeded"),

@@ -92,7 +92,7 @@ class Settings(BaseSettings):
         ),
     )
     max_derivative_order: int = Field(
-        default=6, ge=1, description="Highest `order` of POST /v1/derivative (413 beyond)."
+        default=6, ge=1, description="Highest `order` of POST /v1/derivative (422 beyond)."
     )
     graph_cache_size: int = Field(
         default=256, ge=1, description="Registered graphs kept per process (LRU)."

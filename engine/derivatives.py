@@ -17,7 +17,7 @@ import numpy as np
 from engine import cost, higher
 from engine import hessian as hessian_mod
 from engine import sparse as sparse_mod
-from engine.errors import GraphError, LimitError, ShapeError
+from engine.errors import ComputeLimitError, GraphError, ShapeError
 from engine.graph import Graph, Limits
 from engine.notes import Note
 from engine.numerics import numeric_notes
@@ -185,9 +185,9 @@ def _outputs(rec: _Recording) -> dict[str, np.ndarray]:
 
 
 def check_work(q: Query, rows: int, cols: int, what: str) -> None:
-    """A LimitError before a rows x cols derivative is computed past the work limit."""
+    """A ComputeLimitError (a 422) before a rows x cols derivative past the work limit."""
     if rows * cols > q.limits.max_derivative_work:
-        raise LimitError(
+        raise ComputeLimitError(
             f"the {what} has {rows} x {cols} entries, over the limit of "
             f"{q.limits.max_derivative_work}",
             field="sources",
@@ -371,11 +371,11 @@ def _sparse_hessian(
             on_colours=within_cost,
         )
     except sparse_mod.PatternTooLarge as e:
-        raise LimitError(f"the Hessian's sparsity pattern is too dense: {e}",
+        raise ComputeLimitError(f"the Hessian's sparsity pattern is too dense: {e}",
                          field="format") from None
     n = h.shape[0]
     if h.nnz > limit or h.colours * n > limit:
-        raise LimitError(
+        raise ComputeLimitError(
             f"the sparse Hessian has {h.nnz} non-zeros and needs {h.colours} seeds of {n} "
             f"entries, over the limit of {limit}",
             field="sources",
@@ -405,7 +405,7 @@ def derivative(q: Query, order: int, max_order: int = 6) -> Result:
     if order < 1:
         raise GraphError(f"order must be at least 1, got {order}", field="order")
     if order > max_order:
-        raise LimitError(f"order {order} is over the limit of {max_order}", field="order")
+        raise ComputeLimitError(f"order {order} is over the limit of {max_order}", field="order")
     targets = target_ids(q)
     check_leaf_ids(q, q.watch, "watch")
     sources = source_ids(q)
@@ -423,7 +423,7 @@ def derivative(q: Query, order: int, max_order: int = 6) -> Result:
                              f"{list(shapes[s])}", node=s, field="sources")
     n = len(sources)
     if higher.entries(n, order) > q.limits.max_derivative_work:
-        raise LimitError(
+        raise ComputeLimitError(
             f"derivatives up to order {order} by {n} sources have {higher.entries(n, order)} "
             f"entries (n + n^2 + ... + n^{order}), over the limit of "
             f"{q.limits.max_derivative_work}",

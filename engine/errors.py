@@ -50,6 +50,14 @@ class LimitError(EngineError):
     kind = "limit"
 
 
+class ComputeLimitError(LimitError):
+    """A limit on what the graph would compute (the shapes it produces, a derivative's
+    entries, its order) would be exceeded: the request is of allowed size but asks for
+    too much, so it is a 422 (the wire contract), not a 413 like a body over its limits."""
+
+    kind = "compute-limit"
+
+
 class CostError(EngineError):
     """What the request would compute is estimated past a limit on work, memory or the
     answer's size (engine.cost): refused before anything runs."""

@@ -18,7 +18,15 @@ from typing import Any
 import numpy as np
 
 from engine import budget
-from engine.errors import AttrError, EngineError, GraphError, LimitError, ShapeError, short
+from engine.errors import (
+    AttrError,
+    ComputeLimitError,
+    EngineError,
+    GraphError,
+    LimitError,
+    ShapeError,
+    short,
+)
 from engine.ops import OPS, OPS_FN
 from engine.tensor import Tensor, Value, Variable, constant
 from engine.toposort import toposort
@@ -201,13 +209,13 @@ class Graph:
             _check_rank(nid, shape, limits)
             size = math.prod(shape)
             if size > limits.max_elements:
-                raise LimitError(
+                raise ComputeLimitError(
                     f"shape {list(shape)} has {size} elements, over the limit of "
                     f"{limits.max_elements}", node=nid,
                 )
             total += size
             if total > limits.max_total_elements:
-                raise LimitError(
+                raise ComputeLimitError(
                     f"the graph holds more than {limits.max_total_elements} elements in all",
                     node=nid,
                 )

@@ -39,7 +39,7 @@ from engine.derivatives import (
     target_ids,
     with_target,
 )
-from engine.errors import GraphError, LimitError, ShapeError, short
+from engine.errors import ComputeLimitError, GraphError, LimitError, ShapeError, short
 from engine.graph import LEAF_OPS, NUMPY_MAX_RANK, Graph, Limits, Node, to_value
 from engine.hessian import assemble, record_gradient
 from engine.notes import Note
@@ -242,13 +242,13 @@ def _check_batched_sizes(limits: Limits, size: int, shapes: Mapping[str, Shape],
     for nid, shape in shapes.items():
         n = math.prod(shape) * (size if nid in batched else 1)
         if n > limits.max_elements:
-            raise LimitError(
+            raise ComputeLimitError(
                 f"{size} points of shape {list(shape)} make {n} elements, over the limit of "
                 f"{limits.max_elements}", node=nid, field="points",
             )
         total += n
     if total > limits.max_total_elements:
-        raise LimitError(
+        raise ComputeLimitError(
             f"over {size} points the graph holds {total} elements in all, over the limit of "
             f"{limits.max_total_elements}", field="points",
         )

@@ -101,7 +101,7 @@ async def derivative(
     full symmetric tensor of shape `[n] * j` over `sources` (order 1 the gradient,
     2 the Hessian, ...). Sources must be scalar leaves and the target a scalar (422
     otherwise); `order` is bounded by `DERIV_MAX_DERIVATIVE_ORDER` and the entries
-    n + n² + ... + nᵏ by `DERIV_MAX_DERIVATIVE_WORK` (413 beyond). `check` compares
+    n + n² + ... + nᵏ by `DERIV_MAX_DERIVATIVE_WORK` (422 beyond). `check` compares
     every order with SymPy, or orders 1 and 2 with finite differences.
     """
     return await compute(http, "derivative", request)

@@ -66,22 +66,24 @@ def test_sources_and_unconnected_sources_follow_the_tape(client):
     assert {n["source"] for n in notes_for(out, "not_watched")} == {"c"}
 
 
-def test_order_over_the_configured_limit_is_a_413_naming_order(make_client):
+def test_order_over_the_configured_limit_is_a_422_naming_order(make_client):
+    """A limit on what the graph would compute is a 422 (the wire contract), not a 413:
+    the body is small, what it asks for is too much."""
     client = make_client(max_derivative_order=3)
     r = client.post("/v1/derivative", json={**SEED_2, "order": 4})
-    assert r.status_code == 413
+    assert r.status_code == 422
     assert r.headers["content-type"] == "application/problem+json"
     problem = r.json()
-    assert problem["type"].endswith("/limit-exceeded") and problem["field"] == "order"
+    assert problem["type"].endswith("/compute-limit") and problem["field"] == "order"
     assert "order 4" in problem["detail"]
     assert client.post("/v1/derivative", json={**SEED_2, "order": 3}).status_code == 200
 
 
-def test_entries_over_the_work_limit_are_a_413(make_client):
+def test_entries_over_the_work_limit_are_a_422(make_client):
     client = make_client(max_derivative_work=3 + 9)
     assert client.post("/v1/derivative", json={**THREE, "order": 2}).status_code == 200
     r = client.post("/v1/derivative", json={**THREE, "order": 3})
-    assert r.status_code == 413
+    assert r.status_code == 422
     assert "39 entries" in r.json()["detail"]
 
 

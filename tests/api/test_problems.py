@@ -194,7 +194,7 @@ CASES = [
     ),
     Case("reshape to wrong size", 422, json=bomb([3, 5], "reshape"), node="b"),
     # --- allocation bombs and size limits
-    Case("broadcast_to bomb", 413, json=bomb([100_000, 100_000]), node="b", slug="limit-exceeded"),
+    Case("broadcast_to bomb", 422, json=bomb([100_000, 100_000]), node="b", slug="compute-limit"),
     # reshape cannot allocate: the element count must match, so a "bomb" is a shape error
     Case(
         "reshape bomb",
@@ -216,19 +216,19 @@ CASES = [
     ),
     Case(
         "hessian too many sources",
-        413,
+        422,
         path="/v1/hessian",
         json=graph(var("x", [0.5] * 200), op("s", "sum", "x")),
         settings={"max_derivative_work": 1000},
-        slug="limit-exceeded",
+        slug="compute-limit",
     ),
     Case(
         "jacobian too large",
-        413,
+        422,
         path="/v1/jacobian",
         json=graph(var("x", [0.5] * 200), op("s", "sin", "x")),
         settings={"max_derivative_work": 1000},
-        slug="limit-exceeded",
+        slug="compute-limit",
     ),
     Case(
         "time budget overrun",

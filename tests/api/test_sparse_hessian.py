@@ -56,10 +56,11 @@ def test_a_dense_pattern_is_reported_dense(client):
     np.testing.assert_allclose(_dense(body["sparse"]), np.full((3, 3), np.exp(0.6)), rtol=1e-13)
 
 
-def test_a_sparse_hessian_over_the_work_limit_is_a_413(make_client):
+def test_a_sparse_hessian_over_the_work_limit_is_a_422(make_client):
     client = make_client(max_derivative_work=20)
     r = client.post("/v1/hessian", json={**rosenbrock(30), "format": "coo", "check": "none"})
-    assert r.status_code == 413, r.text
+    assert r.status_code == 422, r.text
+    assert r.json()["type"].endswith("/compute-limit")
     assert post(client, "hessian", {**SEED_3, "check": "none"})["matrix"] == [[2.0, 0.0],
                                                                                [0.0, 18.0]]
 

@@ -104,7 +104,7 @@ def mix(prefix: str = "") -> list[Kind]:
         kind("bad: dense hessian too large", "/v1/hessian",
              {**_graph({"id": "x", "op": "variable", "value": [0.5] * 1001},
                        {"id": "s", "op": "sum", "inputs": ["x"]}), "format": "dense"},
-             expect=413),
+             expect=422),
         Kind("bad: wrong media type", "POST", prefix + "/v1/gradient", b"x=1", 415, 1,
              "application/x-www-form-urlencoded"),
         Kind("bad: no such endpoint", "GET", prefix + "/v1/nothing-here", b"", 404, 1),
