@@ -84,7 +84,9 @@ class Tally:
 
     def add(self, path: tuple, tape: np.ndarray, ref: np.ndarray, skip: Any = None,
             extra: Any = 0.0, interval: Any = None) -> None:
-        tape, ref = np.broadcast_arrays(np.asarray(tape, np.float64), ref)
+        tape, ref = np.asarray(tape, np.float64), np.asarray(ref)
+        if tape.shape != ref.shape:  # numpy broadcasts at most 32 dims: only when needed
+            tape, ref = np.broadcast_arrays(tape, ref)
         shape = ref.shape
         tape, ref = tape.ravel(), ref.ravel()  # 1-d inside: 0-d arrays cannot be indexed
         skip = np.zeros(ref.shape, bool) if skip is None else np.ravel(skip).astype(bool)
