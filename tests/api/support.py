@@ -30,6 +30,21 @@ def graph(*nodes: dict[str, Any], **fields: Any) -> dict[str, Any]:
     return {"graph": {"nodes": list(nodes)}, **fields}
 
 
+def sines(first: list[dict[str, Any]], links: int) -> list[dict[str, Any]]:
+    """``first``, then ``links`` nested sin of its last node, summed as ``t``: work and
+    memory that grow with the links and with the size of what ``first`` makes."""
+    nodes, prev = list(first), first[-1]["id"]
+    for i in range(links):
+        nodes.append(op(f"s{i}", "sin", prev))
+        prev = f"s{i}"
+    return [*nodes, op("t", "sum", prev)]
+
+
+def broadcast_sines(links: int, shape: list[int]) -> list[dict[str, Any]]:
+    """``sines`` of one scalar broadcast to ``shape``: a few bytes that cost like a tensor."""
+    return sines([var("x", 0.5), op("b", "broadcast_to", "x", shape=shape)], links)
+
+
 # The seed article's three examples as graph requests: y = x**2 and y = x**3 at x = 3,
 # z = x**2 + y**3 at x = 2, y = 3. Shared, so never mutate them: copy with {**SEED_3, ...}.
 SEED_1 = graph(var("x", 3.0), op("y", "pow", "x", 2))

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from tests.api.support import SEED_3, const, graph, op, post, var
+from tests.api.support import SEED_3, broadcast_sines, const, graph, op, post, var
 from tests.conftest import make_settings
 
 FAST = 1.0  # seconds: a refusal is made from shapes, before any computation
@@ -31,16 +31,6 @@ def broadcast_solve(batch: int, n: int = 1000) -> dict:
         op("t", "sum", "s"),
         check="none",
     )
-
-
-def sin_stack(k: int, shape: list[int]) -> list[dict]:
-    nodes = [var("x", 0.5), op("b", "broadcast_to", "x", shape=shape)]
-    prev = "b"
-    for i in range(k):
-        nodes.append(op(f"s{i}", "sin", prev))
-        prev = f"s{i}"
-    nodes.append(op("t", "sum", prev))
-    return nodes
 
 
 WORK_OR_MEMORY = ("max_work", "max_request_bytes")
@@ -76,12 +66,12 @@ def test_the_same_solve_within_the_limits_is_answered_right(client):
 
 
 def test_a_high_order_derivative_of_big_broadcast_tensors_is_refused_for_memory(client):
-    body = {"graph": {"nodes": sin_stack(8, [1000, 1000])}, "order": 4, "check": "none"}
+    body = {"graph": {"nodes": broadcast_sines(8, [1000, 1000])}, "order": 4, "check": "none"}
     refused(client, "derivative", body, *WORK_OR_MEMORY)
 
 
 def test_a_hessian_through_big_broadcast_tensors_is_refused(client):
-    body = graph(*sin_stack(18, [1000, 1000]), check="none")
+    body = graph(*broadcast_sines(18, [1000, 1000]), check="none")
     refused(client, "hessian", body, *WORK_OR_MEMORY)
 
 
@@ -95,15 +85,15 @@ def test_an_answer_larger_than_the_response_limit_is_refused_before_computing(cl
 
 
 def test_a_trace_of_big_tensors_is_refused_for_its_size(client):
-    body = graph(*sin_stack(6, [1000, 1000]), check="none", trace=True)
+    body = graph(*broadcast_sines(6, [1000, 1000]), check="none", trace=True)
     refused(client, "gradient", body, *MEMORY_OR_ANSWER)
-    small = graph(*sin_stack(3, [4]), check="none", trace=True)
+    small = graph(*broadcast_sines(3, [4]), check="none", trace=True)
     assert post(client, "gradient", small)["trace"]["entries"]
 
 
 def test_points_multiply_the_cost():
     settings = make_settings(max_work=1e8)
-    nodes = sin_stack(4, [1000])
+    nodes = broadcast_sines(4, [1000])
     with TestClient(create_app(settings)) as client:
         few = post(client, "gradient", {**graph(*nodes), "check": "none",
                                         "points": {"x": [0.1, 0.2]}})
@@ -145,7 +135,7 @@ def test_a_saturated_replica_answers_503_with_retry_after():
     """One computation at a time and no waiting: a second concurrent one is turned away
     with 503 and Retry-After; the first still finishes, and the next is served."""
     settings = make_settings(max_running=1, admission_wait_seconds=0.0)
-    slow = {"graph": {"nodes": sin_stack(60, [200_000])}, "check": "none"}
+    slow = {"graph": {"nodes": broadcast_sines(60, [200_000])}, "check": "none"}
     with TestClient(create_app(settings)) as client:
         first: dict = {}
         worker = threading.Thread(

@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,21 +60,29 @@ class Server:
         return float(found.group(1)) - 1  # less the scrape itself
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
+# the cost limits raised, as an operator may: the time budget is then what stops work
+UNLIMITED = {"DERIV_SYMPY_WORKERS": "1", "DERIV_MAX_WORK": "1e13",
+             "DERIV_MAX_REQUEST_BYTES": "1e10", "DERIV_MEMORY_BUDGET_BYTES": "1e11"}
+
+
+@contextmanager
+def serving(env: dict[str, str]) -> Iterator[Server]:
+    """A server with ``env`` and the cost limits raised, its log in a temporary folder."""
     workdir = Path(tempfile.mkdtemp(prefix="budget-"))
     log_path = workdir / "server.log"
-    # the cost limits raised, as an operator may: the time budget is then what stops work
-    env = {"DERIV_TIME_BUDGET_SECONDS": str(BUDGET), "DERIV_SYMPY_WORKERS": "1",
-           "DERIV_MAX_WORK": "1e13", "DERIV_MAX_REQUEST_BYTES": "1e10",
-           "DERIV_MEMORY_BUDGET_BYTES": "1e11"}
     try:
-        with uvicorn_app(env, log_path) as (base, proc):
+        with uvicorn_app({**UNLIMITED, **env}, log_path) as (base, proc):
             yield Server(base, proc, log_path)
     finally:
         for path in workdir.iterdir():
             path.unlink()
         workdir.rmdir()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    with serving({"DERIV_TIME_BUDGET_SECONDS": str(BUDGET)}) as running:
+        yield running
 
 
 def raw_post(path: str, body: dict, request_id: str) -> bytes:
@@ -165,24 +174,15 @@ def test_many_clients_hanging_up_do_not_pile_up_work(server):
 
 # ------------------------------------------- a long budget: what stops work is the client
 
-PATIENT = {"DERIV_TIME_BUDGET_SECONDS": "60", "DERIV_SYMPY_WORKERS": "1",
-           "DERIV_MAX_WORK": "1e13", "DERIV_MAX_REQUEST_BYTES": "1e10",
-           "DERIV_MEMORY_BUDGET_BYTES": "1e11", "UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN": "2"}
+PATIENT = {"DERIV_TIME_BUDGET_SECONDS": "60", "UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN": "2"}
 STOP_SECONDS = 1.5  # the disconnect is polled every 0.25 s, then one op finishes
 
 
 @pytest.fixture
 def patient_server() -> Iterator[Server]:
     """A server whose time budget (60 s) outlasts the test: only cancellation stops work."""
-    workdir = Path(tempfile.mkdtemp(prefix="patient-"))
-    log_path = workdir / "server.log"
-    try:
-        with uvicorn_app(PATIENT, log_path) as (base, proc):
-            yield Server(base, proc, log_path)
-    finally:
-        for path in workdir.iterdir():
-            path.unlink()
-        workdir.rmdir()
+    with serving(PATIENT) as running:
+        yield running
 
 
 def test_a_client_that_hangs_up_stops_its_work_long_before_the_budget(patient_server):

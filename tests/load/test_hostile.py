@@ -55,6 +55,7 @@ from typing import NamedTuple
 import httpx
 import pytest
 
+from tests.api.support import broadcast_sines, graph, op, sines, var
 from tests.gateway.stack import free_port, wait_until_up
 
 pytestmark = [
@@ -91,21 +92,6 @@ INVERSE = "inv 1000x1000 (burst of 40)"
 # ------------------------------------------------------------------ the hostile requests
 
 
-def _var(id_: str, value: object) -> dict:
-    return {"id": id_, "op": "variable", "value": value}
-
-
-def _op(id_: str, name: str, *inputs: object, **attrs: object) -> dict:
-    node: dict = {"id": id_, "op": name, "inputs": list(inputs)}
-    if attrs:
-        node["attrs"] = attrs
-    return node
-
-
-def _graph(*nodes: dict, **fields: object) -> dict:
-    return {"graph": {"nodes": list(nodes)}, **fields}
-
-
 def _json(body: object) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
@@ -125,12 +111,12 @@ def solve(stack: int) -> bytes:
     per stacked right-hand side. The cost model puts it at 4.06e6 work units per stacked
     matrix: 738 is 3.0e9 (the most max_work allows, ~250 MB estimated), 739 just over."""
     nodes = [
-        _json(_var("x", 0.5)),
+        _json(var("x", 0.5)),
         _constant_eye(200),
-        _json(_op("a", "mul", "e", "x")),
-        _json(_op("r", "broadcast_to", "x", shape=[stack, 200, 1])),
-        _json(_op("s", "solve", "a", "r")),
-        _json(_op("t", "sum", "s")),
+        _json(op("a", "mul", "e", "x")),
+        _json(op("r", "broadcast_to", "x", shape=[stack, 200, 1])),
+        _json(op("s", "solve", "a", "r")),
+        _json(op("t", "sum", "s")),
     ]
     return b'{"graph":{"nodes":[' + b",".join(nodes) + b']},"check":"none"}'
 
@@ -139,46 +125,35 @@ def inverse(n: int = 1000) -> bytes:
     """The gradient through inv of x * I(n): n = 1000 is the largest identity a 2 MiB body
     carries (2.0 MB), 1.5e9 work units, ~1 s of one core."""
     nodes = [
-        _json(_var("x", 1.0)),
+        _json(var("x", 1.0)),
         _constant_eye(n),
-        _json(_op("a", "mul", "e", "x")),
-        _json(_op("i", "inv", "a")),
-        _json(_op("t", "sum", "i")),
+        _json(op("a", "mul", "e", "x")),
+        _json(op("i", "inv", "a")),
+        _json(op("t", "sum", "i")),
     ]
     return b'{"graph":{"nodes":[' + b",".join(nodes) + b']},"check":"none"}'
 
 
 def sin_chain(shape: list[int], links: int, **fields: object) -> bytes:
     """A scalar broadcast to ``shape``, then ``links`` nested sin, summed."""
-    nodes = [_var("x", 0.5), _op("b", "broadcast_to", "x", shape=shape)]
-    prev = "b"
-    for i in range(links):
-        nodes.append(_op(f"s{i}", "sin", prev))
-        prev = f"s{i}"
-    nodes.append(_op("t", "sum", prev))
-    return _json(_graph(*nodes, **fields))
+    return _json(graph(*broadcast_sines(links, shape), **fields))
 
 
 def nested_sin(elements: int, links: int, **fields: object) -> bytes:
     """``links`` nested sin of a variable of ``elements`` elements, summed."""
-    nodes = [_var("x", [0.1 * (i % 7) for i in range(elements)] if elements > 1 else 0.3)]
-    prev = "x"
-    for i in range(links):
-        nodes.append(_op(f"s{i}", "sin", prev))
-        prev = f"s{i}"
-    nodes.append(_op("t", "sum", prev))
-    return _json(_graph(*nodes, **fields))
+    value = [0.1 * (i % 7) for i in range(elements)] if elements > 1 else 0.3
+    return _json(graph(*sines([var("x", value)], links), **fields))
 
 
 def cumprods(side: int, links: int, targets: int) -> bytes:
     """A scalar (17 significant digits) broadcast to [side, side], ``links`` cumprods in
     turn over both axes, the first ``targets`` of them evaluated: long numbers, big answers."""
-    nodes = [_var("x", 0.9999999), _op("b", "broadcast_to", "x", shape=[side, side])]
+    nodes = [var("x", 0.9999999), op("b", "broadcast_to", "x", shape=[side, side])]
     prev = "b"
     for i in range(links):
-        nodes.append(_op(f"c{i}", "cumprod", prev, axis=i % 2))
+        nodes.append(op(f"c{i}", "cumprod", prev, axis=i % 2))
         prev = f"c{i}"
-    return _json(_graph(*nodes, target=[f"c{i}" for i in range(targets)], check="none"))
+    return _json(graph(*nodes, target=[f"c{i}" for i in range(targets)], check="none"))
 
 
 def quote_attack(depth: int, size: int = 200_000) -> bytes:
@@ -190,10 +165,10 @@ def big_valid_body(size: int = 1_500_000) -> bytes:
     """A valid 1.5 MB gradient request: sum(sin(x)) over ~80,000 long floats."""
     n = size // 19
     return _json(
-        _graph(
-            _var("x", [(i % 997) / 997 for i in range(n)]),
-            _op("s", "sin", "x"),
-            _op("t", "sum", "s"),
+        graph(
+            var("x", [(i % 997) / 997 for i in range(n)]),
+            op("s", "sin", "x"),
+            op("t", "sum", "s"),
             check="none",
         )
     )
