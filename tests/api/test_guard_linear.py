@@ -44,9 +44,11 @@ def test_the_escaped_quotes_body_is_answered_at_once_over_http(make_client):
         took, used = time.perf_counter() - start, time.process_time() - cpu
         assert r.status_code == status, r.text[:300]
         assert r.json()["type"].endswith(slug)
-        # CPU time does not grow when other processes load the machine; wall time does
-        assert used < 0.5, f"{len(body)} bytes took {used:.2f} s of CPU"
-        assert took < 1.0, f"{len(body)} bytes answered in {took:.2f} s"
+        # CPU time does not grow when other processes load the machine, wall time does;
+        # both count this process's other threads too (a new app warms its SymPy pool).
+        # The regex this replaces took minutes on such a body: seconds are a clear line.
+        assert used < 2.0, f"{len(body)} bytes took {used:.2f} s of CPU"
+        assert took < 3.0, f"{len(body)} bytes answered in {took:.2f} s"
 
 
 def test_an_unterminated_or_stray_quote_does_not_crash_it():
