@@ -25,6 +25,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from math import comb
 
+from engine.backprop import CHUNK_ELEMENTS  # a vectorised sweep's rows go in chunks
 from engine.errors import CostError
 from engine.graph import LEAF_OPS, Graph
 from engine.ops.costs import Cost
@@ -38,7 +39,6 @@ NODE_BYTES = 600  # a node's Python objects: its tensor, tape entry, names and d
 PATTERN_WORK = 250.0  # per element of the graph: a sparse Hessian's index sets and colours
 FLOAT_BYTES = 8
 NUMBER_BYTES = 25  # the longest float64 in JSON, "-2.2250738585072014e-308", and a comma
-CHUNK_ELEMENTS = 1 << 23  # engine.backprop.CHUNK_ELEMENTS: a sweep's rows go in chunks
 RECORDED = 3.0  # a recorded sweep differentiated again: entries and work, relative
 SMALL_BYTES = 1 << 20  # a graph this small is not worth finding its sweep's frontier
 
@@ -60,11 +60,6 @@ class Estimate:
     bytes: float
     response_bytes: float
     costliest: str | None = None  # the node whose forward and backward cost most
-
-    def __add__(self, other: Estimate) -> Estimate:
-        return Estimate(self.work + other.work, max(self.bytes, other.bytes),
-                        self.response_bytes + other.response_bytes,
-                        self.costliest or other.costliest)
 
 
 @dataclass(slots=True)
@@ -212,13 +207,6 @@ def sparse_hessian(g: GraphCost, n: float, colours: float = 1.0) -> Estimate:
     working = RECORDED * (g.bytes + g.chunk(colours) * (g.frontier + 2 * g.widest)) + g.scratch
     response, peak = _answer(3 * n * colours + n, working)
     return Estimate(work, peak, response, g.costliest)
-
-
-def colours_within(g: GraphCost, limits: CostLimits) -> int:
-    """The most colours (seed rows) a sparse Hessian's compressed sweep may carry."""
-    spare = limits.max_work - sparse_hessian(g, 0, 0).work
-    per_row = RECORDED * g.backward
-    return int(spare // per_row) if per_row > 0 else 2**62
 
 
 def derivatives(g: GraphCost, n: int, order: int) -> Estimate:
