@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app import docs, openapi, problems
 from app.admission import Saturated
 from app.guards import BodyGuard
+from app.memory import tune_allocator
 from app.observability import Observability
 from app.proxy import PrefixMiddleware
 from app.routes import catalogue, compute, graphs, health, metrics
@@ -31,8 +32,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     Request threads already fill the cores: BLAS threads inside each of them
     oversubscribe the cores (40 concurrent 1000x1000 inverses on 2 cores took 46 s
     with OpenBLAS's own threads, 6 s with one), so each process keeps
-    ``blas_threads`` (default 1) and replicas scale out.
+    ``blas_threads`` (default 1) and replicas scale out. The allocator is set up to
+    give large arrays back to the system when freed (``app.memory``).
     """
+    tune_allocator()
     blas = pin_blas_threads(app.state.settings.blas_threads)
     app.state.service.start()
     try:
