@@ -117,6 +117,10 @@ def cost_limits(settings: Settings) -> cost.CostLimits:
 INLINE_MAX_WORK = 200_000.0
 
 
+class _Estimated(Exception):
+    """Stops a dry run (``Service.estimate``) once the estimate is known."""
+
+
 class NotInline(Exception):
     """A request sent to run inline turned out, once its shapes were known, to cost more
     than the event loop may spend: run it in a worker thread instead."""
@@ -186,6 +190,21 @@ class Service:
         finally:
             if held is None:
                 self.release(mine)
+
+    def estimate(self, kind: str, request: ComputeRequest) -> cost.Estimate:
+        """What ``request`` would cost, from its shapes, without computing it (a dry run,
+        to size requests against the limits); a CostError where ``run`` would refuse it."""
+        seen: list[cost.Estimate] = []
+
+        def stop(estimate: cost.Estimate) -> None:
+            seen.append(estimate)
+            raise _Estimated
+
+        try:
+            self._run(kind, request, stop, None)
+        except _Estimated:
+            return seen[0]
+        raise AssertionError(f"{kind} computed without an estimate")  # every kind charges
 
     def release(self, held: list[float]) -> None:
         """Give back the room ``run`` was admitted with (see ``run``'s ``held``)."""

@@ -13,6 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
+from app.wire.requests import ComputeRequest
+from engine.errors import CostError
 from tests.api.support import SEED_3, broadcast_sines, const, graph, op, post, var
 from tests.conftest import make_settings
 
@@ -210,3 +212,18 @@ def test_admitted_room_is_given_back_after_each_answer(client):
     post(client, "evaluate", {**bad, "check": "none"}, status=422)
     load = admission.load()
     assert (load.running, load.bytes, load.waiting) == (0, 0.0, 0)
+
+
+def test_a_dry_run_estimates_without_computing(client):
+    """``Service.estimate``: the same estimate the request would be held to, at once."""
+    service = client.app.state.service
+    seed = service.estimate("gradient", ComputeRequest.model_validate(SEED_3))
+    assert 0 < seed.work < 1e6 and seed.response_bytes < 4096
+    start = time.monotonic()
+    allowed = service.estimate("gradient", ComputeRequest.model_validate(broadcast_solve(4)))
+    assert allowed.work > 1e9  # seconds of work, estimated in far less
+    assert time.monotonic() - start < FAST
+    with pytest.raises(CostError) as refused:
+        service.estimate("gradient", ComputeRequest.model_validate(broadcast_solve(800)))
+    assert refused.value.limit == "max_work" and refused.value.node == "s"
+    assert service.admission.load().running == 0

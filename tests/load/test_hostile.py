@@ -45,7 +45,7 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import astuple, dataclass
@@ -55,7 +55,11 @@ from typing import NamedTuple
 import httpx
 import pytest
 
+from app.service import Service
+from app.wire.requests import ComputeRequest, DerivativeRequest, HessianRequest
+from engine.errors import ComputeLimitError, CostError
 from tests.api.support import broadcast_sines, graph, op, sines, var
+from tests.conftest import make_settings
 from tests.gateway.stack import free_port, wait_until_up
 
 pytestmark = [
@@ -108,8 +112,7 @@ def _constant_eye(n: int) -> bytes:
 
 def solve(stack: int) -> bytes:
     """One scalar broadcast to [stack, 200, 1], solved against x * I(200): a factorisation
-    per stacked right-hand side. The cost model puts it at 4.06e6 work units per stacked
-    matrix: 738 is 3.0e9 (the most max_work allows, ~250 MB estimated), 739 just over."""
+    per stacked right-hand side."""
     nodes = [
         _json(var("x", 0.5)),
         _constant_eye(200),
@@ -189,50 +192,71 @@ class Kind:
     name: str
     path: str
     body: bytes
+    allowed: bool = False  # the costliest the limits allow: never refused for its cost
+
+
+# The service's own estimator at the default settings sizes the requests below: the
+# largest each limit allows and the next one over, however the defaults or the cost model
+# change.
+DRY_RUN = Service(make_settings())
+COST = ("cost-limit", "compute-limit")  # what refuses a request for what it would cost
+MODELS = {"derivative": DerivativeRequest, "hessian": HessianRequest}
+
+
+def allowed(path: str, body: bytes) -> bool:
+    """Whether the limits on what ``body`` would cost or compute let it through (a dry
+    run: nothing is computed)."""
+    kind = path.rsplit("/", 1)[1]
+    request = MODELS.get(kind, ComputeRequest).model_validate_json(body)
+    try:
+        DRY_RUN.estimate(kind, request)
+    except (CostError, ComputeLimitError):
+        return False
+    return True
+
+
+def largest(path: str, make: Callable[[int], bytes], low: int, high: int) -> int:
+    """The largest n in [low, high) whose request ``make(n)`` the limits allow."""
+    assert allowed(path, make(low)) and not allowed(path, make(high)), (path, low, high)
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if allowed(path, make(mid)) else (low, mid)
+    return low
+
+
+def pair(name: str, path: str, make: Callable[[int], bytes], low: int, high: int
+         ) -> list[Kind]:
+    """The costliest request of a shape the limits allow, and the next, refused."""
+    n = largest(path, make, low, high)
+    return [Kind(f"{name} {n} (allowed)", path, make(n), allowed=True),
+            Kind(f"{name} {n + 1} (over)", path, make(n + 1))]
 
 
 def hostile_kinds() -> list[Kind]:
-    """Sizes from engine.cost at the default limits (see each builder)."""
+    """The costliest requests of each attack's shape, sized by the service's estimator."""
     return [
-        Kind("solve B=738 (under max_work)", "/v1/gradient", solve(738)),
-        Kind("solve B=739 (over max_work)", "/v1/gradient", solve(739)),
-        # order 4 over 8 sin: [1000, 1000] is 1.4e10 work; 45,944 elements is the most
-        # max_request_bytes (256 MiB estimated) allows
-        Kind(
-            "derivative o4 8 sin [1000,1000]",
-            "/v1/derivative",
-            sin_chain([1000, 1000], 8, order=4, check="none"),
-        ),
-        Kind(
-            "derivative o4 8 sin [45944]",
-            "/v1/derivative",
-            sin_chain([45_944], 8, order=4, check="none"),
-        ),
+        # a factorisation per stacked right-hand side
+        *pair("solve, stack", "/v1/gradient", solve, 1, 2000),
+        # order 4 over 8 nested sin of a broadcast scalar: memory grows as 3^order
+        Kind("derivative o4 8 sin [1000,1000]", "/v1/derivative",
+             sin_chain([1000, 1000], 8, order=4, check="none")),
+        *pair("derivative o4 8 sin, elements", "/v1/derivative",
+              lambda n: sin_chain([n], 8, order=4, check="none"), 1, 10**6),
         # 18 nested sin: SymPy's Hessian of one scalar (check auto), ~2.5 s of a worker the
-        # first time (then its cache of compiled derivatives answers);
-        # over 1000 elements, the largest dense Hessian (50 MB answer, 2.2e9 work)
+        # first time (then its cache of compiled derivatives answers)
         Kind("hessian 18 sin, sympy check", "/v1/hessian", nested_sin(1, 18)),
-        Kind(
-            "hessian 18 sin x1000 dense",
-            "/v1/hessian",
-            nested_sin(1000, 18, format="dense", check="none"),
-        ),
-        # 14 targets of 10^6 elements: 350 MB answer; two are the most max_response_bytes
-        # allows (38 MB sent); 437 x 437 is the largest side for all fourteen
+        *pair("hessian 18 sin dense, sources", "/v1/hessian",
+              lambda n: nested_sin(n, 18, format="dense", check="none"), 1, 2000),
+        # 14 cumprod targets of 10^6 elements: a 350 MB answer; the largest side allowed
         Kind("evaluate cumprod 14 x [1000,1000]", "/v1/evaluate", cumprods(1000, 14, 14)),
-        Kind("evaluate cumprod 2 x [1000,1000]", "/v1/evaluate", cumprods(1000, 14, 2)),
-        Kind("evaluate cumprod 14 x [437,437]", "/v1/evaluate", cumprods(437, 14, 14)),
-        # the trace repeats every tensor and its gradient: [1000, 670] is the most allowed
-        Kind(
-            "gradient trace [1000,670]",
-            "/v1/gradient",
-            sin_chain([1000, 670], 1, trace=True, check="none"),
-        ),
-        Kind(
-            "gradient trace [1000,671]",
-            "/v1/gradient",
-            sin_chain([1000, 671], 1, trace=True, check="none"),
-        ),
+        *pair("evaluate cumprod 14, side", "/v1/evaluate",
+              lambda n: cumprods(n, 14, 14), 2, 1000),
+        # two of them at [1000, 1000]: a 38 MB answer the limits allow
+        Kind("evaluate cumprod 2 x [1000,1000]", "/v1/evaluate", cumprods(1000, 14, 2),
+             allowed=True),
+        # the trace repeats every tensor and its gradient
+        *pair("gradient trace [1000, n]", "/v1/gradient",
+              lambda n: sin_chain([1000, n], 1, trace=True, check="none"), 1, 1000),
         Kind("quote attack, 100 deep", "/v1/gradient", quote_attack(100)),
         Kind("quote attack, 60 deep", "/v1/gradient", quote_attack(60)),
         Kind("valid 1.5 MB body", "/v1/gradient", big_valid_body()),
@@ -262,6 +286,8 @@ def server(log_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
                 str(port),
                 "--timeout-graceful-shutdown",
                 "2",
+                "--timeout-keep-alive",  # as the image: longer than a client's idle pool
+                "75",
             ],
             cwd=ROOT,
             env=env,
@@ -653,6 +679,7 @@ def run_load(
 
 def test_one_replica_under_hostile_load_keeps_small_requests_fast_and_memory_bounded():
     kinds = hostile_kinds()
+    allowed_kinds = {k.name for k in kinds if k.allowed}
     run = run_load(kinds)
     outcomes, samples = run.outcomes, run.samples
     order = [SMALL, HEALTHZ, *(k.name for k in kinds), INVERSE, REGISTER]
@@ -702,6 +729,11 @@ def test_one_replica_under_hostile_load_keeps_small_requests_fast_and_memory_bou
     no_retry = Counter(o.kind for o in outcomes if o.status == 503 and not o.retry_after)
     if no_retry:
         failed.append(f"503 without Retry-After: {dict(no_retry)}")
+    # The costliest allowed requests are computed (or wait their turn): never refused for
+    # their cost, which would mean the estimate the server used is not the dry run's.
+    refused = Counter(o.kind for o in outcomes if o.kind in allowed_kinds and o.slug in COST)
+    if refused:
+        failed.append(f"allowed requests refused for their cost: {dict(refused)}")
 
     top = max(samples, key=lambda x: x.rss)
     if top.rss >= RSS_LIMIT_KIB:
