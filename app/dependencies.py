@@ -11,12 +11,6 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.service import Service
-from app.settings import Settings
-
-
-async def get_app_settings(request: Request) -> Settings:
-    """The settings the app was created with (``create_app(settings)``)."""
-    return request.app.state.settings
 
 
 async def get_service(request: Request) -> Service:
@@ -24,5 +18,4 @@ async def get_service(request: Request) -> Service:
     return request.app.state.service
 
 
-SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 ServiceDep = Annotated[Service, Depends(get_service)]

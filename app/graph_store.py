@@ -98,7 +98,6 @@ class GraphStore:
         self._nodes = 0
         self._bytes = 0
         self._lock = threading.Lock()
-        self.evictions = 0
 
     @property
     def nbytes(self) -> int:
@@ -130,7 +129,6 @@ class GraphStore:
                 _, old = self._graphs.popitem(last=False)
                 self._nodes -= old.size
                 self._bytes -= old.nbytes
-                self.evictions += 1
             return stored, True
 
     def get(self, gid: str) -> StoredGraph:

@@ -58,14 +58,12 @@ class Runner:
         self.targets = list(job["targets"])
         self.weights = job.get("weights") or {}
         self.deadline = deadline
-        self.evaluations = 0
         self.base = self.run({k: np.asarray(v, np.float64) for k, v in job["values"].items()})
 
     def run(self, fixed: dict[str, np.ndarray], base: dict | None = None) -> dict[str, Any]:
         """Node values with ``fixed`` ones imposed; others recomputed if an input changed."""
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise NumericTimeout
-        self.evaluations += 1
         vals = dict(base) if base is not None else {}
         changed = set(fixed)
         vals.update(fixed)

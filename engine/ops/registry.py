@@ -27,7 +27,7 @@ uncurried (``uncurried``): the sweep then calls it without a closure per entry.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import MappingProxyType, ModuleType
@@ -516,7 +516,3 @@ BINARY_CASES = (
     Case(((3, 4), ())),
     Case(((4,), (3, 4))),
 )
-
-
-def tuple_of(x: Sequence[Any] | Any) -> tuple:
-    return tuple(x) if isinstance(x, list | tuple) else (x,)
