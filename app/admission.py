@@ -21,6 +21,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+COMPUTATION, BODY = "computation", "body"  # the two kinds of slot
+
 
 class Saturated(Exception):
     """The replica is at its budget; the client should come back later (a 503)."""
@@ -77,23 +79,17 @@ class Admission:
         A request larger than the whole budget is admitted alone (the per-request
         limit bounds it), so it is never refused for a budget it could not ever fit.
         """
-        deadline = time.monotonic() + self.wait_seconds
-        with self._free:
-            self._waiting += 1
-            try:
-                while not self._fits(nbytes, computation=True):
-                    left = deadline - time.monotonic()
-                    if left <= 0 or not self._free.wait(left):
-                        if self._fits(nbytes, computation=True):
-                            break
-                        raise Saturated(self._why(nbytes), self.retry_after())
-            finally:
-                self._waiting -= 1
-            self._take(nbytes, computation=True)
+        self._wait_for(nbytes, COMPUTATION)
+
+    def grow(self, nbytes: float) -> None:
+        """``nbytes`` more for an admitted computation, whose estimate grew as it learnt
+        more (a sparse Hessian's colours); waits as ``enter`` does. Its ``leave`` then
+        gives back the total."""
+        self._wait_for(nbytes, None)
 
     def leave(self, nbytes: float) -> None:
-        """Give back a computation's slot and bytes."""
-        self._give(nbytes, computation=True)
+        """Give back a computation's slot and all its bytes."""
+        self._give(nbytes, COMPUTATION)
 
     async def enter_body(self, nbytes: float) -> None:
         """Take a body slot and ``nbytes`` for a large body, waiting up to ``wait_seconds``
@@ -102,8 +98,8 @@ class Admission:
         delay = 0.005
         while True:
             with self._free:
-                if self._fits(nbytes, computation=False):
-                    self._take(nbytes, computation=False)
+                if self._fits(nbytes, BODY):
+                    self._take(nbytes, BODY)
                     return
             if time.monotonic() >= deadline:
                 raise Saturated(self._why(nbytes), self.retry_after())
@@ -111,29 +107,44 @@ class Admission:
             delay = min(2 * delay, 0.1)
 
     def leave_body(self, nbytes: float) -> None:
-        self._give(nbytes, computation=False)
+        self._give(nbytes, BODY)
 
     def retry_after(self) -> int:
         """Seconds a client should wait: the wait it already had, at least one."""
         return max(1, math.ceil(self.wait_seconds))
 
-    def _fits(self, nbytes: float, computation: bool) -> bool:
-        if computation and self._running >= self.max_running:
+    def _wait_for(self, nbytes: float, slot: str | None) -> None:
+        deadline = time.monotonic() + self.wait_seconds
+        with self._free:
+            self._waiting += 1
+            try:
+                while not self._fits(nbytes, slot):
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not self._free.wait(left):
+                        if self._fits(nbytes, slot):
+                            break
+                        raise Saturated(self._why(nbytes), self.retry_after())
+            finally:
+                self._waiting -= 1
+            self._take(nbytes, slot)
+
+    def _fits(self, nbytes: float, slot: str | None) -> bool:
+        if slot == COMPUTATION and self._running >= self.max_running:
             return False
-        if not computation and self._bodies >= self.max_bodies:
+        if slot == BODY and self._bodies >= self.max_bodies:
             return False
         return self._bytes == 0 or self._bytes + nbytes <= self.memory_bytes
 
-    def _take(self, nbytes: float, computation: bool) -> None:
-        if computation:
+    def _take(self, nbytes: float, slot: str | None) -> None:
+        if slot == COMPUTATION:
             self._running += 1
-        else:
+        elif slot == BODY:
             self._bodies += 1
         self._bytes += nbytes
 
-    def _give(self, nbytes: float, computation: bool) -> None:
+    def _give(self, nbytes: float, slot: str) -> None:
         with self._free:
-            if computation:
+            if slot == COMPUTATION:
                 self._running -= 1
             else:
                 self._bodies -= 1

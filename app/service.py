@@ -174,6 +174,8 @@ class Service:
         memory budget (else Saturated). ``cancel`` stops it at the next op boundary.
         The room it was admitted with is given back on return, unless the caller passes
         ``held``: then the caller gives it back (``release``), once the answer is sent.
+        An estimate that grows once more is known (a sparse Hessian's colours) takes the
+        difference too.
         """
         mine: list[float] = [] if held is None else held
 
@@ -182,8 +184,13 @@ class Service:
                 if estimate.work > INLINE_MAX_WORK:
                     raise NotInline
                 return
-            self.admission.enter(estimate.bytes)
-            mine.append(estimate.bytes)
+            if not mine:
+                self.admission.enter(estimate.bytes)
+                mine.append(estimate.bytes)
+            elif estimate.bytes > sum(mine):
+                more = estimate.bytes - sum(mine)
+                self.admission.grow(more)
+                mine.append(more)
 
         try:
             return self._run(kind, request, admit, cancel)
@@ -207,9 +214,12 @@ class Service:
         raise AssertionError(f"{kind} computed without an estimate")  # every kind charges
 
     def release(self, held: list[float]) -> None:
-        """Give back the room ``run`` was admitted with (see ``run``'s ``held``)."""
-        while held:
-            self.admission.leave(held.pop())
+        """Give back the room ``run`` was admitted with (see ``run``'s ``held``): its slot
+        and every byte, once (the list is emptied)."""
+        if held:
+            total = sum(held)
+            held.clear()
+            self.admission.leave(total)
 
     def _run(self, kind: str, request: ComputeRequest,
              admit: Callable[[cost.Estimate], None], cancel: budget.Cancel | None

@@ -353,9 +353,16 @@ def _sparse_hessian(
     n = sum(s.size for s in source_tensors)
 
     def within_cost(colours: int) -> None:
-        if priced is not None and q.cost_limits is not None:
-            cost.enforce(cost.sparse_hessian(priced, n, colours), q.cost_limits,
+        """Price the compressed sweep now that its colours are known: refuse it, or admit
+        what it needs beyond the first estimate (``q.admit`` hears the larger estimate)."""
+        if priced is None:
+            return
+        estimate = cost.sparse_hessian(priced, n, colours)
+        if q.cost_limits is not None:
+            cost.enforce(estimate, q.cost_limits,
                          f"sparse Hessian's compressed sweep ({colours} colours)")
+        if q.admit is not None:
+            q.admit(estimate)
 
     limit = q.limits.max_derivative_work
     if q.output_gradients:

@@ -227,3 +227,23 @@ def test_a_dry_run_estimates_without_computing(client):
         service.estimate("gradient", ComputeRequest.model_validate(broadcast_solve(800)))
     assert refused.value.limit == "max_work" and refused.value.node == "s"
     assert service.admission.load().running == 0
+
+
+def test_a_sparse_hessians_colours_are_admitted_as_they_become_known(client, monkeypatch):
+    """The first estimate of a sparse Hessian has one colour; once the pattern gives 400,
+    the difference in memory is admitted too, and all of it given back after the answer."""
+    admission = client.app.state.service.admission
+    taken: list[tuple[str, float]] = []
+    for name in ("enter", "grow"):
+        real = getattr(admission, name)
+        monkeypatch.setattr(admission, name,
+                            lambda nbytes, name=name, real=real: (taken.append((name, nbytes)),
+                                                                  real(nbytes))[1])
+    n = 400
+    nodes = [var("x", np.linspace(0.1, 1, n).tolist()), op("s", "sum", "x"),
+             op("q", "mul", "s", "s")]
+    assert post(client, "hessian", {**graph(*nodes), "format": "coo",
+                                    "check": "none"})["structure"]["colours"] == n
+    assert [name for name, _ in taken] == ["enter", "grow"] and taken[1][1] > 0
+    load = admission.load()
+    assert (load.running, load.bytes) == (0, 0.0)
