@@ -20,7 +20,9 @@ from app.settings import Settings
 from app.wire.requests import ComputeRequest, DerivativeRequest, GraphRequest, HessianRequest
 from app.wire.requests import Graph as WireGraph
 from app.wire.values import MAX_RANK, encode, encode_for_response, jsonable
-from engine import budget, cost, derivatives, higher_check, points, sympy_worker, verify
+from engine import budget, cost
+from engine.check import higher_check, sympy_worker, verify
+from engine.derive import derivatives, points
 from engine.errors import (
     AttrError,
     BudgetExceeded,
@@ -32,10 +34,10 @@ from engine.errors import (
     LimitError,
     ShapeError,
 )
-from engine.expression import parse_expression
-from engine.graph import Graph, Limits, build_graph
+from engine.graphs.expression import parse_expression
+from engine.graphs.graph import Graph, Limits, build_graph
+from engine.graphs.prepared import PreparedGraph
 from engine.ops import OPS
-from engine.prepared import PreparedGraph
 
 # (engine error class, HTTP status, problem type slug, title); the most specific first.
 # A LimitError on what a request *contains* (bytes, nodes, a tensor sent) is a 413: it

@@ -2,7 +2,7 @@
 
     f(x) = sum_i 100 (x[i+1] - x[i]²)² + (1 - x[i])²,   x of n elements
 
-The engine computes its Hessian by nested tapes (``engine.derivatives.hessian``
+The engine computes its Hessian by nested tapes (``engine.derive.derivatives.hessian``
 on a JSON graph, and the whole ``POST /v1/hessian`` request over loopback),
 against ``torch.func.hessian`` and ``jax.hessian`` under ``jax.jit`` (its
 compile time reported apart). All four must agree before they are timed.
@@ -61,8 +61,8 @@ def start_point(n: int) -> np.ndarray:
 
 
 def engine_direct(n: int) -> Callable[[], np.ndarray]:
-    from engine import derivatives
-    from engine.graph import build_graph
+    from engine.derive import derivatives
+    from engine.graphs.graph import build_graph
 
     query = derivatives.Query(graph=build_graph(rosenbrock_graph(n)["nodes"]))
     return lambda: derivatives.hessian(query).matrix

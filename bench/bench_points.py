@@ -1,4 +1,4 @@
-"""One graph at many points in one vectorised pass (engine.points), against jax.vmap.
+"""One graph at many points in one vectorised pass (engine.derive.points), against jax.vmap.
 
 (a) The seed example ``z = x**2 + y**3`` at 10,000 points: the engine's compute time for
     ``gradient_points`` (target < 50 ms), beside a Python loop of one plain gradient
@@ -69,9 +69,9 @@ def engine_calls(nodes: list[dict[str, Any]], points: dict[str, np.ndarray]) -> 
     Callable[[], Any], Callable[[], Any]
 ]:
     """The engine's gradient at every point (outputs and gradients), and its forward alone."""
-    from engine.derivatives import Query
-    from engine.graph import build_graph
-    from engine.points import evaluate_points, gradient_points
+    from engine.derive.derivatives import Query
+    from engine.derive.points import evaluate_points, gradient_points
+    from engine.graphs.graph import build_graph
 
     q = Query(graph=build_graph(nodes))
     return (lambda: gradient_points(q, points).gradients), (lambda: evaluate_points(q, points))
@@ -80,8 +80,8 @@ def engine_calls(nodes: list[dict[str, Any]], points: dict[str, np.ndarray]) -> 
 def engine_loop(nodes: list[dict[str, Any]], points: dict[str, np.ndarray], count: int
                 ) -> Callable[[], Any]:
     """One plain ``derivatives.gradient`` per point: what points save."""
-    from engine import derivatives
-    from engine.graph import build_graph
+    from engine.derive import derivatives
+    from engine.graphs.graph import build_graph
 
     graph = build_graph(nodes)
     queries = [derivatives.Query(graph, values={k: float(v[i]) for k, v in points.items()})

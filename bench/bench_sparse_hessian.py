@@ -1,6 +1,6 @@
 """Sparse Hessian of Rosenbrock (tridiagonal) as n grows: detection, colouring, one sweep.
 
-The graph is ``bench_hessian.rosenbrock_graph(n)`` through ``engine.graph.build_graph``;
+The graph is ``bench_hessian.rosenbrock_graph(n)`` through ``engine.graphs.graph.build_graph``;
 ``engine.sparse_hessian`` records it on nested tapes, detects the pattern, colours it
 and evaluates the whole Hessian in one compressed reverse sweep. Each result is
 checked against the exact Hessian's entries before it is timed. The phases are timed
@@ -46,9 +46,9 @@ def median_time(fn: Callable[[], Any], rounds: int) -> float:
 
 def bench_size(n: int, rounds: int) -> list[str]:
     from engine import GradientTape, Variable, sparse_hessian
-    from engine.colouring import colour_rows
-    from engine.graph import build_graph
-    from engine.sparsity import hessian_pattern
+    from engine.derive.colouring import colour_rows
+    from engine.derive.pattern import hessian_pattern
+    from engine.graphs.graph import build_graph
 
     t0 = time.perf_counter()
     graph = build_graph(rosenbrock_graph(n)["nodes"])

@@ -22,9 +22,9 @@ Example (the seed article's third example)::
 
 import numpy as _np
 
+from engine.derive.sparse import SparseHessian, SparseJacobian, sparse_hessian, sparse_jacobian
 from engine.ops import OPS, OPS_FN
-from engine.sparse import SparseHessian, SparseJacobian, sparse_hessian, sparse_jacobian
-from engine.tape import GradientTape
+from engine.tape.gradient_tape import GradientTape
 from engine.tensor import Tensor, Variable, constant
 
 # Non-finite results are reported as notes, not as numpy warnings on stderr.

@@ -25,11 +25,11 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from math import comb
 
-from engine.backprop import CHUNK_ELEMENTS  # a vectorised sweep's rows go in chunks
 from engine.errors import CostError
-from engine.graph import LEAF_OPS, Graph
+from engine.graphs.graph import LEAF_OPS, Graph
 from engine.ops.costs import Cost
 from engine.ops.registry import OPS
+from engine.tape.backprop import CHUNK_ELEMENTS  # a vectorised sweep's rows go in chunks
 
 Shape = tuple[int, ...]
 
@@ -80,7 +80,7 @@ class GraphCost:
         return self.ops * SWEEP_OVERHEAD + rows * self.backward
 
     def chunk(self, rows: float) -> float:
-        """How many rows a vectorised sweep carries at once (engine.backprop's chunks)."""
+        """How many rows a vectorised sweep carries at once (engine.tape.backprop's chunks)."""
         widest_elements = max(self.widest / FLOAT_BYTES, 1.0)
         return max(1.0, min(rows, CHUNK_ELEMENTS // widest_elements))
 
@@ -181,7 +181,7 @@ def gradient(g: GraphCost, outputs: float, sources: float, trace: bool = False) 
 
 def jacobian(g: GraphCost, rows: float, cols: float, trace: bool = False) -> Estimate:
     """One vectorised sweep, a seed per target element, or per source element when the
-    target is tall (engine.transposed, which records a sweep and sweeps it again)."""
+    target is tall (engine.derive.transposed, which records a sweep and sweeps it again)."""
     tall = rows > 2 * max(cols, 1)
     seeds = cols if tall else rows
     factor = RECORDED if tall else 1.0

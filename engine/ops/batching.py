@@ -1,5 +1,5 @@
 """Leading batch axes: on cotangents (many Jacobian rows in one reverse sweep) and on
-values (many points in one forward run, engine.points).
+values (many points in one forward run, engine.derive.points).
 
 A cotangent ``g`` of an entry whose output is ``ans`` may carry leading batch
 dims: ``g.shape == batch + ans.shape`` (one Jacobian row per batch element).
@@ -62,7 +62,7 @@ def batched_slice(batch: Shape, begin: Any, end: Any, step: Any) -> dict[str, An
 
 
 # ------------------------------------------------- points: a leading batch axis on values
-# engine.points runs a graph once over B points: every tensor that depends on a point
+# engine.derive.points runs a graph once over B points: every tensor that depends on a point
 # carries a leading axis of size B. An op's batch rule (``OpDef.batch``) receives its
 # inputs, which of them are batched that way (at least one is) and its attrs, and calls
 # ordinary engine ops to produce the batched output, so a tape records it as any op.

@@ -2,7 +2,7 @@
 
 An op's ``Sparsity`` rule (``OpDef.sparsity``) answers with one map per input, over
 flat (C-order) element indices, computed from shapes and attrs alone, never values.
-``engine.sparsity`` pushes index-set patterns through these maps. Two forms:
+``engine.derive.pattern`` pushes index-set patterns through these maps. Two forms:
 
 - ``Pairs(slot, elem)``: slot ``slot[t]`` depends on input element ``elem[t]``. A slot
   is an output element, or a term of a bilinear op (``Bilinear``).

@@ -92,7 +92,7 @@ class Bilinear:
 class Sparsity:
     """How an op's output elements depend on its input elements, from shapes alone.
 
-    What ``engine.sparsity`` propagates over a tape to find the zeros of a Jacobian or
+    What ``engine.derive.pattern`` propagates over a tape to find the zeros of a Jacobian or
     Hessian without evaluating it, as ADOL-C's or SparseConnectivityTracer's index sets.
     ``deps``: (op, input shapes, output shape, attrs with defaults) -> per input an index
     map (``engine.ops.dependence.Pairs`` or ``Groups``), or None for no dependence (a zero
@@ -126,13 +126,13 @@ class OpDef:
     # Test inputs where a box Domain is not enough (e.g. well-conditioned matrices):
     # (rng, input shapes) -> one ndarray per input.
     sample: Callable[[np.random.Generator, tuple[Shape, ...]], tuple[np.ndarray, ...]] | None = None
-    # How the op runs over a leading batch axis of B points (engine.points):
+    # How the op runs over a leading batch axis of B points (engine.derive.points):
     # ``batch(xs, batched, **attrs)`` gets the inputs, which of them carry the axis (one at
     # least) and the attrs, and returns the batched output made of engine ops (so tapes
     # record it). None: elementwise, numpy broadcasting after the batch axis.
     batch: BatchRule | None = None
     # Which output elements depend on which input elements, and which of those
-    # dependences interact nonlinearly (engine.sparsity: Jacobian and Hessian patterns).
+    # dependences interact nonlinearly (engine.derive.pattern: Jacobian and Hessian patterns).
     # None: every output element on every input element, fully nonlinear (always correct).
     sparsity: Sparsity | None = None
     # What the forward and the VJP cost from shapes (engine.ops.costs): the request's cost
@@ -233,11 +233,11 @@ class _Recording:
     """The tapes recording in this thread or task, innermost last, as TF's tape stack.
 
     Per context, so that concurrent requests never record (nor auto-watch the
-    variables of) each other's ops. Maintained by engine.tape; read on every op,
+    variables of) each other's ops. Maintained by engine.tape.gradient_tape; read on every op,
     so that no tape means no recording cost at all.
 
     ``raw`` is True while a reverse sweep runs its rules on raw numpy values
-    (engine.backprop.sweep, when no tape records): an op called then with no
+    (engine.tape.backprop.sweep, when no tape records): an op called then with no
     Tensor among its inputs returns a raw value too, so the first-order backward
     pass builds no Tensor at all. Outside such a sweep, ``sin(0.5)`` is a Tensor.
     """
@@ -356,7 +356,7 @@ def defop(op: OpDef) -> Callable[..., Tensor]:
         for tape in tapes_now():
             watched = tape._watched
             if x in watched:  # record's common case, inline (see the docstring)
-                tape._entries.append((op, ans, _attrs, x))  # engine.entries' layout
+                tape._entries.append((op, ans, _attrs, x))  # engine.tape.entries' layout
                 watched.add(ans)
             else:
                 tape.record(op, (x,), ans, _attrs)
@@ -429,7 +429,7 @@ def value_of(x: Any) -> Any:
     """The numpy value of a rule's argument: a Tensor's ``.value``, or ``x`` itself.
 
     A rule gets Tensors when a tape records the backward pass, and raw numpy values
-    when none does (the raw sweep, see engine.backprop.sweep); a rule that reads a
+    when none does (the raw sweep, see engine.tape.backprop.sweep); a rule that reads a
     value directly (a constant mask) reads it through here, so it serves both.
     """
     return x.value if isinstance(x, Tensor) else x

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from engine import Tensor
-from engine.broadcast import unbroadcast
 from engine.ops.registry import Case, OpDef
+from engine.tape.broadcast import unbroadcast
 from tests.engine.op_cases import op_cases, rng_for
 from tests.gradcheck import sample_inputs
 

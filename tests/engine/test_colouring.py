@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from engine.colouring import (
+from engine.derive.colouring import (
     colour_columns,
     colour_rows,
     column_graph,

@@ -19,8 +19,8 @@ import pytest
 import threadpoolctl
 
 from engine import cost
-from engine import derivatives as D
-from engine.graph import build_graph
+from engine.derive import derivatives as D
+from engine.graphs.graph import build_graph
 from tests.engine.op_cases import op_cases
 
 SLOWER = 4.0

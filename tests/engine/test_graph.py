@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from engine import OPS, OPS_FN, Tensor, Variable
 from engine.errors import AttrError, EngineError, GraphError, LimitError, ShapeError
-from engine.graph import Graph, Limits, build_graph
+from engine.graphs.graph import Graph, Limits, build_graph
 from tests.engine.seed_graph import SEED
 
 

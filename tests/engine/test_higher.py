@@ -9,13 +9,13 @@ import pytest
 import sympy as sp
 
 import engine as tf
-from engine import derivatives
+from engine.check.higher_check import run_symbolic
+from engine.check.verify import CheckLimits, build_job
+from engine.derive import derivatives
+from engine.derive.higher import derivatives_up_to, entries, sweeps_needed
 from engine.errors import GraphError, LimitError, ShapeError
-from engine.expression import parse_expression
-from engine.graph import Limits, build_graph
-from engine.higher import derivatives_up_to, entries, sweeps_needed
-from engine.higher_check import run_symbolic
-from engine.verify import CheckLimits, build_job
+from engine.graphs.expression import parse_expression
+from engine.graphs.graph import Limits, build_graph
 
 # (expression text, point): the text is both the engine's expression and SymPy's input
 FUNCTIONS = [

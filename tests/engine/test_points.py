@@ -9,12 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine import OPS, GradientTape, derivatives
-from engine.derivatives import Query, Result
-from engine.errors import EngineError, GraphError, LimitError, ShapeError
-from engine.graph import Graph, Limits, build_graph
-from engine.ops.registry import Case, OpDef
-from engine.points import (
+from engine import OPS, GradientTape
+from engine.derive import derivatives
+from engine.derive.derivatives import Query, Result
+from engine.derive.points import (
     evaluate_points,
     first_point,
     gradient_points,
@@ -22,6 +20,9 @@ from engine.points import (
     prepare,
     run,
 )
+from engine.errors import EngineError, GraphError, LimitError, ShapeError
+from engine.graphs.graph import Graph, Limits, build_graph
+from engine.ops.registry import Case, OpDef
 from tests.engine.op_cases import op_cases, rng_for
 from tests.engine.seed_graph import SEED
 from tests.gradcheck import sample_inputs

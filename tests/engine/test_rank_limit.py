@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from engine.errors import ShapeError
-from engine.graph import NUMPY_MAX_RANK, Limits, build_graph
+from engine.graphs.graph import NUMPY_MAX_RANK, Limits, build_graph
 
 
 def shapes(nodes: list[dict], limits: Limits) -> dict[str, tuple[int, ...]]:

@@ -11,9 +11,9 @@ import pytest
 
 import engine as tf
 from engine import Tensor
-from engine.broadcast import unbroadcast
 from engine.ops.registry import RECORDING, Case, OpDef
-from engine.tape import _collector_paused
+from engine.tape.broadcast import unbroadcast
+from engine.tape.gradient_tape import _collector_paused
 from engine.tensor import as_value
 from tests.engine.op_cases import op_cases, rng_for
 from tests.gradcheck import sample_inputs

@@ -1,6 +1,6 @@
 """Sparsity detection and compressed evaluation: every op's rule, Rosenbrock, random graphs.
 
-The references are the dense derivatives the engine already trusts (``engine.hessian``
+The references are the dense derivatives the engine already trusts (``engine.derive.hessian``
 and ``tape.jacobian``): a compressed result must equal them, and a detected pattern
 must cover every one of their non-zeros (a missed one would be silently wrong).
 """
@@ -15,13 +15,13 @@ import pytest
 
 from bench import rosenbrock
 from engine import GradientTape, Variable, sparse_hessian, sparse_jacobian
-from engine import sparsity as sparsity_mod
-from engine.colouring import is_valid
-from engine.hessian import hessian
+from engine.derive import pattern as sparsity_mod
+from engine.derive.colouring import is_valid
+from engine.derive.hessian import hessian
+from engine.derive.pattern import hessian_pattern, jacobian_pattern, propagate
+from engine.derive.sparse import PatternTooLarge, SparseResult
 from engine.ops import OPS, dependence
 from engine.ops.registry import Case, F, OpDef
-from engine.sparse import PatternTooLarge, SparseResult
-from engine.sparsity import hessian_pattern, jacobian_pattern, propagate
 from engine.tensor import OPS_FN, Tensor
 from tests.engine.op_cases import op_cases, rng_for
 from tests.gradcheck import sample_inputs

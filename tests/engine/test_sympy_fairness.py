@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine import derivatives, higher_check, sympy_worker, verify
-from engine.graph import build_graph
-from engine.sympy_worker import Admission, Pool, WorkerBusy, WorkerTimeout
+from engine.check import higher_check, sympy_worker, verify
+from engine.check.sympy_worker import Admission, Pool, WorkerBusy, WorkerTimeout
+from engine.derive import derivatives
+from engine.graphs.graph import build_graph
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -23,7 +24,7 @@ SLACK = 0.3  # scheduling, killing an overrunning worker, a loaded CI machine
 
 
 def job(nodes: list, values: dict[str, float], target: str, sources: list[str]) -> dict:
-    """A plain-data SymPy job (engine.verify.build_job's shape) for a gradient."""
+    """A plain-data SymPy job (engine.check.verify.build_job's shape) for a gradient."""
     return {"kind": "gradient", "nodes": nodes, "targets": [target], "sources": sources,
             "values": {k: np.float64(v) for k, v in values.items()}, "weights": {},
             "frozen": [], "text_max": 16}

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 import engine as tf
-from engine import backprop, transposed
+from engine.derive import transposed
 from engine.ops.registry import F
+from engine.tape import backprop
 from tests.engine.op_cases import op_cases, rng_for
 from tests.gradcheck import sample_inputs
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import engine as tf
-from engine.tape import NON_PERSISTENT_REUSE
+from engine.tape.gradient_tape import NON_PERSISTENT_REUSE
 
 
 def test_trainable_variable_is_watched_when_accessed():
@@ -220,7 +220,7 @@ def test_no_tape_means_nothing_is_recorded():
 
 
 def test_hessian_helper_gives_blocks_and_matrix():
-    from engine.hessian import hessian
+    from engine.derive.hessian import hessian
 
     x = tf.Variable(np.array([1.0, 2.0]))
     y = tf.Variable(0.5)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.derivatives import Query, gradient
-from engine.graph import build_graph
+from engine.derive.derivatives import Query, gradient
+from engine.graphs.graph import build_graph
 from tests.engine.seed_graph import SEED
 
 

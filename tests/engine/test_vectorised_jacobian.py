@@ -11,9 +11,9 @@ import pytest
 
 import engine as tf
 from bench import rosenbrock
-from engine import backprop
-from engine.hessian import hessian
+from engine.derive.hessian import hessian
 from engine.ops.registry import F
+from engine.tape import backprop
 
 Graph = Callable[[list[tf.Tensor]], tf.Tensor]
 RNG = np.random.default_rng(7)

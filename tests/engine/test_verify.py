@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine import derivatives, sympy_worker
-from engine.graph import build_graph
+from engine.check import sympy_worker
+from engine.check.verify import CheckLimits, CheckReport, check
+from engine.derive import derivatives
+from engine.graphs.graph import build_graph
 from engine.ops import OPS
 from engine.ops.registry import Case, F, OpDef, sweep_rule
-from engine.verify import CheckLimits, CheckReport, check
 from tests.engine.op_cases import op_cases, rng_for
 from tests.gradcheck import sample_inputs
 
@@ -128,7 +129,7 @@ def test_a_wrong_derivative_rule_is_caught_by_both_methods(
 ) -> None:
     with wrong_vjp(OPS["sin"], lambda _ans, x: lambda g: (g * F.sin(x),)):
         nodes = [var("x", [0.3, 1.1, -2.0]), node("s", "sin", "x"), node("L", "sum", "s")]
-        with caplog.at_level(logging.WARNING, logger="engine.verify"):
+        with caplog.at_level(logging.WARNING, logger="engine.check.verify"):
             reports = {m: run("gradient", nodes, m)[1] for m in ("sympy", "numeric")}
     for method, report in reports.items():
         assert report.status == "disagree", (method, report.detail)
@@ -177,14 +178,16 @@ def test_check_none_costs_nothing() -> None:
 def test_check_none_starts_no_worker_and_imports_no_checker() -> None:
     code = (
         "import multiprocessing, sys\n"
-        "from engine import derivatives, verify\n"
-        "from engine.graph import build_graph\n"
+        "from engine.check import verify\n"
+        "from engine.derive import derivatives\n"
+        "from engine.graphs.graph import build_graph\n"
         "g = build_graph([{'id': 'x', 'op': 'variable', 'value': 3.0},\n"
         "                 {'id': 'y', 'op': 'pow', 'inputs': ['x', 2]}])\n"
         "q = derivatives.Query(graph=g)\n"
         "r = derivatives.gradient(q)\n"
         "assert verify.check('gradient', q, r, 'none').method == 'none'\n"
-        "loaded = {'engine.symbolic', 'engine.sympy_worker', 'engine.numeric'} & set(sys.modules)\n"
+        "checkers = 'symbolic', 'sympy_worker', 'finite_differences'\n"
+        "loaded = {f'engine.check.{m}' for m in checkers} & set(sys.modules)\n"
         "assert not loaded, loaded\n"
         "assert not multiprocessing.active_children()\n"
     )

@@ -1,6 +1,6 @@
 """The verification layer's parts on their own: graph -> SymPy, finite differences, workers.
 
-Jobs are the plain data ``engine.verify.build_job`` produces; here they are
+Jobs are the plain data ``engine.check.verify.build_job`` produces; here they are
 written by hand so each part is tested without the tape.
 """
 
@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from engine import numeric, symbolic, sympy_worker
+from engine.check import finite_differences as numeric
+from engine.check import symbolic, sympy_worker
 
 
 def job(kind: str, nodes: list, values: dict[str, Any], target: str | list[str],

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.graph import Graph, Limits
+from engine.graphs.graph import Graph, Limits
 from engine.tensor import Value
 
 SHAPE_MEMO_SIZE = 8  # distinct leaf-shape combinations remembered per graph

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from engine.errors import GraphError, short
 
 if TYPE_CHECKING:
-    from engine.graph import Node
+    from engine.graphs.graph import Node
 
 
 def toposort(parsed: list[Node], index: dict[str, int]) -> list[int]:

@@ -17,7 +17,7 @@ from engine.ops.registry import OPS, OpDef
 from engine.tensor import Tensor, as_value
 
 if TYPE_CHECKING:
-    from engine.graph import Graph, Node
+    from engine.graphs.graph import Graph, Node
 
 MAX_NOTES = 20  # a pathological graph must not produce a response of notes
 # Ops whose cause of a non-finite value is read off the values (inputs..., output) -> why;
@@ -58,7 +58,7 @@ def _every_value_finite(graph: Graph, tensors: Mapping[str, Tensor]) -> bool:
 
 
 class OnePoint:
-    """How ``numeric_notes`` reads one node's values at a single point; engine.points
+    """How ``numeric_notes`` reads one node's values at a single point; engine.derive.points
     reads them over a batch of points with the same two questions."""
 
     def starts_non_finite(

@@ -1,6 +1,6 @@
 """Entry-by-entry agreement between the tape's answer and an independent reference.
 
-Shared by both methods of ``engine.verify``: an entry agrees when
+Shared by both methods of ``engine.check.verify``: an entry agrees when
 ``|tape - ref| <= atol + rtol * max(|tape|, |ref|) + extra`` (``extra`` is the
 finite-difference error estimate), when both are NaN, or when both are the same
 infinity; at a kink, any value between the one-sided slopes agrees.
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from engine.derivatives import Result
+    from engine.derive.derivatives import Result
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """A graph in SymPy: translation through each op's own SymPy form, derivatives, text.
 
-Runs inside the SymPy worker process (engine.sympy_worker) on a plain-data job:
+Runs inside the SymPy worker process (engine.check.sympy_worker) on a plain-data job:
 no strings are ever parsed or evaluated; every expression is built by calling
 ``OpDef.sympy`` on object arrays of SymPy expressions, one symbol per element.
 
@@ -350,8 +350,8 @@ def warm_up() -> None:
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Compile (or reuse) the job's symbolic quantities and evaluate them at its values."""
-    if job["kind"] == "derivative":  # every order up to k, for engine.derivatives.derivative
-        from engine.higher_check import run_symbolic
+    if job["kind"] == "derivative":  # every order up to k, for engine.derive.derivatives.derivative
+        from engine.check.higher_check import run_symbolic
 
         return run_symbolic(job)
     key = structure_key(job)

@@ -1,8 +1,8 @@
 """Sparse Hessians and Jacobians: detect the pattern, colour it, one compressed sweep.
 
 A dense Hessian of n sources costs a reverse sweep carrying n seed rows. When the
-pattern is sparse (engine.sparsity), rows that share no column can share a seed
-(engine.colouring), so the sweep carries one seed per colour instead: 3 for the
+pattern is sparse (engine.derive.pattern), rows that share no column can share a seed
+(engine.derive.colouring), so the sweep carries one seed per colour instead: 3 for the
 tridiagonal Rosenbrock Hessian, whatever n. Each non-zero is then read back from
 the compressed result, ``H[r, s] = C[colour(r), s]``, exact because no other row of
 that colour has a non-zero in column s.
@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from engine.colouring import Colouring, colour_rows
-from engine.hessian import record_gradient
-from engine.sparsity import MAX_PAIRS, PatternTooLarge, hessian_pattern, propagate
-from engine.structure import summed
-from engine.tape import GradientTape, jacobian_rows
+from engine.derive.colouring import Colouring, colour_rows
+from engine.derive.hessian import record_gradient
+from engine.derive.pattern import MAX_PAIRS, PatternTooLarge, hessian_pattern, propagate
+from engine.tape.gradient_tape import GradientTape, jacobian_rows
+from engine.tape.structure import summed
 from engine.tensor import Tensor
 
 __all__ = [
@@ -87,11 +87,11 @@ def sparse_hessian(
 ) -> SparseHessian:
     """The Hessian of the scalar ``fn()`` (a list of scalars is summed), sparse.
 
-    Recorded as ``engine.hessian.hessian`` records it (the outer tape records the inner
+    Recorded as ``engine.derive.hessian.hessian`` records it (the outer tape records the inner
     gradient); the pattern comes from the inner tape's entries, and the whole Hessian
     from one reverse sweep of the flattened gradient seeded with the colour indicators.
     ``max_pairs`` bounds the index pairs detection may build (PatternTooLarge past it:
-    a pattern that dense is better served by ``engine.hessian.hessian``). ``on_colours``
+    a pattern that dense is better served by ``engine.derive.hessian.hessian``). ``on_colours``
     hears how many seed rows the compressed sweep will carry, before it runs (and may
     raise to refuse it).
     """

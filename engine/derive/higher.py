@@ -25,8 +25,8 @@ import numpy as np
 
 from engine import budget
 from engine.notes import Note
-from engine.structure import summed
-from engine.tape import GradientTape
+from engine.tape.gradient_tape import GradientTape
+from engine.tape.structure import summed
 from engine.tensor import Tensor
 
 Index = tuple[int, ...]  # a nondecreasing tuple of source positions

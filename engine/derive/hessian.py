@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from engine import backprop
 from engine.notes import Note
 from engine.ops.registry import F
-from engine.structure import flatten, summed
-from engine.tape import GradientTape
+from engine.tape import backprop
+from engine.tape.gradient_tape import GradientTape
+from engine.tape.structure import flatten, summed
 from engine.tensor import Tensor
 
 
@@ -136,7 +136,7 @@ def record_gradient(
     """The recording every Hessian starts from: the inner gradient of the scalar ``fn()``
     (a list of scalars is summed) as a computation of the outer, persistent tape.
 
-    With ``points`` (engine.points), values carry a leading axis of that many points:
+    With ``points`` (engine.derive.points), values carry a leading axis of that many points:
     a target is a scalar per point, and ``flat`` keeps the axis, (points, n)."""
     with GradientTape(persistent=True, watch_accessed_variables=watch_accessed_variables) as outer:
         outer.watch(list(watch))

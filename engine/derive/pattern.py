@@ -1,7 +1,7 @@
 """Sparsity patterns of Jacobians and Hessians, read off a recorded tape without evaluating them.
 
 Why: a Hessian or Jacobian that is mostly zeros can be evaluated in a few reverse
-sweeps instead of one per row (engine.sparse), once its zeros are known. They are
+sweeps instead of one per row (engine.derive.sparse), once its zeros are known. They are
 found as ADOL-C, CppAD and SparseConnectivityTracer find them: every tensor element
 carries the set of flattened source indices it depends on, pushed forward over the
 tape's entries by each op's ``Sparsity`` rule (``OpDef.sparsity``, index maps from
@@ -27,14 +27,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine import budget
-from engine.entries import entries as entries_of
 from engine.ops import dependence
 from engine.ops.dependence import Groups, IndexMap, Pairs
 from engine.ops.registry import Bilinear, OpDef, Sparsity
+from engine.tape.entries import entries as entries_of
 from engine.tensor import Tensor
 
 if TYPE_CHECKING:
-    from engine.entries import RawEntry
+    from engine.tape.entries import RawEntry
 
 # Index pairs one step may build before the pattern is declared too large (8 bytes
 # each, a few arrays of them): a dense 8,000 x 8,000 Hessian is as far as sets go.
@@ -45,7 +45,7 @@ _limit: ContextVar[int] = ContextVar("max_pairs", default=MAX_PAIRS)
 
 class PatternTooLarge(ValueError):
     """The index sets would exceed the bound (``max_pairs``): the pattern is too dense
-    for sets to pay; a dense Hessian or Jacobian (engine.hessian) is the way."""
+    for sets to pay; a dense Hessian or Jacobian (engine.derive.hessian) is the way."""
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from engine import backprop
-from engine.entries import Entry, RawEntry
 from engine.notes import Note
 from engine.ops.registry import RECORDING, OpDef
-from engine.structure import flatten, unflatten
+from engine.tape import backprop
+from engine.tape.entries import Entry, RawEntry
+from engine.tape.structure import flatten, unflatten
 from engine.tensor import Tensor, Variable
 
 NON_PERSISTENT_REUSE = (
@@ -204,7 +204,7 @@ class GradientTape:
                 self._watched_leaves[x] = None
                 hit = True
         if hit:
-            self._entries.append((op, output, attrs, *inputs))  # see engine.entries
+            self._entries.append((op, output, attrs, *inputs))  # see engine.tape.entries
             watched.add(output)
 
     @property
@@ -280,7 +280,7 @@ class GradientTape:
             if not isinstance(target, Tensor):
                 raise ValueError("jacobian takes a single target tensor")
             srcs = flatten(sources)
-            from engine import transposed  # imports this module: bound late
+            from engine.derive import transposed  # imports this module: bound late
 
             # one seed per target element, or per source element when the target is tall
             route = (transposed.jacobian_columns if transposed.is_tall(target, srcs)

@@ -14,17 +14,18 @@ from typing import Any
 
 import numpy as np
 
-from engine import cost, higher
-from engine import hessian as hessian_mod
-from engine import sparse as sparse_mod
+from engine import cost
+from engine.derive import hessian as hessian_mod
+from engine.derive import higher
+from engine.derive import sparse as sparse_mod
+from engine.derive.numeric_notes import numeric_notes
+from engine.derive.sparse import SparseResult
 from engine.errors import ComputeLimitError, GraphError, ShapeError
-from engine.graph import Graph, Limits
+from engine.graphs.graph import Graph, Limits
 from engine.notes import Note
-from engine.numerics import numeric_notes
-from engine.sparse import SparseResult
-from engine.tape import GradientTape
+from engine.tape.gradient_tape import GradientTape
+from engine.tape.trace import Trace, build_trace
 from engine.tensor import Tensor, as_value
-from engine.trace import Trace, build_trace
 
 
 @dataclass
@@ -344,7 +345,7 @@ def _sparse_hessian(
     run_graph: Callable[[], list[Tensor]],
     priced: cost.GraphCost | None = None,
 ) -> sparse_mod.SparseHessian:
-    """The Hessian from its detected pattern and one compressed sweep (engine.sparse).
+    """The Hessian from its detected pattern and one compressed sweep (engine.derive.sparse).
 
     The pattern bounds the work: its non-zeros, and the colours times the sources
     (the compressed sweep's seeds), must each fit ``max_derivative_work``; and the

@@ -8,7 +8,7 @@ server is multi-threaded, so plain fork is unsafe); they are reused between
 jobs, and each keeps a cache of compiled derivatives per graph structure.
 
 Only plain data crosses the process boundary: the job's node list with ops by
-name, its values and what to compute (see engine.symbolic); never code.
+name, its values and what to compute (see engine.check.symbolic); never code.
 
 Fairness: a job's budget covers its wait for a worker as well as its run, and
 it waits only briefly behind other jobs (``Admission``): when no worker comes
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-PRELOAD = ["numpy", "sympy", "engine.ops", "engine.symbolic"]
+PRELOAD = ["numpy", "sympy", "engine.ops", "engine.check.symbolic"]
 DEFAULT_WORKERS = 2  # one per core of a replica; ~67 MB RSS each (24 MB private), measured
 # A cold pool's start and warm-up (before any worker of it was ready); not charged to a
 # job's budget. Once warm, waiting for a replaced worker is charged like any other wait.
@@ -59,10 +59,10 @@ class WorkerError(Exception):
 @dataclass(frozen=True)
 class Admission:
     """How long a job may queue: the defaults (whole budget, no limit ahead) suit a lone
-    caller; the service passes the estimate and the short wait (engine.verify)."""
+    caller; the service passes the estimate and the short wait (engine.check.verify)."""
 
     work: int = 0
-    """Estimated units of symbolic work (engine.verify.sympy_work)."""
+    """Estimated units of symbolic work (engine.check.verify.sympy_work)."""
     heavy: bool = False
     """Past ``auto``'s lines: may hold every worker but one (with two or more)."""
     wait: float | None = None
@@ -98,7 +98,7 @@ def _serve(conn: Connection) -> None:
 
 def _loop(conn: Connection) -> None:
     """A job in, a reply out, until the pipe closes or ``None`` arrives."""
-    from engine import symbolic
+    from engine.check import symbolic
 
     symbolic.warm_up()
     conn.send(("ready", os.getpid()))

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from engine import cost
-from engine.derivatives import (
+from engine.derive.derivatives import (
     Query,
     Result,
     arrays_by_id,
@@ -39,15 +39,15 @@ from engine.derivatives import (
     target_ids,
     with_target,
 )
+from engine.derive.hessian import assemble, record_gradient
+from engine.derive.numeric_notes import OnePoint, numeric_notes
 from engine.errors import ComputeLimitError, GraphError, LimitError, ShapeError, short
-from engine.graph import LEAF_OPS, NUMPY_MAX_RANK, Graph, Limits, Node, to_value
-from engine.hessian import assemble, record_gradient
+from engine.graphs.graph import LEAF_OPS, NUMPY_MAX_RANK, Graph, Limits, Node, to_value
 from engine.notes import Note
-from engine.numerics import OnePoint, numeric_notes
 from engine.ops.batching import aligned, elementwise
 from engine.ops.reductions import point_axes
 from engine.ops.registry import OPS, F, OpDef
-from engine.tape import GradientTape, jacobian_rows
+from engine.tape.gradient_tape import GradientTape, jacobian_rows
 from engine.tensor import OPS_FN, Tensor
 
 Shape = tuple[int, ...]
@@ -418,7 +418,7 @@ KINDS: dict[str, Callable[[Query, Points], Result]] = {
 
 def first_point(q: Query, points: Points, result: Result) -> tuple[Query, Result]:
     """The query at the first point, and ``result`` cut to that point: what a check made
-    for one point (engine.verify) compares. ``points`` is as validated by ``result``'s run."""
+    for one point (engine.check.verify) compares. ``points`` is as validated by ``result``'s run."""
     if isinstance(points, Mapping):
         first = {k: v[0] for k, v in points.items()}
     else:

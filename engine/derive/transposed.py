@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine import backprop
 from engine.ops.registry import F
-from engine.tape import GradientTape, jacobian_rows
+from engine.tape import backprop
+from engine.tape.gradient_tape import GradientTape, jacobian_rows
 from engine.tensor import Tensor
 
 if TYPE_CHECKING:
-    from engine.entries import RawEntry
+    from engine.tape.entries import RawEntry
 
 # The transposed route sweeps the recorded backward pass, about twice the forward's
 # work, so it pays once the target has this many times more elements than the sources.

@@ -1,9 +1,9 @@
 """The independent check of ``derivative``: SymPy at every order, finite differences to two.
 
-``engine.verify`` checks the four fixed kinds; every order up to k needs its own
+``engine.check.verify`` checks the four fixed kinds; every order up to k needs its own
 symbolic quantities, so this module builds the same plain-data job (through
 ``verify.build_job``), lets the SymPy worker differentiate it k times
-(``run_symbolic``, reached from ``engine.symbolic.run_job``), and compares with
+(``run_symbolic``, reached from ``engine.check.symbolic.run_job``), and compares with
 ``agreement.Tally``. Finite differences beyond the second order lose most of
 float64's digits, so ``numeric`` compares orders 1 and 2 and says so.
 """
@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine import verify
-from engine.agreement import CheckReport, Tally
+from engine.check import verify
+from engine.check.agreement import CheckReport, Tally
 
 if TYPE_CHECKING:
-    from engine.derivatives import Query, Result
+    from engine.derive.derivatives import Query, Result
 
 NUMERIC_ORDERS = 2  # central differences are trusted up to here
 DEFAULT_LIMITS = verify.CheckLimits()
@@ -119,7 +119,7 @@ def _by_sympy(job: dict[str, Any], result: Result, limits: verify.CheckLimits,
 
 def _by_numeric(job: dict[str, Any], result: Result, limits: verify.CheckLimits
                 ) -> CheckReport:
-    from engine import numeric
+    from engine.check import finite_differences as numeric
 
     deadline = verify.numeric_deadline(limits)
     tally = Tally(limits.numeric_rtol, limits.numeric_atol, limits.max_disagreements)
@@ -153,7 +153,7 @@ def _by_numeric(job: dict[str, Any], result: Result, limits: verify.CheckLimits
 
 def _stack(estimates: list[Any], shape: tuple[int, ...]) -> Any:
     """Scalar estimates as one estimate of ``shape``, field by field."""
-    from engine.numeric import Estimate
+    from engine.check.finite_differences import Estimate
 
     return Estimate(*(np.reshape([np.ravel(getattr(e, f))[0] for e in estimates], shape)
                       for f in Estimate.__annotations__))
@@ -182,7 +182,7 @@ def run_symbolic(job: dict[str, Any]) -> dict[str, Any]:
     """
     import sympy as sp
 
-    from engine import symbolic
+    from engine.check import symbolic
 
     shapes = {k: np.shape(v) for k, v in job["values"].items()}
     exprs, defs = symbolic.translate(job["nodes"], shapes, frozenset(job["frozen"]))

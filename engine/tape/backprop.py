@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine import budget
-from engine.broadcast import unbroadcast
-from engine.entries import INPUTS
-from engine.entries import entries as entries_of
 from engine.ops.registry import NO_ATTRS, RECORDING, F
+from engine.tape.broadcast import unbroadcast
+from engine.tape.entries import INPUTS
+from engine.tape.entries import entries as entries_of
 from engine.tensor import Tensor
 
 if TYPE_CHECKING:
-    from engine.entries import RawEntry as Entry
+    from engine.tape.entries import RawEntry as Entry
 
 CHECK_EVERY = 1024  # entries between deadline checks
 
@@ -276,7 +276,7 @@ def jacobian_rows(
     largest tensor would exceed ``chunk_elements`` (default ``CHUNK_ELEMENTS``). The
     result is made of engine ops, so outer tapes record it (Hessians, third order).
     When ``target`` has many more elements than all sources together,
-    ``engine.transposed.jacobian_columns`` gives the same with one seed per source element.
+    ``engine.derive.transposed.jacobian_columns`` gives the same with one seed per source element.
     """
     wanted = {s for s in sources if s in watched}
     if not wanted:

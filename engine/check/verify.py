@@ -1,8 +1,8 @@
 """Verification of a result by methods independent of the tape (SymPy, finite differences).
 
 ``check`` turns the request's graph into plain data (a job), gives it to SymPy
-in a worker process (engine.symbolic, engine.sympy_worker) or to central
-finite differences (engine.numeric), and compares each entry of the tape's
+in a worker process (engine.check.symbolic, engine.check.sympy_worker) or to central
+finite differences (engine.check.finite_differences), and compares each entry of the tape's
 answer with the reference. Nothing here is imported or started when the
 method is ``none``.
 """
@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.agreement import CheckReport, Tally, get_path, or_zeros, tape_quantities
+from engine.check.agreement import CheckReport, Tally, get_path, or_zeros, tape_quantities
 from engine.ops.registry import OPS
 
 if TYPE_CHECKING:
-    from engine.derivatives import Query, Result
+    from engine.derive.derivatives import Query, Result
 
-log = logging.getLogger("engine.verify")
+log = logging.getLogger("engine.check.verify")
 LINALG_SQUARE = ("inv", "det", "solve")
 CALIBRATION_SECONDS = 2.0  # the budget ``sympy_max_work`` was calibrated for
 BUSY = "SymPy workers busy"  # how a refused (not overrun) SymPy check's detail starts
@@ -294,7 +294,7 @@ def sympy_work(job: dict[str, Any], shapes: dict[str, tuple[int, ...]]) -> int:
 
 def _numeric_fits(kind: str, job: dict[str, Any], shapes: dict[str, tuple[int, ...]],
                   limits: CheckLimits) -> tuple[bool, str]:
-    from engine.numeric import evaluations_needed
+    from engine.check.finite_differences import evaluations_needed
 
     src = _sizes(job["sources"], shapes)
     cap = limits.numeric_max_hessian_elements if kind == "hessian" else limits.numeric_max_elements
@@ -328,15 +328,16 @@ def by_sympy(job: dict[str, Any], limits: CheckLimits,
     """SymPy's reference for ``job`` within the budget, compared with the tape by ``compare``.
 
     One runner for the four fixed kinds and for ``derivative``'s every order
-    (engine.higher_check): they differ only in the quantities they compare.
+    (engine.check.higher_check): they differ only in the quantities they compare.
     ``compare(tally, reply, skipped)`` adds them to the tally; ``skipped(path, shape)``
     masks the entries of a quantity SymPy gave no number for (kinks, unevaluated).
     ``kink`` says, in the note, what a kink is. The budget covers the wait for a
     worker too; ``work`` (the estimate) and ``heavy`` decide how the job queues
-    (engine.sympy_worker.Admission), and a refusal is a ``timeout`` whose detail
+    (engine.check.sympy_worker.Admission), and a refusal is a ``timeout`` whose detail
     starts with ``BUSY``.
     """
-    from engine import budget, sympy_worker
+    from engine import budget
+    from engine.check import sympy_worker
 
     seconds = limits.sympy_seconds
     left = budget.remaining()
@@ -400,7 +401,7 @@ def _by_sympy(kind: str, job: dict[str, Any], result: Result, unwatched: list[st
 
 def _by_numeric(kind: str, job: dict[str, Any], result: Result, unwatched: list[str],
                 limits: CheckLimits) -> CheckReport:
-    from engine import numeric
+    from engine.check import finite_differences as numeric
 
     deadline = numeric_deadline(limits)
     tally = Tally(limits.numeric_rtol, limits.numeric_atol, limits.max_disagreements)

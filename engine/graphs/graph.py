@@ -27,9 +27,9 @@ from engine.errors import (
     ShapeError,
     short,
 )
+from engine.graphs.toposort import toposort
 from engine.ops import OPS, OPS_FN
 from engine.tensor import Tensor, Value, Variable, constant
-from engine.toposort import toposort
 
 LEAF_OPS = ("variable", "constant")
 ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,127}")
@@ -56,9 +56,9 @@ class Limits:
     # Dimensions of any node's shape. 32 keeps every derived tensor within numpy's 64:
     # a Jacobian block is target.shape + source.shape, a vectorised sweep adds one axis.
     max_rank: int = 32
-    max_derivative_work: int = 1_000_000  # Jacobian/Hessian entries, read by engine.derivatives
-    max_points: int = 100_000  # points evaluated in one batched pass (engine.points)
-    dense_max_sources: int = 1_000  # format "auto": a larger Hessian is sparse (engine.sparse)
+    max_derivative_work: int = 1_000_000  # Jacobian/Hessian entries
+    max_points: int = 100_000  # points evaluated in one batched pass (engine.derive.points)
+    dense_max_sources: int = 1_000  # format "auto": a larger Hessian is sparse
 
 
 @dataclass(frozen=True, eq=False, slots=True)  # eq=False: arrays have no truth value
@@ -239,7 +239,7 @@ class Graph:
 
         A leaf given as a Tensor is used as it is, so a caller can watch it first.
         ``apply(node id, node, input tensors)`` computes an op node instead of its op
-        alone: engine.points runs each op over a batch of points that way.
+        alone: engine.derive.points runs each op over a batch of points that way.
         """
         tensors: dict[str, Tensor] = {}
         nid = ""

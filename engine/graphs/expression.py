@@ -18,7 +18,7 @@ import tokenize
 from typing import Any
 
 from engine.errors import ExpressionError, LimitError, short
-from engine.graph import ID_PATTERN, LEAF_OPS, Graph, Limits, build_graph
+from engine.graphs.graph import ID_PATTERN, LEAF_OPS, Graph, Limits, build_graph
 from engine.ops import OPS
 from engine.ops.registry import OpDef
 

@@ -1,0 +1,1 @@
+"""Independent checks of a result: SymPy, central finite differences, and their agreement."""

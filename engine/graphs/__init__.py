@@ -1,0 +1,1 @@
+"""Graphs: wire data -> a validated DAG (JSON nodes or infix text), in topological order."""
