@@ -241,13 +241,15 @@ class Service:
                 format=request.format if isinstance(request, HessianRequest) else "dense",
                 cost_limits=self.cost_limits,
                 admit=admit,
+                order=request.order if isinstance(request, DerivativeRequest) else 1,
+                max_order=self.settings.max_derivative_order,
             )
             observability.note_graph(len(query.graph.nodes))  # for the request's log line
             order = request.order if isinstance(request, DerivativeRequest) else 0
             if request.points is not None:
                 result = _at_points(kind, query, request.points)
             elif order:
-                result = derivatives.derivative(query, order, self.settings.max_derivative_order)
+                result = derivatives.derivative(query)
             else:
                 result = KINDS[kind](query)
             budget.check(f"the {kind} computation")

@@ -47,6 +47,8 @@ class Query:
     cost_limits: cost.CostLimits | None = None
     # Told the estimate once shapes are known, before anything runs (admission control).
     admit: Callable[[cost.Estimate], None] | None = None
+    order: int = 1  # derivative: every order up to this one
+    max_order: int = 6  # derivative: the highest order allowed
 
 
 @dataclass
@@ -404,12 +406,13 @@ def _dense_blocks(
     ])
 
 
-def derivative(q: Query, order: int, max_order: int = 6) -> Result:
-    """Every derivative of a scalar target up to ``order`` by scalar leaf sources.
+def derivative(q: Query) -> Result:
+    """Every derivative of a scalar target up to ``q.order`` by scalar leaf sources.
 
     ``derivatives[j - 1]`` has shape ``(n,) * j`` over the ``n`` sources in order, or
     is a scalar for one source. ``order`` nested tapes record one forward run.
     """
+    order, max_order = q.order, q.max_order
     if order < 1:
         raise GraphError(f"order must be at least 1, got {order}", field="order")
     if order > max_order:

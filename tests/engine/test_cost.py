@@ -9,6 +9,7 @@ running); they must not be low by more than these factors.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import math
 import time
@@ -132,7 +133,7 @@ SPREAD = [
 
 def _run(kind: str, q: D.Query, extra: dict) -> None:
     if kind == "derivative":
-        D.derivative(q, extra["order"])
+        D.derivative(dataclasses.replace(q, order=extra["order"]))
     else:
         D.KINDS[kind](q)
 

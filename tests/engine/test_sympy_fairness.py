@@ -5,6 +5,7 @@ far over its budget instead of letting it hold a worker."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -220,7 +221,7 @@ def test_a_derivative_check_falls_back_too_when_the_workers_are_busy(busy_pool: 
     nodes = [{"id": "x", "op": "variable", "value": 3.0},
              {"id": "y", "op": "pow", "inputs": ["x", 3]}]
     query = derivatives.Query(graph=build_graph(nodes))
-    result = derivatives.derivative(query, 2, 6)
+    result = derivatives.derivative(dataclasses.replace(query, order=2, max_order=6))
     report = higher_check.check(query, result, 2, "auto", QUICK)
     assert (report.method, report.status) == ("numeric", "agree"), report.detail
     assert report.detail.startswith("SymPy workers busy; checked by finite differences: ")
