@@ -258,9 +258,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(app: str, ready_path: str = "/healthz", timeout: float = 60.0) -> Iterator[str]:
-    """Run ``uvicorn app`` (one worker, uvloop, httptools) on a free loopback port;
-    yield its base URL once ``ready_path`` answers, stop it afterwards."""
+def serve(app: str, ready_path: str = "/healthz", timeout: float = 60.0,
+          env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run ``uvicorn app`` (one worker, uvloop, httptools) on a free loopback port, with
+    ``env`` added to the environment (settings); yield its base URL once ``ready_path``
+    answers, stop it afterwards."""
     import httpx
 
     port = free_port()
@@ -269,7 +271,7 @@ def serve(app: str, ready_path: str = "/healthz", timeout: float = 60.0) -> Iter
         [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
          "--loop", "uvloop", "--http", "httptools", "--log-level", "warning",
          "--no-access-log"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
     )
     url = f"http://127.0.0.1:{port}"
     SERVER_PIDS[url] = proc.pid
