@@ -22,7 +22,9 @@ from app.wire.requests import Graph as WireGraph
 from app.wire.values import MAX_RANK, encode, encode_for_response, jsonable
 from engine import budget, cost
 from engine.check import higher_check, sympy_worker, verify
-from engine.derive import derivatives, points
+from engine.derive import points
+from engine.derive.kinds import KINDS, Kind
+from engine.derive.query import Query, Result
 from engine.errors import (
     AttrError,
     BudgetExceeded,
@@ -59,13 +61,6 @@ ERROR_PROBLEMS: tuple[tuple[type[Exception], int, str, str], ...] = (
     (GraphNotFound, 404, "graph-not-found", "Graph not found"),
     (GraphTooLarge, 413, "limit-exceeded", "Content Too Large"),
 )
-
-KINDS: dict[str, Callable[[derivatives.Query], derivatives.Result]] = {
-    "evaluate": derivatives.evaluate,
-    "gradient": derivatives.gradient,
-    "jacobian": derivatives.jacobian,
-    "hessian": derivatives.hessian,
-}
 
 LEAVES = (
     {
@@ -227,7 +222,7 @@ class Service:
              admit: Callable[[cost.Estimate], None], cancel: budget.Cancel | None
              ) -> dict[str, Any]:
         with budget.time_budget(self.settings.time_budget_seconds, cancel):
-            query = derivatives.Query(
+            query = Query(
                 graph=self._graph(request),
                 values=request.values,
                 target=request.target,
@@ -247,11 +242,9 @@ class Service:
             observability.note_graph(len(query.graph.nodes))  # for the request's log line
             order = request.order if isinstance(request, DerivativeRequest) else 0
             if request.points is not None:
-                result = _at_points(kind, query, request.points)
-            elif order:
-                result = derivatives.derivative(query)
+                result = _at_points(KINDS[kind], query, request.points)
             else:
-                result = KINDS[kind](query)
+                result = KINDS[kind].compute(query)
             budget.check(f"the {kind} computation")
         checked_query, checked = query, result
         if request.points is not None:  # the check runs on the first point
@@ -298,8 +291,8 @@ class Service:
     def _check(
         self,
         kind: str,
-        query: derivatives.Query,
-        result: derivatives.Result,
+        query: Query,
+        result: Result,
         method: str,
         order: int = 0,
     ) -> verify.CheckReport:
@@ -314,15 +307,14 @@ class Service:
             return verify.CheckReport(method=ran, status="timeout", detail=exc.detail)
 
 
-def _at_points(kind: str, query: derivatives.Query, at: Any) -> derivatives.Result:
+def _at_points(kind: Kind, query: Query, at: Any) -> Result:
     """``kind`` over a batch of points; a kind that takes none is the client's error."""
-    run = points.KINDS.get(kind)
-    if run is None:
+    if kind.over_points is None:
         raise GraphError(
-            f"points are not taken by /v1/{kind}; evaluate, gradient and hessian take them",
+            f"points are not taken by /v1/{kind.name}; evaluate, gradient and hessian take them",
             field="points",
         )
-    return run(query, at)
+    return kind.over_points(query, at)
 
 
 def _node_dict(node: Any) -> dict[str, Any]:
@@ -360,7 +352,7 @@ def _wire_node(node: Any) -> dict[str, Any]:
 # ------------------------------------------------------------------ rendering
 
 
-def render(kind: str, result: derivatives.Result, report: verify.CheckReport) -> dict[str, Any]:
+def render(kind: str, result: Result, report: verify.CheckReport) -> dict[str, Any]:
     """A result and its check report as JSON data; every number through the codec."""
     wire = encode_for_response
     body: dict[str, Any] = {"outputs": {k: wire(v) for k, v in result.outputs.items()}}

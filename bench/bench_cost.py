@@ -2,7 +2,7 @@
 
 The seed's third example, `check: none`, as the service runs it on the event loop
 (``Service.run(..., inline=True)``: parse, shapes, estimate, compute, encode), against
-the same with the estimate switched off (``engine.derive.derivatives.charge`` a no-op),
+the same with the estimate switched off (``engine.derive.setup.charge`` a no-op),
 interleaved in one process: their difference is what estimating adds. The ratio is
 that time over a whole request: the same body POSTed to a live server on a kept-alive
 loopback connection (``post_bytes``), against the same less the estimate.
@@ -27,7 +27,7 @@ from bench.common import (
     run_alone,
     serve,
 )
-from engine.derive import derivatives
+from engine.derive import setup
 
 TARGET_RATIO = 1.03
 SEED = {"expression": "x**2 + y**3", "values": {"x": 2, "y": 3}, "check": "none"}
@@ -48,16 +48,16 @@ def _no_charge(*_args: object, **_kwargs: object) -> None:
 
 
 def _without_estimate(run: Callable[[], object]) -> Callable[[], object]:
-    """``run`` with ``engine.derive.derivatives.charge`` a no-op: swapped by plain assignment, so
+    """``run`` with ``engine.derive.setup.charge`` a no-op: swapped by plain assignment, so
     the swap costs the competitor next to nothing."""
-    charge = derivatives.charge
+    charge = setup.charge
 
     def call() -> object:
-        derivatives.charge = _no_charge
+        setup.charge = _no_charge
         try:
             return run()
         finally:
-            derivatives.charge = charge
+            setup.charge = charge
 
     return call
 

@@ -66,9 +66,10 @@ def start_point(n: int) -> np.ndarray:
 
 def engine_direct(n: int) -> Callable[[], np.ndarray]:
     from engine.derive import derivatives
+    from engine.derive.query import Query
     from engine.graphs.graph import build_graph
 
-    query = derivatives.Query(graph=build_graph(rosenbrock_graph(n)["nodes"]))
+    query = Query(graph=build_graph(rosenbrock_graph(n)["nodes"]))
     return lambda: derivatives.hessian(query).matrix
 
 

@@ -1,12 +1,12 @@
 """One graph at many points in one vectorised pass (engine.derive.points), against jax.vmap.
 
 (a) The seed example ``z = x**2 + y**3`` at 10,000 points: the engine's compute time for
-    ``gradient_points`` (target < 50 ms), beside a Python loop of one plain gradient
+    ``gradient`` over points (target < 50 ms), beside a Python loop of one plain gradient
     per point (timed on a few hundred points and scaled up).
 (b) A 50-op scalar chain of three variables (sin, mul, add, tanh, exp) at 10,000 points:
-    ``gradient_points`` against ``jax.jit(jax.vmap(jax.grad(f)))`` (its compile time
+    ``gradient`` over points against ``jax.jit(jax.vmap(jax.grad(f)))`` (its compile time
     reported beside it, not in the ratio; target <= 2x), and for information
-    ``torch.func.vmap(torch.func.grad(f))``; forward alone (``evaluate_points`` against
+    ``torch.func.vmap(torch.func.grad(f))``; forward alone (``evaluate`` over points against
     ``jax.jit(jax.vmap(f))``) for information too. All must agree before they are timed.
 
 Run alone: ``python -m bench.bench_points [--quick] [--points 10000]``.
@@ -69,22 +69,23 @@ def engine_calls(nodes: list[dict[str, Any]], points: dict[str, np.ndarray]) -> 
     Callable[[], Any], Callable[[], Any]
 ]:
     """The engine's gradient at every point (outputs and gradients), and its forward alone."""
-    from engine.derive.derivatives import Query
-    from engine.derive.points import evaluate_points, gradient_points
+    from engine.derive.derivatives import evaluate, gradient
+    from engine.derive.query import Query
     from engine.graphs.graph import build_graph
 
     q = Query(graph=build_graph(nodes))
-    return (lambda: gradient_points(q, points).gradients), (lambda: evaluate_points(q, points))
+    return (lambda: gradient(q, points).gradients), (lambda: evaluate(q, points))
 
 
 def engine_loop(nodes: list[dict[str, Any]], points: dict[str, np.ndarray], count: int
                 ) -> Callable[[], Any]:
     """One plain ``derivatives.gradient`` per point: what points save."""
     from engine.derive import derivatives
+    from engine.derive.query import Query
     from engine.graphs.graph import build_graph
 
     graph = build_graph(nodes)
-    queries = [derivatives.Query(graph, values={k: float(v[i]) for k, v in points.items()})
+    queries = [Query(graph, values={k: float(v[i]) for k, v in points.items()})
                for i in range(count)]
     return lambda: [derivatives.gradient(q).gradients for q in queries]
 

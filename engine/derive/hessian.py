@@ -12,7 +12,7 @@ import numpy as np
 from engine.notes import Note
 from engine.ops.registry import F
 from engine.tape import backprop
-from engine.tape.gradient_tape import GradientTape
+from engine.tape.gradient_tape import GradientTape, jacobian_rows
 from engine.tape.structure import flatten, summed
 from engine.tensor import Tensor
 
@@ -52,14 +52,31 @@ def hessian(
                           watch_accessed_variables=watch_accessed_variables,
                           output_gradients=output_gradients,
                           unconnected_gradients=unconnected_gradients)
-    cols: list[np.ndarray | None] = [None] * len(sources)
-    if rec.flat is not None:
-        k = rec.flat.size
-        cols = [None if c is None else c.numpy().reshape(k, s.size)
-                for c, s in zip(rec.outer.jacobian(rec.flat, sources), sources, strict=True)]
-    blocks, matrix = assemble(rec, sources, [s.shape for s in sources], cols,
-                              unconnected_gradients)
+    blocks, matrix = assemble(rec, sources, [s.shape for s in sources],
+                              hessian_columns(rec, sources), unconnected_gradients)
     return HessianResult(summed(rec.targets), rec.grads, blocks, matrix, list(rec.inner.notes))
+
+
+def hessian_columns(rec: RecordedGradient, sources: list[Tensor], batch: tuple[int, ...] = ()
+                    ) -> list[np.ndarray | None]:
+    """The Jacobian of ``rec.flat`` by each source, in one vectorised sweep: ``batch + (rows
+    of flat, elements of the source at one point)``, or None where there is no path.
+
+    With a ``batch`` of B points, seed row i picks entry i of every point's gradient;
+    points are independent, so the sum over them is each point's own row.
+    """
+    if rec.flat is None:
+        return [None] * len(sources)
+    if not batch:
+        k = rec.flat.size
+        return [None if c is None else c.numpy().reshape(k, s.size)
+                for c, s in zip(rec.outer.jacobian(rec.flat, sources), sources, strict=True)]
+    (size,) = batch
+    k = rec.flat.shape[1]
+    picks = np.broadcast_to(np.eye(k)[:, None, :], (k, size, k))
+    rows = jacobian_rows(rec.outer, rec.flat, sources, picks)  # rows[j]: (k, B) + sj.shape
+    return [None if r is None else np.moveaxis(r.numpy().reshape(k, size, -1), 0, 1)
+            for r in rows]
 
 
 def assemble(

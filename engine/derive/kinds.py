@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engine.derive import derivatives, points
-from engine.derive.derivatives import Query, Result
+from engine.derive import derivatives
 from engine.derive.points import Points
+from engine.derive.query import Query, Result
 
 
 @dataclass(frozen=True)
@@ -26,10 +26,10 @@ class Kind:
     """The quantities of a ``Result`` (its field names) that a check compares, in order."""
 
 
-EVALUATE = Kind("evaluate", derivatives.evaluate, points.evaluate_points, ("outputs",))
-GRADIENT = Kind("gradient", derivatives.gradient, points.gradient_points, ("gradients",))
+EVALUATE = Kind("evaluate", derivatives.evaluate, derivatives.evaluate, ("outputs",))
+GRADIENT = Kind("gradient", derivatives.gradient, derivatives.gradient, ("gradients",))
 JACOBIAN = Kind("jacobian", derivatives.jacobian, None, ("jacobian",))
-HESSIAN = Kind("hessian", derivatives.hessian, points.hessian_points, ("gradients", "hessian"))
+HESSIAN = Kind("hessian", derivatives.hessian, derivatives.hessian, ("gradients", "hessian"))
 DERIVATIVE = Kind("derivative", derivatives.derivative, None, ("derivatives",))
 
 KINDS: dict[str, Kind] = {k.name: k for k in (EVALUATE, GRADIENT, JACOBIAN, HESSIAN, DERIVATIVE)}

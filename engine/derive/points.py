@@ -18,36 +18,20 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from engine import cost
-from engine.derive.derivatives import (
-    Query,
-    Result,
-    arrays_by_id,
-    blocks_by_id,
-    charge,
-    check_leaf_ids,
-    check_work,
-    elements,
-    seed_values,
-    source_ids,
-    target_ids,
-    with_target,
-)
-from engine.derive.hessian import assemble, record_gradient
 from engine.derive.numeric_notes import OnePoint, numeric_notes
+from engine.derive.query import Query, Result
 from engine.errors import ComputeLimitError, GraphError, LimitError, ShapeError, short
-from engine.graphs.graph import LEAF_OPS, NUMPY_MAX_RANK, Graph, Limits, Node, to_value
+from engine.graphs.graph import LEAF_OPS, Graph, Limits, Node, to_value
 from engine.notes import Note
 from engine.ops.batching import aligned, elementwise
 from engine.ops.reductions import point_axes
 from engine.ops.registry import OPS, F, OpDef
-from engine.tape.gradient_tape import GradientTape, jacobian_rows
 from engine.tensor import OPS_FN, Tensor
 
 Shape = tuple[int, ...]
@@ -56,7 +40,7 @@ _CHECK_EVERY = 256  # nodes between two budget checks, as Graph.run
 
 
 @dataclass
-class Prepared:
+class Batch:
     """Validated points, ready to run: B, the leaf tensors (batched ones carry the axis),
     which nodes carry it, and every node's shape at one point."""
 
@@ -183,7 +167,7 @@ def _from_map(q: Query, points: Mapping[str, Any]) -> tuple[int, dict[str, np.nd
 # ------------------------------------------------------------------ running over points
 
 
-def prepare(q: Query, points: Points, sources: Sequence[str] = ()) -> Prepared:
+def prepare(q: Query, points: Points, sources: Sequence[str] = ()) -> Batch:
     """Validate ``points`` against the graph and the limits; batch the leaves they name
     and every source (a shared value repeated), leave other leaves as they are."""
     graph = q.graph
@@ -203,7 +187,7 @@ def prepare(q: Query, points: Points, sources: Sequence[str] = ()) -> Prepared:
             values[nid] = np.broadcast_to(one[nid], (size, *shapes[nid]))
         else:
             values[nid] = one[nid]
-    return Prepared(size, graph.make_leaves(values), batched, shapes)
+    return Batch(size, graph.make_leaves(values), batched, shapes)
 
 
 def _check_declared_shapes(q: Query, stacked: Mapping[str, np.ndarray]) -> None:
@@ -254,10 +238,10 @@ def _check_batched_sizes(limits: Limits, size: int, shapes: Mapping[str, Shape],
         )
 
 
-def run(graph: Graph, prep: Prepared) -> dict[str, Tensor]:
+def run(graph: Graph, batch: Batch) -> dict[str, Tensor]:
     """Every node's tensor, computed once for all points in topological order (tapes
     record the engine ops the batch rules call, as for one point)."""
-    batched = prep.batched
+    batched = batch.batched
 
     def apply(nid: str, node: Node, args: list[Tensor]) -> Tensor:
         fn = OPS_FN[node.op]
@@ -266,154 +250,13 @@ def run(graph: Graph, prep: Prepared) -> dict[str, Tensor]:
         flags = batched_inputs(node, batched)
         if not any(flags):  # a source computed from shared values: one per point
             out = fn(*args, **node.attrs)
-            return F.broadcast_to(out, shape=[prep.size, *out.shape])
+            return F.broadcast_to(out, shape=[batch.size, *out.shape])
         rule = OPS[node.op].batch
         if rule is None:
             return elementwise(fn, args, flags, **node.attrs)
         return rule(args, flags, **node.attrs)
 
-    return graph.run(prep.leaves, apply)
-
-
-def _outputs(prep: Prepared, tensors: Mapping[str, Tensor], ids: Sequence[str]) -> dict:
-    """Each target at every point: the same value repeated where no point changes it."""
-    out = {}
-    for t in ids:
-        v = tensors[t].numpy()
-        out[t] = v if t in prep.batched else np.repeat(v[None], prep.size, axis=0)
-    return out
-
-
-def _batched_seeds(q: Query, targets: list[str], prep: Prepared) -> list[Any] | None:
-    """output_gradients, checked against one point's shapes, applied to every point."""
-    seeds = seed_values(q, targets, prep.shapes)
-    if seeds is None:
-        return None
-    return [
-        g if g is None or t not in prep.batched else np.broadcast_to(g, (prep.size, *np.shape(g)))
-        for t, g in zip(targets, seeds, strict=True)
-    ]
-
-
-# ------------------------------------------------------------------ the three kinds
-
-
-def _charge(q: Query, what: str, prep: Prepared,
-            price: Callable[[cost.GraphCost], cost.Estimate]) -> None:
-    """``derivatives.charge`` over the batch: batched nodes cost B times one point's."""
-    charge(q, what, prep.shapes, price, prep.batched, prep.size)
-
-
-def evaluate_points(q: Query, points: Points) -> Result:
-    """The targets at every point, each with a leading axis of B; no tape."""
-    targets = target_ids(q)
-    prep = prepare(q, points)
-    _charge(q, "evaluation over points", prep,
-            lambda g: cost.evaluate(g, prep.size * elements(targets, prep.shapes)))
-    tensors = run(q.graph, prep)
-    return Result(targets, [], _outputs(prep, tensors, targets),
-                  notes=point_notes(q.graph, prep, tensors), points=prep.size)
-
-
-def gradient_points(q: Query, points: Points) -> Result:
-    """d(sum of targets)/d(source) at every point, as ``derivatives.gradient`` per point:
-    one recording and one reverse sweep for all of them."""
-    targets = target_ids(q)
-    check_leaf_ids(q, q.watch, "watch")
-    sources = source_ids(q)
-    prep = prepare(q, points, sources)
-    _charge(q, "gradient over points", prep, lambda g: cost.gradient(
-        g, prep.size * elements(targets, prep.shapes), prep.size * elements(sources, prep.shapes)))
-    seeds = _batched_seeds(q, targets, prep)
-    with GradientTape(watch_accessed_variables=q.watch_accessed_variables) as tape:
-        tape.watch([prep.leaves[w] for w in q.watch])
-        tensors = run(q.graph, prep)
-    grads = tape.gradient([tensors[t] for t in targets], [tensors[s] for s in sources], seeds,
-                          q.unconnected_gradients)
-    gradients = arrays_by_id(sources, grads)
-    notes = with_target(tape.notes) + point_notes(q.graph, prep, tensors, gradients)
-    return Result(targets, sources, _outputs(prep, tensors, targets), gradients, notes=notes,
-                  points=prep.size)
-
-
-def hessian_points(q: Query, points: Points) -> Result:
-    """Every point's Hessian of a scalar target: ``matrix`` of shape (B, n, n) and blocks
-    (B,) + si.shape + sj.shape, from nested tapes over one batched run.
-
-    The outer tape records the inner gradient, flattened to (B, n); one vectorised sweep
-    with n seed rows, row i selecting column i at every point, gives d g[b, i] / d x[b, j]
-    for all b at once (points are independent, so the sum over b is each point's own).
-    """
-    if q.format == "coo":
-        raise GraphError("points give dense Hessians, one per point; format coo does not "
-                         "combine with points", field="format")
-    targets = target_ids(q)
-    check_leaf_ids(q, q.watch, "watch")
-    sources = source_ids(q)
-    for s in sources:
-        if q.graph.nodes[s].op not in LEAF_OPS:
-            raise GraphError(f"Hessian sources must be leaves; {s!r} is not", node=s,
-                             field="sources")
-    prep = prepare(q, points, sources)
-    for t in targets:
-        if prep.shapes[t]:
-            raise ShapeError(f"the Hessian needs a scalar target at each point; {t!r} has "
-                             f"shape {list(prep.shapes[t])}", node=t, field="target")
-    _check_block_rank(sources, prep.shapes)
-    n = sum(math.prod(prep.shapes[s]) for s in sources)
-    check_work(q, prep.size * n, n, "per-point Hessian")
-    _charge(q, "per-point Hessian", prep, lambda g: cost.hessian(g, n, prep.size))
-    srcs = [prep.leaves[s] for s in sources]
-    tensors: dict[str, Tensor] = {}
-
-    def run_graph() -> list[Tensor]:
-        tensors.update(run(q.graph, prep))
-        return [tensors[t] for t in targets]
-
-    rec = record_gradient(run_graph, srcs, watch=[prep.leaves[w] for w in q.watch],
-                          watch_accessed_variables=q.watch_accessed_variables,
-                          output_gradients=_batched_seeds(q, targets, prep),
-                          unconnected_gradients=q.unconnected_gradients, points=prep.size)
-    shapes = [prep.shapes[s] for s in sources]
-    cols: list[np.ndarray | None] = [None] * len(srcs)
-    if rec.flat is not None:
-        k = rec.flat.shape[1]
-        # seed row i picks entry i of every point's gradient: rows[j] is (k, B) + sj.shape
-        picks = np.broadcast_to(np.eye(k)[:, None, :], (k, prep.size, k))
-        rows = jacobian_rows(rec.outer, rec.flat, srcs, picks)
-        # -> (B, k, nj): point b's rows of its Hessian
-        cols = [None if r is None else np.moveaxis(r.numpy().reshape(k, prep.size, -1), 0, 1)
-                for r in rows]
-    blocks, matrix = assemble(rec, srcs, shapes, cols, q.unconnected_gradients,
-                              batch=(prep.size,))
-    gradients = arrays_by_id(sources, rec.grads)
-    notes = with_target(rec.inner.notes) + point_notes(q.graph, prep, tensors, gradients)
-    return Result(targets, sources, _outputs(prep, tensors, targets), gradients,
-                  hessian=blocks_by_id(sources, blocks),
-                  matrix=matrix, notes=notes, points=prep.size)
-
-
-def _check_block_rank(sources: Sequence[str], shapes: Mapping[str, Shape]) -> None:
-    """A per-point block is (B,) + si.shape + sj.shape: refused past numpy's dimensions,
-    which two sources at the rank limit (32 + 32, and the points axis) would reach."""
-    if not sources:
-        return
-    widest = max(sources, key=lambda s: len(shapes[s]))
-    rank = 1 + 2 * len(shapes[widest])
-    if rank > NUMPY_MAX_RANK:
-        raise ShapeError(
-            f"each point's Hessian block of {widest!r} would have {rank} dimensions (the "
-            f"points axis and its shape twice), over numpy's {NUMPY_MAX_RANK}; send the "
-            "points one by one, or a source of fewer dimensions",
-            node=widest, field="sources",
-        )
-
-
-KINDS: dict[str, Callable[[Query, Points], Result]] = {
-    "evaluate": evaluate_points,
-    "gradient": gradient_points,
-    "hessian": hessian_points,
-}
+    return graph.run(batch.leaves, apply)
 
 
 def first_point(q: Query, points: Points, result: Result) -> tuple[Query, Result]:
@@ -440,20 +283,20 @@ def first_point(q: Query, points: Points, result: Result) -> tuple[Query, Result
 
 
 def point_notes(
-    graph: Graph, prep: Prepared, tensors: Mapping[str, Tensor],
+    graph: Graph, batch: Batch, tensors: Mapping[str, Tensor],
     gradients: Mapping[str, np.ndarray | None] | None = None,
 ) -> list[Note]:
     """``numerics.numeric_notes`` over points: a node is noted where a non-finite value
     first appears at some point (that point's inputs finite), or where some point meets
     a kink; the kink note says at how many points."""
-    return numeric_notes(graph, tensors, gradients, probe=_OverPoints(graph, prep))
+    return numeric_notes(graph, tensors, gradients, probe=_OverPoints(graph, batch))
 
 
 class _OverPoints(OnePoint):
     """The questions of ``numeric_notes``, answered point by point (vectorised)."""
 
-    def __init__(self, graph: Graph, prep: Prepared) -> None:
-        self.graph, self.size, self.batched = graph, prep.size, prep.batched
+    def __init__(self, graph: Graph, batch: Batch) -> None:
+        self.graph, self.size, self.batched = graph, batch.size, batch.batched
 
     def _flags(self, node_id: str) -> list[bool]:
         return batched_inputs(self.graph.nodes[node_id], self.batched)

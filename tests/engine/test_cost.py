@@ -20,7 +20,8 @@ import pytest
 import threadpoolctl
 
 from engine import cost
-from engine.derive import derivatives as D
+from engine.derive.kinds import KINDS
+from engine.derive.query import Query
 from engine.graphs.graph import build_graph
 from tests.engine.op_cases import op_cases
 
@@ -131,11 +132,8 @@ SPREAD = [
 ]
 
 
-def _run(kind: str, q: D.Query, extra: dict) -> None:
-    if kind == "derivative":
-        D.derivative(dataclasses.replace(q, order=extra["order"]))
-    else:
-        D.KINDS[kind](q)
+def _run(kind: str, q: Query, extra: dict) -> None:
+    KINDS[kind].compute(dataclasses.replace(q, order=extra.get("order", 1)))
 
 
 @pytest.mark.slow
@@ -144,8 +142,8 @@ def _run(kind: str, q: D.Query, extra: dict) -> None:
 def test_estimates_hold_against_measured_time_and_memory(kind, name, nodes, extra):
     graph = build_graph(nodes)
     seen: list[cost.Estimate] = []
-    q = D.Query(graph=graph, target=extra.get("target"), format=extra.get("format", "dense"),
-                cost_limits=UNBOUNDED, admit=seen.append)
+    q = Query(graph=graph, target=extra.get("target"), format=extra.get("format", "dense"),
+              cost_limits=UNBOUNDED, admit=seen.append)
     with threadpoolctl.threadpool_limits(1):
         _run(kind, q, extra)  # warm caches
         best = math.inf

@@ -14,6 +14,7 @@ from engine.check.higher_check import run_symbolic
 from engine.check.verify import CheckLimits, build_job
 from engine.derive import derivatives
 from engine.derive.higher import derivatives_up_to, entries, sweeps_needed
+from engine.derive.query import Query
 from engine.errors import GraphError, LimitError, ShapeError
 from engine.graphs.expression import parse_expression
 from engine.graphs.graph import Limits, build_graph
@@ -52,7 +53,7 @@ def sympy_tensor(text: str, point: dict[str, float], order: int) -> np.ndarray:
 
 @pytest.mark.parametrize(("text", "point"), FUNCTIONS, ids=[f[0] for f in FUNCTIONS])
 def test_every_order_up_to_4_matches_sympy(text, point):
-    q = derivatives.Query(graph=parse_expression(text), values=point)
+    q = Query(graph=parse_expression(text), values=point)
     result = derivatives.derivative(dataclasses.replace(q, order=4))
     assert result.sources == sorted(point, key=list(point).index)
     assert len(result.derivatives) == 4
@@ -64,7 +65,7 @@ def test_every_order_up_to_4_matches_sympy(text, point):
 
 
 def test_one_source_gives_numbers_and_the_seed_example_gives_27_18_6():
-    q = derivatives.Query(graph=parse_expression("x**3"), values={"x": 3.0})
+    q = Query(graph=parse_expression("x**3"), values={"x": 3.0})
     result = derivatives.derivative(dataclasses.replace(q, order=3))
     assert [float(d) for d in result.derivatives] == [27.0, 18.0, 6.0]
     assert all(np.ndim(d) == 0 for d in result.derivatives)
@@ -95,7 +96,7 @@ def test_an_unwatched_or_unconnected_source_gives_zeros_and_a_note():
         {"id": "v", "op": "sin", "inputs": ["u"]},  # reads u (so watches it), off the path
         {"id": "y", "op": "pow", "inputs": ["x", 2]},
     ])
-    q = derivatives.Query(graph=g, sources=["x", "c", "u"])
+    q = Query(graph=g, sources=["x", "c", "u"])
     result = derivatives.derivative(dataclasses.replace(q, order=2))
     np.testing.assert_array_equal(result.derivatives[0], [4.0, 0.0, 0.0])
     np.testing.assert_array_equal(result.derivatives[1], np.diag([2.0, 0.0, 0.0]))
@@ -105,7 +106,7 @@ def test_an_unwatched_or_unconnected_source_gives_zeros_and_a_note():
 
 
 def test_output_gradients_weight_every_order():
-    q = derivatives.Query(graph=parse_expression("x**3"), values={"x": 2.0},
+    q = Query(graph=parse_expression("x**3"), values={"x": 2.0},
                           output_gradients={"_1": 0.5})
     result = derivatives.derivative(dataclasses.replace(q, order=3))
     assert [float(d) for d in result.derivatives] == [6.0, 6.0, 3.0]
@@ -117,12 +118,12 @@ def test_a_list_target_is_summed():
         {"id": "a", "op": "pow", "inputs": ["x", 3]},
         {"id": "b", "op": "sin", "inputs": ["x"]},
     ])
-    result = derivatives.derivative(derivatives.Query(graph=g, target=["a", "b"], order=2))
+    result = derivatives.derivative(Query(graph=g, target=["a", "b"], order=2))
     assert float(result.derivatives[1]) == pytest.approx(12.0 - np.sin(2.0))
 
 
 def test_a_non_scalar_target_is_a_shape_error_naming_it():
-    q = derivatives.Query(graph=parse_expression("x * y"), values={"x": [1.0, 2.0], "y": 3.0},
+    q = Query(graph=parse_expression("x * y"), values={"x": [1.0, 2.0], "y": 3.0},
                           sources=["y"])
     with pytest.raises(ShapeError) as info:
         derivatives.derivative(dataclasses.replace(q, order=2))
@@ -130,21 +131,21 @@ def test_a_non_scalar_target_is_a_shape_error_naming_it():
 
 
 def test_a_non_scalar_source_is_a_shape_error_naming_it():
-    q = derivatives.Query(graph=parse_expression("sum(x)"), values={"x": [1.0, 2.0]})
+    q = Query(graph=parse_expression("sum(x)"), values={"x": [1.0, 2.0]})
     with pytest.raises(ShapeError) as info:
         derivatives.derivative(dataclasses.replace(q, order=2))
     assert info.value.node == "x" and info.value.field == "sources"
 
 
 def test_an_inner_node_as_source_is_a_graph_error():
-    q = derivatives.Query(graph=parse_expression("sin(x) * 2"), values={"x": 1.0},
+    q = Query(graph=parse_expression("sin(x) * 2"), values={"x": 1.0},
                           sources=["_1"])
     with pytest.raises(GraphError, match="must be leaves"):
         derivatives.derivative(dataclasses.replace(q, order=2))
 
 
 def test_order_beyond_the_limit_is_a_limit_error():
-    q = derivatives.Query(graph=parse_expression("x**3"), values={"x": 1.0})
+    q = Query(graph=parse_expression("x**3"), values={"x": 1.0})
     with pytest.raises(LimitError) as info:
         derivatives.derivative(dataclasses.replace(q, order=7, max_order=6))
     assert info.value.field == "order"
@@ -154,7 +155,7 @@ def test_order_beyond_the_limit_is_a_limit_error():
 
 def test_entries_over_the_work_limit_are_a_limit_error():
     limits = Limits(max_derivative_work=entries(3, 3) - 1)
-    q = derivatives.Query(graph=parse_expression("x * y * z"),
+    q = Query(graph=parse_expression("x * y * z"),
                           values={"x": 1.0, "y": 2.0, "z": 3.0}, limits=limits)
     with pytest.raises(LimitError, match="39 entries"):
         derivatives.derivative(dataclasses.replace(q, order=3))
@@ -163,7 +164,7 @@ def test_entries_over_the_work_limit_are_a_limit_error():
 
 @pytest.mark.parametrize(("text", "point"), FUNCTIONS[4:7], ids=[f[0] for f in FUNCTIONS[4:7]])
 def test_the_symbolic_check_computes_sympys_tensors(text, point):
-    q = derivatives.Query(graph=parse_expression(text), values=point)
+    q = Query(graph=parse_expression(text), values=point)
     result = derivatives.derivative(dataclasses.replace(q, order=3))
     job, _, _ = build_job("gradient", q, result, CheckLimits())
     job.update(kind="derivative", order=3)

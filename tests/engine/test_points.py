@@ -11,15 +11,9 @@ import pytest
 
 from engine import OPS, GradientTape
 from engine.derive import derivatives
-from engine.derive.derivatives import Query, Result
-from engine.derive.points import (
-    evaluate_points,
-    first_point,
-    gradient_points,
-    hessian_points,
-    prepare,
-    run,
-)
+from engine.derive.derivatives import evaluate, gradient, hessian
+from engine.derive.points import first_point, prepare, run
+from engine.derive.query import Query, Result
 from engine.errors import EngineError, GraphError, LimitError, ShapeError
 from engine.graphs.graph import Graph, Limits, build_graph
 from engine.ops.registry import Case, OpDef
@@ -114,10 +108,10 @@ def test_points_equal_one_run_per_point(op: OpDef, case: Case, mode: str, size: 
     given = points if size == 1 else _as_map(points)
     plain_q = [Query(graph, values=p, target="y", output_gradients={"y": w}) for p in points]
     q = Query(graph, target="y", output_gradients={"y": w})
-    _check(evaluate_points(q, given), [derivatives.evaluate(p) for p in plain_q], size)
-    _check(gradient_points(q, given), [derivatives.gradient(p) for p in plain_q], size)
+    _check(evaluate(q, given), [derivatives.evaluate(p) for p in plain_q], size)
+    _check(gradient(q, given), [derivatives.gradient(p) for p in plain_q], size)
     hq = [Query(graph, values=p, target="t") for p in points]
-    _check(hessian_points(Query(graph, target="t"), given),
+    _check(hessian(Query(graph, target="t"), given),
            [derivatives.hessian(p) for p in hq], size)
 
 
@@ -143,7 +137,7 @@ def test_points_run_once_not_once_per_point() -> None:
 # ------------------------------------------------------------------ seed example 3
 
 def test_seed_example_3_at_its_point() -> None:
-    r = gradient_points(Query(build_graph(SEED)), [{"x": 2.0, "y": 3.0}])
+    r = gradient(Query(build_graph(SEED)), [{"x": 2.0, "y": 3.0}])
     assert r.gradients["x"].tolist() == [4.0]
     assert r.gradients["y"].tolist() == [27.0]
 
@@ -152,13 +146,13 @@ def test_seed_example_3_at_many_points_matches_the_formula() -> None:
     rng = np.random.default_rng(3)
     x, y = rng.uniform(-3, 3, 5000), rng.uniform(-3, 3, 5000)
     q = Query(build_graph(SEED))
-    value = evaluate_points(q, {"x": x, "y": y}).outputs["z"]
+    value = evaluate(q, {"x": x, "y": y}).outputs["z"]
     np.testing.assert_allclose(value, x**2 + y**3, rtol=1e-14)
-    g = gradient_points(q, {"x": x, "y": y})
+    g = gradient(q, {"x": x, "y": y})
     np.testing.assert_allclose(g.outputs["z"], x**2 + y**3, rtol=1e-14)
     np.testing.assert_allclose(g.gradients["x"], 2 * x, rtol=1e-14)
     np.testing.assert_allclose(g.gradients["y"], 3 * y**2, rtol=1e-14)
-    h = hessian_points(q, {"x": x[:500], "y": y[:500]})
+    h = hessian(q, {"x": x[:500], "y": y[:500]})
     want = np.zeros((500, 2, 2))
     want[:, 0, 0], want[:, 1, 1] = 2.0, 6 * y[:500]
     np.testing.assert_allclose(h.matrix, want, rtol=1e-13, atol=1e-13)
@@ -167,7 +161,7 @@ def test_seed_example_3_at_many_points_matches_the_formula() -> None:
 
 def test_a_shared_value_is_used_at_every_point_and_still_differentiated_per_point() -> None:
     q = Query(build_graph(SEED), values={"y": 2.0})
-    r = gradient_points(q, [{"x": 1.0}, {"x": -1.0}])
+    r = gradient(q, [{"x": 1.0}, {"x": -1.0}])
     assert r.outputs["z"].tolist() == [9.0, 9.0]
     assert r.gradients["x"].tolist() == [2.0, -2.0]
     assert r.gradients["y"].tolist() == [12.0, 12.0]
@@ -176,7 +170,7 @@ def test_a_shared_value_is_used_at_every_point_and_still_differentiated_per_poin
 def test_first_point_is_the_query_and_result_of_the_first_point() -> None:
     q = Query(build_graph(SEED))
     pts = {"x": [1.0, 3.0], "y": [2.0, 4.0]}
-    r = hessian_points(q, pts)
+    r = hessian(q, pts)
     assert r.points == 2
     one_q, one = first_point(q, pts, r)
     plain = derivatives.hessian(one_q)
@@ -188,17 +182,17 @@ def test_first_point_is_the_query_and_result_of_the_first_point() -> None:
 
 def test_a_leaf_with_a_value_takes_points_of_its_shape() -> None:
     with pytest.raises(ShapeError) as e:  # two scalar points, never one vector point
-        gradient_points(Query(build_graph(SEED)), [{"x": [1.0, 2.0]}])
+        gradient(Query(build_graph(SEED)), [{"x": [1.0, 2.0]}])
     assert (e.value.node, e.value.field) == ("x", "points")
     free = build_graph([{"id": "x", "op": "variable"}, {"id": "y", "op": "sum", "inputs": ["x"]}])
-    r = gradient_points(Query(free), [{"x": [1.0, 2.0]}])  # no value of its own: any shape
+    r = gradient(Query(free), [{"x": [1.0, 2.0]}])  # no value of its own: any shape
     assert r.gradients["x"].tolist() == [[1.0, 1.0]]
 
 
 def test_list_and_map_forms_agree() -> None:
     q = Query(build_graph(SEED))
-    a = gradient_points(q, [{"x": 1.0, "y": 2.0}, {"x": 3.0, "y": 4.0}])
-    b = gradient_points(q, {"x": [1.0, 3.0], "y": np.array([2.0, 4.0])})
+    a = gradient(q, [{"x": 1.0, "y": 2.0}, {"x": 3.0, "y": 4.0}])
+    b = gradient(q, {"x": [1.0, 3.0], "y": np.array([2.0, 4.0])})
     for k in ("x", "y"):
         np.testing.assert_array_equal(a.gradients[k], b.gradients[k])
 
@@ -214,10 +208,10 @@ def test_output_gradients_apply_to_every_point() -> None:
     g = _graph({"id": "x", "op": "variable", "value": [1.0, 2.0]},
                {"id": "y", "op": "mul", "inputs": ["x", "x"]})
     q = Query(g, output_gradients={"y": [1.0, -1.0]})
-    r = gradient_points(q, {"x": [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]})
+    r = gradient(q, {"x": [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]})
     np.testing.assert_array_equal(r.gradients["x"], [[2.0, -4.0], [6.0, -8.0], [10.0, -12.0]])
     with pytest.raises(ShapeError) as e:
-        gradient_points(Query(g, output_gradients={"y": [1.0]}), {"x": [[1.0, 2.0]]})
+        gradient(Query(g, output_gradients={"y": [1.0]}), {"x": [[1.0, 2.0]]})
     assert e.value.field == "output_gradients"
 
 
@@ -227,14 +221,14 @@ def test_unconnected_and_unwatched_sources_give_the_plain_notes() -> None:
                {"id": "c", "op": "constant", "value": 2.0},
                {"id": "y", "op": "mul", "inputs": ["x", "c"]})
     q = Query(g, sources=["x", "u", "c"])
-    r = gradient_points(q, {"x": [1.0, 2.0]})
+    r = gradient(q, {"x": [1.0, 2.0]})
     assert r.gradients["u"] is None and r.gradients["c"] is None
     plain = derivatives.gradient(Query(g, values={"x": 1.0}, sources=["x", "u", "c"]))
     assert r.notes == plain.notes
     assert {(n.reason, n.source) for n in r.notes} == {("not_watched", "u"), ("not_watched", "c")}
-    z = gradient_points(Query(g, sources=["u"], unconnected_gradients="zero"), {"x": [1.0, 2.0]})
+    z = gradient(Query(g, sources=["u"], unconnected_gradients="zero"), {"x": [1.0, 2.0]})
     assert z.gradients["u"].tolist() == [0.0, 0.0]
-    w = gradient_points(Query(g, watch=["c"], sources=["c"]), {"x": [1.0, 2.0]})
+    w = gradient(Query(g, watch=["c"], sources=["c"]), {"x": [1.0, 2.0]})
     assert w.gradients["c"].tolist() == [1.0, 2.0]
 
 
@@ -245,10 +239,10 @@ def test_a_source_that_is_not_a_leaf_gets_its_gradient_per_point() -> None:
                {"id": "x", "op": "variable", "value": 1.0},
                {"id": "s", "op": "sin", "inputs": ["c"]},
                {"id": "y", "op": "mul", "inputs": ["s", "x"]})
-    r = gradient_points(Query(g, watch=["c"], sources=["s", "x"]), {"x": [1.0, 2.0, 4.0]})
+    r = gradient(Query(g, watch=["c"], sources=["s", "x"]), {"x": [1.0, 2.0, 4.0]})
     np.testing.assert_allclose(r.gradients["s"], [1.0, 2.0, 4.0])
     np.testing.assert_allclose(r.gradients["x"], np.full(3, np.sin(3.0)))
-    unwatched = gradient_points(Query(g, sources=["s"]), {"x": [1.0, 2.0]})
+    unwatched = gradient(Query(g, sources=["s"]), {"x": [1.0, 2.0]})
     assert unwatched.gradients["s"] is None  # as the plain path: c is not watched
 
 
@@ -257,7 +251,7 @@ def test_a_target_no_point_changes_is_repeated_for_every_point() -> None:
                {"id": "c", "op": "constant", "value": [1.0, 2.0]},
                {"id": "k", "op": "exp", "inputs": ["c"]},
                {"id": "y", "op": "mul", "inputs": ["x", "k"]})
-    r = evaluate_points(Query(g, target=["k", "y"]), {"x": [1.0, 2.0]})
+    r = evaluate(Query(g, target=["k", "y"]), {"x": [1.0, 2.0]})
     np.testing.assert_allclose(r.outputs["k"], np.exp([[1.0, 2.0], [1.0, 2.0]]))
     np.testing.assert_allclose(r.outputs["y"], [np.exp([1.0, 2.0]), 2 * np.exp([1.0, 2.0])])
 
@@ -267,7 +261,7 @@ def test_notes_name_the_nodes_where_some_point_goes_wrong() -> None:
                {"id": "l", "op": "log", "inputs": ["x"]},
                {"id": "r", "op": "relu", "inputs": ["x"]},
                {"id": "y", "op": "add", "inputs": ["l", "r"]})
-    r = gradient_points(Query(g), {"x": [1.0, -1.0, 0.0]})
+    r = gradient(Query(g), {"x": [1.0, -1.0, 0.0]})
     got = {(n.reason, n.node, n.source) for n in r.notes}
     assert got == {("non_finite", "l", None), ("kink", "r", None), ("non_finite", None, "x")}
     kink = next(n for n in r.notes if n.reason == "kink")
@@ -278,7 +272,7 @@ def test_kinks_are_counted_per_point_when_a_batched_scalar_meets_a_shared_vector
     g = _graph({"id": "x", "op": "variable", "value": 1.0},
                {"id": "c", "op": "constant", "value": [0.0, 2.0]},
                {"id": "m", "op": "maximum", "inputs": ["x", "c"]})
-    r = evaluate_points(Query(g), {"x": [0.0, 1.0, 2.0]})  # ties at the first and last
+    r = evaluate(Query(g), {"x": [0.0, 1.0, 2.0]})  # ties at the first and last
     kink = next(n for n in r.notes if n.reason == "kink")
     assert kink.node == "m" and "2 of 3 points" in kink.detail
 
@@ -286,7 +280,7 @@ def test_kinks_are_counted_per_point_when_a_batched_scalar_meets_a_shared_vector
 def test_squeeze_never_drops_the_batch_axis_of_one_point() -> None:
     g = _graph({"id": "x", "op": "variable", "value": [[1.0]]},
                {"id": "y", "op": "squeeze", "inputs": ["x"]})
-    r = gradient_points(Query(g), {"x": [[[5.0]]]})
+    r = gradient(Query(g), {"x": [[[5.0]]]})
     assert r.outputs["y"].shape == (1,)
     assert r.gradients["x"].shape == (1, 1, 1)
 
@@ -301,7 +295,7 @@ def test_a_batched_vector_stays_a_vector_in_matmul_and_solve(size: int) -> None:
                {"id": "m", "op": "matmul", "inputs": ["a", "v"]},
                {"id": "s", "op": "solve", "inputs": ["a", "v"]},
                {"id": "d", "op": "matmul", "inputs": ["v", "v"]})
-    r = evaluate_points(Query(g, target=["m", "s", "d"]), {"a": a, "v": v})
+    r = evaluate(Query(g, target=["m", "s", "d"]), {"a": a, "v": v})
     np.testing.assert_allclose(r.outputs["m"], np.einsum("bij,bj->bi", a, v), rtol=1e-12)
     np.testing.assert_allclose(r.outputs["s"], [np.linalg.solve(a[b], v[b]) for b in
                                                 range(size)], rtol=1e-12)
@@ -314,7 +308,7 @@ def test_a_batched_vector_stays_a_vector_in_matmul_and_solve(size: int) -> None:
 def _raises(kind: type[EngineError], points: Any, field: str, node: str | None = None,
             limits: Limits | None = None) -> None:
     q = Query(build_graph(SEED, limits or Limits()), limits=limits or Limits())
-    for fn in (evaluate_points, gradient_points, hessian_points):
+    for fn in (evaluate, gradient, hessian):
         with pytest.raises(kind) as e:
             fn(q, points)
         assert e.value.field == field, (fn.__name__, e.value)
@@ -358,16 +352,16 @@ def test_too_many_points_is_a_limit_error() -> None:
 
 def test_a_graph_error_still_names_its_own_field() -> None:
     with pytest.raises(GraphError) as e:
-        hessian_points(Query(build_graph(SEED), sources=["z"]), {"x": [1.0]})
+        hessian(Query(build_graph(SEED), sources=["z"]), {"x": [1.0]})
     assert e.value.field == "sources"
     g = _graph({"id": "x", "op": "variable", "value": [1.0, 2.0]},
                {"id": "y", "op": "exp", "inputs": ["x"]})
     with pytest.raises(ShapeError) as e:
-        hessian_points(Query(g), {"x": [[1.0, 2.0]]})
+        hessian(Query(g), {"x": [[1.0, 2.0]]})
     assert e.value.field == "target"
     g = _graph({"id": "x", "op": "variable", "value": [1.0, 2.0]},
                {"id": "t", "op": "sum", "inputs": ["x"]})
     with pytest.raises(LimitError) as e:  # 2 points of a 2 x 2 Hessian: 8 entries
-        hessian_points(Query(g, limits=Limits(max_derivative_work=7)), {"x": [[1.0, 2.0]] * 2})
+        hessian(Query(g, limits=Limits(max_derivative_work=7)), {"x": [[1.0, 2.0]] * 2})
     assert e.value.field == "sources"
-    assert hessian_points(Query(g), {"x": [[1.0, 2.0]] * 2}).matrix.shape == (2, 2, 2)
+    assert hessian(Query(g), {"x": [[1.0, 2.0]] * 2}).matrix.shape == (2, 2, 2)

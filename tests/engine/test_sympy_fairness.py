@@ -17,6 +17,7 @@ import pytest
 from engine.check import higher_check, sympy_worker, verify
 from engine.check.sympy_worker import Admission, Pool, WorkerBusy, WorkerTimeout
 from engine.derive import derivatives
+from engine.derive.query import Query
 from engine.graphs.graph import build_graph
 
 pytestmark = pytest.mark.timeout(120)
@@ -160,13 +161,13 @@ def det_nodes(n: int) -> list[dict]:
 
 def check_gradient(nodes: list[dict], method: str, limits: verify.CheckLimits
                    ) -> verify.CheckReport:
-    query = derivatives.Query(graph=build_graph(nodes))
+    query = Query(graph=build_graph(nodes))
     return verify.check("gradient", query, derivatives.gradient(query), method, limits)
 
 
 def test_sympy_work_counts_the_cofactor_expansion_of_a_determinant() -> None:
     def work(n: int) -> int:
-        query = derivatives.Query(graph=build_graph(det_nodes(n)))
+        query = Query(graph=build_graph(det_nodes(n)))
         built, shapes, _ = verify.build_job("gradient", query, derivatives.gradient(query),
                                             verify.CheckLimits())
         return verify.sympy_work(built, shapes)
@@ -220,7 +221,7 @@ def test_an_explicit_sympy_check_answers_timeout_when_the_workers_are_busy(
 def test_a_derivative_check_falls_back_too_when_the_workers_are_busy(busy_pool: Pool) -> None:
     nodes = [{"id": "x", "op": "variable", "value": 3.0},
              {"id": "y", "op": "pow", "inputs": ["x", 3]}]
-    query = derivatives.Query(graph=build_graph(nodes))
+    query = Query(graph=build_graph(nodes))
     result = derivatives.derivative(dataclasses.replace(query, order=2, max_order=6))
     report = higher_check.check(query, result, 2, "auto", QUICK)
     assert (report.method, report.status) == ("numeric", "agree"), report.detail

@@ -17,7 +17,8 @@ import pytest
 
 from engine.check import sympy_worker
 from engine.check.verify import CheckLimits, CheckReport, check
-from engine.derive import derivatives
+from engine.derive.kinds import KINDS
+from engine.derive.query import Query, Result
 from engine.graphs.graph import build_graph
 from engine.ops import OPS
 from engine.ops.registry import Case, F, OpDef, sweep_rule
@@ -31,9 +32,9 @@ SMALL_HESSIAN = 12  # input elements; larger Hessians run with -m slow
 
 
 def run(kind: str, nodes: list[dict], method: str = "sympy", limits: CheckLimits = LIMITS,
-        **query: Any) -> tuple[derivatives.Result, CheckReport]:
-    q = derivatives.Query(graph=build_graph(nodes), **query)
-    result = derivatives.KINDS[kind](q)
+        **query: Any) -> tuple[Result, CheckReport]:
+    q = Query(graph=build_graph(nodes), **query)
+    result = KINDS[kind].compute(q)
     return result, check(kind, q, result, method, limits)
 
 
@@ -180,10 +181,11 @@ def test_check_none_starts_no_worker_and_imports_no_checker() -> None:
         "import multiprocessing, sys\n"
         "from engine.check import verify\n"
         "from engine.derive import derivatives\n"
+        "from engine.derive.query import Query\n"
         "from engine.graphs.graph import build_graph\n"
         "g = build_graph([{'id': 'x', 'op': 'variable', 'value': 3.0},\n"
         "                 {'id': 'y', 'op': 'pow', 'inputs': ['x', 2]}])\n"
-        "q = derivatives.Query(graph=g)\n"
+        "q = Query(graph=g)\n"
         "r = derivatives.gradient(q)\n"
         "assert verify.check('gradient', q, r, 'none').method == 'none'\n"
         "checkers = 'symbolic', 'sympy_worker', 'finite_differences'\n"

@@ -1,0 +1,153 @@
+"""The one set-up step of every kind, at one point or many: resolve the ids, make the
+leaf tensors, know every shape, so that limits and costs are settled before any run.
+
+What differs between one point and many (``engine.derive.points``) is answered here
+once: how the graph runs, the shape of outputs and seeds, and where notes come from.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from engine import cost
+from engine.derive import points as points_mod
+from engine.derive.numeric_notes import numeric_notes
+from engine.derive.points import Batch, Points
+from engine.derive.query import (
+    Query,
+    Result,
+    charge,
+    check_leaf_ids,
+    seed_values,
+    source_ids,
+    target_ids,
+)
+from engine.errors import GraphError, ShapeError
+from engine.graphs.graph import LEAF_OPS
+from engine.notes import Note
+from engine.tensor import Tensor
+
+Shape = tuple[int, ...]
+
+
+@dataclass
+class Setup:
+    """A query made ready to record. ``shapes`` are at one point; with ``batch``, values
+    carry a leading axis of ``batch.size`` points on the nodes ``batch.batched``."""
+
+    query: Query
+    targets: list[str]
+    sources: list[str]
+    leaves: dict[str, Tensor]
+    shapes: dict[str, Shape]
+    batch: Batch | None = None
+
+    @property
+    def points(self) -> int:
+        """How many points every value stands for (1 without a batch)."""
+        return 1 if self.batch is None else self.batch.size
+
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        """The leading axes a per-point answer carries: ``(B,)`` over points, else none."""
+        return () if self.batch is None else (self.batch.size,)
+
+    def what(self, name: str) -> str:
+        """How errors and estimates name this computation."""
+        return name if self.batch is None else f"{name} over points"
+
+    def elements(self, ids: Sequence[str]) -> int:
+        """Elements of the named nodes together, over every point."""
+        return self.points * sum(math.prod(self.shapes[i]) for i in ids)
+
+    def charge(self, name: str, price: Callable[[cost.GraphCost], cost.Estimate]
+               ) -> cost.GraphCost | None:
+        """``query.charge`` with batched nodes costing B times one point's."""
+        batched = () if self.batch is None else self.batch.batched
+        return charge(self.query, self.what(name), self.shapes, price, batched, self.points)
+
+    def run(self) -> dict[str, Tensor]:
+        """Every node's tensor, once for all points; tapes open around it record it."""
+        if self.batch is None:
+            return self.query.graph.run(self.leaves)
+        return points_mod.run(self.query.graph, self.batch)
+
+    def watched(self) -> list[Tensor]:
+        return [self.leaves[w] for w in self.query.watch]
+
+    def seeds(self) -> list[Any] | None:
+        """``output_gradients`` checked against one point's shapes, for every point."""
+        seeds = seed_values(self.query, self.targets, self.shapes)
+        if seeds is None or self.batch is None:
+            return seeds
+        return [g if g is None or t not in self.batch.batched
+                else np.broadcast_to(g, (*self.batch_shape, *np.shape(g)))
+                for t, g in zip(self.targets, seeds, strict=True)]
+
+    def outputs(self, tensors: Mapping[str, Tensor]) -> dict[str, np.ndarray]:
+        """Each target (at every point: the same value repeated where no point changes it)."""
+        out = {t: tensors[t].numpy() for t in self.targets}
+        if self.batch is not None:
+            out = {t: v if t in self.batch.batched else np.repeat(v[None], self.points, axis=0)
+                   for t, v in out.items()}
+        return out
+
+    def notes(self, tensors: Mapping[str, Tensor],
+              gradients: Mapping[str, np.ndarray | None] | None = None) -> list[Note]:
+        """Non-finite values and kinks met (at some point, over points)."""
+        if self.batch is None:
+            return numeric_notes(self.query.graph, tensors, gradients)
+        return points_mod.point_notes(self.query.graph, self.batch, tensors, gradients)
+
+    def result(self, tensors: Mapping[str, Tensor], notes: list[Note], **fields: Any) -> Result:
+        return Result(self.targets, self.sources, self.outputs(tensors), notes=notes,
+                      points=None if self.batch is None else self.points, **fields)
+
+
+def set_up(
+    q: Query,
+    points: Points | None = None,
+    *,
+    sources: bool = True,
+    scalar_target: str = "",
+    leaf_sources: str = "",
+    scalar_sources: str = "",
+) -> Setup:
+    """Resolve and check ``q``'s ids, then make its leaves at one point or at ``points``.
+
+    A kind states what it needs by naming itself in the messages of the checks it
+    wants: ``scalar_target="the Hessian needs"``, ``leaf_sources="Hessian"``,
+    ``scalar_sources="derivative"``; ``sources=False`` (evaluate) resolves none.
+    """
+    targets = target_ids(q)
+    ids: list[str] = []
+    if sources:
+        check_leaf_ids(q, q.watch, "watch")
+        ids = source_ids(q)
+    if leaf_sources:
+        for s in ids:
+            if q.graph.nodes[s].op not in LEAF_OPS:
+                raise GraphError(f"{leaf_sources} sources must be leaves; {s!r} is not",
+                                 node=s, field="sources")
+    if points is None:
+        values = q.graph.leaf_values(q.values)
+        shapes = q.graph.infer_shapes(values, q.limits)
+        setup = Setup(q, targets, ids, q.graph.make_leaves(values), shapes)
+    else:
+        batch = points_mod.prepare(q, points, ids)
+        setup = Setup(q, targets, ids, batch.leaves, batch.shapes, batch)
+    at = "" if points is None else " at each point"
+    for t in targets if scalar_target else ():
+        if setup.shapes[t]:
+            raise ShapeError(f"{scalar_target} a scalar target{at}; {t!r} has shape "
+                             f"{list(setup.shapes[t])}", node=t, field="target")
+    for s in ids if scalar_sources else ():
+        if setup.shapes[s]:
+            raise ShapeError(f"{scalar_sources} sources must be scalars; {s!r} has shape "
+                             f"{list(setup.shapes[s])}", node=s, field="sources")
+    return setup
