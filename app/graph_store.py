@@ -5,15 +5,14 @@ Bounded by count, by nodes and by bytes (a graph's values: one leaf of 10^6 elem
 
 A graph is validated and sorted once, at ``POST /v1/graphs``; later requests name
 it by ``graph_id`` and skip sending, parsing and validating it. The id is a hash
-of the graph's canonical form, so every replica gives the same graph the same
-id and a client can re-register after a miss (a 404) without changing its ids.
+of the graph's canonical form (``app.graph_forms``), so every replica gives the same
+graph the same id and a client can re-register after a miss (a 404) without changing
+its ids.
 The store holds the engine's graph as an opaque object: nothing here imports it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -25,17 +24,6 @@ REGISTER_HINT = (
     "send the graph again: POST /v1/graphs with {\"graph\": ...} or {\"expression\": ...} "
     "(the same graph gets the same id), or send it inline as `graph`"
 )
-
-
-def graph_id(canonical: Any) -> str:
-    """``g_`` + SHA-256 of canonical JSON data: sorted keys, no spaces, floats as repr.
-
-    Python's float repr is the shortest text that round-trips, the same on every
-    platform, so equal graphs hash equally on every replica.
-    """
-    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-                      allow_nan=False)
-    return ID_PREFIX + hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
 @dataclass

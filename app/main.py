@@ -21,7 +21,7 @@ from app.memory import tune_allocator
 from app.observability import Observability
 from app.proxy import PrefixMiddleware
 from app.routes import catalogue, compute, graphs, health, metrics
-from app.service import ERROR_PROBLEMS, Service
+from app.service import Service
 from app.settings import Settings, get_settings
 
 
@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_exception_handler(RequestValidationError, problems.validation_handler)
     app.add_exception_handler(StarletteHTTPException, problems.http_handler)
-    for cls, status, slug, title in ERROR_PROBLEMS:
+    for cls, status, slug, title in problems.ERROR_PROBLEMS:
         app.add_exception_handler(cls, problems.engine_handler(status, slug, title))
     app.add_exception_handler(Saturated, problems.saturated_handler)
     app.add_exception_handler(Exception, problems.unexpected_handler)

@@ -1,4 +1,6 @@
-"""OpenAPI: stable operation ids, the seed's examples, problem responses, the committed file.
+"""OpenAPI: stable operation ids, problem responses, the committed file.
+
+The examples each route shows are in ``app.examples``.
 
 ``python -m app.openapi`` writes ``openapi/openapi.json`` from the app; a test
 fails when the committed file and ``app.openapi()`` differ.
@@ -94,121 +96,6 @@ def operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def _graph(*nodes: dict[str, Any]) -> dict[str, Any]:
-    return {"graph": {"nodes": list(nodes)}}
-
-
-SEED_1 = _graph(
-    {"id": "x", "op": "variable", "value": 3.0},
-    {"id": "y", "op": "pow", "inputs": ["x", 2]},
-)
-SEED_2 = _graph(
-    {"id": "x", "op": "variable", "value": 3.0},
-    {"id": "y", "op": "pow", "inputs": ["x", 3]},
-)
-SEED_3 = _graph(
-    {"id": "x", "op": "variable", "value": 2.0},
-    {"id": "y", "op": "variable", "value": 3.0},
-    {"id": "x2", "op": "pow", "inputs": ["x", 2]},
-    {"id": "y3", "op": "pow", "inputs": ["y", 3]},
-    {"id": "z", "op": "add", "inputs": ["x2", "y3"]},
-)
-EXPRESSION = {"expression": "x**2 + y**3", "values": {"x": 2.0, "y": 3.0}}
-TENSOR = {
-    "expression": "tanh(x) @ w",
-    "values": {"x": [[0.5, -1.0]], "w": [[1.0], [2.0]]},
-}
-
-POINTS = {
-    **SEED_3,
-    "points": [{"x": 2.0, "y": 3.0}, {"x": 1.0, "y": -1.0}, {"x": 0.5, "y": 2.0}],
-}
-
-
-def rosenbrock(n: int) -> dict[str, Any]:
-    """sum 100 (x[1:] - x[:-1]**2)**2 + (1 - x[:-1])**2 at n points evenly spread over
-    [-1.2, 1.2], as a graph: the classic tridiagonal Hessian (also the Hessian benchmark)."""
-    return _graph(
-        {"id": "x", "op": "variable", "value": [-1.2 + 2.4 * i / (n - 1) for i in range(n)]},
-        {"id": "head", "op": "slice", "inputs": ["x"], "attrs": {"begin": [1]}},
-        {"id": "tail", "op": "slice", "inputs": ["x"], "attrs": {"begin": [0], "end": [-1]}},
-        {"id": "tail2", "op": "square", "inputs": ["tail"]},
-        {"id": "d", "op": "sub", "inputs": ["head", "tail2"]},
-        {"id": "d2", "op": "square", "inputs": ["d"]},
-        {"id": "t1", "op": "mul", "inputs": [100.0, "d2"]},
-        {"id": "c", "op": "sub", "inputs": [1.0, "tail"]},
-        {"id": "t2", "op": "square", "inputs": ["c"]},
-        {"id": "s", "op": "add", "inputs": ["t1", "t2"]},
-        {"id": "f", "op": "sum", "inputs": ["s"]},
-    )
-
-
-_WHAT = {
-    "evaluate": ("9", "27", "31", "31"),
-    "gradient": ("dy/dx = 6", "dy/dx = 27", "dz/dx = 4, dz/dy = 27", "4 and 27"),
-    "jacobian": ("dy/dx = 6", "dy/dx = 27", "4 and 27", "4 and 27"),
-    "hessian": ("d²y/dx² = 2", "d²y/dx² = 18", "[[2, 0], [0, 18]]", "[[2, 0], [0, 18]]"),
-    "derivative": (
-        "orders 1 to 3: 6, 2, 0",
-        "orders 1 to 3: 27, 18, 6",
-        "[4, 27], [[2, 0], [0, 18]], and 6 at [1, 1, 1] of order 3",
-        "[4, 27], [[2, 0], [0, 18]], and 6 at [1, 1, 1] of order 3",
-    ),
-}
-DERIVATIVE_ORDER = 3  # the order the derivative examples ask for
-
-
-def examples(kind: str) -> dict[str, dict[str, Any]]:
-    """The seed article's three examples (graph form) and the expression form, for ``kind``."""
-    r1, r2, r3, r4 = _WHAT[kind]
-    out = {
-        "seed-1": {
-            "summary": "Seed example 1: y = x**2 at x = 3",
-            "description": f"`tape.gradient(y, x)` of the article's first example: {r1}.",
-            "value": SEED_1,
-        },
-        "seed-2": {
-            "summary": "Seed example 2: y = x**3 at x = 3",
-            "description": f"The article's second example: {r2}.",
-            "value": SEED_2,
-        },
-        "seed-3": {
-            "summary": "Seed example 3: z = x**2 + y**3 at x = 2, y = 3",
-            "description": f"Gradients with respect to two variables in one request: {r3}.",
-            "value": SEED_3,
-        },
-        "expression": {
-            "summary": "Expression: x**2 + y**3 at x = 2, y = 3",
-            "description": f"Seed example 3 as infix text instead of a graph: {r4}.",
-            "value": EXPRESSION,
-        },
-    }
-    if kind == "derivative":
-        for example in out.values():
-            example["value"] = {**example["value"], "order": DERIVATIVE_ORDER}
-    if kind in ("evaluate", "gradient", "hessian"):
-        out["points"] = {
-            "summary": "Many points: seed example 3 at three points",
-            "description": "One request, one vectorised run: every output and gradient gains "
-            "a leading axis of 3 (gradients x: [4, 2, 1], y: [27, 3, 12]).",
-            "value": POINTS,
-        }
-    if kind == "hessian":
-        out["sparse"] = {
-            "summary": "Sparse: Rosenbrock's tridiagonal Hessian as coordinates",
-            "description": "`format: coo`: the pattern is found from the graph (banded, "
-            "bandwidth 1), three colours evaluate it, `sparse` lists the non-zeros.",
-            "value": {**rosenbrock(8), "format": "coo"},
-        }
-    if kind in ("evaluate", "gradient", "jacobian"):
-        out["tensor"] = {
-            "summary": "Tensors: tanh(x) @ w",
-            "description": "A 1x2 row through tanh, then a 2x1 matrix product.",
-            "value": TENSOR,
-        }
-    return out
-
-
 def _problem(description: str) -> dict[str, Any]:
     return {"model": Problem, "description": description}
 
@@ -236,22 +123,6 @@ COMPUTE_PROBLEMS: dict[int | str, dict[str, Any]] = {
 GRAPH_PROBLEMS: dict[int | str, dict[str, Any]] = {
     status: COMPUTE_PROBLEMS[status] for status in (400, 404, 413, 415, 422, 500, 503)
 }
-
-
-def graph_examples() -> dict[str, dict[str, Any]]:
-    """Graphs to register: the seed's third example as a graph and as an expression."""
-    return {
-        "seed-3": {
-            "summary": "Seed example 3: z = x**2 + y**3",
-            "description": "Register once; then `{\"graph_id\": ..., \"values\": ...}`.",
-            "value": SEED_3,
-        },
-        "expression": {
-            "summary": "Expression: x**2 + y**3",
-            "description": "The same computation as text; its variables take `values`.",
-            "value": {"expression": "x**2 + y**3"},
-        },
-    }
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:

@@ -21,6 +21,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from app import observability
+from app.graph_store import GraphNotFound, GraphTooLarge
+from engine.errors import (
+    AttrError,
+    BudgetExceeded,
+    ComputeLimitError,
+    CostError,
+    EngineError,
+    ExpressionError,
+    GraphError,
+    LimitError,
+    ShapeError,
+)
 
 logger = logging.getLogger("app")
 
@@ -207,6 +219,28 @@ async def unexpected_handler(request: Request, exc: Exception) -> Response:
 
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
+
+
+# (error class, HTTP status, problem type slug, title); the most specific first.
+# A LimitError on what a request *contains* (bytes, nodes, a tensor sent) is a 413: it
+# must shrink to succeed. One on what it would *compute* (shapes it produces, entries or
+# order of a derivative: ComputeLimitError) and one on its estimated cost (CostError) are
+# 422s, as the wire contract says: the body is fine, what it asks for is too much.
+# A time-budget overrun is a deterministic property of the request, not an outage:
+# 422, not 503 (which would invite retries) nor 408 (the client was not slow).
+ERROR_PROBLEMS: tuple[tuple[type[Exception], int, str, str], ...] = (
+    (GraphError, 422, "invalid-graph", "Invalid graph"),
+    (AttrError, 422, "invalid-attrs", "Invalid op attributes"),
+    (ShapeError, 422, "shape-mismatch", "Incompatible shapes"),
+    (ExpressionError, 422, "invalid-expression", "Invalid expression"),
+    (ComputeLimitError, 422, "compute-limit", "Over a compute limit"),
+    (LimitError, 413, "limit-exceeded", "Content Too Large"),
+    (CostError, 422, "cost-limit", "Over a cost limit"),
+    (BudgetExceeded, 422, "time-budget", "Time budget exceeded"),
+    (EngineError, 422, "invalid-request", "Invalid request"),
+    (GraphNotFound, 404, "graph-not-found", "Graph not found"),
+    (GraphTooLarge, 413, "limit-exceeded", "Content Too Large"),
+)
 
 
 def engine_handler(status: int, slug: str, title: str) -> Handler:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from app.endpoints import GRADIENT
 from app.service import Service
 from app.settings import Settings
 from app.wire.requests import ComputeRequest
@@ -71,7 +72,7 @@ def run(quick: bool = False) -> list[Target]:
             request = ComputeRequest.model_validate(body)
 
             def with_model(request: ComputeRequest = request) -> object:
-                return service.run("gradient", request, inline=True)
+                return service.run(GRADIENT, request, inline=True)
 
             times = interleaved_per_call(
                 {"with": with_model, "without": _without_estimate(with_model),

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from app.openapi import rosenbrock
+from app.examples import rosenbrock
 from bench.common import (
     SERVER_PIDS,
     Target,
@@ -67,7 +67,7 @@ def start_point(n: int) -> np.ndarray:
 def engine_direct(n: int) -> Callable[[], np.ndarray]:
     from engine.derive import derivatives
     from engine.derive.query import Query
-    from engine.graphs.graph import build_graph
+    from engine.graphs.build import build_graph
 
     query = Query(graph=build_graph(rosenbrock_graph(n)["nodes"]))
     return lambda: derivatives.hessian(query).matrix

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from app.openapi import SEED_3
+from app.examples import SEED_3
 from bench.common import (
     Target,
     Timings,
@@ -71,7 +71,7 @@ def engine_calls(nodes: list[dict[str, Any]], points: dict[str, np.ndarray]) -> 
     """The engine's gradient at every point (outputs and gradients), and its forward alone."""
     from engine.derive.derivatives import evaluate, gradient
     from engine.derive.query import Query
-    from engine.graphs.graph import build_graph
+    from engine.graphs.build import build_graph
 
     q = Query(graph=build_graph(nodes))
     return (lambda: gradient(q, points).gradients), (lambda: evaluate(q, points))
@@ -82,7 +82,7 @@ def engine_loop(nodes: list[dict[str, Any]], points: dict[str, np.ndarray], coun
     """One plain ``derivatives.gradient`` per point: what points save."""
     from engine.derive import derivatives
     from engine.derive.query import Query
-    from engine.graphs.graph import build_graph
+    from engine.graphs.build import build_graph
 
     graph = build_graph(nodes)
     queries = [Query(graph, values={k: float(v[i]) for k, v in points.items()})

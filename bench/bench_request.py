@@ -18,7 +18,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from app.openapi import SEED_3  # the example Swagger UI runs
+from app.examples import SEED_3  # the example Swagger UI runs
 from bench.common import (
     Load,
     Target,

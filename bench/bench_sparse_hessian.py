@@ -1,6 +1,6 @@
 """Sparse Hessian of Rosenbrock (tridiagonal) as n grows: detection, colouring, one sweep.
 
-The graph is ``bench_hessian.rosenbrock_graph(n)`` through ``engine.graphs.graph.build_graph``;
+The graph is ``bench_hessian.rosenbrock_graph(n)`` through ``engine.graphs.build.build_graph``;
 ``engine.sparse_hessian`` records it on nested tapes, detects the pattern, colours it
 and evaluates the whole Hessian in one compressed reverse sweep. Each result is
 checked against the exact Hessian's entries before it is timed. The phases are timed
@@ -48,7 +48,7 @@ def bench_size(n: int, rounds: int) -> list[str]:
     from engine import GradientTape, Variable, sparse_hessian
     from engine.derive.colouring import colour_rows
     from engine.derive.pattern import hessian_pattern
-    from engine.graphs.graph import build_graph
+    from engine.graphs.build import build_graph
 
     t0 = time.perf_counter()
     graph = build_graph(rosenbrock_graph(n)["nodes"])
@@ -66,8 +66,8 @@ def bench_size(n: int, rounds: int) -> list[str]:
 
     with GradientTape() as tape:
         target = fn()
-    detect = median_time(lambda: hessian_pattern(tape._entries, [target], [x]), rounds)
-    rows, cols, _ = hessian_pattern(tape._entries, [target], [x])
+    detect = median_time(lambda: hessian_pattern(tape.raw_entries, [target], [x]), rounds)
+    rows, cols, _ = hessian_pattern(tape.raw_entries, [target], [x])
     colour = median_time(lambda: colour_rows(rows, cols, (n, n)), rounds)
     s = h.structure
     return [

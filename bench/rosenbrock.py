@@ -4,7 +4,7 @@
 
 written in engine ops, with its exact tridiagonal Hessian by hand, whole or
 at given entries (past a few thousand sources the dense matrix would not fit). The wire
-form of the same function is Swagger UI's example, ``app.openapi.rosenbrock``.
+form of the same function is Swagger UI's example, ``app.examples.rosenbrock``.
 """
 
 from __future__ import annotations

@@ -38,11 +38,11 @@ def make_settings(**overrides: Any) -> Settings:
 
 
 def _client(settings: Settings, raise_server_exceptions: bool = True) -> TestClient:
-    from fastapi.testclient import TestClient
-
+    """A client that checks every compute answer against its response model."""
     from app.main import create_app
+    from tests.api.support import ValidatingClient
 
-    return TestClient(create_app(settings), raise_server_exceptions=raise_server_exceptions)
+    return ValidatingClient(create_app(settings), raise_server_exceptions=raise_server_exceptions)
 
 
 @pytest.fixture(scope="session")

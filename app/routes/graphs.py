@@ -12,8 +12,9 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Path, Request, Response
 
 from app.dependencies import ServiceDep
+from app.examples import graph_examples
 from app.offload import OffloadedBodyRoute
-from app.openapi import GRAPH_PROBLEMS, graph_examples
+from app.openapi import GRAPH_PROBLEMS
 from app.wire.requests import GraphRequest
 from app.wire.responses import GraphInfo, StoredGraphResponse, WireJSON
 

@@ -1,1 +1,7 @@
-"""Independent checks of a result: SymPy, central finite differences, and their agreement."""
+"""Independent checks of a result: SymPy, central finite differences, and their agreement.
+
+verify (the policy and ``check``), limits (``CheckLimits``), job (the plain-data job and
+the cost estimates), methods (each method run and compared), agreement (reports, entry
+by entry), finite_differences, and on the SymPy side sympy_worker (the pool),
+sympy_process (one worker), sympy_job (what a worker computes) and symbolic (SymPy parts).
+"""

@@ -1,20 +1,27 @@
 """Entry-by-entry agreement between the tape's answer and an independent reference.
 
-Shared by both methods of ``engine.check.verify``: an entry agrees when
+Shared by both methods (engine.check.methods): an entry agrees when
 ``|tape - ref| <= atol + rtol * max(|tape|, |ref|) + extra`` (``extra`` is the
 finite-difference error estimate), when both are NaN, or when both are the same
 infinity; at a kink, any value between the one-sided slopes agrees.
+
+Each quantity a check compares (a ``Result`` field named in ``Kind.compares``) has a
+row in ``QUANTITIES``: how its entries are read off the tape, how a disagreement names
+them, and what the report calls the reference.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
-    from engine.derive.derivatives import Result
+    from engine.derive.query import Result
+
+Path = tuple[str, ...]  # ("gradients", s) | ("jacobian", t, s) | ("derivatives", "2") | ...
 
 
 @dataclass
@@ -35,28 +42,84 @@ class CheckReport:
     elapsed_ms: float | None = None
 
 
+def _outputs(result: Result, _sources: Sequence[str]) -> list[tuple[Path, Any]]:
+    return [(("outputs", t), result.outputs[t]) for t in result.targets]
 
-def tape_quantities(kind: str, result: Result, unwatched: list[str], tally: Tally
-                     ) -> list[tuple[tuple, Any]]:
-    """(path, tape value) for every quantity of ``kind`` that is compared."""
-    out: list[tuple[tuple, Any]] = []
-    if kind == "evaluate":
-        out += [(("outputs", t), result.outputs[t]) for t in result.targets]
-    if kind in ("gradient", "hessian"):
-        out += [(("gradients", s), g) for s, g in (result.gradients or {}).items()]
-    if kind == "jacobian":
-        out += [(("jacobian", t, s), v) for t, row in (result.jacobian or {}).items()
-                for s, v in row.items()]
-    if kind == "hessian":
-        out += [(("hessian", a, b), v) for a, row in (result.hessian or {}).items()
-                for b, v in row.items()]
-    if unwatched:
+
+def _gradients(result: Result, sources: Sequence[str]) -> list[tuple[Path, Any]]:
+    return [(("gradients", s), g) for s, g in (result.gradients or {}).items() if s in sources]
+
+
+def _jacobian(result: Result, sources: Sequence[str]) -> list[tuple[Path, Any]]:
+    return [(("jacobian", t, s), v) for t, row in (result.jacobian or {}).items()
+            for s, v in row.items() if s in sources]
+
+
+def _hessian(result: Result, sources: Sequence[str]) -> list[tuple[Path, Any]]:
+    return [(("hessian", a, b), v) for a, row in (result.hessian or {}).items()
+            for b, v in row.items() if a in sources and b in sources]
+
+
+def _derivatives(result: Result, sources: Sequence[str]) -> list[tuple[Path, Any]]:
+    """Each order's tensor over the checked sources only (a scalar for one source)."""
+    keep = [result.sources.index(s) for s in sources]
+    out: list[tuple[Path, Any]] = []
+    for j, d in enumerate(result.derivatives or (), start=1):
+        d = np.asarray(d, dtype=np.float64)
+        if d.ndim:
+            d = d[np.ix_(*[keep] * j)]
+            d = d.reshape(()) if len(keep) == 1 else d
+        out.append((("derivatives", str(j)), d))
+    return out
+
+
+def _by_order(path: Path, index: list[int] | None, sources: Sequence[str]) -> dict[str, Any]:
+    """A derivative entry is named by its order and the sources of its index."""
+    order = int(path[1])
+    return {"order": order, "sources": [sources[i] for i in index or ()] or [*sources[:1]] * order}
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """How one quantity of a ``Result`` is read off the tape and reported."""
+
+    read: Callable[[Result, Sequence[str]], list[tuple[Path, Any]]]
+    """(path, the tape's value) of each entry compared, over the checked sources."""
+    names: Callable[[Path, list[int] | None, Sequence[str]], dict[str, Any]]
+    """What a disagreement at ``path`` (and ``index``) is about."""
+    sympy_is: str
+    """SymPy's reference, as the report calls it."""
+    numeric_is: str = "central finite differences"
+    kink: str = " (a step function's derivative at 0)"
+    """What a kink is, in SymPy's note on the entries it did not compare."""
+    none_unwatched: bool = True
+    """An unwatched source's entries are None by design: left out, and the report says so."""
+
+
+QUANTITIES: dict[str, Quantity] = {
+    "outputs": Quantity(_outputs, lambda p, _i, _s: {"target": p[1]}, "SymPy's values",
+                        numeric_is="a numpy re-run", none_unwatched=False),
+    "gradients": Quantity(_gradients, lambda p, _i, _s: {"source": p[1]}, "SymPy's derivative"),
+    "jacobian": Quantity(_jacobian, lambda p, _i, _s: {"target": p[1], "source": p[2]},
+                         "SymPy's derivative"),
+    "hessian": Quantity(_hessian, lambda p, _i, _s: {"source": p[1], "source_2": p[2]},
+                        "SymPy's derivative"),
+    "derivatives": Quantity(_derivatives, _by_order, "SymPy's derivatives", kink="",
+                            none_unwatched=False),
+}
+
+
+def tape_values(quantities: Sequence[str], result: Result, sources: Sequence[str],
+                unwatched: Sequence[str], tally: Tally) -> list[tuple[Path, Any]]:
+    """(path, tape value) of every entry the check compares, over the checked sources."""
+    rows = [QUANTITIES[q] for q in quantities]
+    if unwatched and any(r.none_unwatched for r in rows):
         tally.notes.append(f"not watched, so None by design and not compared: "
                            f"{', '.join(sorted(set(unwatched)))}")
-    return [(p, v) for p, v in out if not set(p[1:]) & set(unwatched) or p[0] == "outputs"]
+    return [entry for r in rows for entry in r.read(result, sources)]
 
 
-def or_zeros(tape: Any, ref: np.ndarray, path: tuple, tally: Tally) -> np.ndarray:
+def or_zeros(tape: Any, ref: np.ndarray, path: Path, tally: Tally) -> np.ndarray:
     """The tape's None (no path) is compared as zeros: the true derivative must vanish."""
     if tape is None:
         tally.notes.append(f"{'/'.join(path[1:])}: None on the tape (no path), compared with 0")
@@ -64,7 +127,7 @@ def or_zeros(tape: Any, ref: np.ndarray, path: tuple, tally: Tally) -> np.ndarra
     return np.asarray(tape, dtype=np.float64)
 
 
-def get_path(tree: dict, path: tuple, as_array: bool = True) -> Any:
+def get_path(tree: dict, path: Path, as_array: bool = True) -> Any:
     """The entry of a nested ``{quantity: {id: ...}}`` tree at ``path``."""
     for key in path:
         tree = tree[key]
@@ -74,15 +137,16 @@ def get_path(tree: dict, path: tuple, as_array: bool = True) -> Any:
 class Tally:
     """Entry-by-entry comparison: |tape - ref| <= atol + rtol * max(|tape|, |ref|) + extra."""
 
-    def __init__(self, rtol: float, atol: float, cap: int):
+    def __init__(self, rtol: float, atol: float, cap: int, sources: Sequence[str] = ()):
         self.rtol, self.atol, self.cap = rtol, atol, cap
+        self.sources = sources  # the checked sources, to name a derivative's entries
         self.max_err = 0.0
         self.error_estimate: float | None = None
         self.compared = self.bad = self.skipped = 0
         self.disagreements: list[dict[str, Any]] = []
         self.notes: list[str] = []
 
-    def add(self, path: tuple, tape: np.ndarray, ref: np.ndarray, skip: Any = None,
+    def add(self, path: Path, tape: np.ndarray, ref: np.ndarray, skip: Any = None,
             extra: Any = 0.0, interval: Any = None) -> None:
         tape, ref = np.asarray(tape, np.float64), np.asarray(ref)
         if tape.shape != ref.shape:  # numpy broadcasts at most 32 dims: only when needed
@@ -116,19 +180,22 @@ class Tally:
         for k in np.flatnonzero(~ok):
             self.bad += 1
             if len(self.disagreements) < self.cap:
-                idx = np.unravel_index(k, shape)
+                idx = [int(i) for i in np.unravel_index(k, shape)]
                 self.disagreements.append({
-                    "quantity": path[0], **_names(path), "index": [int(i) for i in idx],
+                    "quantity": path[0], **self._names(path, idx), "index": idx,
                     "tape": float(tape[k]), "reference": float(ref[k]),
                     "abs_error": float(err[k]),
                 })
 
-    def structural(self, path: tuple, reason: str) -> None:
+    def structural(self, path: Path, reason: str) -> None:
         """A disagreement about a whole quantity rather than about its entries."""
         self.bad += 1
         if len(self.disagreements) < self.cap:
-            self.disagreements.append({"quantity": path[0], **_names(path), "index": None,
-                                       "reason": reason})
+            self.disagreements.append({"quantity": path[0], **self._names(path, None),
+                                       "index": None, "reason": reason})
+
+    def _names(self, path: Path, index: list[int] | None) -> dict[str, Any]:
+        return QUANTITIES[path[0]].names(path, index, self.sources)
 
     def report(self, method: str, detail: str, status: str | None = None) -> CheckReport:
         rule = (f"|tape - reference| <= {self.atol:g} + {self.rtol:g} * max(|tape|, |reference|)"
@@ -156,14 +223,3 @@ class Tally:
 
 def _entries(n: int) -> str:
     return f"{n} entry" if n == 1 else f"{n} entries"
-
-
-def _names(path: tuple) -> dict[str, str]:
-    kind = path[0]
-    if kind == "outputs":
-        return {"target": path[1]}
-    if kind == "gradients":
-        return {"source": path[1]}
-    if kind == "jacobian":
-        return {"target": path[1], "source": path[2]}
-    return {"source": path[1], "source_2": path[2]}

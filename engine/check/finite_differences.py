@@ -28,6 +28,7 @@ EPS = float(np.finfo(np.float64).eps)
 STEP1 = EPS ** (1 / 3)  # optimal for a central first difference
 STEP2 = EPS ** (1 / 4)  # optimal for a central second difference
 LEAVES = ("variable", "constant")
+NUMERIC_ORDERS = 2  # central differences are trusted up to here
 
 
 class NumericTimeout(Exception):
@@ -199,11 +200,61 @@ def hessian(runner: Runner, sources: list[str]) -> dict[str, dict[str, Estimate]
     return out
 
 
-def evaluations_needed(kind: str, source_sizes: list[int]) -> int:
-    """Forward runs a check of ``kind`` costs, for the ``auto`` thresholds."""
-    n = sum(source_sizes)
-    if kind == "evaluate":
-        return 1
-    if kind == "hessian":
-        return 1 + 4 * n + 8 * n * (n + 1) // 2
-    return 1 + 4 * n
+# ------------------------------------------------------------------ per quantity
+
+
+def _outputs(runner: Runner, job: dict[str, Any], _notes: list[str]) -> dict[tuple, Estimate]:
+    """The targets re-run by numpy: exact, no error estimate."""
+    out = {}
+    for t in job["targets"]:
+        v = np.asarray(runner.base[t])
+        no = np.zeros(v.shape, dtype=bool)
+        out[("outputs", t)] = Estimate(v, np.zeros(v.shape), v, v, no, no)
+    return out
+
+
+def _gradients(runner: Runner, job: dict[str, Any], _notes: list[str]) -> dict[tuple, Estimate]:
+    return {("gradients", s): est for s, est in gradients(runner, job["sources"]).items()}
+
+
+def _jacobian(runner: Runner, job: dict[str, Any], _notes: list[str]) -> dict[tuple, Estimate]:
+    return {("jacobian", t, s): est for t, row in jacobians(runner, job["sources"]).items()
+            for s, est in row.items()}
+
+
+def _hessian(runner: Runner, job: dict[str, Any], _notes: list[str]) -> dict[tuple, Estimate]:
+    return {("hessian", si, sj): est for si, row in hessian(runner, job["sources"]).items()
+            for sj, est in row.items()}
+
+
+def _derivatives(runner: Runner, job: dict[str, Any], notes: list[str]
+                 ) -> dict[tuple, Estimate]:
+    """Orders 1 and 2 over scalar sources, shaped as the tape's tensors; the rest is noted."""
+    sources, order = job["sources"], job["order"]
+
+    def stacked(estimates: list[Estimate], j: int) -> Estimate:
+        shape = (len(sources),) * j if len(sources) > 1 else ()
+        return Estimate(*(np.reshape([np.ravel(getattr(e, f))[0] for e in estimates], shape)
+                          for f in Estimate.__annotations__))
+
+    first = gradients(runner, sources)
+    out = {("derivatives", "1"): stacked([first[s] for s in sources], 1)}
+    if order > 1:
+        second = hessian(runner, sources)
+        out[("derivatives", "2")] = stacked([second[a][b] for a in sources for b in sources], 2)
+    if order > NUMERIC_ORDERS:
+        above = range(NUMERIC_ORDERS + 1, order + 1)
+        orders = f"order {above[0]}" if len(above) == 1 else f"orders {above[0]} to {above[-1]}"
+        notes.append(f"{orders} not compared: finite differences beyond the second order "
+                     "lose most of float64's digits (ask for check: sympy)")
+    return out
+
+
+ESTIMATES: dict[str, Callable[[Runner, dict[str, Any], list[str]], dict[tuple, Estimate]]] = {
+    "outputs": _outputs,
+    "gradients": _gradients,
+    "jacobian": _jacobian,
+    "hessian": _hessian,
+    "derivatives": _derivatives,
+}
+"""Each quantity's estimates by path; notes say what they leave out."""

@@ -1,25 +1,21 @@
-"""A graph in SymPy: translation through each op's own SymPy form, derivatives, text.
+"""A graph in SymPy: translation through each op's own SymPy form, evaluation, text.
 
 Runs inside the SymPy worker process (engine.check.sympy_worker) on a plain-data job:
 no strings are ever parsed or evaluated; every expression is built by calling
 ``OpDef.sympy`` on object arrays of SymPy expressions, one symbol per element.
 
-Job fields (all plain data): ``kind``, ``nodes`` (``[id, op, inputs, attrs]`` in
-topological order; an input is a node id or a nested list of numbers),
-``values`` (leaf id -> array), ``targets``, ``sources``, ``weights`` (target id
--> array or None), ``frozen`` (ids of stop_gradient and non-differentiable
-nodes: their outputs are constants), ``text_max`` (entries shown as text).
+engine.check.sympy_job builds each quantity of a job from these parts.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 import sympy as sp
 
+from engine.check.agreement import Path
 from engine.ops.registry import OPS
 
 DPS = 30  # digits SymPy evaluates with: the reference is far more precise than float64
@@ -28,10 +24,6 @@ TEXT_OPS = 500  # larger expressions are not printed at all: printing one is its
 _SINGULAR = (sp.Heaviside, sp.DiracDelta)  # undefined at a kink: the tape follows a convention
 _STEP_FUNCTIONS = (sp.floor, sp.ceiling)
 KINK = sp.Dummy("kink")
-_CACHE: OrderedDict[str, Compiled] = OrderedDict()
-CACHE_SIZE = 64
-
-Path = tuple[str, ...]  # ("gradients", s) | ("jacobian", t, s) | ("hessian", si, sj) | ...
 
 
 def number(v: float) -> sp.Expr:
@@ -154,86 +146,6 @@ def substitute(expr: sp.Basic, subs: dict, memo: dict[int, sp.Basic]) -> sp.Basi
     return memo[id(expr)]
 
 
-class Compiled:
-    """The symbolic quantities of one graph structure, reused for every set of values."""
-
-    def __init__(self, job: dict[str, Any]):
-        self.quantities: dict[Path, np.ndarray] = {}
-        self.zero: dict[Path, bool] = {}  # identically 0: no path, whatever the values
-        self.defs: list[tuple[sp.Symbol, sp.Expr]] = []
-        shapes = {k: np.shape(v) for k, v in job["values"].items()}
-        self.leaves: dict[str, np.ndarray] = {}
-        frozen = frozenset(job["frozen"])
-        views: dict[frozenset[str], dict[str, np.ndarray]] = {}
-
-        def view(cuts: frozenset[str]) -> dict[str, np.ndarray]:
-            if cuts not in views:
-                views[cuts], defs = translate(job["nodes"], shapes, cuts)
-                known = {s for s, _ in self.defs}
-                self.defs.extend(d for d in defs if d[0] not in known)
-            return views[cuts]
-
-        kind, targets, sources = job["kind"], job["targets"], job["sources"]
-        if kind == "evaluate":
-            exprs = view(frozenset())
-            for t in targets:
-                self.quantities[("outputs", t)] = exprs[t]
-        self.leaves = {k: v for k, v in view(frozenset()).items() if k in shapes}
-        leaves = set(shapes)
-        cut_for = {s: frozen if s in leaves else frozen | {s} for s in sources}
-        if kind in ("gradient", "hessian"):
-            grads = {}
-            for s in sources:
-                exprs = view(cut_for[s])
-                loss = self._loss(exprs, targets, job["weights"])
-                grads[s] = np.vectorize(lambda sym, f=loss: clean(sp.diff(f, sym)),
-                                        otypes=[object])(exprs[s])
-                self.quantities[("gradients", s)] = grads[s]
-                self.zero[("gradients", s)] = vanishes(grads[s])
-            if kind == "hessian":
-                self._hessian(grads, {s: view(cut_for[s])[s] for s in sources})
-        if kind == "jacobian":
-            for t in targets:
-                for s in sources:
-                    exprs = view(cut_for[s])
-                    jac = _jacobian(exprs[t], exprs[s])
-                    self.quantities[("jacobian", t, s)] = jac
-                    self.zero[("jacobian", t, s)] = vanishes(jac)
-        self.text, self.latex = render(self.quantities, job.get("text_max", 16))
-
-    @staticmethod
-    def _loss(exprs: dict[str, np.ndarray], targets: list[str], weights: dict) -> sp.Expr:
-        """The scalar the tape differentiates: every target summed, weighted by output_gradients."""
-        terms = []
-        for t in targets:
-            w = weights.get(t)
-            arr = exprs[t]
-            if w is None:
-                terms.extend(arr.flat)
-            else:
-                wo = np.broadcast_to(objects(w), arr.shape)
-                terms.extend(a * b for a, b in zip(wo.flat, arr.flat, strict=True))
-        return sp.Add(*terms)
-
-    def _hessian(self, grads: dict[str, np.ndarray], syms: dict[str, np.ndarray]) -> None:
-        for si, g in grads.items():
-            for sj, s in syms.items():
-                block = np.empty(g.shape + s.shape, dtype=object)
-                for a in np.ndindex(g.shape):
-                    for b in np.ndindex(s.shape):
-                        block[a + b] = clean(sp.diff(g[a], s[b]))
-                self.quantities[("hessian", si, sj)] = block
-                self.zero[("hessian", si, sj)] = vanishes(block)
-
-
-def _jacobian(target: np.ndarray, source: np.ndarray) -> np.ndarray:
-    out = np.empty(target.shape + source.shape, dtype=object)
-    for a in np.ndindex(target.shape):
-        for b in np.ndindex(source.shape):
-            out[a + b] = clean(sp.diff(target[a], source[b]))
-    return out
-
-
 def tree_size(expr: sp.Basic, cap: int) -> int:
     """Operations in ``expr`` written out as a tree (what printing costs), counted up to ``cap``.
 
@@ -300,21 +212,23 @@ def to_float(value: sp.Expr) -> float:
     return c.real
 
 
-def evaluate(compiled: Compiled, values: dict[str, Any]) -> dict[str, Any]:
-    """Every quantity at ``values``; kinks and unevaluated entries are listed and given NaN."""
+def evaluate(quantities: dict[Path, np.ndarray], leaves: dict[str, np.ndarray],
+             defs: list[tuple[sp.Symbol, sp.Expr]], values: dict[str, Any]) -> dict[str, Any]:
+    """Every quantity at ``values`` (of the ``leaves``' symbols; ``defs`` give the cut
+    nodes' symbols theirs); kinks and unevaluated entries are listed and given NaN."""
     subs: dict[sp.Basic, sp.Basic] = {}
-    for nid, syms in compiled.leaves.items():
+    for nid, syms in leaves.items():
         vals = np.asarray(values[nid], dtype=np.float64)
         for sym, v in zip(syms.flat, vals.flat, strict=True):
             subs[sym] = _precise(float(v))
     memo: dict[int, sp.Basic] = {}
-    for sym, expr in compiled.defs:  # stop_gradient outputs and cut sources, in order
+    for sym, expr in defs:  # stop_gradient outputs and cut sources, in order
         subs[sym] = substitute(expr, subs, memo).evalf(DPS)
         memo = {}  # values of later definitions may depend on this one
     out: dict[str, Any] = {}
     kinks: list[list] = []
     unevaluated: list[list] = []
-    for path, arr in compiled.quantities.items():
+    for path, arr in quantities.items():
         num = np.empty(arr.shape, dtype=np.float64)
         for idx, expr in zip(np.ndindex(arr.shape), arr.flat, strict=True):
             v = substitute(expr, subs, memo)
@@ -330,41 +244,3 @@ def evaluate(compiled: Compiled, values: dict[str, Any]) -> dict[str, Any]:
 def _precise(v: float) -> sp.Expr:
     """A leaf's value, exact to the bit, carried at ``DPS`` digits."""
     return sp.Float(v, DPS) if np.isfinite(v) else number(v)
-
-
-def structure_key(job: dict[str, Any]) -> str:
-    """Everything that shapes the symbolic derivative, and nothing that is only a value."""
-    weights = {k: None if w is None else np.asarray(w).tolist() for k, w in job["weights"].items()}
-    shapes = {k: np.shape(v) for k, v in job["values"].items()}
-    return repr((job["kind"], job["nodes"], shapes, job["targets"], job["sources"],
-                 sorted(weights.items()), sorted(job["frozen"]), job.get("text_max", 16)))
-
-
-def warm_up() -> None:
-    """Run a seed-sized job once so the first real one finds SymPy's caches and printers warm."""
-    nodes = [["x", "variable", [], {}], ["y", "pow", ["x", 3.0], {}]]
-    run_job({"kind": "hessian", "nodes": nodes, "values": {"x": np.float64(3.0)},
-             "targets": ["y"], "sources": ["x"], "weights": {}, "frozen": [], "text_max": 16})
-    _CACHE.clear()
-
-
-def run_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Compile (or reuse) the job's symbolic quantities and evaluate them at its values."""
-    if job["kind"] == "derivative":  # every order up to k, for engine.derive.derivatives.derivative
-        from engine.check.higher_check import run_symbolic
-
-        return run_symbolic(job)
-    key = structure_key(job)
-    compiled = _CACHE.get(key)
-    cached = compiled is not None
-    if compiled is None:
-        compiled = Compiled(job)
-        _CACHE[key] = compiled
-        if len(_CACHE) > CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    else:
-        _CACHE.move_to_end(key)
-    reply = evaluate(compiled, job["values"])
-    reply.update(text=compiled.text, latex=compiled.latex, cached=cached,
-                 zero=[list(p) for p, z in compiled.zero.items() if z])
-    return reply

@@ -1,14 +1,14 @@
 """A small pool of warm SymPy worker processes, each job under a hard time budget.
 
 SymPy can hang in a simplification, and a Python thread cannot be stopped, so
-SymPy runs in separate processes: a job that overruns its budget has its
-worker killed and replaced, and the request thread is free at once. Workers
-are started from a forkserver that has imported SymPy and the op table (the
-server is multi-threaded, so plain fork is unsafe); they are reused between
-jobs, and each keeps a cache of compiled derivatives per graph structure.
+SymPy runs in separate processes (engine.check.sympy_process): a job that
+overruns its budget has its worker killed and replaced, and the request thread
+is free at once. Workers are reused between jobs, and each keeps a cache of
+compiled derivatives per graph structure.
 
 Only plain data crosses the process boundary: the job's node list with ops by
-name, its values and what to compute (see engine.check.symbolic); never code.
+name, its values and the quantities to compute (see engine.check.sympy_job);
+never code.
 
 Fairness: a job's budget covers its wait for a worker as well as its run, and
 it waits only briefly behind other jobs (``Admission``): when no worker comes
@@ -24,23 +24,19 @@ needs the ``if __name__ == "__main__":`` guard (servers and pytest have it).
 from __future__ import annotations
 
 import atexit
-import multiprocessing as mp
-import os
-import sys
 import threading
 import time
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
 from typing import Any
 
-PRELOAD = ["numpy", "sympy", "engine.ops", "engine.check.symbolic"]
+from engine.check import sympy_process
+from engine.check.sympy_process import Worker
+
 DEFAULT_WORKERS = 2  # one per core of a replica; ~67 MB RSS each (24 MB private), measured
 # A cold pool's start and warm-up (before any worker of it was ready); not charged to a
 # job's budget. Once warm, waiting for a replaced worker is charged like any other wait.
 STARTUP_SECONDS = 60.0
 POLL_SECONDS = 0.02  # how often a waiting job looks for a worker that finished starting
-RECURSION_LIMIT = 20_000  # SymPy recurses once per nesting level of an expression
-STACK_BYTES = 512 * 2**20  # reserved, not committed: room for that recursion
 
 
 class WorkerTimeout(Exception):
@@ -59,10 +55,10 @@ class WorkerError(Exception):
 @dataclass(frozen=True)
 class Admission:
     """How long a job may queue: the defaults (whole budget, no limit ahead) suit a lone
-    caller; the service passes the estimate and the short wait (engine.check.verify)."""
+    caller; a check passes the estimate and the short wait (engine.check.methods)."""
 
     work: int = 0
-    """Estimated units of symbolic work (engine.check.verify.sympy_work)."""
+    """Estimated units of symbolic work (engine.check.job.sympy_work)."""
     heavy: bool = False
     """Past ``auto``'s lines: may hold every worker but one (with two or more)."""
     wait: float | None = None
@@ -77,89 +73,6 @@ class _Waiter:
 
     work: int
     heavy: bool
-
-
-def _context() -> Any:
-    if "forkserver" in mp.get_all_start_methods():
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(PRELOAD)
-        return ctx
-    return mp.get_context("spawn")
-
-
-def _serve(conn: Connection) -> None:
-    """Worker entry: serve jobs on a thread with a deep stack (SymPy recurses per level)."""
-    sys.setrecursionlimit(RECURSION_LIMIT)
-    threading.stack_size(STACK_BYTES)
-    thread = threading.Thread(target=_loop, args=(conn,), name="sympy-jobs")
-    thread.start()
-    thread.join()
-
-
-def _loop(conn: Connection) -> None:
-    """A job in, a reply out, until the pipe closes or ``None`` arrives."""
-    from engine.check import symbolic
-
-    symbolic.warm_up()
-    conn.send(("ready", os.getpid()))
-    while True:
-        try:
-            job = conn.recv()
-        except (EOFError, OSError):
-            return
-        if job is None:
-            return
-        try:
-            reply: tuple[str, Any] = ("ok", symbolic.run_job(job))
-        except RecursionError:
-            reply = ("error", "the expression nests too deeply for SymPy")
-        except Exception as e:  # a job's failure is reported, the worker lives on
-            reply = ("error", f"{type(e).__name__}: {e}"[:500])
-        conn.send(reply)
-
-
-class Worker:
-    """One worker process and our end of its pipe."""
-
-    def __init__(self, ctx: Any):
-        self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_serve, args=(child,), daemon=True,
-                                   name="sympy-worker")
-        self.process.start()
-        child.close()
-        self.ready = False
-        self.dead = False
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid
-
-    def poll_ready(self) -> bool:
-        """Whether its warm-up is done, without waiting (a dead one is marked ``dead``)."""
-        if self.ready or self.dead or self.conn.closed:
-            return self.ready
-        try:
-            if self.conn.poll(0):
-                self.conn.recv()
-                self.ready = True
-        except (EOFError, OSError):
-            self.dead = True
-        return self.ready
-
-    def wait_ready(self, seconds: float) -> None:
-        if self.ready:
-            return
-        if not self.conn.poll(seconds):
-            raise WorkerTimeout(f"the SymPy worker did not start within {seconds:g} s")
-        self.conn.recv()
-        self.ready = True
-
-    def kill(self) -> None:
-        if self.conn.closed:
-            return
-        self.process.kill()
-        self.process.join(2.0)
-        self.conn.close()
 
 
 class Pool:
@@ -181,7 +94,7 @@ class Pool:
     def _spawn(self) -> Worker:
         """A new worker, counted in the pool (call with the lock held)."""
         if self._ctx is None:
-            self._ctx = _context()
+            self._ctx = sympy_process.context()
         worker = Worker(self._ctx)
         self._workers.add(worker)
         return worker
@@ -363,7 +276,8 @@ class Pool:
     def _start_up(self, worker: Worker) -> None:
         """Wait for a cold pool's worker to warm up; one that cannot is replaced."""
         try:
-            worker.wait_ready(STARTUP_SECONDS)
+            if not worker.wait_ready(STARTUP_SECONDS):
+                raise WorkerTimeout(f"the SymPy worker did not start within {STARTUP_SECONDS:g} s")
         except (WorkerTimeout, EOFError, OSError) as e:
             self._replace(worker)
             raise WorkerError(f"the SymPy worker did not start: {e or type(e).__name__}") from e

@@ -100,7 +100,8 @@ def assemble(
     matrix = np.zeros(batch + (offsets[-1], offsets[-1]))
     paths: dict[int, int] = {}  # gradient block -> bit mask of the sources it has a path from
     if rec.flat is not None:
-        masks = backprop.paths_from(rec.outer._entries, sources, [rec.grads[i] for i in rec.live])
+        masks = backprop.paths_from(rec.outer.raw_entries, sources,
+                                    [rec.grads[i] for i in rec.live])
         paths = dict(zip(rec.live, masks, strict=True))
     rows = rec.starts(sizes)
     blocks: list[list[np.ndarray | None]] = []

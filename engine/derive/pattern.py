@@ -230,7 +230,7 @@ class TapePattern:
         return self.patterns.get(id(tensor)) or empty(tensor.size, self.n)
 
 
-def rule_of(op: OpDef) -> Sparsity:
+def sparsity_of(op: OpDef) -> Sparsity:
     return op.sparsity if op.sparsity is not None else dependence.DENSE
 
 
@@ -246,7 +246,8 @@ def live_entries(entries: Sequence[RawEntry], targets: Iterable[Tensor]) -> set[
     entries can add to the targets' derivatives."""
     live = {id(t) for t in targets}
     for op, inputs, output, _attrs in entries_of(reversed(entries)):
-        if id(output) in live and op.vjp is not None and rule_of(op).deps is not dependence.nothing:
+        if (id(output) in live and op.vjp is not None
+                and sparsity_of(op).deps is not dependence.nothing):
             live.update(id(x) for x in inputs)
     return live
 
@@ -298,7 +299,7 @@ def _propagate(
         ins = [patterns.get(id(x)) for x in inputs]
         if all(p is None for p in ins):
             continue
-        rule = rule_of(op)
+        rule = sparsity_of(op)
         full = _attrs(op, attrs)
         shapes = tuple(x.shape for x in inputs)
         maps = rule.deps(op, shapes, output.shape, full)

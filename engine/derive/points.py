@@ -4,9 +4,9 @@ As ``jax.vmap``: every op goes through its batching rule (``OpDef.batch``; None 
 elementwise ops), which calls ordinary engine ops on tensors carrying the batch axis,
 so an ordinary GradientTape records the run and Python's cost is per op, not per
 point. Points are independent, so the gradient of the sum over points with respect
-to a batched leaf holds each point's own gradient: one reverse sweep serves them all.
-A per-point Hessian is one more vectorised sweep (``backprop.jacobian_rows``) whose
-seed rows each pick the same entry of every point's gradient.
+to a batched leaf holds each point's own gradient: one reverse sweep serves them all
+(``engine.derive.setup`` runs every kind either way; ``hessian.hessian_columns`` gives
+each point's Hessian in one more sweep).
 
 ``points`` is a list of ``{leaf id: value}`` (one map per point, all naming the same
 leaves) or one ``{leaf id: array}`` whose leading axis runs over the points. Leaves it

@@ -101,7 +101,7 @@ def sparse_hessian(
     sizes = [s.size for s in sources]
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     n = int(offsets[-1])
-    rows, cols, _ = hessian_pattern(rec.inner._entries, rec.targets, sources, max_pairs)
+    rows, cols, _ = hessian_pattern(rec.inner.raw_entries, rec.targets, sources, max_pairs)
     colouring = colour_rows(rows, cols, (n, n), max_pairs)
     if on_colours is not None:
         on_colours(colouring.count)
@@ -150,7 +150,7 @@ def sparse_jacobian(
     if not isinstance(target, Tensor):
         raise ValueError(f"the target must be a tensor, got {type(target).__name__}")
     sources = list(sources)
-    found = propagate(tape._entries, sources, [target], max_pairs=max_pairs)
+    found = propagate(tape.raw_entries, sources, [target], max_pairs=max_pairs)
     rows, cols = found.of(target).coo()
     m, n = target.size, found.n
     colouring = colour_rows(rows, cols, (m, n), max_pairs)
@@ -160,7 +160,7 @@ def sparse_jacobian(
         seeds[colouring.colours, np.arange(m)] = 1.0
         seeds = seeds.reshape((colouring.count, *target.shape))
         # the sweep is not part of what a recording tape differentiates
-        with tape.stop_recording() if tape._recording else contextlib.nullcontext():
+        with tape.stop_recording() if tape.recording else contextlib.nullcontext():
             compressed = _compressed(tape, target, sources, seeds, n)
         values = compressed[colouring.colours[rows], cols]
     return SparseJacobian(

@@ -18,7 +18,8 @@ import tokenize
 from typing import Any
 
 from engine.errors import ExpressionError, LimitError, short
-from engine.graphs.graph import ID_PATTERN, LEAF_OPS, Graph, Limits, build_graph
+from engine.graphs.build import ID_PATTERN, build_graph
+from engine.graphs.graph import DEFAULT_LIMITS, LEAF_OPS, Graph, Limits
 from engine.ops import OPS
 from engine.ops.registry import OpDef
 
@@ -26,7 +27,6 @@ BINARY_OPS = {
     ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div",
     ast.Pow: "pow", ast.MatMult: "matmul",
 }
-DEFAULT_LIMITS = Limits()
 SYMBOLS = {
     ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**", ast.MatMult: "@",
     ast.FloorDiv: "//", ast.Mod: "%", ast.LShift: "<<", ast.RShift: ">>", ast.BitOr: "|",

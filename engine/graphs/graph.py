@@ -1,17 +1,14 @@
-"""JSON-graph data -> a validated DAG in topological order, ready to run on tapes.
+"""A validated DAG (engine.graphs.build makes one) and how it runs.
 
-Every user-triggerable problem is a typed error naming the node (``node``) and the
-offending part of it (``field``: "id", "op", "inputs", "attrs.axis", "value", ...).
-Nothing here recurses on user input: values are walked with an explicit stack and
-the sort is Kahn's, so a 10^6-node chain given in reverse order builds fine.
+Leaf values, shape inference and evaluation, all in the graph's topological order.
+Errors are typed and name the node (``node``) and the part at fault (``field``).
+Nothing here recurses on user input: values are walked with an explicit stack.
 """
 
 from __future__ import annotations
 
-import difflib
 import math
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +16,6 @@ import numpy as np
 
 from engine import budget
 from engine.errors import (
-    AttrError,
     ComputeLimitError,
     EngineError,
     GraphError,
@@ -27,14 +23,10 @@ from engine.errors import (
     ShapeError,
     short,
 )
-from engine.graphs.toposort import toposort
 from engine.ops import OPS, OPS_FN
 from engine.tensor import Tensor, Value, Variable, constant
 
 LEAF_OPS = ("variable", "constant")
-ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,127}")
-NODE_KEYS = ("id", "op", "inputs", "attrs", "value", "trainable")
-_NODE_KEY_SET = frozenset(NODE_KEYS)
 _NUMBER = (int, float, np.integer, np.floating)
 _MAX_INT = 2**1023  # ints below this convert to float64 without overflow
 _CHECK_EVERY = 256  # nodes between two budget checks
@@ -59,6 +51,9 @@ class Limits:
     max_derivative_work: int = 1_000_000  # Jacobian/Hessian entries
     max_points: int = 100_000  # points evaluated in one batched pass (engine.derive.points)
     dense_max_sources: int = 1_000  # format "auto": a larger Hessian is sparse
+
+
+DEFAULT_LIMITS = Limits()
 
 
 @dataclass(frozen=True, eq=False, slots=True)  # eq=False: arrays have no truth value
@@ -118,10 +113,8 @@ def to_value(raw: Any, limits: Limits, node: str | None, field: str) -> Value:
             raise bad(f"{short(x)} is not a number")
         else:
             count += 1
-        if count > limits.max_elements:
-            raise LimitError(
-                f"{field} has more than {limits.max_elements} elements", node=node, field=field
-            )
+        if count > limits.max_elements:  # while walking: a list may hold lists many times
+            raise _too_large(limits, node, field)
     try:
         arr = np.array(raw, dtype=np.float64)
     except OverflowError:
@@ -132,6 +125,22 @@ def to_value(raw: Any, limits: Limits, node: str | None, field: str) -> Value:
         return arr[()]
     arr.flags.writeable = False  # shared by every run() of the graph
     return arr
+
+
+def held(value: Value, limits: Limits, node: str, field: str) -> Value:
+    """A value decoded already (float64, its nesting bounded by the decoder, as the web
+    layer's codec gives it) held to the element limit and made read-only: no walk, no copy."""
+    if type(value) is np.float64:
+        return value
+    if value.size > limits.max_elements:
+        raise _too_large(limits, node, field)
+    value.flags.writeable = False  # shared by every run() of the graph
+    return value
+
+
+def _too_large(limits: Limits, node: str | None, field: str) -> LimitError:
+    return LimitError(f"{field} has more than {limits.max_elements} elements",
+                      node=node, field=field)
 
 
 class Graph:
@@ -271,106 +280,6 @@ class Graph:
         return tensors
 
 
-def build_graph(nodes: Sequence[Mapping[str, Any]], limits: Limits = Limits()) -> Graph:
-    """Validate the contract's node list (any order) and sort it topologically."""
-    if not isinstance(nodes, list | tuple):
-        raise GraphError("the graph's nodes must be a list", field="nodes")
-    if not nodes:
-        raise GraphError("the graph has no nodes", field="nodes")
-    if len(nodes) > limits.max_nodes:
-        raise LimitError(
-            f"{len(nodes)} nodes, over the limit of {limits.max_nodes}", field="nodes"
-        )
-    parsed: list[Node] = []
-    index: dict[str, int] = {}
-    for i, raw in enumerate(nodes):
-        if not i % 4096:
-            budget.check("graph validation")
-        node = _parse_node(raw, i, limits)
-        if node.id in index:
-            raise GraphError(
-                f"duplicate id (nodes[{index[node.id]}] and nodes[{i}])", node=node.id, field="id"
-            )
-        index[node.id] = i
-        parsed.append(node)
-    order = toposort(parsed, index)
-    leaves = tuple(n.id for n in parsed if n.op in LEAF_OPS)
-    return Graph({parsed[k].id: parsed[k] for k in order}, parsed[-1].id, leaves, limits)
-
-
-def _parse_node(raw: Any, i: int, limits: Limits) -> Node:
-    if type(raw) is not dict and not isinstance(raw, Mapping):
-        raise GraphError(f"nodes[{i}] must be an object, not {type(raw).__name__}",
-                         field=f"nodes[{i}]")
-    if "id" not in raw:
-        raise GraphError(f"nodes[{i}] has no id", field=f"nodes[{i}].id")
-    nid = raw["id"]
-    if not isinstance(nid, str) or not ID_PATTERN.fullmatch(nid):
-        raise GraphError(
-            f"nodes[{i}]: id {short(nid)} must be 1 to 128 characters of [A-Za-z0-9_.:-], "
-            "starting with a letter or _", field=f"nodes[{i}].id",
-        )
-    extra = raw.keys() - _NODE_KEY_SET
-    if extra:
-        key = next(k for k in raw if k in extra)  # the first one, deterministically
-        raise GraphError(f"unknown key {short(key)}; a node has {', '.join(NODE_KEYS)}",
-                         node=nid, field=str(key)[:40])
-    op = raw.get("op")
-    if not isinstance(op, str):
-        raise GraphError(f"op must be an op name, got {short(op)}", node=nid, field="op")
-    if op in LEAF_OPS:
-        return _parse_leaf(raw, nid, op, limits)
-    opdef = OPS.get(op)
-    if opdef is None:
-        close = difflib.get_close_matches(op[:64], [*LEAF_OPS, *OPS], n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else "; see GET /v1/ops"
-        raise GraphError(f"unknown op {short(op, 40)}{hint}", node=nid, field="op")
-    for key in ("value", "trainable"):
-        if key in raw:
-            raise GraphError(f"only leaves take {key!r}, not {op} nodes", node=nid, field=key)
-    inputs = raw.get("inputs")
-    inputs = [] if inputs is None else inputs
-    if not isinstance(inputs, list | tuple):
-        raise GraphError("inputs must be a list", node=nid, field="inputs")
-    if len(inputs) > limits.max_inputs:
-        raise LimitError(f"{len(inputs)} inputs, over the limit of {limits.max_inputs}",
-                         node=nid, field="inputs")
-    try:
-        opdef.check_arity(len(inputs), node=nid)
-    except GraphError as e:
-        raise with_node(e, nid, "inputs") from e
-    items = tuple([
-        x if type(x) is str else InlineConstant(to_value(x, limits, nid, "inputs"))
-        for x in inputs
-    ])
-    attrs = raw.get("attrs")
-    if attrs is not None and (
-        not isinstance(attrs, Mapping) or not all(isinstance(k, str) for k in attrs)
-    ):
-        raise AttrError("attrs must be an object of named options", node=nid, field="attrs")
-    if not attrs and not opdef.attrs:
-        return Node(nid, op, items, {}, None)  # nothing to normalize: skip the work
-    try:
-        normalized = opdef.normalize_attrs(attrs, node=nid)
-    except AttrError as e:
-        raise with_node(e, nid, f"attrs.{e.field}" if e.field else "attrs") from e
-    return Node(nid, op, items, normalized, None)
-
-
-def _parse_leaf(raw: Mapping[str, Any], nid: str, op: str, limits: Limits) -> Node:
-    if not _empty(raw.get("inputs")):
-        raise GraphError(f"a {op} is a leaf and takes no inputs", node=nid, field="inputs")
-    if not _empty(raw.get("attrs")):
-        raise AttrError(f"a {op} takes no attrs", node=nid, field="attrs")
-    trainable = raw.get("trainable", True)
-    if "trainable" in raw and op != "variable":
-        raise GraphError("only a variable takes 'trainable'", node=nid, field="trainable")
-    if not isinstance(trainable, bool):
-        raise GraphError("trainable must be true or false", node=nid, field="trainable")
-    value = to_value(raw["value"], limits, nid, "value") if "value" in raw else None
-    return Node(nid, op, (), {}, value, trainable)
-
-
 def _check_rank(nid: str, shape: tuple[int, ...], limits: Limits) -> None:
     """Refuse a node of more than ``limits.max_rank`` dimensions before numpy meets it:
     past 64 numpy raises, and derived tensors (Jacobian blocks, batch axes) add more."""
@@ -398,8 +307,3 @@ def _hashable(key: tuple) -> bool:
     except TypeError:
         return False
     return True
-
-
-def _empty(x: Any) -> bool:
-    """None or an empty list/object (never truth-tests an array)."""
-    return x is None or (isinstance(x, list | tuple | Mapping) and not x)

@@ -16,21 +16,10 @@ import numpy as np
 import sympy as sp
 
 from engine.ops import dependence as rules
+from engine.ops.broadcasting import BINARY_CASES, elementwise_shape, vectorize_sympy
 from engine.ops.costs import CHEAP_ELEMENTWISE, ELEMENTWISE, CostRule
-from engine.ops.registry import (
-    BINARY_CASES,
-    VJP,
-    Domain,
-    F,
-    OpDef,
-    Shape,
-    Sparsity,
-    defop,
-    elementwise_shape,
-    uncurried,
-    value_of,
-    vectorize_sympy,
-)
+from engine.ops.registry import Domain, F, OpDef, Shape, Sparsity, defop
+from engine.ops.vjp import VJP, uncurried, value_of
 from engine.tensor import Tensor
 
 ANYWHERE = Domain()

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from engine.ops.axes import reduced_shape
 from engine.ops.registry import Bilinear, OpDef, Sparsity
 
 Shape = tuple[int, ...]
@@ -119,8 +120,6 @@ def by_forward(op: OpDef, in_shapes: tuple[Shape, ...], _out_shape: Shape,
 def reduce(_op: OpDef, in_shapes: tuple[Shape, ...], _out_shape: Shape,
            attrs: Mapping[str, Any]) -> Maps:
     """A reduction over ``axis``: each output element on every element it reduces."""
-    from engine.ops.reductions import reduced_shape  # the family's own axis rules
-
     shape = in_shapes[0]
     kept = reduced_shape(shape, attrs.get("axis"), True)
     return (Pairs(spread(kept, shape), np.arange(math.prod(shape), dtype=np.int64)),)

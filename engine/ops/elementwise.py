@@ -14,22 +14,10 @@ import numpy as np
 import sympy as sp
 
 from engine.ops import dependence as rules
+from engine.ops.broadcasting import UNARY_CASES, elementwise_shape, vectorize_sympy
 from engine.ops.costs import CHEAP_ELEMENTWISE, ELEMENTWISE, CostRule
-from engine.ops.registry import (
-    OPS,
-    UNARY_CASES,
-    VJP,
-    Domain,
-    F,
-    OpDef,
-    Sparsity,
-    constant_like,
-    defop,
-    elementwise_shape,
-    uncurried,
-    value_of,
-    vectorize_sympy,
-)
+from engine.ops.registry import OPS, Domain, F, OpDef, Sparsity, defop
+from engine.ops.vjp import VJP, constant_like, uncurried, value_of
 from engine.tensor import Tensor
 
 SMOOTH = "smooth on its domain"
@@ -84,7 +72,7 @@ def using_ans(rule: Callable[[Tensor, Tensor], Tensor]) -> VJP:
     return uncurried(lambda g, _needs, ans, _x: (rule(g, ans),))
 
 
-def rule_of(op_name: str, bind: Callable[[Tensor], tuple]) -> VJP:
+def borrowed_vjp(op_name: str, bind: Callable[[Tensor], tuple]) -> VJP:
     """The vjp of another op with bound inputs (``square(x) = mul(x, x)``): no new math.
 
     The cotangents of every input slot that holds ``x`` are summed. Cheaper than
@@ -178,12 +166,12 @@ ceil = unary(
 # ---------------------------------------------------------- powers and logs
 
 square = unary(
-    "square", lambda x: x * x, rule_of("mul", lambda x: (x, x)), lambda x: x**2,
+    "square", lambda x: x * x, borrowed_vjp("mul", lambda x: (x, x)), lambda x: x**2,
     "square(x) = mul(x, x); d/dx = 2x",
     cost=CHEAP_ELEMENTWISE,
 )
 reciprocal = unary(
-    "reciprocal", lambda x: 1.0 / x, rule_of("div", lambda x: (ONE, x)), lambda x: 1 / x,
+    "reciprocal", lambda x: 1.0 / x, borrowed_vjp("div", lambda x: (ONE, x)), lambda x: 1 / x,
     "reciprocal(x) = div(1, x); d/dx = -1/x²",
     domain=Domain(kinks=(0.0,), gap=0.5), nonfinite="reciprocal of zero",
     cost=CHEAP_ELEMENTWISE,

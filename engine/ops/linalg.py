@@ -1,8 +1,9 @@
-"""Linear algebra: matmul (numpy semantics, batched), inv, det, solve.
+"""The LAPACK ops: inv, det, solve.
 
-Every op works on stacks of matrices (leading batch dims, broadcast as numpy).
-Rules may return cotangents of the broadcast batch shape; the reverse sweep sums
-them down to each input's shape. A singular matrix gives NaN, never an error.
+Every op works on stacks of matrices (leading batch dims, broadcast as numpy;
+engine.ops.matrices). Rules may return cotangents of the broadcast batch shape; the
+reverse sweep sums them down to each input's shape. A singular matrix gives NaN,
+never an error.
 """
 
 from __future__ import annotations
@@ -17,30 +18,11 @@ import sympy as sp
 
 from engine.errors import ShapeError
 from engine.ops import dependence as rules
-from engine.ops.batching import point_rank, points_of, with_rank
-from engine.ops.costs import BLAS_FLOP, LAPACK_FLOP, scaled, size
+from engine.ops.costs import LAPACK_FLOP, scaled, size
 from engine.ops.dependence import Pairs
-from engine.ops.registry import Bilinear, Case, Domain, F, OpDef, Sparsity, defop
+from engine.ops.matrices import mT, over_points, stack_batch, stack_ids
+from engine.ops.registry import Case, Domain, F, OpDef, Shape, Sparsity, defop
 from engine.tensor import Tensor
-
-Shape = tuple[int, ...]
-LINEAR = "bilinear, no kinks"
-
-
-def mT(x: Tensor) -> Tensor:
-    """Swap the last two axes: the transpose of every matrix in a stack."""
-    perm = list(range(x.ndim))
-    perm[-2:] = perm[-1], perm[-2]
-    return F.transpose(x, perm=perm)
-
-
-def _batch(*shapes: Shape) -> Shape:
-    try:
-        return tuple(np.broadcast_shapes(*shapes))
-    except ValueError:
-        raise ShapeError(
-            f"batch dims {' and '.join(str(list(s)) for s in shapes)} do not broadcast"
-        ) from None
 
 
 def _square(shape: Shape, name: str) -> int:
@@ -68,153 +50,9 @@ def _smat(a: np.ndarray) -> sp.Matrix:
     return sp.Matrix(a.tolist())
 
 
-# -------------------------------------------------------------------- matmul
-
-
-def _matmul_shape(a: Shape, b: Shape) -> Shape:
-    if not a or not b:
-        raise ShapeError(f"matmul needs tensors of rank >= 1, got {list(a)} and {list(b)}")
-    a2 = (1, *a) if len(a) == 1 else a
-    b2 = (*b, 1) if len(b) == 1 else b
-    if a2[-1] != b2[-2]:
-        raise ShapeError(f"matmul of {list(a)} and {list(b)}: inner dims {a2[-1]} != {b2[-2]}")
-    rows = (a2[-2],) if len(a) > 1 else ()
-    cols = (b2[-1],) if len(b) > 1 else ()
-    return _batch(a2[:-2], b2[:-2]) + rows + cols
-
-
-def _matmul_vjp(ans: Tensor, a: Tensor, b: Tensor):
-    """d/da (a @ b) = g @ bᵀ, d/db = aᵀ @ g; a vector is a 1-row (a) or 1-column (b) matrix."""
-    a2 = a if a.ndim > 1 else F.reshape(a, shape=[1, a.shape[0]])
-    b2 = b if b.ndim > 1 else F.reshape(b, shape=[b.shape[0], 1])
-    out2 = [*_batch(a2.shape[:-2], b2.shape[:-2]), a2.shape[-2], b2.shape[-1]]
-
-    def vjp(g: Tensor, needs: tuple[bool, bool] = (True, True)) -> tuple[Tensor | None, ...]:
-        nb = g.ndim - ans.ndim  # a batched cotangent's leading dims stay in front
-        g2 = g if list(g.shape[nb:]) == out2 else F.reshape(g, shape=[*g.shape[:nb], *out2])
-        ga = gb = None
-        if needs[0]:
-            ga = F.matmul(g2, mT(b2))
-            if a.ndim == 1:  # (..., 1, n): sum the matrix batch away, drop the row axis
-                ga = F.sum(ga, axis=list(range(nb, ga.ndim - 1)))
-        if needs[1]:
-            gb = F.matmul(mT(a2), g2)
-            if b.ndim == 1:  # (..., n, 1): likewise
-                gb = F.sum(gb, axis=[*range(nb, gb.ndim - 2), gb.ndim - 1])
-        return ga, gb
-
-    return vjp
-
-
-def _column_stacks(
-    xs: Any, batched: Any, infer: Callable[[Shape, Shape], Shape]
-) -> tuple[Tensor, Tensor, list[int]]:
-    """Two linalg inputs made ready for a stacked op over points, and the batched output
-    shape. A batched 1-D input ``xs[i]`` becomes a one-row (i=0) or one-column (i=1)
-    matrix per point, as numpy does for one point (else the batch axis would make it
-    a matrix by accident); batched inputs then get size-1 axes after the batch axis, so
-    that stack dims align right against the other input as one point's would."""
-    points = [x.shape[1:] if b else x.shape for x, b in zip(xs, batched, strict=True)]
-    out = list(xs)
-    for i, (x, b, p) in enumerate(zip(xs, batched, points, strict=True)):
-        if b and len(p) == 1:
-            matrix = [1, p[0]] if i == 0 else [p[0], 1]
-            out[i] = F.reshape(x, shape=[x.shape[0], *matrix])
-    rank = max(point_rank(x, b) for x, b in zip(out, batched, strict=True))
-    out = [with_rank(x, rank) if b else x for x, b in zip(out, batched, strict=True)]
-    return out[0], out[1], [points_of(xs, batched), *infer(*points)]
-
-
-def _over_points(
-    op: Callable[[Tensor, Tensor], Tensor], infer: Callable[[Shape, Shape], Shape]
-) -> Callable[..., Tensor]:
-    """The batch rule of matmul or solve: numpy's ``op`` of each point, 1-D operands
-    included. A batched vector (B, n) goes in as a one-row or one-column matrix and the
-    unit axis is dropped after (as a matrix it would be the wrong product or system)."""
-
-    def rule(xs: Any, batched: Any) -> Tensor:
-        a, b, want = _column_stacks(xs, batched, infer)
-        out = op(a, b)
-        return out if list(out.shape) == want else F.reshape(out, shape=want)
-
-    return rule
-
-
-def _stack_ids(a: Shape, b: Shape) -> tuple[np.ndarray, np.ndarray]:
-    """Element ids of a and b as matrix stacks of the common batch, (..., m, k) and
-    (..., k, p), a 1-D operand promoted as numpy's matmul and solve promote it."""
-    a2 = (1, *a) if len(a) == 1 else a
-    b2 = (*b, 1) if len(b) == 1 else b
-    batch = _batch(a2[:-2], b2[:-2])
-    return (np.broadcast_to(rules.flat_ids(a).reshape(a2), batch + a2[-2:]),
-            np.broadcast_to(rules.flat_ids(b).reshape(b2), batch + b2[-2:]))
-
-
-def _matmul_deps(_op: OpDef, in_shapes: Any, _out: Any, _attrs: Any) -> rules.Maps:
-    """Output (i, j) depends on row i of a and column j of b (dropping a vector's unit
-    axis leaves the flat order of (..., m, p) unchanged)."""
-    a, b = _stack_ids(*in_shapes)
-    *batch, m, _k = a.shape
-    p = b.shape[-1]
-    out = (*batch, m, p)
-    rows = np.arange(math.prod(batch) * m).reshape(*batch, m, 1)
-    cols = np.arange(math.prod(batch) * p).reshape(*batch, 1, p)
-    return (
-        rules.Groups(np.broadcast_to(rows, out).ravel(),
-                     Pairs(np.broadcast_to(rows, a.shape).ravel(), a.ravel())),
-        rules.Groups(np.broadcast_to(cols, out).ravel(),
-                     Pairs(np.broadcast_to(cols, b.shape).ravel(), b.ravel())),
-    )
-
-
-def _matmul_terms(_op: OpDef, in_shapes: Any, _out: Any, _attrs: Any) -> tuple[int, Any]:
-    """Terms a[..., i, k] b[..., k, j]: all the i and j of one (batch, k) interact, so
-    that pair is one term, of column k of a and row k of b."""
-    a, b = _stack_ids(*in_shapes)
-    *batch, _m, k = a.shape
-    terms = np.arange(math.prod(batch) * k).reshape(*batch, k)
-    return terms.size, (
-        Pairs(np.broadcast_to(terms[..., None, :], a.shape).ravel(), a.ravel()),
-        Pairs(np.broadcast_to(terms[..., :, None], b.shape).ravel(), b.ravel()),
-    )
-
-
-def _matmul_flops(a: Shape, _b: Shape, out: Shape) -> float:
-    """A multiply and an add per output element and per term of the contraction."""
-    return 2.0 * size(out) * a[-1]
-
-
 def _matrices(a: Shape) -> int:
     """Matrices in a stack (..., n, n)."""
     return size(a[:-2])
-
-
-matmul = defop(
-    OpDef(
-        name="matmul",
-        arity=2,
-        batch=_over_points(lambda a, b: F.matmul(a, b), _matmul_shape),
-        forward=np.matmul,
-        vjp=_matmul_vjp,
-        sympy=lambda a, b: np.asarray(np.matmul(a, b), dtype=object),
-        infer_shape=_matmul_shape,
-        formula="a @ b, numpy semantics (batched, 1-D promoted); d/da = g @ bᵀ, d/db = aᵀ @ g",
-        convention=LINEAR,
-        domains=(Domain(), Domain()),
-        cases=(
-            Case(((3,), (3,))),
-            Case(((2, 3), (3, 4))),
-            Case(((3,), (3, 4))),
-            Case(((2, 3), (3,))),
-            Case(((2, 1, 2, 3), (4, 3, 2))),
-            Case(((5, 2, 3), (3,))),
-            Case(((3,), (2, 3, 4))),
-        ),
-        family="linalg",
-        sparsity=Sparsity(_matmul_deps, Bilinear(((0, 1),), _matmul_terms)),
-        cost=scaled(_matmul_flops, BLAS_FLOP),
-    )
-)
 
 
 # ----------------------------------------------------------------------- inv
@@ -334,7 +172,7 @@ def _solve_shape(a: Shape, b: Shape) -> Shape:
     if len(b) < 2 or b[-2] != n:
         raise ShapeError(f"solve of {list(a)} needs b of shape (n,) or (..., {n}, k), "
                          f"got {list(b)}")
-    return (*_batch(a[:-2], b[:-2]), n, b[-1])
+    return (*stack_batch(a[:-2], b[:-2]), n, b[-1])
 
 
 def _as_stacks(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -377,7 +215,7 @@ def _solve_vjp(ans: Tensor, a: Tensor, b: Tensor):
 
 def _solve_deps(_op: OpDef, in_shapes: Any, _out: Any, _attrs: Any) -> rules.Maps:
     """Column c of x = A⁻¹b depends on all of its A and on column c of its b."""
-    a_ids, b_ids = _stack_ids(*in_shapes)
+    a_ids, b_ids = stack_ids(*in_shapes)
     *batch, n, k = b_ids.shape
     mats = np.arange(math.prod(batch)).reshape(*batch, 1, 1)
     cols = np.arange(math.prod(batch) * k).reshape(*batch, 1, k)
@@ -414,7 +252,7 @@ solve = defop(
     OpDef(
         name="solve",
         arity=2,
-        batch=_over_points(lambda a, b: F.solve(a, b), _solve_shape),
+        batch=over_points(lambda a, b: F.solve(a, b), _solve_shape),
         forward=_solve_forward,
         vjp=_solve_vjp,
         sympy=_solve_sympy,

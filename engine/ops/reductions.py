@@ -1,7 +1,7 @@
 """Reductions over ``axis`` (int, list or null for all) with ``keepdims``.
 
-``prod``'s gradient uses ``cumprod`` (engine.ops.scan), imported here to register it;
-``logsumexp`` and ``softmax`` are in engine.ops.softmax, imported at the end.
+``prod``'s gradient uses ``cumprod`` (engine.ops.scan); ``logsumexp`` has a dedicated
+rule, for numerical stability.
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from engine.errors import ShapeError
 from engine.ops import dependence as rules
-from engine.ops import scan  # noqa: F401  (registers cumprod, used by prod's rule)
+from engine.ops.attrs import Attr
+from engine.ops.axes import keep_reduced, normalize_axes, reduced_shape, stable_shift
 from engine.ops.batching import batch_of, batched_shape, shift_axes
-from engine.ops.costs import CHEAP_ELEMENTWISE, CostRule
-from engine.ops.registry import Attr, BatchRule, Case, Domain, F, OpDef, defop, value_of
+from engine.ops.broadcasting import vectorize_sympy
+from engine.ops.costs import CHEAP_ELEMENTWISE, ELEMENTWISE, CostRule
+from engine.ops.registry import BatchRule, Case, Domain, F, OpDef, defop
+from engine.ops.vjp import value_of
 from engine.tensor import Tensor
 
 AXES_ATTRS = {
@@ -31,39 +33,6 @@ REDUCTION_CASES = (
     Case(((3, 4),), {"axis": -1, "keepdims": True}),
     Case(((2, 3, 4),), {"axis": [0, 2]}),
 )
-
-
-def normalize_axes(axis: Any, ndim: int) -> tuple[int, ...]:
-    """Axes as a sorted tuple of non-negative ints; ShapeError when out of range."""
-    if axis is None:
-        return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
-    out = []
-    for a in axes:
-        if not -ndim <= a < max(ndim, 1) or (ndim == 0 and a not in (0, -1)):
-            raise ShapeError(f"axis {a} is out of range for a tensor of rank {ndim}")
-        out.append(a % ndim if ndim else 0)
-    if len(set(out)) != len(out):
-        raise ShapeError(f"repeated axis in {list(axes)}")
-    return tuple(sorted(out)) if ndim else ()
-
-
-def reduced_shape(shape: tuple[int, ...], axis: Any = None, keepdims: bool = False) -> tuple:
-    axes = normalize_axes(axis, len(shape))
-    if keepdims:
-        return tuple(1 if i in axes else n for i, n in enumerate(shape))
-    return tuple(n for i, n in enumerate(shape) if i not in axes)
-
-
-def keep_reduced(g: Tensor, in_shape: tuple[int, ...], axis: Any, keepdims: bool) -> Tensor:
-    """Reshape a reduced cotangent so it broadcasts against the input again; leading batch
-    dims of ``g`` (beyond the reduced rank) stay in front."""
-    if keepdims:
-        return g
-    axes = normalize_axes(axis, len(in_shape))
-    kept = tuple(1 if i in axes else n for i, n in enumerate(in_shape))
-    nb = g.ndim - (len(in_shape) - len(axes))
-    return F.reshape(g, shape=[*g.shape[:nb], *kept] if nb else list(kept))
 
 
 def point_axes(axis: Any, ndim: int) -> list[int]:
@@ -285,5 +254,36 @@ min_ = reduction(
 )
 
 
-# logsumexp and softmax, stabilised by subtracting the max, live in their own module.
-from engine.ops import softmax  # noqa: E402, F401
+
+# ----------------------------------------------------------------- logsumexp
+# A dedicated rule: as log of sum of exp, it overflows for large inputs (exp(1000) is
+# inf); the group's max is subtracted first, so every exp is at most 1.
+
+
+def _logsumexp_forward(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    axes = normalize_axes(axis, np.ndim(x))
+    m = stable_shift(x, axes)
+    out = np.log(np.sum(np.exp(x - m), axis=axes, keepdims=True)) + m
+    return out if keepdims else np.reshape(out, reduced_shape(np.shape(x), axes))
+
+
+def _logsumexp_vjp(ans: Tensor, x: Tensor, axis: Any = None, keepdims: bool = False):
+    """d/dx logsumexp(x) = exp(x - logsumexp(x)) = softmax(x)."""
+    return lambda g: (keep_reduced(g, x.shape, axis, keepdims)
+                      * F.exp(x - keep_reduced(ans, x.shape, axis, keepdims)),)
+
+
+def _logsumexp_sympy(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    e = np.sum(_vexp(x), axis=normalize_axes(axis, np.ndim(x)), keepdims=keepdims)
+    return np.asarray(_vlog(e), dtype=object)
+
+
+_vexp = vectorize_sympy(sp.exp)
+_vlog = vectorize_sympy(sp.log)
+
+logsumexp = reduction(
+    "logsumexp", _logsumexp_forward, _logsumexp_vjp, _logsumexp_sympy,
+    "log(sum(exp(x))) over axis; d/dx = exp(x - logsumexp(x)) (softmax). A dedicated "
+    "rule for stability: the max is subtracted before exp, so large x does not overflow",
+    nonfinite="an infinite input", cost=ELEMENTWISE,
+)

@@ -17,20 +17,11 @@ import sympy as sp
 from engine import budget
 from engine.errors import ShapeError
 from engine.ops import dependence as rules
+from engine.ops.attrs import Attr
 from engine.ops.batching import aligned, point_rank, shift_axis
+from engine.ops.broadcasting import elementwise_shape
 from engine.ops.costs import CHEAP, PYTHON_STEP, Cost, size
-from engine.ops.registry import (
-    Attr,
-    Bilinear,
-    Case,
-    Domain,
-    F,
-    OpDef,
-    Sparsity,
-    defop,
-    elementwise_shape,
-)
-from engine.ops.slicing import shift
+from engine.ops.registry import Bilinear, Case, Domain, F, OpDef, Sparsity, defop
 from engine.tensor import Tensor
 
 Shape = tuple[int, ...]
@@ -43,6 +34,28 @@ def _check_axis(shape: Shape, axis: int, name: str) -> int:
     if not -ndim <= axis < ndim:
         raise ShapeError(f"axis {axis} is out of range for shape {list(shape)}")
     return axis % ndim
+
+
+def shift(t: Tensor, axis: int, by: int) -> Tensor:
+    """Move ``t`` by ``by`` = +1 or -1 along ``axis``, filling with zero: t[k - by] at k.
+
+    In engine ops (slice, then pad_slice), so it is recorded like any op; the rules
+    of both scans shift their operand by one to pair each element with its neighbour.
+    """
+    ax = axis % t.ndim
+    n = t.shape[ax]
+
+    def cut(start: int, stop: int) -> tuple[list[int], list[int]]:
+        # fresh lists: a tape keeps the attrs it recorded by reference
+        begin, end = [0] * t.ndim, list(t.shape)
+        begin[ax], end[ax] = start, stop
+        return begin, end
+
+    src, dst = ((0, n - 1), (1, n)) if by > 0 else ((1, n), (0, n - 1))
+    begin, end = cut(*src)
+    piece = F.slice(t, begin=begin, end=end, step=None)
+    begin, end = cut(*dst)
+    return F.pad_slice(piece, shape=list(t.shape), begin=begin, end=end, step=None)
 
 
 def _one(x: np.ndarray) -> Any:

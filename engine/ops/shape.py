@@ -9,6 +9,7 @@ import numpy as np
 
 from engine.errors import ShapeError
 from engine.ops import dependence as rules
+from engine.ops.attrs import Attr
 from engine.ops.batching import (
     batch_of,
     batched_perm,
@@ -18,7 +19,8 @@ from engine.ops.batching import (
     with_rank,
 )
 from engine.ops.costs import CHEAP_ELEMENTWISE
-from engine.ops.registry import Attr, Case, Domain, F, OpDef, defop, linear_vjp
+from engine.ops.registry import Case, Domain, F, OpDef, defop
+from engine.ops.vjp import linear_vjp
 from engine.tensor import Tensor
 
 
@@ -371,6 +373,3 @@ concat = defop(
         sparsity=rules.MOVES,  # moves elements: labels run through the forward
     )
 )
-
-# slice and its transpose live in their own module; importing it registers them.
-from engine.ops import slicing  # noqa: E402, F401

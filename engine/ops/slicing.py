@@ -17,9 +17,10 @@ import sympy as sp
 
 from engine.errors import ShapeError
 from engine.ops import dependence as rules
+from engine.ops.attrs import Attr
 from engine.ops.batching import batch_of, batched_shape, batched_slice
 from engine.ops.costs import CHEAP_ELEMENTWISE
-from engine.ops.registry import Attr, Case, Domain, F, OpDef, defop
+from engine.ops.registry import Case, Domain, F, OpDef, defop
 from engine.tensor import Tensor
 
 Shape = tuple[int, ...]
@@ -185,23 +186,3 @@ pad_slice = defop(
     )
 )
 
-
-def shift(t: Tensor, axis: int, by: int) -> Tensor:
-    """Move ``t`` by ``by`` = +1 or -1 along ``axis``, filling with zero: t[k - by] at k.
-
-    In engine ops (slice, then pad_slice), so it is recorded like any op.
-    """
-    ax = axis % t.ndim
-    n = t.shape[ax]
-
-    def cut(start: int, stop: int) -> tuple[list[int], list[int]]:
-        # fresh lists: a tape keeps the attrs it recorded by reference
-        begin, end = [0] * t.ndim, list(t.shape)
-        begin[ax], end[ax] = start, stop
-        return begin, end
-
-    src, dst = ((0, n - 1), (1, n)) if by > 0 else ((1, n), (0, n - 1))
-    begin, end = cut(*src)
-    piece = F.slice(t, begin=begin, end=end, step=None)
-    begin, end = cut(*dst)
-    return F.pad_slice(piece, shape=list(t.shape), begin=begin, end=end, step=None)

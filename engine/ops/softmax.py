@@ -1,8 +1,9 @@
-"""logsumexp and softmax: dedicated rules, for numerical stability.
+"""softmax, with a dedicated rule for numerical stability.
 
-As compositions (log of sum of exp, exp over sum of exp) they overflow for
-large inputs: exp(1000) is inf. Both subtract the group's max first, so every
-exp is at most 1, and their rules reuse the forward output (softmax itself).
+As a composition (exp over sum of exp) it overflows for large inputs: exp(1000)
+is inf. It subtracts the group's max first, so every exp is at most 1, and its
+rule reuses the forward output. (``logsumexp``, likewise stabilised, is a
+reduction: engine.ops.reductions.)
 """
 
 from __future__ import annotations
@@ -14,49 +15,14 @@ import sympy as sp
 
 from engine.errors import ShapeError
 from engine.ops import dependence as rules
+from engine.ops.attrs import Attr
+from engine.ops.axes import normalize_axes, stable_shift
 from engine.ops.batching import shift_axis
-from engine.ops.costs import ELEMENTWISE
-from engine.ops.reductions import keep_reduced, normalize_axes, reduced_shape, reduction
-from engine.ops.registry import Attr, Case, Domain, F, OpDef, Sparsity, defop
+from engine.ops.broadcasting import vectorize_sympy
+from engine.ops.registry import Case, Domain, F, OpDef, Sparsity, defop
 from engine.tensor import Tensor
 
-
-def _stable_shift(x: Any, axes: tuple[int, ...]) -> Any:
-    """The group max, or 0 where it is not finite (all -inf, or an inf): exp(x - m) <= 1."""
-    m = np.max(x, axis=axes, keepdims=True, initial=-np.inf)
-    return np.where(np.isfinite(m), m, 0.0)
-
-
-def _logsumexp_forward(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    axes = normalize_axes(axis, np.ndim(x))
-    m = _stable_shift(x, axes)
-    out = np.log(np.sum(np.exp(x - m), axis=axes, keepdims=True)) + m
-    return out if keepdims else np.reshape(out, reduced_shape(np.shape(x), axes))
-
-
-def _logsumexp_vjp(ans: Tensor, x: Tensor, axis: Any = None, keepdims: bool = False):
-    """d/dx logsumexp(x) = exp(x - logsumexp(x)) = softmax(x)."""
-    return lambda g: (keep_reduced(g, x.shape, axis, keepdims)
-                      * F.exp(x - keep_reduced(ans, x.shape, axis, keepdims)),)
-
-
-def _logsumexp_sympy(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    e = np.sum(_vexp(x), axis=normalize_axes(axis, np.ndim(x)), keepdims=keepdims)
-    return np.asarray(_vlog(e), dtype=object)
-
-
-_vexp = np.vectorize(sp.exp, otypes=[object])
-_vlog = np.vectorize(sp.log, otypes=[object])
-
-logsumexp = reduction(
-    "logsumexp", _logsumexp_forward, _logsumexp_vjp, _logsumexp_sympy,
-    "log(sum(exp(x))) over axis; d/dx = exp(x - logsumexp(x)) (softmax). A dedicated "
-    "rule for stability: the max is subtracted before exp, so large x does not overflow",
-    nonfinite="an infinite input", cost=ELEMENTWISE,
-)
-
-
-# -------------------------------------------------------------------- softmax
+_vexp = vectorize_sympy(sp.exp)
 
 
 def _softmax_shape(in_shape: tuple[int, ...], axis: int = -1) -> tuple[int, ...]:
@@ -67,7 +33,7 @@ def _softmax_shape(in_shape: tuple[int, ...], axis: int = -1) -> tuple[int, ...]
 
 
 def _softmax_forward(x: Any, axis: int = -1) -> Any:
-    e = np.exp(x - _stable_shift(x, (axis,)))
+    e = np.exp(x - stable_shift(x, (axis,)))
     return e / np.sum(e, axis=axis, keepdims=True)
 
 

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine import budget
-from engine.ops.registry import NO_ATTRS, RECORDING, F
+from engine.ops.registry import F
 from engine.tape.broadcast import unbroadcast
-from engine.tape.entries import INPUTS
+from engine.tape.entries import INPUTS, NO_ATTRS
 from engine.tape.entries import entries as entries_of
+from engine.tape.recording import TAPE_STACK
 from engine.tensor import Tensor
 
 if TYPE_CHECKING:
@@ -112,28 +113,28 @@ def sweep(
 
     When no tape records in this thread (the usual first-order gradient), nothing
     can record the backward pass, so the rules run on raw numpy values: the sweep
-    hands them ``.value``s and ``RECORDING.raw`` makes the ops they call return raw
-    values (engine.ops.registry.defop), so no Tensor is built per op. The same rules
-    get Tensors when a tape records, so that tape records the backward pass (higher
-    orders). Either way the answers are Tensors.
+    hands them ``.value``s and ``TAPE_STACK.raw`` makes the ops they call return raw
+    values (engine.tape.recording.op_function), so no Tensor is built per op. The same
+    rules get Tensors when a tape records, so that tape records the backward pass
+    (higher orders). Either way the answers are Tensors.
     """
     wanted = {s for s in sources if s in watched}
     if not wanted:
         return [None] * len(sources)
     relevant, reach = plan or plan_sweep(entries, wanted, watched, leaves)
-    raw = not RECORDING.tapes
+    raw = not TAPE_STACK.tapes
     cts: dict[Tensor, Any] = {}  # tensor -> its cotangent so far (raw values when raw)
     for t, seed in zip(targets, seeds, strict=True):
         if t in reach:
             s = seed.value if raw else seed
             cts[t] = s if t not in cts else cts[t] + s
     keep = wanted if grads_seen is None else reach
-    was_raw = RECORDING.raw
-    RECORDING.raw = raw
+    was_raw = TAPE_STACK.raw
+    TAPE_STACK.raw = raw
     try:
         _accumulate(relevant, reach, cts, keep, grads_seen, raw, batch)
     finally:
-        RECORDING.raw = was_raw
+        TAPE_STACK.raw = was_raw
     out = {s: (Tensor(cts[s]) if raw else cts[s]) for s in wanted if s in cts}
     if grads_seen is not None:
         grads_seen.update((id(s), g) for s, g in out.items())

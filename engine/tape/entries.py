@@ -8,7 +8,8 @@ hot path take the named view, ``Entry``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
@@ -18,6 +19,10 @@ if TYPE_CHECKING:
 # (op, output, attrs, *inputs)
 RawEntry = tuple[Any, ...]
 INPUTS = 3  # where the inputs start in a RawEntry
+
+# The attrs an entry of an op without attrs records: one shared, read-only mapping
+# (``attrs is NO_ATTRS`` lets the sweep call the rule without ``**``).
+NO_ATTRS: Mapping[str, Any] = MappingProxyType({})
 
 
 class Entry(NamedTuple):

@@ -10,19 +10,19 @@ the reverse sweep runs engine ops, which outer tapes record like any other.
 from __future__ import annotations
 
 import contextlib
-import gc
-import threading
 import warnings
 import weakref
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import numpy as np
 
 from engine.notes import Note
-from engine.ops.registry import RECORDING, OpDef
 from engine.tape import backprop
+from engine.tape.collector import collector_paused
 from engine.tape.entries import Entry, RawEntry
+from engine.tape.recording import TAPE_STACK, TapeLog
 from engine.tape.structure import flatten, unflatten
 from engine.tensor import Tensor, Variable
 
@@ -38,63 +38,6 @@ NESTED_TAPES_HINT = (
     "A persistent tape does not record gradients computed after its `with` block ends."
 )
 
-
-class _CollectorPause:
-    """Pauses Python's cyclic garbage collector while any tape records or sweeps.
-
-    Why: a tape holds a few objects per op (tensor, entry, value), and the
-    collector rescans every live object each time the heap grows by a quarter,
-    so on a long tape its rescans cost more than the recording itself (about
-    5 us per op on a 100,000-op chain, three times the rest). Tapes make no
-    reference cycles, so reference counting frees everything they drop; cycles
-    made elsewhere meanwhile are collected once the last tape stops.
-    Counted, so nested tapes and tapes in other threads share one pause, and
-    a collector the caller had disabled stays disabled.
-
-    When the pause ends, all that was allocated meanwhile is still counted in the
-    youngest generation, so the next allocation would scan it all at once (on a
-    long chain, a fifth of the recording time) only to find the tape's objects
-    alive. Past ``PROMOTE_BACKLOG`` objects, ``gc.freeze()`` then ``gc.unfreeze()``
-    hand the backlog to the oldest generation instead, in constant time (freeze
-    also resets the count): it is scanned at the next full collection, as any
-    long-lived data, and cycles made meanwhile (or just before: all young objects
-    move) are collected then. Not done when the application has frozen objects of
-    its own (unfreeze would thaw them).
-    """
-
-    PROMOTE_BACKLOG = 10_000
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._holders = 0
-        self._resume = False
-
-    def hold(self) -> None:
-        with self._lock:
-            if self._holders == 0:
-                self._resume = gc.isenabled()
-                gc.disable()
-            self._holders += 1
-
-    def release(self) -> None:
-        with self._lock:
-            self._holders -= 1
-            if self._holders == 0 and self._resume:
-                if gc.get_count()[0] > self.PROMOTE_BACKLOG and not gc.get_freeze_count():
-                    gc.freeze()
-                    gc.unfreeze()
-                gc.enable()
-
-    def __enter__(self) -> None:
-        self.hold()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-_collector_paused = _CollectorPause()
-
-
 # Gradients computed while no tape recorded them: differentiating one of these
 # again can only give None, and the tape says why (the seed article's mistake).
 _unrecorded_gradients: weakref.WeakSet[Tensor] = weakref.WeakSet()
@@ -105,12 +48,7 @@ class GradientTape:
 
     def __init__(self, persistent: bool = False, watch_accessed_variables: bool = True):
         self._persistent = persistent
-        self._watch_accessed_variables = watch_accessed_variables
-        self._entries: list[RawEntry] = []  # see record
-        # Watched tensors, keyed by the tensors themselves (identity hash): on the hot
-        # path ``x in watched`` costs a third of ``id(x) in watched`` (no call to id).
-        self._watched: set[Tensor] = set()
-        self._watched_leaves: dict[Tensor, None] = {}  # ordered, as watched_variables
+        self._log = TapeLog(watch_accessed_variables)  # what ops record here (recording)
         self._recording = False
         self._entered = False
         self._used = False
@@ -133,14 +71,14 @@ class GradientTape:
             self._pop()
 
     def _push(self) -> None:
-        _collector_paused.hold()
-        RECORDING.push(self)
+        collector_paused.hold()
+        TAPE_STACK.push(self._log)
         self._recording = True
 
     def _pop(self) -> None:
-        RECORDING.remove(self)
+        TAPE_STACK.remove(self._log)
         self._recording = False
-        _collector_paused.release()
+        collector_paused.release()
 
     @contextlib.contextmanager
     def stop_recording(self) -> Iterator[None]:
@@ -155,9 +93,7 @@ class GradientTape:
 
     def reset(self) -> None:
         """Clear everything recorded and watched so far; recording goes on if active."""
-        self._entries.clear()
-        self._watched.clear()
-        self._watched_leaves.clear()
+        self._log.clear()
         self._used = False
 
     def close(self) -> None:
@@ -178,39 +114,42 @@ class GradientTape:
                     f"Passed in object of type {type(t).__name__}, not tf.Tensor or "
                     "tf.Variable; wrap numbers with constant() before watching them"
                 )
-            self._watched.add(t)
-            self._watched_leaves[t] = None
+            self._log.watch(t)
 
     def watched_variables(self) -> tuple[Variable, ...]:
         """Variables watched by this tape, in the order they were first watched."""
-        return tuple(t for t in self._watched_leaves if isinstance(t, Variable))
+        return tuple(t for t in self._log.leaves if isinstance(t, Variable))
+
+    # ---------------------------------------------- reading the record (not TF's API)
 
     def is_watched(self, tensor: Tensor) -> bool:
-        return tensor in self._watched
+        return tensor in self._log.watched
 
-    def record(self, op: OpDef, inputs: tuple[Tensor, ...], output: Tensor, attrs: dict) -> None:
-        """Called by every op while this tape records; keeps it if an input is watched.
+    @property
+    def watched(self) -> AbstractSet[Tensor]:
+        """Every tensor this tape watches: watched leaves and the outputs it recorded."""
+        return self._log.watched
 
-        Trainable variables an op reads are watched on the way (TF's
-        ``watch_accessed_variables``).
-        """
-        watched = self._watched
-        hit = False
-        for x in inputs:
-            if x in watched:
-                hit = True
-            elif type(x) is Variable and x.trainable and self._watch_accessed_variables:
-                watched.add(x)
-                self._watched_leaves[x] = None
-                hit = True
-        if hit:
-            self._entries.append((op, output, attrs, *inputs))  # see engine.tape.entries
-            watched.add(output)
+    @property
+    def watched_leaves(self) -> Collection[Tensor]:
+        """The tensors watched as leaves (``watch``, accessed variables), in order."""
+        return self._log.leaves.keys()
+
+    @property
+    def recording(self) -> bool:
+        """Whether ops are recorded now: inside ``with``, outside ``stop_recording``."""
+        return self._recording
+
+    @property
+    def raw_entries(self) -> Sequence[RawEntry]:
+        """The entries as stored (engine.tape.entries), in recording order, not copied:
+        for sweeps and patterns over long tapes. ``entries`` is the named view."""
+        return self._log.entries
 
     @property
     def entries(self) -> list[Entry]:
         """The recorded entries, in recording order."""
-        return [Entry.of(e) for e in self._entries]
+        return [Entry.of(e) for e in self._log.entries]
 
     # ------------------------------------------------------------ gradients
 
@@ -252,12 +191,12 @@ class GradientTape:
                     raise ValueError(
                         f"sources must be tensors or variables, got {type(s).__name__}"
                     )
-            with _collector_paused:
+            with collector_paused:
                 grads = backprop.sweep(
-                    self._entries, targets, seeds, srcs, self._watched,
-                    grads_seen=grads_seen, leaves=self._watched_leaves,
+                    self._log.entries, targets, seeds, srcs, self._log.watched,
+                    grads_seen=grads_seen, leaves=self._log.leaves,
                 )
-            if not RECORDING.tapes:
+            if not TAPE_STACK.tapes:
                 _unrecorded_gradients.update(g for g in grads if g is not None)
             out = self._finish(targets, srcs, grads, mode)
         finally:
@@ -285,8 +224,9 @@ class GradientTape:
             # one seed per target element, or per source element when the target is tall
             route = (transposed.jacobian_columns if transposed.is_tall(target, srcs)
                      else backprop.jacobian_rows)
-            with _collector_paused:
-                rows = route(self._entries, target, srcs, self._watched, self._watched_leaves)
+            with collector_paused:
+                log = self._log
+                rows = route(log.entries, target, srcs, log.watched, log.leaves)
             out = self._finish([target], srcs, rows, mode, prefix=target.shape)
         finally:
             if paused:
@@ -328,12 +268,12 @@ class GradientTape:
                 detail=f"{label}: the target is a gradient computed outside any recording "
                 "tape. " + NESTED_TAPES_HINT,
             )
-        if source not in self._watched:
+        if source not in self._log.watched:
             if type(source) is Variable and source.trainable:
                 why = (
                     "a trainable variable is watched when an op reads it while the tape "
                     "records, and no op read it"
-                    if self._watch_accessed_variables
+                    if self._log.watch_accessed_variables
                     else "watch_accessed_variables=False: only what tape.watch() names is "
                     "watched (`watch` in a request)"
                 )
@@ -358,9 +298,9 @@ def jacobian_rows(
     """``backprop.jacobian_rows`` over what ``tape`` recorded, with the collector paused:
     the Jacobian of ``target`` (a seed per element), or with ``seeds`` (k rows) their
     weighted sums of its rows, one vectorised sweep either way."""
-    with _collector_paused:
-        return backprop.jacobian_rows(tape._entries, target, sources, tape._watched,
-                                      tape._watched_leaves, seeds=seeds)
+    with collector_paused:
+        return backprop.jacobian_rows(tape.raw_entries, target, sources, tape.watched,
+                                      tape.watched_leaves, seeds=seeds)
 
 
 def _unconnected_mode(mode: Any) -> str:

@@ -5,8 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import numpy as np
 from fastapi.testclient import TestClient
+from pydantic import BaseModel
+
+from app.endpoints import ENDPOINTS
 
 _NON_FINITE = {"NaN": np.nan, "Infinity": np.inf, "-Infinity": -np.inf}
 
@@ -56,6 +60,42 @@ SEED_3 = graph(
     op("y3", "pow", "y", 3),
     op("z", "add", "x2", "y3"),
 )
+
+
+class ValidatingClient(TestClient):
+    """A test client that validates every 200 answer of a compute endpoint with the
+    endpoint's response model: the bodies are written by hand (``app.rendering``), the
+    models document them, and a renderer that drifts from its model fails the test."""
+
+    def request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Response:
+        response = super().request(method, url, **kwargs)
+        prefix, name = response.url.path.rsplit("/", 1)
+        if method.upper() == "POST" and response.status_code == 200 \
+                and prefix.endswith("/v1") and name in ENDPOINTS:
+            validate_response(ENDPOINTS[name].response, response.content)
+        return response
+
+
+def validate_response(model: type[BaseModel], body: bytes) -> None:
+    """``body`` is a ``model``: strict types, and no key the models do not describe
+    (a model that allows extra keys keeps them)."""
+    unknown = _extra_keys(model.model_validate_json(body, strict=True, extra="allow"), "")
+    assert not unknown, f"{model.__name__} does not describe {unknown}"
+
+
+def _extra_keys(value: Any, where: str) -> list[str]:
+    if isinstance(value, BaseModel):
+        found = [] if value.model_config.get("extra") == "allow" else [
+            f"{where}.{key}" for key in value.model_extra or {}
+        ]
+        for name in type(value).model_fields:
+            found += _extra_keys(getattr(value, name), f"{where}.{name}")
+        return found
+    if isinstance(value, dict):
+        return [k for key, v in value.items() for k in _extra_keys(v, f"{where}.{key}")]
+    if isinstance(value, list):
+        return [k for i, v in enumerate(value) for k in _extra_keys(v, f"{where}[{i}]")]
+    return []
 
 
 def post(client: TestClient, kind: str, body: dict[str, Any], status: int = 200) -> Any:

@@ -12,10 +12,20 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from app.endpoints import GRADIENT
 from app.main import create_app
 from app.wire.requests import ComputeRequest
 from engine.errors import CostError
-from tests.api.support import SEED_3, broadcast_sines, const, graph, op, post, var
+from tests.api.support import (
+    SEED_3,
+    ValidatingClient,
+    broadcast_sines,
+    const,
+    graph,
+    op,
+    post,
+    var,
+)
 from tests.conftest import make_settings
 
 FAST = 1.0  # seconds: a refusal is made from shapes, before any computation
@@ -96,7 +106,7 @@ def test_a_trace_of_big_tensors_is_refused_for_its_size(client):
 def test_points_multiply_the_cost():
     settings = make_settings(max_work=1e8)
     nodes = broadcast_sines(4, [1000])
-    with TestClient(create_app(settings)) as client:
+    with ValidatingClient(create_app(settings)) as client:
         few = post(client, "gradient", {**graph(*nodes), "check": "none",
                                         "points": {"x": [0.1, 0.2]}})
         assert np.shape(few["gradients"]["x"]) == (2,)
@@ -112,10 +122,10 @@ def test_a_sparse_hessian_with_too_many_colours_is_refused_before_its_sweep():
     nodes = [var("x", np.linspace(0.1, 1, n).tolist()), op("s", "sum", "x"),
              op("q", "mul", "s", "s")]
     body = {**graph(*nodes), "format": "coo", "check": "none"}
-    with TestClient(create_app(make_settings(max_work=1e6))) as client:
+    with ValidatingClient(create_app(make_settings(max_work=1e6))) as client:
         problem = refused(client, "hessian", body, "max_work")
         assert "colours" in problem["detail"]
-    with TestClient(create_app(make_settings())) as client:
+    with ValidatingClient(create_app(make_settings())) as client:
         r = client.post("/v1/hessian", json=body)
         assert r.status_code == 200, r.text[:300]
         assert r.json()["structure"]["colours"] == n
@@ -125,7 +135,7 @@ def test_each_limit_is_a_setting(client):
     """The defaults let the seed's examples and the benchmarks' requests through."""
     assert post(client, "gradient", SEED_3)["gradients"] == {"x": 4.0, "y": 27.0}
     tight = make_settings(max_work=1e3)
-    with TestClient(create_app(tight)) as small:
+    with ValidatingClient(create_app(tight)) as small:
         problem = refused(small, "gradient", {**SEED_3, "check": "none"}, "max_work")
         assert "1e+03" in problem["detail"]
 
@@ -138,7 +148,7 @@ def test_a_saturated_replica_answers_503_with_retry_after():
     with 503 and Retry-After; the first still finishes, and the next is served."""
     settings = make_settings(max_running=1, admission_wait_seconds=0.0)
     slow = {"graph": {"nodes": broadcast_sines(60, [200_000])}, "check": "none"}
-    with TestClient(create_app(settings)) as client:
+    with ValidatingClient(create_app(settings)) as client:
         first: dict = {}
         worker = threading.Thread(
             target=lambda: first.update(r=client.post("/v1/gradient", json=slow)))
@@ -165,7 +175,7 @@ def test_the_registry_is_bounded_in_bytes():
     """Graphs of few nodes and one large leaf: the store drops the oldest to stay under
     its bytes, and one graph larger than all of it is a 413."""
     settings = make_settings(graph_cache_bytes=3 * 8 * 100_000)
-    with TestClient(create_app(settings)) as client:
+    with ValidatingClient(create_app(settings)) as client:
         store = client.app.state.service.graphs
         ids = []
         for i in range(6):
@@ -187,7 +197,7 @@ def test_large_bodies_take_room_before_they_are_decoded():
     with every body slot taken it is a 503 at once, and served once one is given back."""
     settings = make_settings(max_running=1, admission_wait_seconds=0.0)
     body = graph(var("x", [0.5] * 20_000), op("s", "sum", "x"), check="none")
-    with TestClient(create_app(settings)) as client:
+    with ValidatingClient(create_app(settings)) as client:
         admission = client.app.state.service.admission
         assert admission.max_bodies == 2
         for _ in range(admission.max_bodies):
@@ -217,14 +227,14 @@ def test_admitted_room_is_given_back_after_each_answer(client):
 def test_a_dry_run_estimates_without_computing(client):
     """``Service.estimate``: the same estimate the request would be held to, at once."""
     service = client.app.state.service
-    seed = service.estimate("gradient", ComputeRequest.model_validate(SEED_3))
+    seed = service.estimate(GRADIENT, ComputeRequest.model_validate(SEED_3))
     assert 0 < seed.work < 1e6 and seed.response_bytes < 4096
     start = time.monotonic()
-    allowed = service.estimate("gradient", ComputeRequest.model_validate(broadcast_solve(4)))
+    allowed = service.estimate(GRADIENT, ComputeRequest.model_validate(broadcast_solve(4)))
     assert allowed.work > 1e9  # seconds of work, estimated in far less
     assert time.monotonic() - start < FAST
     with pytest.raises(CostError) as refused:
-        service.estimate("gradient", ComputeRequest.model_validate(broadcast_solve(800)))
+        service.estimate(GRADIENT, ComputeRequest.model_validate(broadcast_solve(800)))
     assert refused.value.limit == "max_work" and refused.value.node == "s"
     assert service.admission.load().running == 0
 

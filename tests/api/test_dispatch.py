@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from app import dispatch
+from app.endpoints import ENDPOINTS
 from app.wire.requests import ComputeRequest
 from tests.api.support import SEED_3, graph, op, post, var
 
@@ -19,10 +20,10 @@ def _request(body: dict) -> ComputeRequest:
 
 
 def test_the_seed_without_a_check_is_tiny():
-    assert dispatch.is_tiny("gradient", _request(SEED))
+    assert dispatch.is_tiny(ENDPOINTS["gradient"], _request(SEED))
     expression = {"expression": "x**2", "values": {"x": 3}, "check": "none"}
-    assert dispatch.is_tiny("evaluate", _request(expression))
-    assert dispatch.is_tiny("hessian", _request(SEED))
+    assert dispatch.is_tiny(ENDPOINTS["evaluate"], _request(expression))
+    assert dispatch.is_tiny(ENDPOINTS["hessian"], _request(SEED))
 
 
 @pytest.mark.parametrize(
@@ -38,7 +39,7 @@ def test_the_seed_without_a_check_is_tiny():
     ],
 )
 def test_anything_larger_goes_to_the_threadpool(kind, body):
-    assert not dispatch.is_tiny(kind, _request(body))
+    assert not dispatch.is_tiny(ENDPOINTS[kind], _request(body))
 
 
 def test_where_requests_run(client, monkeypatch):
@@ -62,7 +63,7 @@ def test_a_small_body_that_costs_much_leaves_the_event_loop(client, monkeypatch)
     thread before computing anything."""
     body = graph(var("x", 0.5), op("b", "broadcast_to", "x", shape=[100_000]),
                  op("s", "sin", "b"), op("t", "sum", "s"), check="none")
-    assert dispatch.is_tiny("gradient", _request(body))
+    assert dispatch.is_tiny(ENDPOINTS["gradient"], _request(body))
     threads: list[tuple[str, bool]] = []
     run = client.app.state.service.run
 

@@ -6,10 +6,9 @@ import threading
 import time
 
 import pytest
-from fastapi.testclient import TestClient
 
 from app.main import create_app
-from tests.api.support import graph, op, var
+from tests.api.support import ValidatingClient, graph, op, var
 from tests.conftest import make_settings
 
 
@@ -34,7 +33,8 @@ def _heavy_body(width: int = 1000, n_nodes: int = 2000) -> dict:
 
 @pytest.mark.slow
 def test_healthz_answers_while_a_heavy_request_computes():
-    with TestClient(create_app(make_settings(time_budget_seconds=30.0, max_work=1e13))) as client:
+    settings = make_settings(time_budget_seconds=30.0, max_work=1e13)
+    with ValidatingClient(create_app(settings)) as client:
         done = threading.Event()
         started = time.monotonic()
 

@@ -41,6 +41,12 @@ def bomb(shape: list[int], name: str = "broadcast_to") -> dict[str, Any]:
     return graph(var("x", 1.0), op("b", name, "x", shape=shape), op("s", "sum", "b"))
 
 
+def over(name: str, body: dict[str, Any], node: str, where: str, **settings: Any) -> Case:
+    """A node over a limit on what a request contains: a 413 naming the node and its field."""
+    return Case(name, 413, json=body, slug="limit-exceeded", node=node, where=where,
+                settings=settings)
+
+
 def chain(n: int) -> dict[str, Any]:
     nodes = [var("n0", 1.0)] + [op(f"n{i}", "sin", f"n{i - 1}") for i in range(1, n)]
     return graph(*nodes)
@@ -214,6 +220,13 @@ CASES = [
         settings={"max_tensor_elements": 100},
         slug="limit-exceeded",
     ),
+    over("node value over element limit", graph(var("x", [0.0] * 101)), "x", "value",
+         max_tensor_elements=100),
+    over("inline constant over element limit",
+         graph(var("x", 1.0), op("y", "add", "x", [0.0] * 101)), "y", "inputs",
+         max_tensor_elements=100),
+    over("inputs over the limit", graph(var("x", 1.0), op("s", "stack", "x", "x", "x")), "s",
+         "inputs", max_inputs=2),
     Case(
         "hessian too many sources",
         422,

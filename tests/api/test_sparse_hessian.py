@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.openapi import rosenbrock
+from app.examples import rosenbrock
 from tests.api.support import SEED_3, arr, graph, op, post, var
 
 

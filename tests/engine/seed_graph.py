@@ -1,6 +1,6 @@
 """The contract's example graph, the seed article's third example: z = x**2 + y**3 at
 (2, 3). Engine tests build it from here; the web layer's copy is Swagger UI's example
-(``app.openapi.SEED_3``), which engine tests do not import."""
+(``app.examples.SEED_3``), which engine tests do not import."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ import threadpoolctl
 from engine import cost
 from engine.derive.kinds import KINDS
 from engine.derive.query import Query
-from engine.graphs.graph import build_graph
+from engine.graphs.build import build_graph
 from tests.engine.op_cases import op_cases
 
 SLOWER = 4.0

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from engine import OPS, OPS_FN, Variable
 from engine.errors import EngineError, ExpressionError, GraphError, LimitError
+from engine.graphs.build import build_graph
 from engine.graphs.expression import callable_ops, parse_expression
-from engine.graphs.graph import Graph, Limits, build_graph
+from engine.graphs.graph import Graph, Limits
 from tests.engine.seed_graph import SEED
 
 X = np.array([0.5, 1.5, 2.0])

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from engine import OPS, OPS_FN, Tensor, Variable
 from engine.errors import AttrError, EngineError, GraphError, LimitError, ShapeError
-from engine.graphs.graph import Graph, Limits, build_graph
+from engine.graphs.build import build_graph, check_node
+from engine.graphs.graph import Graph, Limits, Node
 from tests.engine.seed_graph import SEED
 
 
@@ -242,6 +243,51 @@ def test_invalid_graphs_raise_an_error_naming_the_node(nodes, cls, nid, field):
 def test_graphs_over_the_limits_raise_limit_errors(nodes, nid, field):
     with pytest.raises(LimitError) as info:
         build_graph(nodes, SMALL)
+    assert (info.value.node, info.value.field) == (nid, field)
+
+
+def decoded(raw: dict, _index: int, limits: Limits) -> Node:
+    """A node as the web layer hands it over: form checked, values decoded to float64."""
+    def f64(x):
+        return x if isinstance(x, str) else np.asarray(x, dtype=np.float64)[()]
+
+    value = raw.get("value")
+    return check_node(raw["id"], raw["op"], [f64(x) for x in raw.get("inputs", ())],
+                      raw.get("attrs", {}), None if value is None else f64(value),
+                      raw.get("trainable"), limits)
+
+
+def test_decoded_nodes_build_the_same_graph():
+    graph, raw = build_graph(SEED, parse=decoded), build_graph(SEED)
+    assert graph.order == raw.order and graph.leaves == raw.leaves
+    assert float(evaluate(graph)["z"].value) == float(evaluate(raw)["z"].value)
+
+
+def test_a_decoded_value_is_held_read_only_without_a_copy():
+    value = np.array([1.0, 2.0])
+    x = check_node("x", "variable", (), {}, value, None, Limits())
+    assert x.value is value and not value.flags.writeable
+
+
+@pytest.mark.parametrize("nodes, cls, nid, field", [
+    ([node("x", "variable", attrs={"axis": 0}, value=1.0)], AttrError, "x", "attrs"),
+    ([X, node("y", "neg", "x", value=1.0)], GraphError, "y", "value"),
+    ([X, node("y", "neg", "x", trainable=False)], GraphError, "y", "trainable"),
+    ([node("c", "constant", value=1.0, trainable=True)], GraphError, "c", "trainable"),
+    ([X, node("y", "sinn", "x")], GraphError, "y", "op"),
+    ([X, node("y", "add", "x")], GraphError, "y", "inputs"),
+    ([X, node("s", "sum", "x", attrs={"axes": 0})], AttrError, "s", "attrs"),
+])
+def test_decoded_nodes_are_still_checked_for_meaning(nodes, cls, nid, field):
+    with pytest.raises(cls) as info:
+        build_graph(nodes, parse=decoded)
+    assert (info.value.node, info.value.field) == (nid, field)
+
+
+@pytest.mark.parametrize("nodes, nid, field", LIMIT_ERRORS.values(), ids=LIMIT_ERRORS.keys())
+def test_decoded_nodes_are_held_to_the_limits(nodes, nid, field):
+    with pytest.raises(LimitError) as info:
+        build_graph(nodes, SMALL, parse=decoded)
     assert (info.value.node, info.value.field) == (nid, field)
 
 

@@ -10,14 +10,17 @@ import pytest
 import sympy as sp
 
 import engine as tf
-from engine.check.higher_check import run_symbolic
-from engine.check.verify import CheckLimits, build_job
+from engine.check.job import build_job
+from engine.check.limits import CheckLimits
+from engine.check.sympy_job import run_job
 from engine.derive import derivatives
 from engine.derive.higher import derivatives_up_to, entries, sweeps_needed
+from engine.derive.kinds import DERIVATIVE
 from engine.derive.query import Query
 from engine.errors import GraphError, LimitError, ShapeError
+from engine.graphs.build import build_graph
 from engine.graphs.expression import parse_expression
-from engine.graphs.graph import Limits, build_graph
+from engine.graphs.graph import Limits
 
 # (expression text, point): the text is both the engine's expression and SymPy's input
 FUNCTIONS = [
@@ -166,9 +169,8 @@ def test_entries_over_the_work_limit_are_a_limit_error():
 def test_the_symbolic_check_computes_sympys_tensors(text, point):
     q = Query(graph=parse_expression(text), values=point)
     result = derivatives.derivative(dataclasses.replace(q, order=3))
-    job, _, _ = build_job("gradient", q, result, CheckLimits())
-    job.update(kind="derivative", order=3)
-    reply = run_symbolic(job)
+    job, _, _ = build_job(DERIVATIVE, q, result, CheckLimits())
+    reply = run_job(job)
     for order in (1, 2, 3):
         got = np.asarray(reply["values"]["derivatives"][str(order)], dtype=np.float64)
         np.testing.assert_allclose(got, sympy_tensor(text, point, order), rtol=1e-12)

@@ -15,7 +15,8 @@ from engine.derive.derivatives import evaluate, gradient, hessian
 from engine.derive.points import first_point, prepare, run
 from engine.derive.query import Query, Result
 from engine.errors import EngineError, GraphError, LimitError, ShapeError
-from engine.graphs.graph import Graph, Limits, build_graph
+from engine.graphs.build import build_graph
+from engine.graphs.graph import Graph, Limits
 from engine.ops.registry import Case, OpDef
 from tests.engine.op_cases import op_cases, rng_for
 from tests.engine.seed_graph import SEED

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from engine.errors import ShapeError
-from engine.graphs.graph import NUMPY_MAX_RANK, Limits, build_graph
+from engine.graphs.build import build_graph
+from engine.graphs.graph import NUMPY_MAX_RANK, Limits
 
 
 def shapes(nodes: list[dict], limits: Limits) -> dict[str, tuple[int, ...]]:

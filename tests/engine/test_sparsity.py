@@ -256,7 +256,7 @@ def test_jacobian_pattern_of_shifted_products_is_banded_and_exact() -> None:
     x = Variable(np.arange(1.0, 9.0))
     with GradientTape() as tape:
         y = sl(x, 2) * sl(x, 0, -2) + F.exp(sl(x, 1, -1))
-    p = jacobian_pattern(tape._entries, y, [x])
+    p = jacobian_pattern(tape.raw_entries, y, [x])
     want = np.zeros((6, 8), dtype=bool)
     for i in range(6):
         want[i, [i, i + 1, i + 2]] = True
@@ -269,7 +269,7 @@ def test_pattern_of_every_tensor_without_a_target() -> None:
         y = F.reshape(x, shape=[2, 3])
         s = F.sum(y, axis=0)
         c = F.stop_gradient(s)
-    found = propagate(tape._entries, [x])
+    found = propagate(tape.raw_entries, [x])
     np.testing.assert_array_equal(found.of(y).todense(), np.eye(6, dtype=bool))
     np.testing.assert_array_equal(found.of(s).todense(), np.eye(3, dtype=bool)[:, [0, 1, 2] * 2])
     assert found.of(c).nnz == 0
@@ -293,11 +293,11 @@ def test_an_op_with_no_rule_is_dense_and_nonlinear() -> None:
         y = x * x
         target = F.sum(y)
     ruleless = dataclasses.replace(OPS["mul"], sparsity=None)
-    entries = [(ruleless if e[0].name == "mul" else e[0], *e[1:]) for e in tape._entries]
+    entries = [(ruleless if e[0].name == "mul" else e[0], *e[1:]) for e in tape.raw_entries]
     rows, cols, n = hessian_pattern(entries, [target], [x])
     assert rows.size == n * n  # every pair: one output element of mul reads all of x
     assert jacobian_pattern(entries, y, [x]).nnz == n * n
-    exact_rows, _, _ = hessian_pattern(tape._entries, [target], [x])
+    exact_rows, _, _ = hessian_pattern(tape.raw_entries, [target], [x])
     assert exact_rows.size == n  # x * x: the diagonal
 
 

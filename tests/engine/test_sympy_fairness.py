@@ -14,11 +14,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine.check import higher_check, sympy_worker, verify
+from engine.check import sympy_worker, verify
+from engine.check.agreement import CheckReport
+from engine.check.job import build_job, sympy_work
+from engine.check.limits import CheckLimits
 from engine.check.sympy_worker import Admission, Pool, WorkerBusy, WorkerTimeout
 from engine.derive import derivatives
+from engine.derive.kinds import DERIVATIVE, GRADIENT
 from engine.derive.query import Query
-from engine.graphs.graph import build_graph
+from engine.graphs.build import build_graph
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -26,10 +30,10 @@ SLACK = 0.3  # scheduling, killing an overrunning worker, a loaded CI machine
 
 
 def job(nodes: list, values: dict[str, float], target: str, sources: list[str]) -> dict:
-    """A plain-data SymPy job (engine.check.verify.build_job's shape) for a gradient."""
-    return {"kind": "gradient", "nodes": nodes, "targets": [target], "sources": sources,
-            "values": {k: np.float64(v) for k, v in values.items()}, "weights": {},
-            "frozen": [], "text_max": 16}
+    """A plain-data SymPy job (engine.check.job.build_job's shape) for a gradient."""
+    return {"quantities": ["gradients"], "order": 1, "nodes": nodes, "targets": [target],
+            "sources": sources, "values": {k: np.float64(v) for k, v in values.items()},
+            "weights": {}, "frozen": [], "text_max": 16}
 
 
 def squares_chain(depth: int) -> dict:
@@ -159,29 +163,29 @@ def det_nodes(n: int) -> list[dict]:
             {"id": "d", "op": "det", "inputs": ["A"]}]
 
 
-def check_gradient(nodes: list[dict], method: str, limits: verify.CheckLimits
-                   ) -> verify.CheckReport:
+def check_gradient(nodes: list[dict], method: str, limits: CheckLimits
+                   ) -> CheckReport:
     query = Query(graph=build_graph(nodes))
-    return verify.check("gradient", query, derivatives.gradient(query), method, limits)
+    return verify.check(GRADIENT, query, derivatives.gradient(query), method, limits)
 
 
 def test_sympy_work_counts_the_cofactor_expansion_of_a_determinant() -> None:
     def work(n: int) -> int:
         query = Query(graph=build_graph(det_nodes(n)))
-        built, shapes, _ = verify.build_job("gradient", query, derivatives.gradient(query),
-                                            verify.CheckLimits())
-        return verify.sympy_work(built, shapes)
+        built, shapes, _ = build_job(GRADIENT, query, derivatives.gradient(query),
+                                     CheckLimits())
+        return sympy_work(built, shapes)
 
     # SymPy's time grows ~10x per size (4x4 under a second, 6x6 over 15 s): n * n! terms
     assert work(5) > 8 * work(4) and work(8) > 10_000 * work(4)
 
 
 def test_an_explicit_sympy_check_far_over_its_budget_is_not_run() -> None:
-    took, report = timed(lambda: check_gradient(det_nodes(8), "sympy", verify.CheckLimits()))
+    took, report = timed(lambda: check_gradient(det_nodes(8), "sympy", CheckLimits()))
     assert (report.method, report.status) == ("sympy", "skipped"), report.detail
     assert "far over" in report.detail and "not run" in report.detail
     assert took < 1.0, took
-    report = check_gradient(det_nodes(3), "sympy", verify.CheckLimits())
+    report = check_gradient(det_nodes(3), "sympy", CheckLimits())
     assert (report.method, report.status) == ("sympy", "agree"), report.detail
 
 
@@ -197,7 +201,7 @@ def busy_pool(pool1: Pool, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pool]:
 SEED_NODES = [{"id": "x", "op": "variable", "value": 2.0},
               {"id": "y", "op": "variable", "value": 3.0},
               {"id": "z", "op": "add", "inputs": ["x", "y"]}]
-QUICK = verify.CheckLimits(sympy_queue_seconds=0.1)
+QUICK = CheckLimits(sympy_queue_seconds=0.1)
 
 
 def test_auto_is_checked_by_finite_differences_at_once_when_the_workers_are_busy(
@@ -223,6 +227,6 @@ def test_a_derivative_check_falls_back_too_when_the_workers_are_busy(busy_pool: 
              {"id": "y", "op": "pow", "inputs": ["x", 3]}]
     query = Query(graph=build_graph(nodes))
     result = derivatives.derivative(dataclasses.replace(query, order=2, max_order=6))
-    report = higher_check.check(query, result, 2, "auto", QUICK)
+    report = verify.check(DERIVATIVE, query, result, "auto", QUICK)
     assert (report.method, report.status) == ("numeric", "agree"), report.detail
     assert report.detail.startswith("SymPy workers busy; checked by finite differences: ")

@@ -15,7 +15,7 @@ from tests.gradcheck import sample_inputs
 
 
 def _both(tape: tf.GradientTape, target: tf.Tensor, sources: list[tf.Tensor]) -> tuple:
-    args = (tape._entries, target, sources, tape._watched, tape._watched_leaves)
+    args = (tape.raw_entries, target, sources, tape.watched, tape.watched_leaves)
     return backprop.jacobian_rows(*args), transposed.jacobian_columns(*args)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.derive.derivatives import Query, gradient
-from engine.graphs.graph import build_graph
+from engine.graphs.build import build_graph
 from tests.engine.seed_graph import SEED
 
 

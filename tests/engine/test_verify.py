@@ -16,12 +16,15 @@ import numpy as np
 import pytest
 
 from engine.check import sympy_worker
-from engine.check.verify import CheckLimits, CheckReport, check
+from engine.check.agreement import CheckReport
+from engine.check.limits import CheckLimits
+from engine.check.verify import check
 from engine.derive.kinds import KINDS
 from engine.derive.query import Query, Result
-from engine.graphs.graph import build_graph
+from engine.graphs.build import build_graph
 from engine.ops import OPS
-from engine.ops.registry import Case, F, OpDef, sweep_rule
+from engine.ops.registry import Case, F, OpDef
+from engine.ops.vjp import sweep_rule
 from tests.engine.op_cases import op_cases, rng_for
 from tests.gradcheck import sample_inputs
 
@@ -35,7 +38,7 @@ def run(kind: str, nodes: list[dict], method: str = "sympy", limits: CheckLimits
         **query: Any) -> tuple[Result, CheckReport]:
     q = Query(graph=build_graph(nodes), **query)
     result = KINDS[kind].compute(q)
-    return result, check(kind, q, result, method, limits)
+    return result, check(KINDS[kind], q, result, method, limits)
 
 
 @contextlib.contextmanager
@@ -181,14 +184,16 @@ def test_check_none_starts_no_worker_and_imports_no_checker() -> None:
         "import multiprocessing, sys\n"
         "from engine.check import verify\n"
         "from engine.derive import derivatives\n"
+        "from engine.derive.kinds import GRADIENT\n"
         "from engine.derive.query import Query\n"
-        "from engine.graphs.graph import build_graph\n"
+        "from engine.graphs.build import build_graph\n"
         "g = build_graph([{'id': 'x', 'op': 'variable', 'value': 3.0},\n"
         "                 {'id': 'y', 'op': 'pow', 'inputs': ['x', 2]}])\n"
         "q = Query(graph=g)\n"
         "r = derivatives.gradient(q)\n"
-        "assert verify.check('gradient', q, r, 'none').method == 'none'\n"
-        "checkers = 'symbolic', 'sympy_worker', 'finite_differences'\n"
+        "assert verify.check(GRADIENT, q, r, 'none').method == 'none'\n"
+        "checkers = ('symbolic', 'sympy_job', 'sympy_worker', 'sympy_process',\n"
+        "            'finite_differences')\n"
         "loaded = {f'engine.check.{m}' for m in checkers} & set(sys.modules)\n"
         "assert not loaded, loaded\n"
         "assert not multiprocessing.active_children()\n"

@@ -1,6 +1,6 @@
 """The verification layer's parts on their own: graph -> SymPy, finite differences, workers.
 
-Jobs are the plain data ``engine.check.verify.build_job`` produces; here they are
+Jobs are the plain data ``engine.check.job.build_job`` produces; here they are
 written by hand so each part is tested without the tape.
 """
 
@@ -14,14 +14,17 @@ import pytest
 import sympy as sp
 
 from engine.check import finite_differences as numeric
-from engine.check import symbolic, sympy_worker
+from engine.check import symbolic, sympy_job, sympy_worker
+from engine.check.agreement import QUANTITIES
+from engine.check.job import COSTS
+from engine.derive.kinds import KINDS
 
 
 def job(kind: str, nodes: list, values: dict[str, Any], target: str | list[str],
         sources: list[str], **extra: Any) -> dict[str, Any]:
     frozen = [n[0] for n in nodes if n[1] in ("stop_gradient", "floor", "ceil")]
     return {
-        "kind": kind, "nodes": nodes,
+        "quantities": list(KINDS[kind].compares), "order": 1, "nodes": nodes,
         "values": {k: np.asarray(v, dtype=np.float64)[()] for k, v in values.items()},
         "targets": [target] if isinstance(target, str) else target, "sources": sources,
         "weights": extra.pop("weights", {}), "frozen": extra.pop("frozen", frozen),
@@ -42,13 +45,23 @@ def squares_chain(depth: int) -> tuple[list, str]:
     return nodes, prev
 
 
+# ------------------------------------------------------------------ the quantity tables
+
+
+def test_every_quantity_a_kind_compares_has_a_row_in_every_table() -> None:
+    compared = {q for kind in KINDS.values() for q in kind.compares}
+    tables = {"agreement": QUANTITIES, "job": COSTS, "finite_differences": numeric.ESTIMATES,
+              "sympy_job": sympy_job.BUILD}
+    assert {name: set(t) for name, t in tables.items()} == dict.fromkeys(tables, compared)
+
+
 # ------------------------------------------------------------------ symbolic
 
 
 def test_seed_derivatives_read_as_a_person_writes_them() -> None:
-    square = symbolic.run_job(job("gradient", [var("x"), ["y", "pow", ["x", 2.0], {}]],
+    square = sympy_job.run_job(job("gradient", [var("x"), ["y", "pow", ["x", 2.0], {}]],
                                   {"x": 3.0}, "y", ["x"]))
-    cube = symbolic.run_job(job("hessian", [var("x"), ["y", "pow", ["x", 3.0], {}]],
+    cube = sympy_job.run_job(job("hessian", [var("x"), ["y", "pow", ["x", 3.0], {}]],
                                 {"x": 3.0}, "y", ["x"]))
     assert square["text"]["gradients"] == {"x": "2*x"}
     assert float(square["values"]["gradients"]["x"]) == 6.0
@@ -61,14 +74,14 @@ def test_seed_derivatives_read_as_a_person_writes_them() -> None:
 def test_two_sources_each_get_their_own_derivative() -> None:
     nodes = [var("x"), var("y"), ["x2", "pow", ["x", 2], {}], ["y3", "pow", ["y", 3], {}],
              ["z", "add", ["x2", "y3"], {}]]
-    out = symbolic.run_job(job("gradient", nodes, {"x": 2.0, "y": 3.0}, "z", ["x", "y"]))
+    out = sympy_job.run_job(job("gradient", nodes, {"x": 2.0, "y": 3.0}, "z", ["x", "y"]))
     assert out["text"]["gradients"] == {"x": "2*x", "y": "3*y**2"}
     assert [float(out["values"]["gradients"][s]) for s in "xy"] == [4.0, 27.0]
 
 
 def test_tensor_elements_are_symbols_named_by_index() -> None:
     nodes = [var("w"), ["s", "sin", ["w"], {}], ["L", "sum", ["s"], {}]]
-    out = symbolic.run_job(job("gradient", nodes, {"w": [[0.1, 0.2], [0.3, 0.4]]}, "L", ["w"]))
+    out = sympy_job.run_job(job("gradient", nodes, {"w": [[0.1, 0.2], [0.3, 0.4]]}, "L", ["w"]))
     assert out["text"]["gradients"]["w"] == [["cos(w_0_0)", "cos(w_0_1)"],
                                              ["cos(w_1_0)", "cos(w_1_1)"]]
     np.testing.assert_allclose(out["values"]["gradients"]["w"],
@@ -77,28 +90,28 @@ def test_tensor_elements_are_symbols_named_by_index() -> None:
 
 def test_large_quantities_are_summarised() -> None:
     nodes = [var("w"), ["s", "sin", ["w"], {}], ["L", "sum", ["s"], {}]]
-    out = symbolic.run_job(job("gradient", nodes, {"w": np.ones(20)}, "L", ["w"], text_max=4))
+    out = sympy_job.run_job(job("gradient", nodes, {"w": np.ones(20)}, "L", ["w"], text_max=4))
     text = out["text"]["gradients"]["w"]
     assert isinstance(text, str) and text.startswith("shape [20], 20 entries; [0]: cos(w_0)")
 
 
 def test_inline_constants_stay_exact() -> None:
     nodes = [var("x"), ["r", "pow", ["x", 0.5], {}]]
-    out = symbolic.run_job(job("gradient", nodes, {"x": 4.0}, "r", ["x"]))
+    out = sympy_job.run_job(job("gradient", nodes, {"x": 4.0}, "r", ["x"]))
     assert out["text"]["gradients"]["x"] == "1/(2*sqrt(x))"
     assert float(out["values"]["gradients"]["x"]) == 0.25
 
 
 def test_stop_gradient_output_is_a_constant() -> None:
     nodes = [var("x"), ["c", "stop_gradient", ["x"], {}], ["y", "mul", ["x", "c"], {}]]
-    out = symbolic.run_job(job("gradient", nodes, {"x": 3.0}, "y", ["x"]))
+    out = sympy_job.run_job(job("gradient", nodes, {"x": 3.0}, "y", ["x"]))
     assert out["text"]["gradients"]["x"] == "c"  # d/dx (x * c) with c held at x's value
     assert float(out["values"]["gradients"]["x"]) == 3.0
 
 
 def test_floor_has_no_derivative_path() -> None:
     nodes = [var("x"), ["f", "floor", ["x"], {}], ["y", "mul", ["f", "f"], {}]]
-    out = symbolic.run_job(job("gradient", nodes, {"x": 2.5}, "y", ["x"]))
+    out = sympy_job.run_job(job("gradient", nodes, {"x": 2.5}, "y", ["x"]))
     assert out["zero"] == [["gradients", "x"]]
     assert float(out["values"]["gradients"]["x"]) == 0.0
 
@@ -106,32 +119,32 @@ def test_floor_has_no_derivative_path() -> None:
 def test_inner_node_source_is_a_partial_derivative() -> None:
     # z = s * x with s = x**2: d z / d s holds x fixed, as tape.gradient(z, s) does
     nodes = [var("x"), ["s", "pow", ["x", 2], {}], ["z", "mul", ["s", "x"], {}]]
-    out = symbolic.run_job(job("gradient", nodes, {"x": 3.0}, "z", ["s", "x"]))
+    out = sympy_job.run_job(job("gradient", nodes, {"x": 3.0}, "z", ["s", "x"]))
     assert float(out["values"]["gradients"]["s"]) == 3.0
     assert float(out["values"]["gradients"]["x"]) == 27.0
 
 
 def test_a_tie_of_maximum_is_listed_as_a_kink() -> None:
     nodes = [var("a"), var("b"), ["m", "maximum", ["a", "b"], {}]]
-    out = symbolic.run_job(job("gradient", nodes, {"a": 1.0, "b": 1.0}, "m", ["a", "b"]))
+    out = sympy_job.run_job(job("gradient", nodes, {"a": 1.0, "b": 1.0}, "m", ["a", "b"]))
     assert len(out["kinks"]) == 2
-    away = symbolic.run_job(job("gradient", nodes, {"a": 2.0, "b": 1.0}, "m", ["a", "b"]))
+    away = sympy_job.run_job(job("gradient", nodes, {"a": 2.0, "b": 1.0}, "m", ["a", "b"]))
     assert not away["kinks"] and float(away["values"]["gradients"]["a"]) == 1.0
 
 
 def test_log_of_a_negative_number_is_nan() -> None:
-    out = symbolic.run_job(job("gradient", [var("x"), ["l", "log", ["x"], {}]],
+    out = sympy_job.run_job(job("gradient", [var("x"), ["l", "log", ["x"], {}]],
                                {"x": -1.0}, "l", ["x"]))
     assert float(out["values"]["gradients"]["x"]) == -1.0  # 1/x is defined there
-    ev = symbolic.run_job(job("evaluate", [var("x"), ["l", "log", ["x"], {}]],
+    ev = sympy_job.run_job(job("evaluate", [var("x"), ["l", "log", ["x"], {}]],
                               {"x": -1.0}, "l", []))
     assert np.isnan(ev["values"]["outputs"]["l"])
 
 
 def test_structure_is_compiled_once_and_reevaluated() -> None:
     nodes = [var("x"), ["y", "sin", ["x"], {}]]
-    first = symbolic.run_job(job("gradient", nodes, {"x": 0.3}, "y", ["x"]))
-    again = symbolic.run_job(job("gradient", nodes, {"x": 0.7}, "y", ["x"]))
+    first = sympy_job.run_job(job("gradient", nodes, {"x": 0.3}, "y", ["x"]))
+    again = sympy_job.run_job(job("gradient", nodes, {"x": 0.7}, "y", ["x"]))
     assert again["cached"] and float(again["values"]["gradients"]["x"]) == pytest.approx(
         np.cos(0.7), rel=1e-15)
     assert first["text"] == again["text"]

@@ -13,7 +13,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from app.openapi import SEED_3
+from app.examples import SEED_3
 from tests.gateway.stack import Stack, nginx_binary
 
 NGINX = nginx_binary()

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from app.openapi import SEED_3
+from app.examples import SEED_3
 
 
 @dataclass(frozen=True)

@@ -55,8 +55,8 @@ from typing import NamedTuple
 import httpx
 import pytest
 
+from app.endpoints import ENDPOINTS
 from app.service import Service
-from app.wire.requests import ComputeRequest, DerivativeRequest, HessianRequest
 from engine.errors import ComputeLimitError, CostError
 from tests.api.support import broadcast_sines, graph, op, sines, var
 from tests.conftest import make_settings
@@ -200,16 +200,16 @@ class Kind:
 # change.
 DRY_RUN = Service(make_settings())
 COST = ("cost-limit", "compute-limit")  # what refuses a request for what it would cost
-MODELS = {"derivative": DerivativeRequest, "hessian": HessianRequest}
 
 
 def allowed(path: str, body: bytes) -> bool:
     """Whether the limits on what ``body`` would cost or compute let it through (a dry
     run: nothing is computed)."""
     kind = path.rsplit("/", 1)[1]
-    request = MODELS.get(kind, ComputeRequest).model_validate_json(body)
+    endpoint = ENDPOINTS[kind]
+    request = endpoint.request.model_validate_json(body)
     try:
-        DRY_RUN.estimate(kind, request)
+        DRY_RUN.estimate(endpoint, request)
     except (CostError, ComputeLimitError):
         return False
     return True

@@ -1,4 +1,4 @@
-"""A graph kept across requests (a registered graph) remembers what its structure decides.
+"""A graph reused across requests (a registered graph) remembers what its structure decides.
 
 Shape inference walks every node on every request, yet its answer depends only on
 the leaves' shapes and the limits: a graph reused with new values of the same
@@ -21,8 +21,9 @@ from engine.tensor import Value
 SHAPE_MEMO_SIZE = 8  # distinct leaf-shape combinations remembered per graph
 
 
-class PreparedGraph(Graph):
-    """A validated graph whose shape inference is memoized by leaf shapes and limits."""
+class ReusableGraph(Graph):
+    """A validated graph kept for reuse: its shape inference is memoized by leaf shapes and
+    limits."""
 
     def __init__(self, nodes: dict[str, Any], last: str, leaves: tuple[str, ...],
                  limits: Limits):
@@ -31,8 +32,8 @@ class PreparedGraph(Graph):
         self._lock = threading.Lock()
 
     @classmethod
-    def of(cls, graph: Graph) -> PreparedGraph:
-        """The same graph (sharing its validated nodes), prepared for reuse."""
+    def of(cls, graph: Graph) -> ReusableGraph:
+        """The same graph (sharing its validated nodes), made reusable."""
         return cls(graph.nodes, graph.last, graph.leaves, graph.limits)
 
     def infer_shapes(

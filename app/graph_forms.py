@@ -1,0 +1,50 @@
+"""A registered graph's two written forms: the canonical one its id hashes, and the
+wire one ``GET /v1/graphs/{graph_id}`` answers (which registers the same graph again).
+
+Both are written from the engine's validated nodes, so a graph sent in any key order,
+spacing or number spelling gets one id and one answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from app.graph_store import ID_PREFIX
+from app.wire.values import encode, jsonable
+
+
+def graph_id(nodes: Iterable[Any]) -> str:
+    """``g_`` + SHA-256 of the nodes' canonical JSON data: sorted keys, no spaces, floats
+    as repr.
+
+    Python's float repr is the shortest text that round-trips, the same on every
+    platform, so equal graphs hash equally on every replica.
+    """
+    text = json.dumps([_canonical(n) for n in nodes], sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=True, allow_nan=False)
+    return ID_PREFIX + hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def _canonical(node: Any) -> list[Any]:
+    """A validated node as plain data for the content hash; a reference and an inline
+    constant stay distinct even when the constant is the string "NaN"."""
+    inputs = [["r", x] if type(x) is str else ["c", encode(x.value)] for x in node.inputs]
+    value = None if node.value is None else encode(node.value)
+    return [node.id, node.op, inputs, jsonable(node.attrs), value, node.trainable]
+
+
+def wire_node(node: Any) -> dict[str, Any]:
+    """A validated node as the wire writes it: only what differs from the defaults."""
+    out: dict[str, Any] = {"id": node.id, "op": node.op}
+    if node.inputs:
+        out["inputs"] = [x if type(x) is str else encode(x.value) for x in node.inputs]
+    if node.attrs:
+        out["attrs"] = jsonable(node.attrs)
+    if node.value is not None:
+        out["value"] = encode(node.value)
+    if not node.trainable:
+        out["trainable"] = False
+    return out

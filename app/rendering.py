@@ -1,0 +1,108 @@
+"""A computed result and its check report as the JSON data of a compute response.
+
+Every number goes through the value codec. The fields every kind shares are written
+here once; the fields of one kind come from its ``Quantities`` (``app.endpoints``).
+Each body must validate against the kind's response model in ``app.wire.responses``:
+the API tests check that on every response they get.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, fields
+from typing import Any
+
+from app.wire.values import encode, encode_for_response, jsonable
+from engine.check.agreement import CheckReport
+from engine.derive.query import Result
+
+Quantities = Callable[[Result], dict[str, Any]]
+"""The response fields one kind adds to the shared ones, from its result."""
+
+_CHECK_FIELDS = tuple(f.name for f in fields(CheckReport))
+
+
+def render(quantities: Quantities, result: Result, report: CheckReport) -> dict[str, Any]:
+    """A result and its check report as JSON data: the outputs, the kind's own
+    ``quantities``, then the notes, the check, the trace and the number of points."""
+    wire = encode_for_response
+    body: dict[str, Any] = {"outputs": {k: wire(v) for k, v in result.outputs.items()}}
+    body.update(quantities(result))
+    body["notes"] = [_note(n) for n in result.notes]
+    body["check"] = {name: jsonable(getattr(report, name)) for name in _CHECK_FIELDS}
+    body["trace"] = None if result.trace is None else _trace(result.trace)
+    if result.points is not None:
+        body["points"] = result.points
+    return body
+
+
+def outputs_only(_result: Result) -> dict[str, Any]:
+    """``evaluate``: nothing beyond the outputs."""
+    return {}
+
+
+def gradients(result: Result) -> dict[str, Any]:
+    wire = encode_for_response
+    return {"gradients": {k: wire(v) for k, v in (result.gradients or {}).items()}}
+
+
+def jacobian(result: Result) -> dict[str, Any]:
+    wire = encode_for_response
+    return {"jacobian": {
+        t: {s: wire(v) for s, v in row.items()} for t, row in (result.jacobian or {}).items()
+    }}
+
+
+def hessian(result: Result) -> dict[str, Any]:
+    """The gradients, then the Hessian: coordinates and structure when sparse, else the
+    blocks and the matrix."""
+    wire = encode_for_response
+    body = gradients(result)
+    h = result.sparse
+    if h is not None:
+        body["sparse"] = {"shape": list(h.shape), "rows": h.rows, "cols": h.cols,
+                          "values": wire(h.values)}
+        body["structure"] = asdict(h.structure)
+    else:
+        body["hessian"] = {
+            a: {b: wire(v) for b, v in row.items()} for a, row in (result.hessian or {}).items()
+        }
+        body["matrix"] = wire(result.matrix)
+    return body
+
+
+def derivatives(result: Result) -> dict[str, Any]:
+    wire = encode_for_response
+    found = result.derivatives or ()
+    return {"sources": list(result.sources), "order": len(found),
+            "derivatives": [wire(d) for d in found]}
+
+
+def _note(note: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if note.source is not None:
+        out["source"] = note.source
+    if note.node is not None:
+        out["node"] = note.node
+    out["reason"] = note.reason
+    out["detail"] = note.detail
+    return out
+
+
+def _trace(trace: Any) -> dict[str, Any]:
+    return {
+        "entries": [
+            {
+                "index": e.index,
+                "op": e.op,
+                "inputs": list(e.inputs),
+                "output": e.output,
+                "shape": list(e.shape),
+                "value": encode(e.value),
+                "grad": encode(e.grad),
+                "attrs": jsonable(e.attrs),
+            }
+            for e in trace.entries
+        ],
+        "text": trace.text,
+    }

@@ -1,0 +1,243 @@
+"""The check's job as plain data, and what each method would cost on it.
+
+``build_job`` turns the request's graph into plain data (ops by name), pruned to what
+the targets need; the same job goes to the SymPy worker and to finite differences, and
+says what to compute by quantity name (``Kind.compares``), never by kind. What
+``check: auto`` decides by is estimated here: each quantity's costs are a row of
+``COSTS``, and a job's are the sum over the quantities it compares.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+
+from engine.check.limits import CheckLimits, budget_work
+from engine.ops.registry import OPS
+
+if TYPE_CHECKING:
+    from engine.derive.kinds import Kind
+    from engine.derive.query import Query, Result
+
+Job = dict[str, Any]
+Shapes = dict[str, tuple[int, ...]]
+LINALG_SQUARE = ("inv", "det", "solve")
+
+
+class Sizes(NamedTuple):
+    """A job's size as the estimates see it."""
+
+    src: int  # elements of the checked sources
+    tgt: int  # elements of the targets
+    order: int  # derivatives: every order up to this one
+
+
+def distinct(n: int, order: int) -> int:
+    """Distinct entries of every order's symmetric derivative tensor in ``n`` sources."""
+    return sum(math.comb(n + j - 1, j) for j in range(1, order + 1))
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What comparing one quantity costs each method, and what it needs of the job."""
+
+    order: Callable[[int], int]
+    """Its derivative order, given the job's (0: values). From 1 on it needs sources;
+    from 2 on they must be leaves and finite differences have a tighter limit."""
+    of_loss: bool
+    """It differentiates the targets' sum weighted by ``output_gradients``."""
+    entries: Callable[[Sizes], int]
+    """Entries SymPy forms, for ``auto``'s ``sympy_max_derivatives``."""
+    work: Callable[[Sizes], int]
+    """Derivative entries the expression's size is multiplied by in ``sympy_work``."""
+    runs: Callable[[Sizes], int]
+    """Forward runs finite differences take (beyond the unperturbed one)."""
+    entries_are: str = "derivative entries"
+    needs_a_source: bool = False
+    """A tensor over the checked sources: nothing to check without one."""
+
+
+COSTS: dict[str, Cost] = {
+    "outputs": Cost(lambda _k: 0, False, lambda z: z.tgt, lambda _z: 0, lambda _z: 0),
+    "gradients": Cost(lambda _k: 1, True, lambda z: z.src, lambda z: z.src,
+                      lambda z: 4 * z.src),
+    "jacobian": Cost(lambda _k: 1, False, lambda z: z.tgt * z.src, lambda z: z.src,
+                     lambda z: 4 * z.src),
+    "hessian": Cost(lambda _k: 2, True, lambda z: z.src * z.src, lambda z: z.src * z.src,
+                    lambda z: 4 * z.src * (z.src + 1)),
+    # each order differentiates the last one, whose tree grows about linearly with it;
+    # finite differences stop at the second order
+    "derivatives": Cost(lambda k: k, True, lambda z: distinct(z.src, z.order),
+                        lambda z: distinct(z.src, z.order) * z.order,
+                        lambda z: 4 * z.src + (4 * z.src * (z.src + 1) if z.order > 1 else 0),
+                        entries_are="distinct derivative entries", needs_a_source=True),
+}
+
+
+def build_job(kind: Kind, query: Query, result: Result, limits: CheckLimits
+              ) -> tuple[Job, Shapes, list[str]]:
+    """The graph as plain data (ops by name), pruned to what the targets need; shapes;
+    and the sources the tape does not watch (None by design, never compared)."""
+    graph = query.graph
+    costs = [COSTS[q] for q in kind.compares]
+    order = len(result.derivatives or ()) or query.order
+    unwatched = [n.source for n in result.notes
+                 if n.source is not None and n.reason == "not_watched"]
+    by_source = any(c.order(order) for c in costs)
+    sources = [s for s in result.sources if s not in unwatched] if by_source else []
+    need: set[str] = set()
+    stack = [*result.targets, *sources]
+    while stack:  # iterative: graphs can be deep
+        nid = stack.pop()
+        if nid not in need:
+            need.add(nid)
+            stack.extend(x for x in graph.nodes[nid].inputs if isinstance(x, str))
+    nodes = []
+    for nid in graph.order:
+        if nid in need:
+            n = graph.nodes[nid]
+            ins = [x if isinstance(x, str) else np.asarray(x.value).tolist() for x in n.inputs]
+            nodes.append([nid, n.op, ins, dict(n.attrs)])
+    leaf_values = graph.leaf_values(query.values)
+    shapes = graph.infer_shapes(leaf_values, getattr(query, "limits", graph.limits))
+    weights = {}
+    if any(c.of_loss for c in costs):
+        weights = {t: np.asarray(w, np.float64) for t, w in (query.output_gradients or {}).items()}
+    job = {
+        "quantities": list(kind.compares),
+        "order": order,
+        "nodes": nodes,
+        "values": {k: v for k, v in leaf_values.items() if k in need},
+        "targets": list(result.targets),
+        "sources": sources,
+        "weights": weights,
+        "frozen": [n[0] for n in nodes if n[1] in OPS and OPS[n[1]].vjp is None],
+        "text_max": limits.text_max_elements,
+    }
+    return job, {k: v for k, v in shapes.items() if k in need}, unwatched
+
+
+def _costs(job: Job) -> list[Cost]:
+    return [COSTS[q] for q in job["quantities"]]
+
+
+def _elements(ids: list[str], shapes: Shapes) -> int:
+    return sum(math.prod(shapes[i]) for i in ids)
+
+
+def _sizes(job: Job, shapes: Shapes) -> Sizes:
+    return Sizes(_elements(job["sources"], shapes), _elements(job["targets"], shapes),
+                 job["order"])
+
+
+def _highest_order(job: Job) -> int:
+    return max(c.order(job["order"]) for c in _costs(job))
+
+
+def not_checkable(job: Job) -> str:
+    """Why neither method checks this job, or ""."""
+    if _highest_order(job) >= 2 and any(s not in job["values"] for s in job["sources"]):
+        return "a Hessian with respect to an inner node is not cross-checked"
+    if not job["sources"] and any(c.needs_a_source for c in _costs(job)):
+        return "no watched source"
+    return ""
+
+
+def sympy_too_big(job: Job, shapes: Shapes, limits: CheckLimits, auto: bool) -> str:
+    """Why SymPy should not run on this job, or "" if it should."""
+    largest = max((math.prod(s) for s in shapes.values()), default=0)
+    if len(job["nodes"]) > limits.sympy_max_nodes:
+        return f"{len(job['nodes'])} nodes, over SymPy's limit of {limits.sympy_max_nodes}"
+    if largest > limits.sympy_max_elements:
+        return (f"a tensor of {largest} elements, over SymPy's limit of "
+                f"{limits.sympy_max_elements}")
+    if not auto:
+        return ""
+    costs, sizes = _costs(job), _sizes(job, shapes)
+    entries = sum(c.entries(sizes) for c in costs)
+    if entries > limits.sympy_max_derivatives:
+        return (f"{entries} {costs[-1].entries_are}, over SymPy's limit of "
+                f"{limits.sympy_max_derivatives}")
+    work = sympy_work(job, shapes)
+    if work > limits.sympy_max_work:
+        return f"an estimated {work} units of symbolic work, over SymPy's limit of " \
+               f"{limits.sympy_max_work}"
+    for nid, op, ins, _ in job["nodes"]:
+        if op in LINALG_SQUARE and isinstance(ins[0], str) and shapes[ins[0]]:
+            n = shapes[ins[0]][-1]
+            if n > limits.sympy_max_matrix:
+                return f"{op} of a {n}x{n} matrix at {nid!r}, over SymPy's limit of " \
+                       f"{limits.sympy_max_matrix}"
+    return ""
+
+
+def sympy_plan(auto_why: str, explicit_why: str, work: int, limits: CheckLimits
+               ) -> tuple[str, bool]:
+    """An explicit SymPy check: why it does not run (or ""), and whether it is heavy.
+
+    ``auto_why`` and ``explicit_why`` are ``sympy_too_big``'s answers. Past auto's
+    lines a job still runs, as heavy (it may not take the last free worker); one
+    estimated at many budgets' worth is refused outright, so it cannot hold a worker
+    for its whole budget only to be killed.
+    """
+    if explicit_why:
+        return explicit_why, True
+    cap = int(budget_work(limits) * limits.sympy_refuse_budgets)
+    if work > cap:
+        return (f"an estimated {work} units of symbolic work, far over the {cap} SymPy "
+                f"could finish in its {limits.sympy_seconds:g} s budget: not run"), True
+    return "", bool(auto_why)
+
+
+def sympy_work(job: Job, shapes: Shapes) -> int:
+    """The derivative's size written out as a tree, times the derivative entries.
+
+    A node used twice counts twice (SymPy's derivative of a shared subexpression grows
+    like the written-out tree), an element reading k input elements (a reduction, a
+    matmul's contraction) counts each of them, and an element of inv, det or solve of
+    an n x n matrix reads n * n! (cofactor expansion: n! products of n entries).
+    """
+    cap = 10**12
+    terms: dict[str, int] = {}
+    for nid, op, ins, _ in job["nodes"]:
+        if op in ("variable", "constant"):
+            terms[nid] = 1
+            continue
+        out = max(1, math.prod(shapes[nid]))
+        total = 1
+        for x in ins:
+            if not isinstance(x, str):
+                total += 1
+                continue
+            fan = max(1, math.prod(shapes[x]) // out)
+            if op == "matmul" and shapes[ins[0]]:
+                fan = shapes[ins[0]][-1]
+            if op in LINALG_SQUARE and x == ins[0] and shapes[x]:
+                fan = shapes[x][-1] * math.factorial(shapes[x][-1])
+            total += terms[x] * fan
+        terms[nid] = min(cap, total)
+    # the chain rule gives each node a factor holding its own subtree, so the derivative
+    # is about as large as every node's tree together
+    size = sum(terms[n[0]] * math.prod(shapes[n[0]]) for n in job["nodes"])
+    sizes = _sizes(job, shapes)
+    return min(cap, size * max(1, sum(c.work(sizes) for c in _costs(job))))
+
+
+def numeric_fits(job: Job, shapes: Shapes, limits: CheckLimits) -> tuple[bool, str]:
+    """Whether ``auto`` may check by finite differences, and why not."""
+    src = _elements(job["sources"], shapes)
+    second = _highest_order(job) >= 2
+    cap = limits.numeric_max_hessian_elements if second else limits.numeric_max_elements
+    if src > cap:
+        return False, f"{src} source elements, over finite differences' limit of {cap}"
+    sizes = _sizes(job, shapes)
+    runs = 1 + sum(c.runs(sizes) for c in _costs(job))
+    work = runs * max(1, sum(math.prod(s) for s in shapes.values()))
+    if work > limits.numeric_max_work:
+        return False, (f"{runs} forward runs of {work // runs} elements, over finite "
+                       f"differences' limit of {limits.numeric_max_work}")
+    return True, ""

@@ -1,0 +1,129 @@
+"""The two independent methods on one job, each compared with the tape entry by entry.
+
+SymPy runs in a worker process (engine.check.sympy_worker) under its budget; finite
+differences run here (engine.check.finite_differences) under theirs. Both read the
+tape's entries through ``agreement.tape_values``, so a kind compares the same entries
+either way. Neither checker is imported until its method runs.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from engine.check.agreement import QUANTITIES, CheckReport, Tally, get_path, or_zeros, tape_values
+from engine.check.limits import CheckLimits, budget_work
+
+if TYPE_CHECKING:
+    from engine.derive.query import Result
+
+
+def numeric_deadline(limits: CheckLimits) -> float:
+    """When finite differences stop: their own budget, or the request's if that ends first."""
+    from engine import budget
+
+    deadline = time.monotonic() + limits.numeric_seconds
+    left = budget.remaining()
+    if left is not None:
+        deadline = min(deadline, time.monotonic() + left)
+    return deadline
+
+
+def by_sympy(job: dict[str, Any], result: Result, unwatched: list[str], limits: CheckLimits,
+             work: int = 0, heavy: bool = False) -> CheckReport:
+    """SymPy's reference for ``job`` within the budget, compared with the tape.
+
+    The budget covers the wait for a worker too; ``work`` (the estimate) and ``heavy``
+    decide how the job queues (engine.check.sympy_worker.Admission), and a refusal is a
+    ``timeout`` whose detail starts with "SymPy workers busy". Entries SymPy gave no
+    number for (kinks, unevaluated) are not compared, and the report says so.
+    """
+    from engine import budget
+    from engine.check import sympy_worker
+
+    seconds = limits.sympy_seconds
+    left = budget.remaining()
+    if left is not None:
+        seconds = max(0.05, min(seconds, left))
+    tally = Tally(limits.sympy_rtol, limits.sympy_atol, limits.max_disagreements,
+                  job["sources"])
+    admission = sympy_worker.Admission(work=work, heavy=heavy, wait=limits.sympy_queue_seconds,
+                                       max_ahead=budget_work(limits))
+    try:
+        reply = sympy_worker.get_pool(limits.sympy_workers).run(job, seconds, admission)
+    except sympy_worker.WorkerBusy as e:
+        return tally.report("sympy", status="timeout", detail=f"{e}; not checked by SymPy")
+    except sympy_worker.WorkerTimeout as e:
+        return tally.report("sympy", status="timeout", detail=str(e))
+    except sympy_worker.WorkerError as e:
+        return tally.report("sympy", status="skipped", detail=f"SymPy failed: {e}")
+    last = QUANTITIES[job["quantities"][-1]]
+    skip: dict[tuple, list] = {}
+    for entry in reply["kinks"] + reply["unevaluated"]:  # [*path, index]
+        skip.setdefault(tuple(entry[:-1]), []).append(tuple(entry[-1]))
+    if reply["kinks"]:
+        tally.notes.append(f"{len(reply['kinks'])} entries at a kink{last.kink} not compared: "
+                           "the tape follows its convention")
+    if reply["unevaluated"]:
+        tally.notes.append(f"{len(reply['unevaluated'])} entries SymPy left unevaluated "
+                           "not compared")
+    zero = {tuple(p) for p in reply["zero"]}
+    for path, tape in tape_values(job["quantities"], result, job["sources"], unwatched, tally):
+        ref = get_path(reply["values"], path)
+        mask = np.zeros(np.shape(ref), dtype=bool)
+        for idx in skip.get(path, ()):
+            mask[idx] = True
+        if tape is None and path in zero:
+            tally.notes.append(f"{'/'.join(path[1:])}: None on the tape (no path); the "
+                               "symbolic derivative is 0 (away from kinks)")
+            tape = np.zeros(np.shape(ref))
+        elif tape is None:
+            tally.structural(path, "the tape found no path, but the symbolic derivative "
+                                   f"is not identically 0: "
+                                   f"{get_path(reply['text'], path, False)}")
+            continue
+        tally.add(path, tape, ref, skip=mask)
+    report = tally.report("sympy", last.sympy_is)
+    report.symbolic, report.latex = reply["text"], reply["latex"]
+    return report
+
+
+def by_numeric(job: dict[str, Any], result: Result, unwatched: list[str], limits: CheckLimits
+               ) -> CheckReport:
+    """Central finite differences (a numpy re-run for values), compared with the tape."""
+    from engine.check import finite_differences as numeric
+
+    deadline = numeric_deadline(limits)
+    tally = Tally(limits.numeric_rtol, limits.numeric_atol, limits.max_disagreements,
+                  job["sources"])
+    notes: list[str] = []  # what the estimates leave out
+    try:
+        runner = numeric.Runner(job, deadline)
+        refs: dict[tuple, numeric.Estimate] = {}
+        for q in job["quantities"]:
+            refs.update(numeric.ESTIMATES[q](runner, job, notes))
+    except numeric.NumericTimeout:
+        return tally.report("numeric", status="timeout",
+                            detail="finite differences ran past their budget of "
+                                   f"{limits.numeric_seconds:g} s")
+    jumps = undefined = 0
+    for path, tape in tape_values(job["quantities"], result, job["sources"], unwatched, tally):
+        est = refs.get(path)
+        if est is None:  # beyond what finite differences estimate: ``notes`` says so
+            continue
+        tape = or_zeros(tape, est.value, path, tally)
+        # a step that leaves the domain gives NaN where the tape has a number: no reference
+        off = ~np.isfinite(est.value) & np.isfinite(tape)
+        jumps, undefined = jumps + int(est.jump.sum()), undefined + int(off.sum())
+        tally.add(path, tape, est.value, skip=est.jump | off, extra=4 * est.error, interval=est)
+    if jumps:
+        tally.notes.append(f"{jumps} entries at a discontinuity not compared")
+    if undefined:
+        tally.notes.append(f"{undefined} entries where a finite-difference step leaves the "
+                           "domain not compared")
+    tally.notes.extend(notes)
+    report = tally.report("numeric", QUANTITIES[job["quantities"][-1]].numeric_is)
+    report.error_estimate = tally.error_estimate
+    return report

@@ -1,0 +1,85 @@
+"""Op attrs: what an option of an op is (``Attr``), and turning a request's raw values
+into validated ones with defaults filled in.
+
+Attrs come from JSON, so an integer may arrive as a bool or a list as anything; each
+kind accepts exactly its wire form and names the attr (and the node) when it does not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from engine.errors import AttrError
+
+
+@dataclass(frozen=True)
+class Attr:
+    """An op option: its kind drives validation, ``default`` is used when absent."""
+
+    kind: str  # "axis" | "axes" | "bool" | "shape" | "perm" | "int" | "ints"
+    default: Any = None
+    required: bool = False
+    doc: str = ""
+
+
+def normalize_attrs(
+    op_name: str, specs: Mapping[str, Attr], raw: Mapping[str, Any] | None, node: str | None
+) -> dict[str, Any]:
+    """``raw`` validated against ``specs`` (the attrs of op ``op_name``), defaults filled."""
+    raw = dict(raw or {})
+    unknown = sorted(set(raw) - set(specs))
+    if unknown:
+        allowed = ", ".join(specs) or "none"
+        raise AttrError(f"unknown attr(s) {unknown} for {op_name}; allowed: {allowed}", node=node)
+    out = {}
+    for name, spec in specs.items():
+        if name not in raw:
+            if spec.required:
+                raise AttrError(f"{op_name} needs attr {name!r}", node=node, field=name)
+            out[name] = spec.default
+            continue
+        out[name] = _coerce(spec, raw[name], name, node)
+    return out
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int | np.integer) and not isinstance(v, bool)
+
+
+def _coerce(spec: Attr, v: Any, name: str, node: str | None) -> Any:
+    def bad(expected: str) -> AttrError:
+        return AttrError(f"attr {name!r} must be {expected}", node=node, field=name)
+
+    def int_list(v: Any) -> tuple[int, ...]:
+        if isinstance(v, list | tuple) and all(_is_int(x) for x in v):
+            return tuple(int(x) for x in v)
+        raise bad("a list of integers")
+
+    kind = spec.kind
+    if kind == "bool":
+        if isinstance(v, bool):
+            return v
+        raise bad("true or false")
+    if kind == "int":
+        if _is_int(v):
+            return int(v)
+        raise bad("an integer")
+    if kind == "axis":  # int or null
+        if v is None or _is_int(v):
+            return None if v is None else int(v)
+        raise bad("an integer or null")
+    if kind == "axes":  # int, list of ints or null
+        if v is None:
+            return None
+        if _is_int(v):
+            return int(v)
+        return int_list(v)
+    if kind in ("shape", "perm", "ints"):
+        if v is None and not spec.required:
+            return None
+        return int_list(v)
+    raise AssertionError(f"unknown attr kind {kind}")
