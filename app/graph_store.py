@@ -31,7 +31,7 @@ class StoredGraph:
     """One registered graph: the engine's graph object and what the wire shows of it."""
 
     graph_id: str
-    graph: Any  # the engine's validated, sorted graph, prepared for reuse (shapes memoized)
+    graph: Any  # the engine's validated, sorted graph, a ReusableGraph (shapes memoized)
     order: tuple[str, ...]  # node ids in the order the client sent them (GET returns this)
     leaves: tuple[str, ...]
     last: str

@@ -5,7 +5,7 @@ from __future__ import annotations
 from app.settings import Settings
 from app.wire.values import MAX_RANK
 from engine import cost
-from engine.check import verify
+from engine.check.limits import CheckLimits
 from engine.graphs.graph import Limits
 
 
@@ -35,9 +35,9 @@ def cost_limits(settings: Settings) -> cost.CostLimits:
     )
 
 
-def check_limits(settings: Settings) -> verify.CheckLimits:
+def check_limits(settings: Settings) -> CheckLimits:
     """What an independent check may spend: SymPy's and finite differences' sizes and time."""
-    return verify.CheckLimits(
+    return CheckLimits(
         sympy_max_nodes=settings.sympy_max_nodes,
         sympy_max_elements=settings.sympy_max_elements,
         numeric_max_elements=settings.numeric_max_elements,

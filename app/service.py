@@ -25,7 +25,8 @@ from app.wire.requests import ComputeRequest, DerivativeRequest, GraphRequest, H
 from app.wire.requests import Graph as WireGraph
 from app.wire.requests import Node as WireNode
 from engine import budget, cost
-from engine.check import sympy_worker, verify
+from engine.check import sympy_pool, verify
+from engine.check.agreement import CheckReport
 from engine.derive import points
 from engine.derive.kinds import Kind
 from engine.derive.query import Query, Result
@@ -67,11 +68,11 @@ class Service:
 
     def start(self) -> None:
         """Warm the SymPy workers, so the first check does not pay their start-up."""
-        sympy_worker.start(self.settings.sympy_workers)
+        sympy_pool.start(self.settings.sympy_workers)
 
     def stop(self) -> None:
         """Stop the SymPy workers."""
-        sympy_worker.shutdown()
+        sympy_pool.shutdown()
 
     def ready(self) -> bool:
         """The op table is loaded (SymPy workers are optional: checks degrade to numeric)."""
@@ -212,14 +213,14 @@ class Service:
         self.graphs.delete(gid)
 
     def _check(self, kind: Kind, query: Query, result: Result, method: str
-               ) -> verify.CheckReport:
+               ) -> CheckReport:
         """The cross-check runs under its own budget; running out is a status, not an error."""
         try:
             with budget.time_budget(self.settings.time_budget_seconds):
                 return verify.check(kind, query, result, method, self.check_limits)
         except BudgetExceeded as exc:
             ran = method if method in ("sympy", "numeric") else "none"
-            return verify.CheckReport(method=ran, status="timeout", detail=exc.detail)
+            return CheckReport(method=ran, status="timeout", detail=exc.detail)
 
 
 def _engine_node(node: WireNode, _index: int, limits: Limits) -> Node:

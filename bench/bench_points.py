@@ -154,14 +154,14 @@ def bench_seed(size: int, rounds: int) -> tuple[list[list[str]], Target]:
     np.testing.assert_allclose(got["x"], 2 * points["x"], rtol=1e-14)
     np.testing.assert_allclose(got["y"], 3 * points["y"] ** 2, rtol=1e-14)
     loop_n = min(size, LOOP_POINTS)
-    res = interleaved({"engine gradient_points": grad,
+    res = interleaved({"engine gradient(points)": grad,
                        f"plain gradient per point (x{loop_n})": engine_loop(SEED_GRAPH, points,
                                                                            loop_n)},
                       rounds=rounds, warmup=1)
-    eng = res["engine gradient_points"]
+    eng = res["engine gradient(points)"]
     loop = next(t for n, t in res.items() if n.startswith("plain")).median * size / loop_n
     rows = [
-        [f"(a) seed ex. 3, {size} pts", "engine gradient_points", fmt_time(eng.median),
+        [f"(a) seed ex. 3, {size} pts", "engine gradient(points)", fmt_time(eng.median),
          fmt_time(eng.best), "-", "-"],
         ["", f"  loop of plain gradient ({loop_n} pts, scaled)", fmt_time(loop), "",
          fmt_ratio(loop / eng.median) + " slower", ""],
@@ -176,8 +176,8 @@ def bench_chain(size: int, rounds: int) -> tuple[list[list[str]], list[Target]]:
     points = chain_points(size)
     grad, fwd = engine_calls(chain_graph(), points)
     want = grad()
-    calls: dict[str, Callable[[], Any]] = {"engine gradient_points": grad,
-                                           "engine evaluate_points": fwd}
+    calls: dict[str, Callable[[], Any]] = {"engine gradient(points)": grad,
+                                           "engine evaluate(points)": fwd}
     j = chain_jax(points)
     compile_s = None
     if j:
@@ -197,7 +197,7 @@ def bench_chain(size: int, rounds: int) -> tuple[list[list[str]], list[Target]]:
                      "forward only" if ref is ref_f else "forward + gradient"])
     if compile_s is not None:
         rows.append(["", "  jax compile (first call)", fmt_time(compile_s), "", "", ""])
-    eng = res["engine gradient_points"].median
+    eng = res["engine gradient(points)"].median
     if ref_g is None:
         return rows, [Target(f"points: {CHAIN_OPS}-op chain vs jax vmap", None, CHAIN_LIMIT,
                              detail=skipped("jax"))]
@@ -205,7 +205,7 @@ def bench_chain(size: int, rounds: int) -> tuple[list[list[str]], list[Target]]:
         f"points: {CHAIN_OPS}-op chain at {size} points vs jax vmap", eng / ref_g, CHAIN_LIMIT,
         detail=f"engine {fmt_time(eng)}, jax jit {fmt_time(ref_g)} (+ {fmt_time(compile_s or 0)}"
         f" compile); best-of-{rounds} "
-        f"{fmt_ratio(res['engine gradient_points'].best / res['jax.jit(vmap(grad(f)))'].best)}",
+        f"{fmt_ratio(res['engine gradient(points)'].best / res['jax.jit(vmap(grad(f)))'].best)}",
     )]
     if t:
         ref_t = res["torch.func.vmap(grad(f))"].median

@@ -2,7 +2,7 @@
 
 ``y = tanh(grid * x) * sum(exp(x))`` with ``x`` of 10 elements and ``grid`` of 2000
 rows: a (2000, 10) target. ``tape.jacobian`` takes the transposed route here
-(``engine.derive.transposed``: 10 seeds); the direct sweep (``backprop.jacobian_rows``:
+(``engine.tape.transposed``: 10 seeds); the direct sweep (``backprop.jacobian_rows``:
 20,000 seeds) and ``torch.func.jacfwd`` are timed beside it, all checked equal first.
 
 Run alone: ``python -m bench.bench_tall_jacobian [--quick]``.

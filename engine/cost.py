@@ -181,7 +181,7 @@ def gradient(g: GraphCost, outputs: float, sources: float, trace: bool = False) 
 
 def jacobian(g: GraphCost, rows: float, cols: float, trace: bool = False) -> Estimate:
     """One vectorised sweep, a seed per target element, or per source element when the
-    target is tall (engine.derive.transposed, which records a sweep and sweeps it again)."""
+    target is tall (engine.tape.transposed, which records a sweep and sweeps it again)."""
     tall = rows > 2 * max(cols, 1)
     seeds = cols if tall else rows
     factor = RECORDED if tall else 1.0

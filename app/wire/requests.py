@@ -189,7 +189,7 @@ class DerivativeRequest(ComputeRequest):
         ge=1,
         description=(
             "Every derivative from order 1 up to this one (at most "
-            "`DERIV_MAX_DERIVATIVE_ORDER`, default 6; 413 beyond)."
+            "`DERIV_MAX_DERIVATIVE_ORDER`, default 6; 422 beyond)."
         ),
     )
 

@@ -4,7 +4,7 @@
 the targets need; the same job goes to the SymPy worker and to finite differences, and
 says what to compute by quantity name (``Kind.compares``), never by kind. What
 ``check: auto`` decides by is estimated here: each quantity's costs are a row of
-``COSTS``, and a job's are the sum over the quantities it compares.
+``CHECK_COSTS``, and a job's are the sum over the quantities it compares.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def distinct(n: int, order: int) -> int:
 
 
 @dataclass(frozen=True)
-class Cost:
+class CheckCost:
     """What comparing one quantity costs each method, and what it needs of the job."""
 
     order: Callable[[int], int]
@@ -61,17 +61,17 @@ class Cost:
     """A tensor over the checked sources: nothing to check without one."""
 
 
-COSTS: dict[str, Cost] = {
-    "outputs": Cost(lambda _k: 0, False, lambda z: z.tgt, lambda _z: 0, lambda _z: 0),
-    "gradients": Cost(lambda _k: 1, True, lambda z: z.src, lambda z: z.src,
+CHECK_COSTS: dict[str, CheckCost] = {
+    "outputs": CheckCost(lambda _k: 0, False, lambda z: z.tgt, lambda _z: 0, lambda _z: 0),
+    "gradients": CheckCost(lambda _k: 1, True, lambda z: z.src, lambda z: z.src,
                       lambda z: 4 * z.src),
-    "jacobian": Cost(lambda _k: 1, False, lambda z: z.tgt * z.src, lambda z: z.src,
+    "jacobian": CheckCost(lambda _k: 1, False, lambda z: z.tgt * z.src, lambda z: z.src,
                      lambda z: 4 * z.src),
-    "hessian": Cost(lambda _k: 2, True, lambda z: z.src * z.src, lambda z: z.src * z.src,
+    "hessian": CheckCost(lambda _k: 2, True, lambda z: z.src * z.src, lambda z: z.src * z.src,
                     lambda z: 4 * z.src * (z.src + 1)),
     # each order differentiates the last one, whose tree grows about linearly with it;
     # finite differences stop at the second order
-    "derivatives": Cost(lambda k: k, True, lambda z: distinct(z.src, z.order),
+    "derivatives": CheckCost(lambda k: k, True, lambda z: distinct(z.src, z.order),
                         lambda z: distinct(z.src, z.order) * z.order,
                         lambda z: 4 * z.src + (4 * z.src * (z.src + 1) if z.order > 1 else 0),
                         entries_are="distinct derivative entries", needs_a_source=True),
@@ -83,8 +83,8 @@ def build_job(kind: Kind, query: Query, result: Result, limits: CheckLimits
     """The graph as plain data (ops by name), pruned to what the targets need; shapes;
     and the sources the tape does not watch (None by design, never compared)."""
     graph = query.graph
-    costs = [COSTS[q] for q in kind.compares]
-    order = len(result.derivatives or ()) or query.order
+    costs = [CHECK_COSTS[q] for q in kind.compares]
+    order = len(result.derivatives or ())  # 0 but for the derivative kind
     unwatched = [n.source for n in result.notes
                  if n.source is not None and n.reason == "not_watched"]
     by_source = any(c.order(order) for c in costs)
@@ -121,8 +121,8 @@ def build_job(kind: Kind, query: Query, result: Result, limits: CheckLimits
     return job, {k: v for k, v in shapes.items() if k in need}, unwatched
 
 
-def _costs(job: Job) -> list[Cost]:
-    return [COSTS[q] for q in job["quantities"]]
+def _costs(job: Job) -> list[CheckCost]:
+    return [CHECK_COSTS[q] for q in job["quantities"]]
 
 
 def _elements(ids: list[str], shapes: Shapes) -> int:

@@ -1,6 +1,6 @@
 """The two independent methods on one job, each compared with the tape entry by entry.
 
-SymPy runs in a worker process (engine.check.sympy_worker) under its budget; finite
+SymPy runs in a worker process (engine.check.sympy_pool) under its budget; finite
 differences run here (engine.check.finite_differences) under theirs. Both read the
 tape's entries through ``agreement.tape_values``, so a kind compares the same entries
 either way. Neither checker is imported until its method runs.
@@ -36,12 +36,12 @@ def by_sympy(job: dict[str, Any], result: Result, unwatched: list[str], limits: 
     """SymPy's reference for ``job`` within the budget, compared with the tape.
 
     The budget covers the wait for a worker too; ``work`` (the estimate) and ``heavy``
-    decide how the job queues (engine.check.sympy_worker.Admission), and a refusal is a
+    decide how the job queues (engine.check.sympy_pool.Admission), and a refusal is a
     ``timeout`` whose detail starts with "SymPy workers busy". Entries SymPy gave no
     number for (kinks, unevaluated) are not compared, and the report says so.
     """
     from engine import budget
-    from engine.check import sympy_worker
+    from engine.check import sympy_pool
 
     seconds = limits.sympy_seconds
     left = budget.remaining()
@@ -49,15 +49,15 @@ def by_sympy(job: dict[str, Any], result: Result, unwatched: list[str], limits: 
         seconds = max(0.05, min(seconds, left))
     tally = Tally(limits.sympy_rtol, limits.sympy_atol, limits.max_disagreements,
                   job["sources"])
-    admission = sympy_worker.Admission(work=work, heavy=heavy, wait=limits.sympy_queue_seconds,
+    admission = sympy_pool.Admission(work=work, heavy=heavy, wait=limits.sympy_queue_seconds,
                                        max_ahead=budget_work(limits))
     try:
-        reply = sympy_worker.get_pool(limits.sympy_workers).run(job, seconds, admission)
-    except sympy_worker.WorkerBusy as e:
+        reply = sympy_pool.get_pool(limits.sympy_workers).run(job, seconds, admission)
+    except sympy_pool.WorkerBusy as e:
         return tally.report("sympy", status="timeout", detail=f"{e}; not checked by SymPy")
-    except sympy_worker.WorkerTimeout as e:
+    except sympy_pool.WorkerTimeout as e:
         return tally.report("sympy", status="timeout", detail=str(e))
-    except sympy_worker.WorkerError as e:
+    except sympy_pool.WorkerError as e:
         return tally.report("sympy", status="skipped", detail=f"SymPy failed: {e}")
     last = QUANTITIES[job["quantities"][-1]]
     skip: dict[tuple, list] = {}

@@ -1,6 +1,6 @@
 """A graph in SymPy: translation through each op's own SymPy form, evaluation, text.
 
-Runs inside the SymPy worker process (engine.check.sympy_worker) on a plain-data job:
+Runs inside the SymPy worker process (engine.check.sympy_pool) on a plain-data job:
 no strings are ever parsed or evaluated; every expression is built by calling
 ``OpDef.sympy`` on object arrays of SymPy expressions, one symbol per element.
 

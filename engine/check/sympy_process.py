@@ -3,7 +3,7 @@
 Workers are started from a forkserver that has imported SymPy and the op table (the
 server is multi-threaded, so plain fork is unsafe). Only plain data crosses the
 pipe: a job in (engine.check.sympy_job), a reply out; never code. The pool that lends
-workers to jobs is engine.check.sympy_worker.
+workers to jobs is engine.check.sympy_pool.
 """
 
 from __future__ import annotations

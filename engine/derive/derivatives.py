@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from engine import cost
+from engine.derive import hessian as hessian_mod
 from engine.derive import higher
 from engine.derive import sparse as sparse_mod
-from engine.derive.hessian import assemble, hessian_columns, record_gradient
 from engine.derive.points import Points
 from engine.derive.query import (
     Query,
@@ -21,6 +21,7 @@ from engine.derive.query import (
     arrays_by_id,
     blocks_by_id,
     check_work,
+    settle,
     with_target,
 )
 from engine.derive.setup import Setup, set_up
@@ -36,7 +37,7 @@ from engine.tensor import Tensor
 def evaluate(q: Query, points: Points | None = None) -> Result:
     """Forward values of the targets; no tape beyond the one that must exist."""
     s = set_up(q, points, sources=False)
-    s.charge("evaluation", lambda g: cost.evaluate(g, s.elements(s.targets)))
+    s.charge(s.what("evaluation"), lambda g: cost.evaluate(g, s.elements(s.targets)))
     tensors = s.run()
     return s.result(tensors, s.notes(tensors))
 
@@ -46,14 +47,15 @@ def gradient(q: Query, points: Points | None = None) -> Result:
     own (one recording and one reverse sweep for all); a trace when asked (one point)."""
     s = set_up(q, points)
     trace = q.trace and s.batch is None
-    s.charge("gradient", lambda g: cost.gradient(
+    s.charge(s.what("gradient"), lambda g: cost.gradient(
         g, s.elements(s.targets), s.elements(s.sources), trace))
+    seeds = s.seeds()
     with GradientTape(watch_accessed_variables=q.watch_accessed_variables) as tape:
         tape.watch(s.watched())
         tensors = s.run()
     grads_seen: dict[int, Tensor] | None = {} if trace else None
     grads = tape.gradient([tensors[t] for t in s.targets], [tensors[i] for i in s.sources],
-                          s.seeds(), q.unconnected_gradients, grads_seen=grads_seen)
+                          seeds, q.unconnected_gradients, grads_seen=grads_seen)
     gradients = arrays_by_id(s.sources, grads)
     notes = with_target(tape.notes) + s.notes(tensors, gradients)
     return s.result(tensors, notes, gradients=gradients,
@@ -94,27 +96,20 @@ def hessian(q: Query, points: Points | None = None) -> Result:
                                                   and n > q.limits.dense_max_sources)):
         return _sparse_hessian(s, n)
     _check_block_rank(s)
-    check_work(q, s.points * n, n, s.what("Hessian"))
-    s.charge("Hessian", lambda g: cost.hessian(g, n, s.points))
-    srcs = [s.leaves[i] for i in s.sources]
+    what = s.what("Hessian", over_points="per-point Hessian")
+    check_work(q, s.points * n, n, what)
+    s.charge(what, lambda g: cost.hessian(g, n, s.points))
     tensors: dict[str, Tensor] = {}
-
-    def run_graph() -> list[Tensor]:
-        tensors.update(s.run())
-        return [tensors[t] for t in s.targets]
-
-    rec = record_gradient(run_graph, srcs, watch=s.watched(),
-                          watch_accessed_variables=q.watch_accessed_variables,
-                          output_gradients=s.seeds(),
-                          unconnected_gradients=q.unconnected_gradients,
-                          points=None if s.batch is None else s.points)
-    blocks, matrix = assemble(rec, srcs, [s.shapes[i] for i in s.sources],
-                              hessian_columns(rec, srcs, s.batch_shape),
-                              q.unconnected_gradients, batch=s.batch_shape)
-    gradients = arrays_by_id(s.sources, rec.grads)
-    notes = with_target(rec.inner.notes) + s.notes(tensors, gradients)
-    return s.result(tensors, notes, gradients=gradients, hessian=blocks_by_id(s.sources, blocks),
-                    matrix=matrix)
+    h = hessian_mod.hessian(
+        s.rerun(tensors), [s.leaves[i] for i in s.sources], watch=s.watched(),
+        watch_accessed_variables=q.watch_accessed_variables, output_gradients=s.seeds(),
+        unconnected_gradients=q.unconnected_gradients,
+        points=None if s.batch is None else s.points,
+    )
+    gradients = arrays_by_id(s.sources, h.gradients)
+    notes = with_target(h.notes) + s.notes(tensors, gradients)
+    return s.result(tensors, notes, gradients=gradients, hessian=blocks_by_id(s.sources, h.blocks),
+                    matrix=h.matrix)
 
 
 def _check_block_rank(s: Setup) -> None:
@@ -148,12 +143,8 @@ def _sparse_hessian(s: Setup, n: int) -> Result:
         what it needs beyond the first estimate (``q.admit`` hears the larger estimate)."""
         if priced is None:
             return
-        estimate = cost.sparse_hessian(priced, n, colours)
-        if q.cost_limits is not None:
-            cost.enforce(estimate, q.cost_limits,
-                         f"sparse Hessian's compressed sweep ({colours} colours)")
-        if q.admit is not None:
-            q.admit(estimate)
+        settle(q, cost.sparse_hessian(priced, n, colours),
+               f"sparse Hessian's compressed sweep ({colours} colours)")
 
     limit = q.limits.max_derivative_work
     if q.output_gradients:
@@ -161,13 +152,8 @@ def _sparse_hessian(s: Setup, n: int) -> Result:
                          field="output_gradients")
     srcs = [s.leaves[i] for i in s.sources]
     tensors: dict[str, Tensor] = {}
-
-    def run_graph() -> list[Tensor]:
-        tensors.update(s.run())
-        return [tensors[t] for t in s.targets]
-
     try:
-        h = sparse_mod.sparse_hessian(run_graph, srcs, watch=s.watched(),
+        h = sparse_mod.sparse_hessian(s.rerun(tensors), srcs, watch=s.watched(),
                                       watch_accessed_variables=q.watch_accessed_variables,
                                       max_pairs=limit, on_colours=within_cost)
     except sparse_mod.PatternTooLarge as e:
@@ -221,12 +207,7 @@ def derivative(q: Query) -> Result:
         )
     s.charge(f"order-{order} derivatives", lambda g: cost.derivatives(g, n, order))
     tensors: dict[str, Tensor] = {}
-
-    def run_graph() -> list[Tensor]:
-        tensors.update(s.run())
-        return [tensors[t] for t in s.targets]
-
-    h = higher.derivatives_up_to(run_graph, [s.leaves[i] for i in s.sources], order,
+    h = higher.derivatives_up_to(s.rerun(tensors), [s.leaves[i] for i in s.sources], order,
                                  watch=s.watched(),
                                  watch_accessed_variables=q.watch_accessed_variables,
                                  output_gradients=s.seeds())

@@ -36,6 +36,7 @@ def hessian(
     watch_accessed_variables: bool = True,
     output_gradients: Any = None,
     unconnected_gradients: str = "none",
+    points: int | None = None,
 ) -> HessianResult:
     """Second derivatives of the scalar ``fn()`` with respect to ``sources``.
 
@@ -45,15 +46,19 @@ def hessian(
     Hessian is one vectorised reverse sweep (``backprop.jacobian_rows``), however
     many sources there are. A block with no path gives zeros in ``matrix`` and None
     in ``blocks`` (zeros with ``unconnected_gradients="zero"``), as a block-by-block
-    ``outer.jacobian`` would.
+    ``outer.jacobian`` would. With ``points`` (engine.derive.points), every value
+    carries a leading axis of that many points and so does every block: each point's
+    own Hessian.
     """
     sources = list(sources)
     rec = record_gradient(fn, sources, watch=watch,
                           watch_accessed_variables=watch_accessed_variables,
                           output_gradients=output_gradients,
-                          unconnected_gradients=unconnected_gradients)
-    blocks, matrix = assemble(rec, sources, [s.shape for s in sources],
-                              hessian_columns(rec, sources), unconnected_gradients)
+                          unconnected_gradients=unconnected_gradients, points=points)
+    batch = () if points is None else (points,)
+    shapes = [s.shape[len(batch):] for s in sources]
+    blocks, matrix = assemble(rec, sources, shapes, hessian_columns(rec, sources, batch),
+                              unconnected_gradients, batch)
     return HessianResult(summed(rec.targets), rec.grads, blocks, matrix, list(rec.inner.notes))
 
 

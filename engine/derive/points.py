@@ -5,7 +5,7 @@ elementwise ops), which calls ordinary engine ops on tensors carrying the batch 
 so an ordinary GradientTape records the run and Python's cost is per op, not per
 point. Points are independent, so the gradient of the sum over points with respect
 to a batched leaf holds each point's own gradient: one reverse sweep serves them all
-(``engine.derive.setup`` runs every kind either way; ``hessian.hessian_columns`` gives
+(``engine.derive.setup`` runs every kind either way; ``engine.derive.hessian`` gives
 each point's Hessian in one more sweep).
 
 ``points`` is a list of ``{leaf id: value}`` (one map per point, all naming the same
@@ -36,7 +36,6 @@ from engine.tensor import OPS_FN, Tensor
 
 Shape = tuple[int, ...]
 Points = Sequence[Mapping[str, Any]] | Mapping[str, Any]
-_CHECK_EVERY = 256  # nodes between two budget checks, as Graph.run
 
 
 @dataclass
@@ -167,7 +166,7 @@ def _from_map(q: Query, points: Mapping[str, Any]) -> tuple[int, dict[str, np.nd
 # ------------------------------------------------------------------ running over points
 
 
-def prepare(q: Query, points: Points, sources: Sequence[str] = ()) -> Batch:
+def batch_points(q: Query, points: Points, sources: Sequence[str] = ()) -> Batch:
     """Validate ``points`` against the graph and the limits; batch the leaves they name
     and every source (a shared value repeated), leave other leaves as they are."""
     graph = q.graph
@@ -286,7 +285,7 @@ def point_notes(
     graph: Graph, batch: Batch, tensors: Mapping[str, Tensor],
     gradients: Mapping[str, np.ndarray | None] | None = None,
 ) -> list[Note]:
-    """``numerics.numeric_notes`` over points: a node is noted where a non-finite value
+    """``numeric_notes.numeric_notes`` over points: a node is noted where a non-finite value
     first appears at some point (that point's inputs finite), or where some point meets
     a kink; the kink note says at how many points."""
     return numeric_notes(graph, tensors, gradients, probe=_OverPoints(graph, batch))

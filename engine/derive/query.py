@@ -6,7 +6,6 @@ Ids refer to graph nodes; a typed error names the node and the request's field.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -148,11 +147,6 @@ def check_work(q: Query, rows: int, cols: int, what: str) -> None:
         )
 
 
-def elements(ids: Sequence[str], shapes: Mapping[str, tuple[int, ...]]) -> int:
-    """Elements of the named nodes, together."""
-    return sum(math.prod(shapes[i]) for i in ids)
-
-
 def charge(
     q: Query,
     what: str,
@@ -167,12 +161,16 @@ def charge(
     if q.cost_limits is None and q.admit is None:
         return None
     graph_cost = cost.graph_cost(q.graph, shapes, batched, points)
-    estimate = price(graph_cost)
+    settle(q, price(graph_cost), what)
+    return graph_cost
+
+
+def settle(q: Query, estimate: cost.Estimate, what: str) -> None:
+    """Refuse ``estimate`` past ``q``'s cost limits, else tell ``q.admit`` (admission)."""
     if q.cost_limits is not None:
         cost.enforce(estimate, q.cost_limits, what)
     if q.admit is not None:
         q.admit(estimate)
-    return graph_cost
 
 
 def blocks_by_id(ids: Sequence[str], blocks: Sequence[Sequence[Any]]) -> dict[str, dict[str, Any]]:

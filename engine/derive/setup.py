@@ -57,25 +57,37 @@ class Setup:
         """The leading axes a per-point answer carries: ``(B,)`` over points, else none."""
         return () if self.batch is None else (self.batch.size,)
 
-    def what(self, name: str) -> str:
-        """How errors and estimates name this computation."""
-        return name if self.batch is None else f"{name} over points"
+    def what(self, name: str, over_points: str = "") -> str:
+        """How errors and estimates name this computation (``over_points``: its name with
+        points, when "<name> over points" does not read well)."""
+        if self.batch is None:
+            return name
+        return over_points or f"{name} over points"
 
     def elements(self, ids: Sequence[str]) -> int:
         """Elements of the named nodes together, over every point."""
         return self.points * sum(math.prod(self.shapes[i]) for i in ids)
 
-    def charge(self, name: str, price: Callable[[cost.GraphCost], cost.Estimate]
+    def charge(self, what: str, price: Callable[[cost.GraphCost], cost.Estimate]
                ) -> cost.GraphCost | None:
         """``query.charge`` with batched nodes costing B times one point's."""
         batched = () if self.batch is None else self.batch.batched
-        return charge(self.query, self.what(name), self.shapes, price, batched, self.points)
+        return charge(self.query, what, self.shapes, price, batched, self.points)
 
     def run(self) -> dict[str, Tensor]:
         """Every node's tensor, once for all points; tapes open around it record it."""
         if self.batch is None:
             return self.query.graph.run(self.leaves)
         return points_mod.run(self.query.graph, self.batch)
+
+    def rerun(self, into: dict[str, Tensor]) -> Callable[[], list[Tensor]]:
+        """What nested tapes re-run: the graph, every tensor kept in ``into``, the targets
+        returned."""
+        def run_graph() -> list[Tensor]:
+            into.update(self.run())
+            return [into[t] for t in self.targets]
+
+        return run_graph
 
     def watched(self) -> list[Tensor]:
         return [self.leaves[w] for w in self.query.watch]
@@ -139,7 +151,7 @@ def set_up(
         shapes = q.graph.infer_shapes(values, q.limits)
         setup = Setup(q, targets, ids, q.graph.make_leaves(values), shapes)
     else:
-        batch = points_mod.prepare(q, points, ids)
+        batch = points_mod.batch_points(q, points, ids)
         setup = Setup(q, targets, ids, batch.leaves, batch.shapes, batch)
     at = "" if points is None else " at each point"
     for t in targets if scalar_target else ():

@@ -15,10 +15,10 @@ import numpy as np
 
 from engine import budget
 from engine.ops.registry import F
-from engine.tape.broadcast import unbroadcast
 from engine.tape.entries import INPUTS, NO_ATTRS
 from engine.tape.entries import entries as entries_of
 from engine.tape.recording import TAPE_STACK
+from engine.tape.unbroadcast import unbroadcast
 from engine.tensor import Tensor
 
 if TYPE_CHECKING:
@@ -122,7 +122,7 @@ def sweep(
     if not wanted:
         return [None] * len(sources)
     relevant, reach = plan or plan_sweep(entries, wanted, watched, leaves)
-    raw = not TAPE_STACK.tapes
+    raw = not TAPE_STACK.logs
     cts: dict[Tensor, Any] = {}  # tensor -> its cotangent so far (raw values when raw)
     for t, seed in zip(targets, seeds, strict=True):
         if t in reach:
@@ -277,7 +277,7 @@ def jacobian_rows(
     largest tensor would exceed ``chunk_elements`` (default ``CHUNK_ELEMENTS``). The
     result is made of engine ops, so outer tapes record it (Hessians, third order).
     When ``target`` has many more elements than all sources together,
-    ``engine.derive.transposed.jacobian_columns`` gives the same with one seed per source element.
+    ``engine.tape.transposed.jacobian_columns`` gives the same with one seed per source element.
     """
     wanted = {s for s in sources if s in watched}
     if not wanted:

@@ -196,7 +196,7 @@ class GradientTape:
                     self._log.entries, targets, seeds, srcs, self._log.watched,
                     grads_seen=grads_seen, leaves=self._log.leaves,
                 )
-            if not TAPE_STACK.tapes:
+            if not TAPE_STACK.logs:
                 _unrecorded_gradients.update(g for g in grads if g is not None)
             out = self._finish(targets, srcs, grads, mode)
         finally:
@@ -219,7 +219,7 @@ class GradientTape:
             if not isinstance(target, Tensor):
                 raise ValueError("jacobian takes a single target tensor")
             srcs = flatten(sources)
-            from engine.derive import transposed  # imports this module: bound late
+            from engine.tape import transposed  # imports this module: bound late
 
             # one seed per target element, or per source element when the target is tall
             route = (transposed.jacobian_columns if transposed.is_tall(target, srcs)

@@ -81,7 +81,7 @@ class TapeStack:
     """
 
     @property
-    def tapes(self) -> tuple[TapeLog, ...]:
+    def logs(self) -> tuple[TapeLog, ...]:
         return _TAPES.get()
 
     def push(self, log: TapeLog) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 from engine.tensor import Tensor
 
 if TYPE_CHECKING:
-    from engine.tape.gradient_tape import Entry
+    from engine.tape.entries import Entry
 
 TEXT_VALUE_ELEMENTS = 6  # a value longer than this is summarised in the text form
 

@@ -20,6 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.wire.responses import EvaluateResponse
+from tests.api.support import validate_response
 from tests.gateway.stack import uvicorn_app
 
 pytestmark = pytest.mark.timeout(120)
@@ -89,6 +91,7 @@ def test_healthz_answers_while_large_bodies_are_decoded(base):
     for r in answers:
         assert r.status_code == 200, r.text[:300]
         assert r.json()["outputs"]["s"] == pytest.approx(total)
+    validate_response(EvaluateResponse, answers[0].content)
     assert len(latencies) >= 5, "the load ended before /healthz was probed"
     worst, typical = max(latencies), statistics.median(latencies)
     print(f"/healthz under load: {len(latencies)} probes, worst {worst * 1000:.0f} ms, "  # noqa: T201

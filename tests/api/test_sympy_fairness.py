@@ -19,7 +19,8 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.api.support import SEED_3
+from app.wire.responses import GradientResponse
+from tests.api.support import SEED_3, validate_response
 from tests.gateway.stack import uvicorn_app
 
 pytestmark = pytest.mark.timeout(120)
@@ -43,6 +44,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with uvicorn_app(env, log) as (url, _proc):
         first = httpx.post(f"{url}/v1/gradient", json=SEED_3, timeout=60)  # workers warm
         assert first.json()["check"]["method"] == "sympy", first.text
+        validate_response(GradientResponse, first.content)
         yield url
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from engine import Tensor
 from engine.ops.registry import Case, OpDef
-from engine.tape.broadcast import unbroadcast
+from engine.tape.unbroadcast import unbroadcast
 from tests.engine.op_cases import op_cases, rng_for
 from tests.gradcheck import sample_inputs
 

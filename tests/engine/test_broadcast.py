@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import BroadcastableShapes, mutually_broadcastable_shapes
 
 from engine import GradientTape, Tensor, Variable
-from engine.tape.broadcast import unbroadcast
+from engine.tape.unbroadcast import unbroadcast
 
 SHAPES = mutually_broadcastable_shapes(num_shapes=3, max_dims=4, max_side=3)
 SEEDS = st.integers(0, 2**32 - 1)

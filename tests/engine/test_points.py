@@ -12,7 +12,7 @@ import pytest
 from engine import OPS, GradientTape
 from engine.derive import derivatives
 from engine.derive.derivatives import evaluate, gradient, hessian
-from engine.derive.points import first_point, prepare, run
+from engine.derive.points import batch_points, first_point, run
 from engine.derive.query import Query, Result
 from engine.errors import EngineError, GraphError, LimitError, ShapeError
 from engine.graphs.build import build_graph
@@ -127,7 +127,7 @@ def test_points_run_once_not_once_per_point() -> None:
     entries = []
     for size in (1, 50):
         q = Query(graph)
-        prep = prepare(q, {"x0": np.ones((size, 3)), "x1": np.ones((size, 3))}, ["x0", "x1"])
+        prep = batch_points(q, {"x0": np.ones((size, 3)), "x1": np.ones((size, 3))}, ["x0", "x1"])
         with GradientTape() as tape:
             tensors = run(graph, prep)
         assert tensors["t"].shape == (size,)

@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine.check import sympy_worker, verify
+from engine.check import sympy_pool, verify
 from engine.check.agreement import CheckReport
 from engine.check.job import build_job, sympy_work
 from engine.check.limits import CheckLimits
-from engine.check.sympy_worker import Admission, Pool, WorkerBusy, WorkerTimeout
+from engine.check.sympy_pool import Admission, Pool, WorkerBusy, WorkerTimeout
 from engine.derive import derivatives
 from engine.derive.kinds import DERIVATIVE, GRADIENT
 from engine.derive.query import Query
@@ -192,7 +192,7 @@ def test_an_explicit_sympy_check_far_over_its_budget_is_not_run() -> None:
 @pytest.fixture
 def busy_pool(pool1: Pool, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pool]:
     """The process's SymPy pool is ``pool1``, its only worker held for 3 s."""
-    monkeypatch.setattr(sympy_worker, "get_pool", lambda size=1: pool1)
+    monkeypatch.setattr(sympy_pool, "get_pool", lambda size=1: pool1)
     holder = hold(pool1, 3.0)
     yield pool1
     holder.join(5)

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 
 import engine as tf
-from engine.derive import transposed
 from engine.ops.registry import F
-from engine.tape import backprop
+from engine.tape import backprop, transposed
 from tests.engine.op_cases import op_cases, rng_for
 from tests.gradcheck import sample_inputs
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.derive.derivatives import Query, gradient
+from engine.derive.derivatives import gradient
+from engine.derive.query import Query
 from engine.graphs.build import build_graph
 from tests.engine.seed_graph import SEED
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine.check import sympy_worker
+from engine.check import sympy_pool
 from engine.check.agreement import CheckReport
 from engine.check.limits import CheckLimits
 from engine.check.verify import check
@@ -192,7 +192,7 @@ def test_check_none_starts_no_worker_and_imports_no_checker() -> None:
         "q = Query(graph=g)\n"
         "r = derivatives.gradient(q)\n"
         "assert verify.check(GRADIENT, q, r, 'none').method == 'none'\n"
-        "checkers = ('symbolic', 'sympy_job', 'sympy_worker', 'sympy_process',\n"
+        "checkers = ('symbolic', 'sympy_job', 'sympy_pool', 'sympy_process',\n"
         "            'finite_differences')\n"
         "loaded = {f'engine.check.{m}' for m in checkers} & set(sys.modules)\n"
         "assert not loaded, loaded\n"
@@ -205,15 +205,15 @@ def test_check_none_starts_no_worker_and_imports_no_checker() -> None:
 
 
 @pytest.fixture
-def warm_pool() -> sympy_worker.Pool:
-    pool = sympy_worker.get_pool()
+def warm_pool() -> sympy_pool.Pool:
+    pool = sympy_pool.get_pool()
     pool.start()
     run("gradient", SEED_SQUARE)  # the worker is up and warm
     return pool
 
 
 def test_slow_sympy_times_out_its_worker_is_replaced_and_the_next_check_runs(
-    warm_pool: sympy_worker.Pool,
+    warm_pool: sympy_pool.Pool,
 ) -> None:
     before = warm_pool.pids()
     # an overrun, not a refusal: the job is hundreds of budgets' worth (see sympy_plan)
@@ -227,7 +227,7 @@ def test_slow_sympy_times_out_its_worker_is_replaced_and_the_next_check_runs(
     assert run("gradient", SEED_CUBE)[1].status == "agree"
 
 
-def test_auto_falls_back_to_numeric_when_sympy_overruns(warm_pool: sympy_worker.Pool) -> None:
+def test_auto_falls_back_to_numeric_when_sympy_overruns(warm_pool: sympy_pool.Pool) -> None:
     budget = CheckLimits(sympy_seconds=0.5, sympy_max_work=10**15)
     report = run("gradient", squares_chain(14), "auto", budget)[1]
     assert (report.method, report.status) == ("numeric", "agree")

@@ -14,9 +14,9 @@ import pytest
 import sympy as sp
 
 from engine.check import finite_differences as numeric
-from engine.check import symbolic, sympy_job, sympy_worker
+from engine.check import symbolic, sympy_job, sympy_pool
 from engine.check.agreement import QUANTITIES
-from engine.check.job import COSTS
+from engine.check.job import CHECK_COSTS
 from engine.derive.kinds import KINDS
 
 
@@ -50,7 +50,7 @@ def squares_chain(depth: int) -> tuple[list, str]:
 
 def test_every_quantity_a_kind_compares_has_a_row_in_every_table() -> None:
     compared = {q for kind in KINDS.values() for q in kind.compares}
-    tables = {"agreement": QUANTITIES, "job": COSTS, "finite_differences": numeric.ESTIMATES,
+    tables = {"agreement": QUANTITIES, "job": CHECK_COSTS, "finite_differences": numeric.ESTIMATES,
               "sympy_job": sympy_job.BUILD}
     assert {name: set(t) for name, t in tables.items()} == dict.fromkeys(tables, compared)
 
@@ -209,7 +209,7 @@ def test_finite_differences_stop_at_their_deadline() -> None:
 @pytest.fixture(scope="module")
 def pool() -> Any:
     """A private pool, so killing its worker does not disturb other tests."""
-    p = sympy_worker.Pool(1)
+    p = sympy_pool.Pool(1)
     p.start()
     yield p
     p.close()
@@ -227,7 +227,7 @@ def test_overrunning_job_times_out_and_its_worker_is_replaced(pool: Any) -> None
     before = pool.pids()
     nodes, last = squares_chain(14)  # about a minute of SymPy
     start = time.monotonic()
-    with pytest.raises(sympy_worker.WorkerTimeout):
+    with pytest.raises(sympy_pool.WorkerTimeout):
         pool.run(job("gradient", nodes, {"x": 0.3}, last, ["x"]), seconds=0.5)
     assert time.monotonic() - start < 0.5 + 1.0
     assert pool.pids() != before and len(pool.pids()) == 1
@@ -239,17 +239,17 @@ def test_overrunning_job_times_out_and_its_worker_is_replaced(pool: Any) -> None
 def test_a_failing_job_is_an_error_and_the_worker_lives_on(pool: Any) -> None:
     pool.run(job("gradient", [var("x"), ["y", "sin", ["x"], {}]], {"x": 1.0}, "y", ["x"]), 30)
     before = pool.pids()
-    with pytest.raises(sympy_worker.WorkerError, match="KeyError"):
+    with pytest.raises(sympy_pool.WorkerError, match="KeyError"):
         pool.run(job("gradient", [var("x"), ["y", "no_such_op", ["x"], {}]], {"x": 1.0},
                      "y", ["x"]), seconds=30)
     assert pool.pids() == before
 
 
 def test_closed_pool_stops_its_workers() -> None:
-    p = sympy_worker.Pool(1)
+    p = sympy_pool.Pool(1)
     p.start()
     worker = p._idle[0]
     p.close()
     assert not worker.process.is_alive()
-    with pytest.raises(sympy_worker.WorkerError):
+    with pytest.raises(sympy_pool.WorkerError):
         p.run({}, seconds=1)
