@@ -24,6 +24,14 @@ hypothesis_settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 hypothesis_settings.register_profile("dev", deadline=None, max_examples=100)
+# tests/differential's ``-m slow`` twins: random (not derandomised), many more examples.
+hypothesis_settings.register_profile(
+    "differential-long",
+    deadline=None,
+    max_examples=1500,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 

@@ -2,6 +2,7 @@
 
 verify (the policy and ``check``), limits (``CheckLimits``), job (the plain-data job and
 the cost estimates), methods (each method run and compared), agreement (reports, entry
-by entry), finite_differences, and on the SymPy side sympy_pool (the pool),
+by entry), layout (a Hessian's matrix and coordinates as the response lays them out),
+finite_differences, and on the SymPy side sympy_pool (the pool),
 sympy_process (one worker), sympy_job (what a worker computes) and symbolic (SymPy parts).
 """

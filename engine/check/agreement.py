@@ -7,7 +7,9 @@ infinity; at a kink, any value between the one-sided slopes agrees.
 
 Each quantity a check compares (a ``Result`` field named in ``Kind.compares``) has a
 row in ``QUANTITIES``: how its entries are read off the tape, how a disagreement names
-them, and what the report calls the reference.
+them, and what the report calls the reference. A Hessian's ``matrix`` and ``sparse``
+are read as laid out over the flattened sources (engine.check.layout), against the
+reference Hessian's entries at their (row, col).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from engine.check import layout
 
 if TYPE_CHECKING:
     from engine.derive.query import Result
@@ -94,6 +98,20 @@ class Quantity:
     """What a kink is, in SymPy's note on the entries it did not compare."""
     none_unwatched: bool = True
     """An unwatched source's entries are None by design: left out, and the report says so."""
+    laid: Callable[[Result, layout.Grid], list[layout.Laid]] | None = None
+    """Laid out over the flattened sources: its entries and where each sits (``read``
+    gives none); the reference is the Hessian's, gathered (engine.check.layout)."""
+
+
+def _laid_out(_result: Result, _sources: Sequence[str]) -> list[tuple[Path, Any]]:
+    """A laid-out quantity has no entries of its own path: ``Quantity.laid`` reads them."""
+    return []
+
+
+def _by_layout(_path: Path, _index: list[int] | None, _sources: Sequence[str]
+               ) -> dict[str, Any]:
+    """A laid-out entry names itself (``Laid.names``)."""
+    return {}
 
 
 QUANTITIES: dict[str, Quantity] = {
@@ -106,17 +124,56 @@ QUANTITIES: dict[str, Quantity] = {
                         "SymPy's derivative"),
     "derivatives": Quantity(_derivatives, _by_order, "SymPy's derivatives", kink="",
                             none_unwatched=False),
+    "matrix": Quantity(_laid_out, _by_layout, "SymPy's derivative", none_unwatched=False,
+                       laid=layout.matrix),
+    "sparse": Quantity(_laid_out, _by_layout, "SymPy's derivative", none_unwatched=False,
+                       laid=layout.sparse),
 }
 
 
-def tape_values(quantities: Sequence[str], result: Result, sources: Sequence[str],
-                unwatched: Sequence[str], tally: Tally) -> list[tuple[Path, Any]]:
-    """(path, tape value) of every entry the check compares, over the checked sources."""
-    rows = [QUANTITIES[q] for q in quantities]
+def tape_values(job: dict[str, Any], result: Result, unwatched: Sequence[str], tally: Tally
+                ) -> list[tuple[Path, Any]]:
+    """(path, tape value) of every entry the check compares, over the job's sources; an
+    unwatched source's entries are held to what TF answers by design instead."""
+    rows = [QUANTITIES[q] for q in job["quantities"]]
     if unwatched and any(r.none_unwatched for r in rows):
         tally.notes.append(f"not watched, so None by design and not compared: "
                            f"{', '.join(sorted(set(unwatched)))}")
-    return [entry for r in rows for entry in r.read(result, sources)]
+        _by_design(rows, result, job["sources"], job.get("unconnected", "none"), tally)
+    return [entry for r in rows for entry in r.read(result, job["sources"])]
+
+
+def _by_design(rows: list[Quantity], result: Result, checked: Sequence[str],
+               unconnected: str, tally: Tally) -> None:
+    """Entries of an unwatched source are no derivative: TF answers None for them, or
+    zeros with ``unconnected_gradients: zero``. Anything else disagrees, so that a check
+    that says "agree" has looked at every entry the answer holds."""
+    for r in (r for r in rows if r.none_unwatched):
+        seen = {path for path, _ in r.read(result, checked)}
+        for path, tape in r.read(result, list(dict.fromkeys(result.sources))):
+            if path in seen:
+                continue
+            if unconnected == "zero" and tape is not None and not np.any(tape):
+                continue
+            if unconnected != "zero" and tape is None:
+                continue
+            want = "zeros" if unconnected == "zero" else "None"
+            tally.structural(path, f"not watched, so {want} by design (unconnected_gradients: "
+                                   f"{unconnected}); the tape gave "
+                                   f"{'None' if tape is None else 'other values'}")
+
+
+def laid_values(quantities: Sequence[str], result: Result, job_layout: Any, tally: Tally
+                ) -> tuple[layout.Grid, list[layout.Laid]]:
+    """The grid of the flattened sources, and every laid-out quantity's entries; the
+    layout's own problems go straight to ``tally``."""
+    grid = layout.Grid.of(job_layout or [])
+    laid = [item for q in quantities if (f := QUANTITIES[q].laid) is not None
+            for item in f(result, grid)]
+    for item in laid:
+        for names, reason in item.problems:
+            tally.structural(item.path, reason, names)
+    return grid, laid
 
 
 def or_zeros(tape: Any, ref: np.ndarray, path: Path, tally: Tally) -> np.ndarray:
@@ -147,7 +204,10 @@ class Tally:
         self.notes: list[str] = []
 
     def add(self, path: Path, tape: np.ndarray, ref: np.ndarray, skip: Any = None,
-            extra: Any = 0.0, interval: Any = None) -> None:
+            extra: Any = 0.0, interval: Any = None,
+            named: Callable[[int], dict[str, Any]] | None = None) -> None:
+        """Compare entry by entry; a disagreement is named by the quantity's row, or by
+        ``named`` (the k-th flat entry's names, its index among them) when given."""
         tape, ref = np.asarray(tape, np.float64), np.asarray(ref)
         if tape.shape != ref.shape:  # numpy broadcasts at most 32 dims: only when needed
             tape, ref = np.broadcast_arrays(tape, ref)
@@ -181,18 +241,20 @@ class Tally:
             self.bad += 1
             if len(self.disagreements) < self.cap:
                 idx = [int(i) for i in np.unravel_index(k, shape)]
+                where = named(int(k)) if named else {**self._names(path, idx), "index": idx}
                 self.disagreements.append({
-                    "quantity": path[0], **self._names(path, idx), "index": idx,
+                    "quantity": path[0], **where,
                     "tape": float(tape[k]), "reference": float(ref[k]),
                     "abs_error": float(err[k]),
                 })
 
-    def structural(self, path: Path, reason: str) -> None:
-        """A disagreement about a whole quantity rather than about its entries."""
+    def structural(self, path: Path, reason: str, names: dict[str, Any] | None = None
+                   ) -> None:
+        """A disagreement about a whole quantity (or its layout) rather than its entries."""
         self.bad += 1
         if len(self.disagreements) < self.cap:
-            self.disagreements.append({"quantity": path[0], **self._names(path, None),
-                                       "index": None, "reason": reason})
+            where = {**self._names(path, None), "index": None} if names is None else names
+            self.disagreements.append({"quantity": path[0], **where, "reason": reason})
 
     def _names(self, path: Path, index: list[int] | None) -> dict[str, Any]:
         return QUANTITIES[path[0]].names(path, index, self.sources)

@@ -250,11 +250,20 @@ def _derivatives(runner: Runner, job: dict[str, Any], notes: list[str]
     return out
 
 
+def _laid_out(_runner: Runner, _job: dict[str, Any], _notes: list[str]
+              ) -> dict[tuple, Estimate]:
+    """A laid-out Hessian (matrix, sparse) is compared with the Hessian's estimates,
+    gathered: nothing of its own to estimate."""
+    return {}
+
+
 ESTIMATES: dict[str, Callable[[Runner, dict[str, Any], list[str]], dict[tuple, Estimate]]] = {
     "outputs": _outputs,
     "gradients": _gradients,
     "jacobian": _jacobian,
     "hessian": _hessian,
     "derivatives": _derivatives,
+    "matrix": _laid_out,
+    "sparse": _laid_out,
 }
 """Each quantity's estimates by path; notes say what they leave out."""

@@ -75,6 +75,10 @@ CHECK_COSTS: dict[str, CheckCost] = {
                         lambda z: distinct(z.src, z.order) * z.order,
                         lambda z: 4 * z.src + (4 * z.src * (z.src + 1) if z.order > 1 else 0),
                         entries_are="distinct derivative entries", needs_a_source=True),
+    # a Hessian as the response lays it out: the Hessian's own entries, gathered, so
+    # they cost neither method anything beyond the Hessian's row
+    "matrix": CheckCost(lambda _k: 2, True, lambda _z: 0, lambda _z: 0, lambda _z: 0),
+    "sparse": CheckCost(lambda _k: 2, True, lambda _z: 0, lambda _z: 0, lambda _z: 0),
 }
 
 
@@ -117,6 +121,12 @@ def build_job(kind: Kind, query: Query, result: Result, limits: CheckLimits
         "weights": weights,
         "frozen": [n[0] for n in nodes if n[1] in OPS and OPS[n[1]].vjp is None],
         "text_max": limits.text_max_elements,
+        # every source of the result in order, with its size: how a laid-out Hessian
+        # (matrix, sparse) flattens them (engine.check.layout); not used by the methods
+        "layout": [[s, math.prod(shapes[s])] for s in result.sources],
+        # what an unwatched source's entries are by design (None, or zeros): compared as
+        # such (engine.check.agreement), never as a derivative; not used by the methods
+        "unconnected": query.unconnected_gradients,
     }
     return job, {k: v for k, v in shapes.items() if k in need}, unwatched
 

@@ -2,18 +2,29 @@
 
 SymPy runs in a worker process (engine.check.sympy_pool) under its budget; finite
 differences run here (engine.check.finite_differences) under theirs. Both read the
-tape's entries through ``agreement.tape_values``, so a kind compares the same entries
-either way. Neither checker is imported until its method runs.
+tape's entries through ``agreement.tape_values`` (and a Hessian's laid-out ``matrix``
+and ``sparse`` through ``agreement.laid_values``, against the same reference entries
+gathered), so a kind compares the same entries either way. Neither checker is
+imported until its method runs.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.check.agreement import QUANTITIES, CheckReport, Tally, get_path, or_zeros, tape_values
+from engine.check.agreement import (
+    QUANTITIES,
+    CheckReport,
+    Tally,
+    get_path,
+    laid_values,
+    or_zeros,
+    tape_values,
+)
 from engine.check.limits import CheckLimits, budget_work
 
 if TYPE_CHECKING:
@@ -70,11 +81,16 @@ def by_sympy(job: dict[str, Any], result: Result, unwatched: list[str], limits: 
         tally.notes.append(f"{len(reply['unevaluated'])} entries SymPy left unevaluated "
                            "not compared")
     zero = {tuple(p) for p in reply["zero"]}
-    for path, tape in tape_values(job["quantities"], result, job["sources"], unwatched, tally):
-        ref = get_path(reply["values"], path)
-        mask = np.zeros(np.shape(ref), dtype=bool)
+
+    def skipped(path: tuple, shape: tuple[int, ...]) -> np.ndarray:
+        mask = np.zeros(shape, dtype=bool)
         for idx in skip.get(path, ()):
             mask[idx] = True
+        return mask
+
+    for path, tape in tape_values(job, result, unwatched, tally):
+        ref = get_path(reply["values"], path)
+        mask = skipped(path, np.shape(ref))
         if tape is None and path in zero:
             tally.notes.append(f"{'/'.join(path[1:])}: None on the tape (no path); the "
                                "symbolic derivative is 0 (away from kinks)")
@@ -85,6 +101,14 @@ def by_sympy(job: dict[str, Any], result: Result, unwatched: list[str], limits: 
                                    f"{get_path(reply['text'], path, False)}")
             continue
         tally.add(path, tape, ref, skip=mask)
+    grid, laid = laid_values(job["quantities"], result, job.get("layout"), tally)
+    if laid:
+        refs = grid.place(job["sources"], lambda p: get_path(reply["values"], p), 0.0)
+        masks = grid.place(job["sources"],
+                           lambda p: skipped(p, np.shape(get_path(reply["values"], p))), False)
+        for item in laid:
+            tally.add(item.path, item.tape, refs[item.at], skip=masks[item.at],
+                      named=item.names)
     report = tally.report("sympy", last.sympy_is)
     report.symbolic, report.latex = reply["text"], reply["latex"]
     return report
@@ -109,15 +133,30 @@ def by_numeric(job: dict[str, Any], result: Result, unwatched: list[str], limits
                             detail="finite differences ran past their budget of "
                                    f"{limits.numeric_seconds:g} s")
     jumps = undefined = 0
-    for path, tape in tape_values(job["quantities"], result, job["sources"], unwatched, tally):
-        est = refs.get(path)
-        if est is None:  # beyond what finite differences estimate: ``notes`` says so
-            continue
-        tape = or_zeros(tape, est.value, path, tally)
+
+    def compare(path: tuple, tape: np.ndarray, est: numeric.Estimate,
+                named: Callable[[int], dict[str, Any]] | None = None) -> None:
+        nonlocal jumps, undefined
         # a step that leaves the domain gives NaN where the tape has a number: no reference
         off = ~np.isfinite(est.value) & np.isfinite(tape)
         jumps, undefined = jumps + int(est.jump.sum()), undefined + int(off.sum())
-        tally.add(path, tape, est.value, skip=est.jump | off, extra=4 * est.error, interval=est)
+        tally.add(path, tape, est.value, skip=est.jump | off, extra=4 * est.error, interval=est,
+                  named=named)
+
+    for path, tape in tape_values(job, result, unwatched, tally):
+        est = refs.get(path)
+        if est is None:  # beyond what finite differences estimate: ``notes`` says so
+            continue
+        compare(path, or_zeros(tape, est.value, path, tally), est)
+    grid, laid = laid_values(job["quantities"], result, job.get("layout"), tally)
+    if laid:
+        fills = {"kink": False, "jump": False}
+        fields = {f: grid.place(job["sources"], lambda p, f=f: getattr(refs[p], f),
+                                fills.get(f, 0.0))
+                  for f in numeric.Estimate.__annotations__}
+        for item in laid:
+            compare(item.path, item.tape,
+                    numeric.Estimate(*(fields[f][item.at] for f in fields)), item.names)
     if jumps:
         tally.notes.append(f"{jumps} entries at a discontinuity not compared")
     if undefined:

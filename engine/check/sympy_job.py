@@ -142,12 +142,19 @@ def _derivatives(b: _Build) -> None:
         b.put(("derivatives", str(j)), arr, check_zero=False)
 
 
+def _laid_out(_b: _Build) -> None:
+    """A laid-out Hessian (matrix, sparse) is compared with the Hessian's entries, which
+    the parent gathers: nothing of its own to build."""
+
+
 BUILD: dict[str, Callable[[_Build], None]] = {
     "outputs": _outputs,
     "gradients": _gradients,
     "jacobian": _jacobian,
     "hessian": _hessian,
     "derivatives": _derivatives,
+    "matrix": _laid_out,
+    "sparse": _laid_out,
 }
 """How each quantity a job names is built symbolically."""
 

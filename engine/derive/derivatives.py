@@ -155,6 +155,7 @@ def _sparse_hessian(s: Setup, n: int) -> Result:
     try:
         h = sparse_mod.sparse_hessian(s.rerun(tensors), srcs, watch=s.watched(),
                                       watch_accessed_variables=q.watch_accessed_variables,
+                                      unconnected_gradients=q.unconnected_gradients,
                                       max_pairs=limit, on_colours=within_cost)
     except sparse_mod.PatternTooLarge as e:
         raise ComputeLimitError(f"the Hessian's sparsity pattern is too dense: {e}",

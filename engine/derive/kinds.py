@@ -29,7 +29,8 @@ class Kind:
 EVALUATE = Kind("evaluate", derivatives.evaluate, derivatives.evaluate, ("outputs",))
 GRADIENT = Kind("gradient", derivatives.gradient, derivatives.gradient, ("gradients",))
 JACOBIAN = Kind("jacobian", derivatives.jacobian, None, ("jacobian",))
-HESSIAN = Kind("hessian", derivatives.hessian, derivatives.hessian, ("gradients", "hessian"))
+HESSIAN = Kind("hessian", derivatives.hessian, derivatives.hessian,
+               ("gradients", "hessian", "matrix", "sparse"))
 DERIVATIVE = Kind("derivative", derivatives.derivative, None, ("derivatives",))
 
 KINDS: dict[str, Kind] = {k.name: k for k in (EVALUATE, GRADIENT, JACOBIAN, HESSIAN, DERIVATIVE)}

@@ -82,6 +82,7 @@ def sparse_hessian(
     *,
     watch: Sequence[Tensor] = (),
     watch_accessed_variables: bool = True,
+    unconnected_gradients: str = "none",
     max_pairs: int = MAX_PAIRS,
     on_colours: Callable[[int], None] | None = None,
 ) -> SparseHessian:
@@ -93,11 +94,13 @@ def sparse_hessian(
     ``max_pairs`` bounds the index pairs detection may build (PatternTooLarge past it:
     a pattern that dense is better served by ``engine.derive.hessian.hessian``). ``on_colours``
     hears how many seed rows the compressed sweep will carry, before it runs (and may
-    raise to refuse it).
+    raise to refuse it). ``unconnected_gradients`` shapes ``gradients`` as the dense
+    Hessian's: None or zeros for a source with no path.
     """
     sources = list(sources)
     rec = record_gradient(fn, sources, watch=watch,
-                          watch_accessed_variables=watch_accessed_variables)
+                          watch_accessed_variables=watch_accessed_variables,
+                          unconnected_gradients=unconnected_gradients)
     sizes = [s.size for s in sources]
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     n = int(offsets[-1])

@@ -70,7 +70,9 @@ def paths_from(
     """Per target, a bit mask of the sources it has a differentiable path from (bit j:
     ``sources[j]``): which blocks of a stacked Jacobian are "no path" rather than zero.
     One pass; entries of non-differentiable ops (no vjp) carry no path, as in ``sweep``."""
-    mask = {id(s): 1 << j for j, s in enumerate(sources)}
+    mask: dict[int, int] = {}
+    for j, s in enumerate(sources):  # a source listed twice (as TF allows) has both bits
+        mask[id(s)] = mask.get(id(s), 0) | 1 << j
     for op, inputs, output, _attrs in entries_of(entries):
         if op.vjp is None:
             continue

@@ -298,7 +298,8 @@ def test_hessian_of_a_tensor_graph_agrees() -> None:
     for method in ("sympy", "numeric"):
         report = run("hessian", nodes, method)[1]
         assert report.status == "agree", (method, report.detail)
-        assert report.compared == 6 + 3 + 81  # gradients, then every block of the Hessian
+        # gradients, every block of the Hessian, then every entry of the matrix
+        assert report.compared == 6 + 3 + 81 + 81
 
 
 def test_non_finite_results_agree_when_both_are_nan() -> None:
