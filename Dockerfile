@@ -28,6 +28,13 @@ RUN pip install --no-index --no-deps --no-build-isolation . \
     && pip uninstall --yes setuptools
 
 FROM ${PYTHON_IMAGE}
+# Graphviz's dot lays out POST /v1/draw's pictures (a base that has it already skips this).
+# Not pinned: the base pins the Debian release, whose security updates replace the version.
+# hadolint ignore=DL3008
+RUN command -v dot >/dev/null \
+    || (apt-get update \
+        && apt-get install --yes --no-install-recommends graphviz \
+        && rm -rf /var/lib/apt/lists/*)
 RUN groupadd --system --gid 10001 deriv \
     && useradd --system --uid 10001 --gid 10001 --no-create-home \
         --home-dir /nonexistent --shell /usr/sbin/nologin deriv

@@ -15,15 +15,28 @@ from typing import Any
 from pydantic import BaseModel
 
 from app import rendering
-from app.examples import MANY_POINTS, SPARSE_HESSIAN, TENSORS, Examples, seed_examples
+from app.examples import (
+    MANY_POINTS,
+    SPARSE_HESSIAN,
+    SYMBOLIC_EXAMPLES,
+    TENSORS,
+    Examples,
+    seed_examples,
+)
 from app.rendering import Quantities
-from app.wire.requests import ComputeRequest, DerivativeRequest, HessianRequest
+from app.wire.requests import (
+    ComputeRequest,
+    DerivativeRequest,
+    HessianRequest,
+    SymbolicRequest,
+)
 from app.wire.responses import (
     DerivativeResponse,
     EvaluateResponse,
     GradientResponse,
     HessianResponse,
     JacobianResponse,
+    SymbolicResponse,
 )
 from engine.check.agreement import CheckReport
 from engine.derive import kinds
@@ -45,6 +58,8 @@ class Endpoint:
     examples: Examples
     doc: str
     """The route's description in the OpenAPI document."""
+    takes_output_gradients: bool = True
+    """False where TF's method has no ``output_gradients`` (``jacobian``): a 422, not ignored."""
 
     @property
     def name(self) -> str:
@@ -86,7 +101,10 @@ JACOBIAN = Endpoint(
 
     With a list target, one Jacobian per target. The number of entries
     (target elements × source elements) is bounded by `DERIV_MAX_DERIVATIVE_WORK`.
+    `output_gradients` is refused with a 422 naming the field: TF's `jacobian` has no
+    such argument (weight the rows yourself, or ask `/v1/gradient`).
     """,
+    takes_output_gradients=False,
 )
 
 HESSIAN = Endpoint(
@@ -135,3 +153,35 @@ ENDPOINTS: dict[str, Endpoint] = {
     e.name: e for e in (EVALUATE, GRADIENT, JACOBIAN, HESSIAN, DERIVATIVE)
 }
 """By name, in the order the routes are registered (and the OpenAPI lists them)."""
+
+
+@dataclass(frozen=True)
+class SymbolicEndpoint:
+    """``POST /v1/symbolic``: no engine kind (nothing is run on a tape), its own answer."""
+
+    name: str
+    request: type[SymbolicRequest]
+    response: type[BaseModel]
+    examples: Examples
+    doc: str
+
+
+SYMBOLIC = SymbolicEndpoint(
+    "symbolic", SymbolicRequest, SymbolicResponse, SYMBOLIC_EXAMPLES,
+    doc="""The function and every derivative up to `order`, as SymPy writes them: no values needed.
+
+    `derivatives[j - 1]` is laid out as in `/v1/derivative`: a string for one scalar
+    source, else nested lists of shape `[n] * j` over `sources` (default every variable,
+    sorted; a tensor leaf counts as its elements, `w_0_1` for `w[0, 1]`). `latex` holds
+    the same as LaTeX; with a value for every leaf, `values` holds the numbers there.
+    Each expression is simplified within SymPy's budget (`DERIV_SYMPY_SECONDS`, twice);
+    past it the text comes unsimplified with a note. A non-differentiable op is held
+    constant (`floor' = 0`, `stop_gradient(x)` shown as such), and a note says so.
+
+    Bounded before SymPy runs (422 naming the limit): `order` by
+    `DERIV_MAX_DERIVATIVE_ORDER`; the nodes the target reads by `DERIV_SYMPY_MAX_NODES`
+    and every tensor by `DERIV_SYMPY_MAX_ELEMENTS`; the laid-out strings
+    (n + n² + ... + nᵏ) by 4096; the estimated symbolic work (`cost-limit`). The target
+    must be a scalar. A 503 with `Retry-After` when every SymPy worker is busy.
+    """,
+)

@@ -1,4 +1,5 @@
-"""Request examples: the seed article's three, its expression form, and a few more.
+"""Request examples: the seed article's three, its expression form, math as people type
+it, and a few more.
 
 Attached to each route as Swagger UI's ``openapi_examples`` (``app.endpoints`` picks
 each endpoint's set); benchmarks and tests send the same bodies.
@@ -35,6 +36,9 @@ TENSOR = {
     "expression": "tanh(x) @ w",
     "values": {"x": [[0.5, -1.0]], "w": [[1.0], [2.0]]},
 }
+
+HUMAN = {"expression": "2x sin x + e^(x y) / 2", "values": {"x": 1.5, "y": -0.5}}
+VECTOR = {"expressions": {"u": "x y²", "v": "sin x + ln y"}, "values": {"x": 0.5, "y": 2.0}}
 
 POINTS = {
     **SEED_3,
@@ -85,6 +89,18 @@ def seed_examples(what: tuple[str, str, str, str], **fields: Any) -> Examples:
             "description": f"Seed example 3 as infix text instead of a graph: {r4}.",
             "value": {**EXPRESSION, **fields},
         },
+        "as-typed": {
+            "summary": "As typed: 2x sin x + e^(x y) / 2",
+            "description": "Math as people type it: implicit products, `sin x` without "
+            "parentheses, the constant `e`, `^` for powers. The output is named `f`.",
+            "value": {**HUMAN, **fields},
+        },
+        "named-outputs": {
+            "summary": "Named outputs: u = x y², v = sin x + ln y",
+            "description": "`expressions` gives several named targets of one graph (a vector "
+            "function): `outputs` has u and v; `/v1/jacobian` answers each row.",
+            "value": {**VECTOR, **fields},
+        },
     }
 
 
@@ -126,4 +142,30 @@ def graph_examples() -> Examples:
             "description": "The same computation as text; its variables take `values`.",
             "value": {"expression": "x**2 + y**3"},
         },
+        "as-typed": {
+            "summary": "As typed: g = e^(-x^2/2) / sqrt(2π)",
+            "description": "The standard normal density, its output named `g` by the text.",
+            "value": {"expression": "g = e^(-x^2/2) / sqrt(2π)"},
+        },
     }
+
+
+SYMBOLIC_EXAMPLES: Examples = {
+    "quotient": {
+        "summary": "x/(x + 1): first and second derivatives, simplified",
+        "description": "No values needed: `derivatives` is `[\"(x + 1)**(-2)\", "
+        "\"-2/(x + 1)**3\"]`, with LaTeX beside.",
+        "value": {"expression": "x/(x + 1)", "order": 2},
+    },
+    "seed-3": {
+        "summary": "Seed example 3: gradient and Hessian of x**2 + y**3, and their values",
+        "description": "Two sources: order 1 is a list of 2 strings, order 2 a 2x2 list; "
+        "`values` gives the numbers at x = 2, y = 3 (4 and 27; [[2, 0], [0, 18]]).",
+        "value": {**EXPRESSION, "order": 2},
+    },
+    "convention": {
+        "summary": "floor(x)*x: a non-differentiable op states its convention",
+        "description": "The derivative is `floor(x)`; a note says floor' = 0.",
+        "value": {"expression": "floor(x)*x"},
+    },
+}

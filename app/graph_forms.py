@@ -1,15 +1,16 @@
-"""A registered graph's two written forms: the canonical one its id hashes, and the
-wire one ``GET /v1/graphs/{graph_id}`` answers (which registers the same graph again).
+"""A graph's written forms: the text forms a request may send (``expression``,
+``expressions``) and what they name, the canonical form a registered graph's id hashes,
+and the wire form ``GET /v1/graphs/{graph_id}`` answers (which registers it again).
 
-Both are written from the engine's validated nodes, so a graph sent in any key order,
-spacing or number spelling gets one id and one answer.
+Registered forms are written from the engine's validated nodes, so a graph sent in any
+key order, spacing or number spelling gets one id and one answer.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from app.graph_store import ID_PREFIX
@@ -23,8 +24,13 @@ def graph_id(nodes: Iterable[Any]) -> str:
     Python's float repr is the shortest text that round-trips, the same on every
     platform, so equal graphs hash equally on every replica.
     """
-    text = json.dumps([_canonical(n) for n in nodes], sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=True, allow_nan=False)
+    text = json.dumps(
+        [_canonical(n) for n in nodes],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
+        allow_nan=False,
+    )
     return ID_PREFIX + hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
@@ -48,3 +54,28 @@ def wire_node(node: Any) -> dict[str, Any]:
     if not node.trainable:
         out["trainable"] = False
     return out
+
+
+def text_of(request: Any) -> str | Mapping[str, str] | None:
+    """The request's ``expressions`` mapping, else its ``expression`` text (or None)."""
+    texts = getattr(request, "expressions", None)
+    return texts if texts is not None else getattr(request, "expression", None)
+
+
+def given_names(request: Any) -> set[str]:
+    """Every leaf name the request gives a value for, in ``values`` or ``points``."""
+    names = set(getattr(request, "values", None) or ())
+    batch = getattr(request, "points", None)
+    if isinstance(batch, Mapping):
+        names |= set(batch)
+    elif isinstance(batch, list):
+        names = names.union(*(p for p in batch if isinstance(p, Mapping)))
+    return names
+
+
+def target_of(request: Any) -> str | list[str] | None:
+    """The request's ``target``; by default every output ``expressions`` names, in order."""
+    texts = getattr(request, "expressions", None)
+    if request.target is None and texts is not None:
+        return list(texts)
+    return request.target

@@ -58,6 +58,23 @@ class GraphNotFound(Exception):
         super().__init__(self.detail)
 
 
+class StoreUnavailable(Exception):
+    """The shared graph store cannot be reached and this replica has no copy (a 503).
+
+    Transient by nature: the client retries after ``retry_after`` seconds, on this replica
+    or another; inline requests (``graph``, ``expression``) are served meanwhile.
+    """
+
+    slug = "store-unavailable"
+
+    def __init__(self, what: str, retry_after: int = 2) -> None:
+        self.detail = (f"the shared graph store is unreachable, so {what}; retry after "
+                       f"{retry_after} s, or send the graph inline as `graph`")
+        self.retry_after = retry_after
+        self.limit = None
+        super().__init__(self.detail)
+
+
 class GraphTooLarge(Exception):
     """One graph larger than the whole cache (a 413)."""
 
@@ -94,6 +111,17 @@ class GraphStore:
 
     def __len__(self) -> int:
         return len(self._graphs)
+
+    def state(self) -> str:
+        """``ready``: an in-process store is always reachable (see app.redis_store)."""
+        return "ready"
+
+    def discard(self, gid: str) -> None:
+        """Forget ``gid`` if it is here (a shared store says it is gone)."""
+        try:
+            self.delete(gid)
+        except GraphNotFound:
+            pass
 
     def __contains__(self, gid: object) -> bool:
         return gid in self._graphs

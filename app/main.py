@@ -14,13 +14,14 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app import docs, openapi, problems
+from app import docs, openapi, playground, problems
 from app.admission import Saturated
+from app.graph_store import StoreUnavailable
 from app.guards import BodyGuard
 from app.memory import tune_allocator
 from app.observability import Observability
 from app.proxy import PrefixMiddleware
-from app.routes import catalogue, compute, graphs, health, metrics
+from app.routes import catalogue, compute, graphs, health, metrics, pictures, symbolic
 from app.service import Service
 from app.settings import Settings, get_settings
 
@@ -75,11 +76,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.service = Service(settings)
 
     app.include_router(compute.router)
+    app.include_router(symbolic.router)
     app.include_router(graphs.router)
     app.include_router(catalogue.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(pictures.router)
     docs.install(app)
+    playground.install(app)
     openapi.install(app)
 
     app.add_exception_handler(RequestValidationError, problems.validation_handler)
@@ -87,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for cls, status, slug, title in problems.ERROR_PROBLEMS:
         app.add_exception_handler(cls, problems.engine_handler(status, slug, title))
     app.add_exception_handler(Saturated, problems.saturated_handler)
+    app.add_exception_handler(StoreUnavailable, problems.saturated_handler)
     app.add_exception_handler(Exception, problems.unexpected_handler)
 
     # Added last runs first: the prefix is known before the guard reads the path.

@@ -115,7 +115,9 @@ COMPUTE_PROBLEMS: dict[int | str, dict[str, Any]] = {
         "ran out (type `.../time-budget`)."
     ),
     503: _problem(
-        "The replica is saturated (type `.../saturated`): retry after `Retry-After` seconds."
+        "The replica is saturated (type `.../saturated`), or the shared graph store is "
+        "unreachable and this replica has no copy of `graph_id` (type "
+        "`.../store-unavailable`): retry after `Retry-After` seconds."
     ),
     500: _problem("A fault of the service itself, never of the input."),
 }

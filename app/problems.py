@@ -8,8 +8,10 @@ echoed back, so a hostile request cannot make the error larger than itself.
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
+import typing
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
@@ -155,7 +157,7 @@ async def validation_handler(request: Request, exc: Exception) -> Response:
             f"the body is not valid JSON: {clip(reason, 100)} at position {where}",
         )
     errors = [
-        {"loc": _loc(e.get("loc", ())), "msg": clip(e.get("msg", ""), 200), "type": e["type"]}
+        {"loc": _loc(e.get("loc", ())), "msg": clip(_message(request, e), 200), "type": e["type"]}
         for e in raw[:MAX_ERRORS]
     ]
     first = errors[0]["loc"] if errors else ["body"]
@@ -171,6 +173,60 @@ async def validation_handler(request: Request, exc: Exception) -> Response:
         field=_dotted(first),
         errors=errors,
     )
+
+
+def _message(request: Request, error: dict[str, Any]) -> str:
+    """Pydantic's message, but an unknown field names the one it may be a typo of."""
+    loc = list(error.get("loc", ()))
+    if error.get("type") != "extra_forbidden" or not loc or not isinstance(loc[-1], str):
+        return str(error.get("msg", ""))
+    route = request.scope.get("route")
+    body = getattr(getattr(route, "body_field", None), "field_info", None)
+    names = _fields_at(getattr(body, "annotation", None), loc[1:-1])
+    if not names:
+        return str(error.get("msg", ""))
+    wrong = clip(loc[-1], MAX_LOC_PART)
+    close = difflib.get_close_matches(loc[-1], names, n=1, cutoff=0.6)
+    meant = ALIASES.get(loc[-1].lower())
+    if not close and meant in names:
+        close = [meant]
+    if close:
+        return f"unknown field {wrong!r}: did you mean {close[0]!r}?"
+    return (f"unknown field {wrong!r}; the fields here are {', '.join(names[:8])}"
+            + (f" and {len(names) - 8} more (see /docs)" if len(names) > 8 else ""))
+
+
+# Words people send for a field by another name (when no spelling is close).
+ALIASES = {"input": "values", "inputs": "values", "variables": "values", "vars": "values",
+           "expr": "expression", "formula": "expression", "function": "expression",
+           "wrt": "sources", "with_respect_to": "sources", "variable": "sources"}
+
+
+def _fields_at(model: Any, path: list[Any]) -> list[str]:
+    """The field names of the model found at ``path`` below ``model`` (list indices and
+    dict keys pass through to the item's model); [] when there is none."""
+    model = _model_in(model)
+    for part in path:
+        if model is None:
+            return []
+        if isinstance(part, str) and part in model.model_fields:
+            model = _model_in(model.model_fields[part].annotation)
+        elif not isinstance(part, int):
+            return []
+    return list(model.model_fields) if model is not None else []
+
+
+def _model_in(annotation: Any, depth: int = 0) -> type[BaseModel] | None:
+    """The pydantic model inside ``annotation`` (``Graph | None``, ``list[Node]``, ...)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if depth > 4:
+        return None
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg, depth + 1)
+        if found is not None:
+            return found
+    return None
 
 
 def _slug(phrase: str) -> str:
@@ -269,7 +325,7 @@ async def saturated_handler(request: Request, exc: Exception) -> Response:
     return problem(
         _base(request),
         503,
-        "saturated",
+        getattr(exc, "slug", "saturated"),  # or "store-unavailable" (app.graph_store)
         "Service Unavailable",
         getattr(exc, "detail", None) or str(exc),
         headers={"Retry-After": str(retry)},

@@ -28,7 +28,7 @@ def render(quantities: Quantities, result: Result, report: CheckReport) -> dict[
     wire = encode_for_response
     body: dict[str, Any] = {"outputs": {k: wire(v) for k, v in result.outputs.items()}}
     body.update(quantities(result))
-    body["notes"] = [_note(n) for n in result.notes]
+    body["notes"] = [note(n) for n in result.notes]
     body["check"] = {name: jsonable(getattr(report, name)) for name in _CHECK_FIELDS}
     body["trace"] = None if result.trace is None else _trace(result.trace)
     if result.points is not None:
@@ -78,14 +78,15 @@ def derivatives(result: Result) -> dict[str, Any]:
             "derivatives": [wire(d) for d in found]}
 
 
-def _note(note: Any) -> dict[str, Any]:
+def note(item: Any) -> dict[str, Any]:
+    """An engine ``Note`` as the wire's ``Note``: empty members left out."""
     out: dict[str, Any] = {}
-    if note.source is not None:
-        out["source"] = note.source
-    if note.node is not None:
-        out["node"] = note.node
-    out["reason"] = note.reason
-    out["detail"] = note.detail
+    if item.source is not None:
+        out["source"] = item.source
+    if item.node is not None:
+        out["node"] = item.node
+    out["reason"] = item.reason
+    out["detail"] = item.detail
     return out
 
 
@@ -105,4 +106,9 @@ def _trace(trace: Any) -> dict[str, Any]:
             for e in trace.entries
         ],
         "text": trace.text,
+        "leaves": [
+            {"name": c.name, "kind": c.kind, "shape": list(c.shape), "value": encode(c.value),
+             "grad": encode(c.grad)}
+            for c in trace.leaves
+        ],
     }

@@ -1,6 +1,6 @@
 """The only bridge from the web layer to the engine: orchestration.
 
-A validated request becomes a graph (``build_graph`` or ``parse_expression``),
+A validated request becomes a graph (``build_graph`` or ``parse_named``),
 then an engine ``Query`` run under the time budget as its endpoint's kind says
 (``app.endpoints``), then an independent check, then the endpoint's JSON data
 (``app.rendering``). Engine errors pass through untouched; ``app.main`` maps each
@@ -10,29 +10,38 @@ class to a problem with ``app.problems.ERROR_PROBLEMS``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from app import observability
-from app.admission import Admission
+from app.admission import Admission, Saturated
 from app.endpoints import Endpoint
-from app.graph_forms import graph_id, wire_node
-from app.graph_store import GraphStore, StoredGraph
+from app.graph_codec import UnreadableGraph
+from app.graph_forms import given_names, graph_id, target_of, text_of, wire_node
+from app.graph_store import StoredGraph
 from app.limits import check_limits, cost_limits, engine_limits
 from app.op_catalogue import catalogue
 from app.settings import Settings
-from app.wire.requests import ComputeRequest, DerivativeRequest, GraphRequest, HessianRequest
+from app.store_backends import open_graph_store
+from app.wire.requests import (
+    ComputeRequest,
+    DerivativeRequest,
+    GraphRequest,
+    HessianRequest,
+    SymbolicRequest,
+)
 from app.wire.requests import Graph as WireGraph
 from app.wire.requests import Node as WireNode
 from engine import budget, cost
-from engine.check import sympy_pool, verify
+from engine.check import shared_checks, symbolic_query, sympy_pool, verify
 from engine.check.agreement import CheckReport
+from engine.check.symbolic_query import SymbolicQuery, SymbolicResult
 from engine.derive import points
 from engine.derive.kinds import Kind
 from engine.derive.query import Query, Result
-from engine.errors import BudgetExceeded, GraphError
+from engine.errors import BudgetExceeded, EngineError, GraphError
 from engine.graphs.build import build_graph, check_node
-from engine.graphs.expression import parse_expression
+from engine.graphs.expression import parse_named
 from engine.graphs.graph import Graph, Limits, Node
 from engine.graphs.reusable import ReusableGraph
 from engine.ops import OPS
@@ -63,8 +72,9 @@ class Service:
         self.admission = Admission(settings.memory_budget_bytes, settings.max_running,
                                    settings.admission_wait_seconds)
         self.catalogue_json = json.dumps({"ops": catalogue()}, separators=(",", ":")).encode()
-        self.graphs = GraphStore(settings.graph_cache_size, settings.graph_cache_nodes,
-                                 settings.graph_cache_bytes)
+        self.graphs = open_graph_store(settings, self._restore)
+        # SymPy's derivatives are shared where the graphs are (None: within this process)
+        shared_checks.configure(getattr(self.graphs, "checks", None))
 
     def start(self) -> None:
         """Warm the SymPy workers, so the first check does not pay their start-up."""
@@ -77,6 +87,11 @@ class Service:
     def ready(self) -> bool:
         """The op table is loaded (SymPy workers are optional: checks degrade to numeric)."""
         return bool(OPS)
+
+    def store_state(self) -> str:
+        """``ready``, or ``degraded`` while the shared graph store is unreachable (blocking:
+        it may ask Redis)."""
+        return self.graphs.state()
 
     def run(self, endpoint: Endpoint, request: ComputeRequest, *, inline: bool = False,
             cancel: budget.Cancel | None = None, held: list[float] | None = None
@@ -140,11 +155,18 @@ class Service:
              admit: Callable[[cost.Estimate], None], cancel: budget.Cancel | None
              ) -> dict[str, Any]:
         kind = endpoint.kind
+        if request.output_gradients is not None and not endpoint.takes_output_gradients:
+            raise GraphError(
+                f"output_gradients is not taken by /v1/{kind.name}: TensorFlow's "
+                f"{kind.name} has no such argument; weight the rows yourself, or ask "
+                "/v1/gradient for the weighted sum",
+                field="output_gradients",
+            )
         with budget.time_budget(self.settings.time_budget_seconds, cancel):
             query = Query(
                 graph=self._graph(request),
                 values=request.values,
-                target=request.target,
+                target=target_of(request),
                 sources=request.sources,
                 watch=tuple(request.watch),
                 watch_accessed_variables=request.watch_accessed_variables,
@@ -180,27 +202,64 @@ class Service:
     def _graph(self, request: ComputeRequest) -> Graph:
         if request.graph_id is not None:
             return self.graphs.get(request.graph_id).graph
-        return self._build(request.graph, request.expression)
+        return self._build(request.graph, text_of(request), given_names(request))
 
-    def _build(self, graph: WireGraph | None, expression: str | None) -> Graph:
+    def symbolic(self, request: SymbolicRequest) -> SymbolicResult:
+        """The function and its derivatives as SymPy writes them (engine.check.symbolic_query):
+        Saturated when no SymPy worker is free."""
+        with budget.time_budget(self.settings.time_budget_seconds):
+            graph = self._graph(request)  # type: ignore[arg-type]  # the same three forms
+            query = SymbolicQuery(
+                graph, request.values, sources=request.sources, order=request.order,
+                simplify=request.simplify, target=request.target, limits=self.limits,
+                check_limits=self.check_limits, max_order=self.settings.max_derivative_order,
+                max_response_bytes=self.settings.max_response_bytes,
+            )
+        observability.note_graph(len(graph.nodes))
+        try:
+            return symbolic_query.symbolic(query)
+        except sympy_pool.WorkerBusy as exc:
+            busy = Saturated(f"{exc}; try again shortly", retry_after=1)
+            busy.limit = "sympy_workers"
+            raise busy from None
+
+    def _build(self, graph: WireGraph | None, expression: str | Mapping[str, str] | None,
+               given: Collection[str] = ()) -> Graph:
         if graph is not None:
             return build_graph(graph.nodes, self.limits, _engine_node)
-        return parse_expression(expression or "", self.limits)
+        return parse_named("" if expression is None else expression, self.limits, given).graph
 
     # -------------------------------------------------------------- registered graphs
 
     def register(self, request: GraphRequest) -> tuple[dict[str, Any], bool]:
         """Validate and store a graph under its content hash: (its outline, whether it is new)."""
         with budget.time_budget(self.settings.time_budget_seconds):
-            graph = ReusableGraph.of(self._build(request.graph, request.expression))
-            sent = request.graph.nodes if request.graph is not None else None
-            order = tuple(n.id for n in sent) if sent is not None else tuple(graph.nodes)
-            gid = graph_id(graph.nodes[i] for i in order)
-        stored, created = self.graphs.put(
-            StoredGraph(gid, graph, order, tuple(graph.leaves), graph.last,
-                        cost.graph_bytes(graph))
-        )
+            stored = self._stored(request.graph, request.expression)
+        stored, created = self.graphs.put(stored)
         return stored.info(), created
+
+    def _stored(self, wire: WireGraph | None, expression: str | None) -> StoredGraph:
+        graph = ReusableGraph.of(self._build(wire, expression))
+        order = tuple(n.id for n in wire.nodes) if wire is not None else tuple(graph.nodes)
+        gid = graph_id(graph.nodes[i] for i in order)
+        return StoredGraph(gid, graph, order, tuple(graph.leaves), graph.last,
+                           cost.graph_bytes(graph))
+
+    def _restore(self, gid: str, nodes: list[dict[str, Any]]) -> StoredGraph:
+        """A graph a shared store kept, validated again as if just sent; UnreadableGraph
+        unless it hashes to ``gid``."""
+        try:
+            wire = WireGraph.model_validate({"nodes": nodes})
+        except ValueError as exc:
+            raise UnreadableGraph(f"stored nodes are not a valid graph: {exc}") from exc
+        try:
+            with budget.time_budget(self.settings.time_budget_seconds):
+                stored = self._stored(wire, None)
+        except EngineError as exc:  # registering it here would answer this as a 4xx
+            raise UnreadableGraph(f"stored graph does not validate here: {exc}") from exc
+        if stored.graph_id != gid:
+            raise UnreadableGraph(f"stored nodes hash to {stored.graph_id}, not {gid}")
+        return stored
 
     def describe(self, gid: str) -> dict[str, Any]:
         """A registered graph's outline and its validated nodes in wire form."""

@@ -131,6 +131,22 @@ class Settings(BaseSettings):
     graph_cache_bytes: int = Field(
         default=64 * MIB, ge=1, description="Bytes over all registered graphs kept per process."
     )
+    graph_store_url: str = Field(
+        default="",
+        description=(
+            "Where registered graphs live: empty keeps them in each process; "
+            "`redis://host:port/db` shares them (and SymPy's derivatives) between replicas."
+        ),
+    )
+    graph_store_ttl_seconds: int = Field(
+        default=86_400, ge=1, description="A shared graph is dropped this long after its last use."
+    )
+    graph_store_max_bytes: int = Field(
+        default=8 * MIB, ge=1, description="Compressed size of one graph in the shared store (413)."
+    )
+    graph_store_timeout_seconds: float = Field(
+        default=0.5, gt=0, description="Longest wait for the shared store on one call."
+    )
     problem_type_base: str = Field(
         default="tag:derivative-service,2025:problem/",
         description="Prefix of every problem `type` URI (RFC 9457).",

@@ -1,7 +1,7 @@
 """Run every benchmark and print one table of targets, PASS or MISS.
 
-``python -m bench [--quick] [--only op request hessian sparse tall registered points cost]``; each
-part also runs alone (``python -m bench.bench_op_overhead`` and so on). Ratios are measured
+``python -m bench [--quick] [--only op request hessian sparse tall registered points cost
+checks redis]``; each part also runs alone (``python -m bench.bench_op_overhead`` and so on). Ratios are measured
 within one run; the absolute figures depend on the machine and its load.
 """
 
@@ -18,6 +18,7 @@ from bench import (
     bench_points,
     bench_registered,
     bench_request,
+    bench_shared,
     bench_sparse_hessian,
     bench_tall_jacobian,
 )
@@ -32,6 +33,8 @@ PARTS: dict[str, Callable[[bool], list[Target]]] = {
     "sparse": bench_sparse_hessian.run,
     "tall": bench_tall_jacobian.run,
     "cost": bench_cost.run,
+    "checks": bench_shared.run_checks,
+    "redis": bench_shared.run_redis,
 }
 
 

@@ -22,17 +22,23 @@ Example (the seed article's third example)::
 
 import numpy as _np
 
+from engine import tf_names as _tf_names
 from engine.derive.sparse import SparseHessian, SparseJacobian, sparse_hessian, sparse_jacobian
 from engine.ops import OPS, OPS_FN
+from engine.tape.custom_gradient import custom_gradient
 from engine.tape.gradient_tape import GradientTape
-from engine.tensor import Tensor, Variable, constant
+from engine.tensor import Tensor, Variable
 
 # Non-finite results are reported as notes, not as numpy warnings on stderr.
 _np.seterr(all="ignore")
 
 globals().update(OPS_FN)  # engine.sin, engine.matmul, ...
+# TF's spellings (engine.tf_names), over an op's own name where TF's signature differs
+# (``gather(params, indices)``, ``constant(value, dtype, shape)``)
+globals().update({name: getattr(_tf_names, name) for name in _tf_names.__all__})
 
 __all__ = [
-    "GradientTape", "OPS", "SparseHessian", "SparseJacobian", "Tensor", "Variable", "constant",
-    "sparse_hessian", "sparse_jacobian", *OPS_FN,
+    "GradientTape", "OPS", "SparseHessian", "SparseJacobian", "Tensor", "Variable",
+    "custom_gradient", "sparse_hessian", "sparse_jacobian",
+    *sorted(set(OPS_FN) | set(_tf_names.__all__)),
 ]

@@ -38,6 +38,7 @@ SWEEP_OVERHEAD = 3000.0  # and around its rule in one reverse sweep
 NODE_BYTES = 600  # a node's Python objects: its tensor, tape entry, names and dict slots
 PATTERN_WORK = 250.0  # per element of the graph: a sparse Hessian's index sets and colours
 FLOAT_BYTES = 8
+TRACE_ENTRY_BYTES = 400  # one trace entry: its line of text and its JSON object, names and attrs
 NUMBER_BYTES = 25  # the longest float64 in JSON, "-2.2250738585072014e-308", and a comma
 RECORDED = 3.0  # a recorded sweep differentiated again: entries and work, relative
 SMALL_BYTES = 1 << 20  # a graph this small is not worth finding its sweep's frontier
@@ -166,15 +167,23 @@ def _answer(numbers: float, working: float) -> tuple[float, float]:
     return response, working + response + FLOAT_BYTES * numbers
 
 
-def evaluate(g: GraphCost, outputs: float) -> Estimate:
-    response, peak = _answer(outputs, g.bytes + g.scratch)
-    return Estimate(g.forward, peak, response, g.costliest)
+def traced(g: GraphCost, grads: bool = True) -> float:
+    """A trace's size in numbers: every recorded value (and cotangent), plus each entry's
+    line of text and its structured form, counted as numbers of the same bytes."""
+    return (2 if grads else 1) * g.bytes / FLOAT_BYTES + g.ops * TRACE_ENTRY_BYTES / NUMBER_BYTES
+
+
+def evaluate(g: GraphCost, outputs: float, trace: bool = False) -> Estimate:
+    """Forward only; with a trace, recorded on a tape (values, no cotangents)."""
+    extra = traced(g, grads=False) if trace else 0.0
+    response, peak = _answer(outputs + extra, g.bytes * (1 + trace) + g.scratch)
+    return Estimate(g.forward * (RECORDED if trace else 1.0), peak, response, g.costliest)
 
 
 def gradient(g: GraphCost, outputs: float, sources: float, trace: bool = False) -> Estimate:
     """Forward, one sweep; cotangents held as the tensors are, and a trace of both."""
-    traced = 2 * g.bytes / FLOAT_BYTES if trace else 0.0
-    response, peak = _answer(outputs + sources + traced,
+    traced_numbers = traced(g) if trace else 0.0
+    response, peak = _answer(outputs + sources + traced_numbers,
                              g.bytes + g.frontier + 2 * g.widest + g.scratch)
     return Estimate(g.forward + g.sweep(), peak, response, g.costliest)
 
@@ -187,8 +196,8 @@ def jacobian(g: GraphCost, rows: float, cols: float, trace: bool = False) -> Est
     factor = RECORDED if tall else 1.0
     work = g.forward + factor * (g.sweep() + g.sweep(seeds))
     working = factor * (g.bytes + g.chunk(seeds) * (g.frontier + 2 * g.widest)) + g.scratch
-    traced = g.bytes / FLOAT_BYTES if trace else 0.0
-    response, peak = _answer(2 * rows * cols + rows + traced, working)
+    extra = traced(g, grads=False) if trace else 0.0
+    response, peak = _answer(2 * rows * cols + rows + extra, working)
     return Estimate(work, peak, response, g.costliest)
 
 

@@ -7,18 +7,21 @@ chains fast. Both behave as arrays (``.shape``, ``.ndim``, broadcasting).
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 Value = np.ndarray | np.float64
 
 # Set by engine.ops.registry: maps an op name to its callable. Kept here as a
 # hook so Tensor's operators need no import of the op table (no cycle).
 OPS_FN: dict[str, Callable[..., Tensor]] = {}
+# Set by engine.ops.indexing: ``x[key]`` as a recorded strided_slice.
+GETITEM: list[Callable[[Tensor, Any], Tensor]] = []
 
 
 def as_value(value: Any) -> Value:
@@ -133,6 +136,41 @@ class Tensor:
     def __abs__(self) -> Tensor:
         return OPS_FN["abs"](self)
 
+    # Comparisons give 1.0/0.0 tensors with no gradient (engine.ops.logic), so that
+    # ``max(a, b)`` and ``if loss > k:`` work as in TF eager. ``==`` stays identity, as
+    # ``__hash__``: tapes key sets and dicts by tensors (TF 2's elementwise ``==`` makes
+    # its tensors unhashable); ``equal`` is the elementwise op.
+    def __lt__(self, other: Any) -> Tensor:
+        return OPS_FN["less"](self, other)
+
+    def __le__(self, other: Any) -> Tensor:
+        return OPS_FN["less_equal"](self, other)
+
+    def __gt__(self, other: Any) -> Tensor:
+        return OPS_FN["greater"](self, other)
+
+    def __ge__(self, other: Any) -> Tensor:
+        return OPS_FN["greater_equal"](self, other)
+
+    def __bool__(self) -> bool:
+        """A one-element tensor's truth, as TF eager; more elements are ambiguous."""
+        if self.value.size != 1:
+            raise ValueError(
+                f"the truth value of a tensor of shape {list(self.shape)} is ambiguous; "
+                "use reduce_any / reduce_all, or compare elementwise"
+            )
+        return bool(self.value)
+
+    def __getitem__(self, key: Any) -> Tensor:
+        """``x[1:, None, ..., 0]``: recorded as a strided_slice, with its gradient."""
+        return GETITEM[0](self, key)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        """The rows, each a recorded ``self[i]``, as TF eager; a scalar is not iterable."""
+        if self.ndim == 0:
+            raise TypeError("cannot iterate over a scalar tensor")
+        return (self[i] for i in range(self.shape[0]))
+
 
 def bind_operators() -> None:
     """Make ``a * b`` call the op callable itself: one Python call less per operator.
@@ -161,11 +199,42 @@ class EagerTensor(Tensor):
 class Variable(Tensor):
     """A leaf a tape watches automatically when an op reads it, as ``tf.Variable``."""
 
-    __slots__ = ("trainable",)
+    __slots__ = ("trainable", "uid")
 
-    def __init__(self, value: Any, trainable: bool = True, name: str | None = None):
-        super().__init__(value, name)
+    def __init__(self, initial_value: Any, trainable: bool = True, name: str | None = None):
+        super().__init__(initial_value, name)
         self.trainable = trainable
+        self.uid = next(_variable_ids)  # order of construction (``watched_variables``)
+
+    def read_value(self) -> Tensor:
+        """The value as a tensor, recorded as an identity: its gradient reaches the variable."""
+        return OPS_FN["identity"](self)
+
+    def assign(self, value: Any) -> Variable:
+        """Give the variable a new value of the same shape, as ``tf.Variable.assign``."""
+        new = as_value(value.value if isinstance(value, Tensor) else value)
+        if np.shape(new) != self.shape:
+            raise ValueError(
+                f"Cannot assign value of shape {list(np.shape(new))} to a variable of shape "
+                f"{list(self.shape)}"
+            )
+        for check in BEFORE_ASSIGN:
+            check(self)
+        self.value = new
+        return self
+
+    def assign_add(self, delta: Any) -> Variable:
+        return self.assign(self.value + np.asarray(delta, dtype=np.float64))
+
+    def assign_sub(self, delta: Any) -> Variable:
+        return self.assign(self.value - np.asarray(delta, dtype=np.float64))
+
+
+_variable_ids = itertools.count()
+
+# Set by engine.tape.recording: checks run before a variable takes a new value (a tape
+# that recorded reading it would otherwise differentiate at the new value).
+BEFORE_ASSIGN: list[Callable[[Variable], None]] = []
 
 
 def constant(value: Any, name: str | None = None) -> Tensor:

@@ -8,7 +8,7 @@
 # Usage: scripts/container-base.sh [IMAGE]   (prints the image name on stdout when done)
 set -euo pipefail
 
-image="${1:-${BASE_IMAGE:-localhost/derivative-service-base:bookworm-python3}}"
+image="${1:-${BASE_IMAGE:-localhost/derivative-service-base:bookworm-python3-graphviz}}"
 suite=bookworm
 
 if podman image exists "$image"; then
@@ -32,7 +32,7 @@ trap 'rm -rf "$root" "$log"' EXIT
 trap 'exit 124' TERM INT
 
 echo "base image $image: debootstrap $suite${mirror:+ from $mirror} (a few minutes, once)" >&2
-debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates \
+debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates,graphviz \
   "$suite" "$root" ${mirror:+"$mirror"} >"$log" 2>&1 || { tail -30 "$log" >&2; exit 1; }
 
 # Where the official python image keeps its interpreter and pip.

@@ -10,6 +10,7 @@ the node.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -25,6 +26,25 @@ from pydantic import (
 
 from app.graph_store import GRAPH_ID_PATTERN
 from app.wire.values import VALUE_SCHEMA, Value, decode
+
+EXPRESSION_GRAMMAR = """Math as typed, instead of `graph`; parsed without eval into the same graph.
+- operators, loosest first: `+ -`; `* / @` (also `×`, `·`, `÷`); implicit
+  multiplication `2x`, `x y`, `3(x+1)`, `(x+1)(x-1)`, `2 sin x` (binds tighter than
+  `*` and `/`: `1/2x` is `1/(2x)`); unary `-` (also `−`); `^` or `**`
+  (right-associative: `2^3^2` is `2^9`, `-x^2` is `-(x^2)`), postfix `²` `³`.
+- functions: every op of `GET /v1/ops` without required attrs, by name, and `ln`,
+  `log` (natural), `log10`, `log2`, `log(x, base)`, `arcsin`-style inverse names, `sgn`,
+  `sec`, `csc`, `cot`, `√`; `|x|` is `abs(x)`. `f(a, b)` is a call; without parentheses a
+  function takes the factor after it, up to the next `+ - * /` or function:
+  `sin x^2` = `sin(x^2)`, `sin 2x` = `sin(2x)`, `sin x cos x` = `sin(x) cos(x)`,
+  `sin^2 x` = `sin(x)^2`.
+- more arguments: `max(a, b)`/`min(a, b)` are `maximum`/`minimum` (one argument: the
+  reduction), `atan2(y, x)`, `pow(a, b)`, `sum(x, axis)`, `mean(x, axis=-1)`.
+- constants `e`, `pi` (`π`); every other name is a variable valued from `values`; names
+  are ASCII (`x1`, `theta`), so `xy` is one name: write `x y` for a product.
+- the output is named `f` (`g` or `h` when `f` is a variable); `g = ...` or
+  `g(x) = ...` names it.
+Errors are 422 problems that give the column and say what to write instead."""
 
 NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$"
 
@@ -93,15 +113,22 @@ class Graph(BaseModel):
     nodes: list[Node] = Field(min_length=1)
 
 
-def _exactly_one(**types: str) -> dict[str, Any]:
-    """JSON Schema for "exactly one of these members, not null" (what the validator checks),
-    so the OpenAPI document does not promise to accept a request that is then a 422."""
-    return {
-        "oneOf": [
-            {"required": [name], "properties": {name: {"type": kind}}}
-            for name, kind in types.items()
-        ]
-    }
+def _exactly_one(*names: str) -> Callable[[dict[str, Any]], None]:
+    """State "exactly one of these members, not null" (what the validator checks) in the
+    schema's description.
+
+    The schema stays a plain object whose members are all optional: a top-level
+    ``oneOf`` next to ``properties`` is what client generators (openapi-python-client)
+    and ReDoc fail on, and the validator refuses a request breaking the rule with a
+    422 anyway.
+    """
+    listed = ", ".join(f"`{name}`" for name in names[:-1]) + f" or `{names[-1]}`"
+    rule = f"Send exactly one of {listed} (not null); otherwise the answer is a 422."
+
+    def add_rule(schema: dict[str, Any]) -> None:
+        schema["description"] = f"{schema.get('description', '').rstrip()}\n\n{rule}".lstrip()
+
+    return add_rule
 
 
 class ComputeRequest(BaseModel):
@@ -109,17 +136,26 @@ class ComputeRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra=_exactly_one(graph="object", expression="string", graph_id="string"),
+        json_schema_extra=_exactly_one("graph", "expression", "expressions", "graph_id"),
     )
 
     graph: Graph | None = Field(default=None, description="The computation (or `expression`).")
     expression: str | None = Field(
         default=None,
+        description=EXPRESSION_GRAMMAR,
+        examples=["x^2 + y^3", "2x sin x", "g = e^(-x^2/2) / sqrt(2pi)"],
+    )
+    expressions: dict[str, str] | None = Field(
+        default=None,
         description=(
-            "Infix text instead of `graph`, e.g. `x**2 + y**3` or `tanh(x) @ w`: "
-            "`+ - * / ** @`, parentheses, numbers, names and one-input ops by name. "
-            "Parsed without eval; every free name is a variable valued from `values`."
+            "Several named expressions instead of `expression`, e.g. "
+            '`{"u": "x y", "v": "x + y"}`: one graph whose outputs are nodes named by the '
+            "keys, sharing their variables. The default `target` is every output, in this "
+            "order: `evaluate` gives each, `jacobian` the Jacobian of the vector function "
+            "(`gradient` and `hessian` take the sum, as TF does with a list of targets). "
+            "The texts count against `DERIV_MAX_EXPRESSION_CHARS` together."
         ),
+        examples=[{"u": "x y", "v": "x + y"}],
     )
     graph_id: GraphId | None = Field(
         default=None,
@@ -174,11 +210,17 @@ class ComputeRequest(BaseModel):
 
     @model_validator(mode="after")
     def _one_computation(self) -> ComputeRequest:
-        given = (self.graph is not None) + (self.expression is not None) + (
-            self.graph_id is not None
+        given = (
+            (self.graph is not None)
+            + (self.expression is not None)
+            + (self.graph_id is not None)
+            + (self.expressions is not None)
         )
         if given != 1:
-            raise ValueError("send exactly one of `graph`, `expression` or `graph_id`")
+            raise ValueError(
+                "send exactly one of `graph`, `expression` or `graph_id` (or `expressions` "
+                "instead of `expression`)"
+            )
         return self
 
 
@@ -212,9 +254,7 @@ class HessianRequest(ComputeRequest):
 class GraphRequest(BaseModel):
     """A graph to register: the same `graph` or `expression` a compute request takes."""
 
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra=_exactly_one(graph="object", expression="string")
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_exactly_one("graph", "expression"))
 
     graph: Graph | None = Field(default=None, description="The computation (or `expression`).")
     expression: str | None = Field(
@@ -225,4 +265,62 @@ class GraphRequest(BaseModel):
     def _one_computation(self) -> GraphRequest:
         if (self.graph is None) == (self.expression is None):
             raise ValueError("send exactly one of `graph` or `expression`")
+        return self
+
+
+class SymbolicRequest(BaseModel):
+    """A function to differentiate symbolically: no values needed."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra=_exactly_one("graph", "expression", "graph_id")
+    )
+
+    graph: Graph | None = Field(default=None, description="The computation (or `expression`).")
+    expression: str | None = Field(
+        default=None, description="Infix text instead of `graph`, as in compute requests."
+    )
+    graph_id: GraphId | None = Field(
+        default=None, description="Instead of `graph` or `expression`: a registered graph's id."
+    )
+    values: dict[str, Value] = Field(
+        default_factory=dict,
+        description=(
+            "Leaf values by id (optional): when every leaf has one (here or in its node's "
+            "`value`), `values` of the answer gives the function and derivatives there. A "
+            "leaf with no value is a scalar symbol."
+        ),
+    )
+    target: Ref | None = Field(
+        default=None, description="A scalar node to differentiate. Default: the last node."
+    )
+    sources: list[Ref] | None = Field(
+        default=None,
+        description=(
+            "Leaves to differentiate by, in the order of every axis; a tensor leaf counts "
+            "as its elements (`w_0_1` for `w[0, 1]`). Default: every variable, sorted by id."
+        ),
+    )
+    order: StrictInt = Field(
+        default=1,
+        ge=1,
+        description=(
+            "Every derivative from order 1 up to this one (at most "
+            "`DERIV_MAX_DERIVATIVE_ORDER`; 422 beyond)."
+        ),
+    )
+    simplify: StrictBool = Field(
+        default=True,
+        description=(
+            "Simplify each expression within SymPy's budget; past it the text comes "
+            "unsimplified, with a note."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _one_computation(self) -> SymbolicRequest:
+        given = (self.graph is not None) + (self.expression is not None) + (
+            self.graph_id is not None
+        )
+        if given != 1:
+            raise ValueError("send exactly one of `graph`, `expression` or `graph_id`")
         return self

@@ -79,11 +79,36 @@ class TraceEntry(BaseModel):
     attrs: dict[str, Any] = Field(default_factory=dict)
 
 
+class TraceLeaf(BaseModel):
+    """A tensor the entries read that no entry produced."""
+
+    name: str = Field(description="The node id, or `node.inputs[i]` for an inline constant.")
+    kind: Literal["leaf", "constant"] = Field(
+        description="`leaf`: a variable or constant node; `constant`: an inline number."
+    )
+    shape: list[int]
+    value: EncodedValue
+    grad: EncodedValue | None = Field(
+        default=None, description="The leaf's gradient, when the request computed it."
+    )
+
+
 class Trace(BaseModel):
-    """The recorded tape, in recording order, with a printable one-line-per-entry text."""
+    """The recorded tape, in recording order, with a printable one-line-per-entry text.
+
+    The text opens with a jaxpr-like header, `{ lambda consts ; leaves. let`, listing
+    the inline constants with their values and the leaves with their shapes; it ends
+    with `in (results) }` and the leaves' gradients. Names are the same in `entries`,
+    `leaves` and `text`. Hessians and higher derivatives trace the forward run and its
+    first reverse sweep (what they differentiate again); with `points`, every value
+    carries the points axis.
+    """
 
     entries: list[TraceEntry]
     text: str
+    leaves: list[TraceLeaf] = Field(
+        default_factory=list, description="What the entries read that no entry produced."
+    )
 
 
 class _Common(BaseModel):
@@ -151,8 +176,8 @@ class HessianResponse(_Common):
         default=None,
         description=(
             "`hessian[si][sj]` of shape `si.shape + sj.shape`; null when the gradient of "
-            "`si` has no path to `sj` and `none` was asked (zeros in `matrix`). Absent "
-            "with `format: coo`."
+            "`si` has no path to `sj` and `none` was asked: the second derivative is 0 "
+            "there, as `matrix` holds it, and a note says so. Absent with `format: coo`."
         ),
     )
     matrix: EncodedValue | None = Field(
@@ -181,6 +206,47 @@ class DerivativeResponse(_Common):
             "nested array of shape `[n] * j` over `sources` (order 1 the gradient, 2 the "
             "Hessian, ...). Symmetric: mixed partials commute. A source with no path "
             "contributes zeros; `notes` says why."
+        )
+    )
+
+
+class SymbolicLatex(BaseModel):
+    """The function and its derivatives as LaTeX, laid out as the text is."""
+
+    function: str
+    derivatives: list[Any]
+
+
+class SymbolicValues(BaseModel):
+    """The function and its derivatives at the leaves' values, laid out as the text is."""
+
+    function: EncodedValue
+    derivatives: list[EncodedValue]
+
+
+class SymbolicResponse(BaseModel):
+    """A scalar function and every derivative up to `order`, as SymPy writes them."""
+
+    function: str = Field(description="The target as one expression of the leaves.")
+    derivatives: list[Any] = Field(
+        description=(
+            "`derivatives[j - 1]` is the j-th derivative: a string for one scalar source, "
+            "else nested lists of shape `[n] * j` over `sources` (as `/v1/derivative`)."
+        )
+    )
+    latex: SymbolicLatex
+    values: SymbolicValues | None = Field(
+        default=None,
+        description="With a value for every leaf: the numbers there (NaN at a kink).",
+    )
+    sources: list[str] = Field(description="The scalar sources, in the order of every axis.")
+    order: int
+    target: str = Field(description="The node differentiated.")
+    simplified: bool = Field(description="Whether every expression was simplified.")
+    notes: list[Note] = Field(
+        description=(
+            "Conventions of non-differentiable ops (`floor' = 0`), expressions left "
+            "unsimplified, kinks met."
         )
     )
 

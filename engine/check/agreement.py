@@ -199,7 +199,7 @@ class Tally:
         self.sources = sources  # the checked sources, to name a derivative's entries
         self.max_err = 0.0
         self.error_estimate: float | None = None
-        self.compared = self.bad = self.skipped = 0
+        self.compared = self.bad = self.skipped = self.undefined = 0
         self.disagreements: list[dict[str, Any]] = []
         self.notes: list[str] = []
 
@@ -221,17 +221,24 @@ class Tally:
         with np.errstate(invalid="ignore"):
             both_nan = np.isnan(tape) & np.isnan(ref)
             same = (tape == ref) | both_nan  # equal infinities too
-            err = np.where(same, 0.0, np.abs(tape - ref))
+            # a number against NaN or an infinity is unboundedly wrong, never "0 off"
+            err = np.where(same, 0.0, np.where(np.isfinite(tape) & np.isfinite(ref),
+                                               np.abs(tape - ref), np.inf))
             tol = self.atol + self.rtol * np.maximum(np.abs(tape), np.abs(ref)) + extra
             ok = same | (err <= tol)
             if interval is not None:  # at a kink any value between the one-sided slopes is fine
                 inside = (tape >= interval.low - tol) & (tape <= interval.high + tol)
                 ok |= interval.kink & inside
                 err = np.where(interval.kink & inside, 0.0, err)
+                # no derivative exists at a kink: a tape that says so (NaN) is not wrong
+                undefined = interval.kink & np.isnan(tape) & ~skip
+                if undefined.any():
+                    self.undefined += int(undefined.sum())
+                    skip = skip | undefined
         ok |= skip
         self.skipped += int(skip.sum())
         self.compared += int((~skip).sum())
-        finite = err[~skip & np.isfinite(err)]
+        finite = err[~skip]  # an infinity (a number against NaN) counts: it is the error
         if finite.size:
             self.max_err = max(self.max_err, float(finite.max()))
         if isinstance(extra, np.ndarray) and (~skip).any():
@@ -262,6 +269,10 @@ class Tally:
     def report(self, method: str, detail: str, status: str | None = None) -> CheckReport:
         rule = (f"|tape - reference| <= {self.atol:g} + {self.rtol:g} * max(|tape|, |reference|)"
                 + (" + 4 * error estimate" if method == "numeric" else ""))
+        if self.undefined:
+            n = self.undefined
+            self.notes.append(f"{_entries(n)} at a kink, where no derivative exists, "
+                              f"{'is' if n == 1 else 'are'} NaN on the tape: not compared")
         if status is None:
             if self.bad:
                 status = "disagree"
@@ -274,7 +285,8 @@ class Tally:
                           f"rule: {rule}")
             else:
                 status = "skipped"
-                detail = "nothing to compare"
+                detail = ("nothing to compare: every entry is at a point where the "
+                          "derivative is undefined" if self.skipped else "nothing to compare")
         return CheckReport(
             method=method, status=status, tolerance=self.rtol, abs_tolerance=self.atol,
             max_abs_error=self.max_err if self.compared else None,

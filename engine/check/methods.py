@@ -52,7 +52,8 @@ def by_sympy(job: dict[str, Any], result: Result, unwatched: list[str], limits: 
     number for (kinks, unevaluated) are not compared, and the report says so.
     """
     from engine import budget
-    from engine.check import sympy_pool
+    from engine.check import shared_checks, sympy_pool
+    from engine.check.sympy_job import structure_key
 
     seconds = limits.sympy_seconds
     left = budget.remaining()
@@ -62,8 +63,10 @@ def by_sympy(job: dict[str, Any], result: Result, unwatched: list[str], limits: 
                   job["sources"])
     admission = sympy_pool.Admission(work=work, heavy=heavy, wait=limits.sympy_queue_seconds,
                                        max_ahead=budget_work(limits))
-    try:
-        reply = sympy_pool.get_pool(limits.sympy_workers).run(job, seconds, admission)
+    pool = sympy_pool.get_pool(limits.sympy_workers)
+    try:  # a structure derived before, here or on another replica, is evaluated here
+        reply = shared_checks.reply(job, structure_key(job),
+                                    lambda j: pool.run(j, seconds, admission))
     except sympy_pool.WorkerBusy as e:
         return tally.report("sympy", status="timeout", detail=f"{e}; not checked by SymPy")
     except sympy_pool.WorkerTimeout as e:

@@ -22,8 +22,11 @@ DPS = 30  # digits SymPy evaluates with: the reference is far more precise than 
 TEXT_CHARS = 2_000  # one derivative's text is cut beyond this
 TEXT_OPS = 500  # larger expressions are not printed at all: printing one is its tree's size
 _SINGULAR = (sp.Heaviside, sp.DiracDelta)  # undefined at a kink: the tape follows a convention
+# in a derivative, sign(0) is |x|'s slope at its kink (d/dx sqrt(x**2) is sign(x)): undefined
+_SINGULAR_IN_DERIVATIVES = (*_SINGULAR, sp.sign)
 _STEP_FUNCTIONS = (sp.floor, sp.ceiling)
 KINK = sp.Dummy("kink")
+VALUE_QUANTITIES = ("outputs", "function")  # values, not derivatives
 
 
 def number(v: float) -> sp.Expr:
@@ -116,7 +119,8 @@ def contains(expr: sp.Basic, types: tuple[type, ...]) -> bool:
     return False
 
 
-def substitute(expr: sp.Basic, subs: dict, memo: dict[int, sp.Basic]) -> sp.Basic:
+def substitute(expr: sp.Basic, subs: dict, memo: dict[int, sp.Basic],
+               singular: tuple[type, ...] = _SINGULAR) -> sp.Basic:
     """``expr.xreplace(subs)`` rebuilt bottom-up once per shared subexpression.
 
     With numbers for every symbol each rebuilt node evaluates at once (at the
@@ -137,7 +141,7 @@ def substitute(expr: sp.Basic, subs: dict, memo: dict[int, sp.Basic]) -> sp.Basi
             stack.extend((a, False) for a in e.args if id(a) not in memo)
             continue
         args = [memo[id(a)] for a in e.args]
-        if isinstance(e, _SINGULAR) and args[0].is_zero:
+        if isinstance(e, singular) and args[0].is_zero:
             memo[id(e)] = KINK
         elif all(a is b for a, b in zip(args, e.args, strict=True)):
             memo[id(e)] = e
@@ -174,11 +178,57 @@ def _cut(expr: sp.Basic, printer: Any) -> str:
     return text if len(text) <= TEXT_CHARS else text[: TEXT_CHARS - 1] + "…"
 
 
-def render(quantities: dict[Path, np.ndarray], text_max: int) -> tuple[dict, dict]:
-    """Text and LaTeX per quantity: full for scalars and small tensors, a summary beyond."""
+class HELD(sp.Function):
+    """How a held input reads in derivative text: ``stop_gradient(x)``."""
+
+    nargs = 1
+
+    def __str__(self) -> str:
+        return f"stop_gradient({self.args[0]})"
+
+    def _sympystr(self, printer: Any) -> str:
+        return f"stop_gradient({printer._print(self.args[0])})"
+
+    def _latex(self, printer: Any) -> str:
+        return rf"\operatorname{{stop\_gradient}}\left({printer._print(self.args[0])}\right)"
+
+
+def displays(nodes: list, exprs: dict[str, np.ndarray], defs: list[tuple[sp.Symbol, sp.Expr]],
+             frozen: frozenset[str]) -> dict[sp.Symbol, sp.Expr]:
+    """What each frozen node's symbols stand for in text: ``floor(x)`` or
+    ``stop_gradient(x)``, never the node's internal id (``_1``)."""
+    defined = dict(defs)
+    shown: dict[sp.Symbol, sp.Expr] = {}
+    memo: dict[int, sp.Basic] = {}
+    for nid, op, _inputs, _attrs in nodes:
+        if nid not in frozen or nid not in exprs:
+            continue
+        for sym in exprs[nid].flat:
+            if sym in defined:
+                body = substitute(defined[sym], shown, memo, ())
+                shown[sym] = HELD(body) if op == "stop_gradient" else body
+    return shown
+
+
+def shown_as(arr: np.ndarray, display: dict[sp.Symbol, sp.Expr]) -> np.ndarray:
+    """``arr`` with every frozen node's symbols replaced by what they stand for."""
+    if not display:
+        return arr
+    memo: dict[int, sp.Basic] = {}
+    out = np.empty(arr.shape, dtype=object)
+    for idx in np.ndindex(arr.shape):
+        out[idx] = substitute(arr[idx], display, memo, ())
+    return out
+
+
+def render(quantities: dict[Path, np.ndarray], text_max: int,
+           display: dict[sp.Symbol, sp.Expr] | None = None) -> tuple[dict, dict]:
+    """Text and LaTeX per quantity: full for scalars and small tensors, a summary beyond;
+    frozen nodes shown as what they stand for (``display``)."""
     text: dict[str, Any] = {}
     latex: dict[str, Any] = {}
     for path, arr in quantities.items():
+        arr = shown_as(arr, display or {})
         if arr.size <= text_max:
             if arr.ndim == 0:
                 t, lx = _cut(arr[()], str), _cut(arr[()], sp.latex)
@@ -228,10 +278,13 @@ def evaluate(quantities: dict[Path, np.ndarray], leaves: dict[str, np.ndarray],
     out: dict[str, Any] = {}
     kinks: list[list] = []
     unevaluated: list[list] = []
+    derivative_memo: dict[int, sp.Basic] = {}
     for path, arr in quantities.items():
         num = np.empty(arr.shape, dtype=np.float64)
+        value = path[0] in VALUE_QUANTITIES  # a value's sign(0) is 0, no kink
         for idx, expr in zip(np.ndindex(arr.shape), arr.flat, strict=True):
-            v = substitute(expr, subs, memo)
+            v = (substitute(expr, subs, memo) if value else
+                 substitute(expr, subs, derivative_memo, _SINGULAR_IN_DERIVATIVES))
             if not v.is_number:
                 (kinks if KINK in v.free_symbols else unevaluated).append([*path, list(idx)])
                 num[idx] = np.nan

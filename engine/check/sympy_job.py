@@ -20,8 +20,17 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from engine.check import shared_checks
 from engine.check.agreement import Path
-from engine.check.symbolic import clean, evaluate, objects, render, translate, vanishes
+from engine.check.symbolic import (
+    clean,
+    displays,
+    evaluate,
+    objects,
+    render,
+    translate,
+    vanishes,
+)
 
 _CACHE: OrderedDict[str, Compiled] = OrderedDict()
 CACHE_SIZE = 64
@@ -38,7 +47,9 @@ class Compiled:
         self.quantities: dict[Path, np.ndarray] = build.quantities
         self.zero: dict[Path, bool] = build.zero  # identically 0: no path, whatever the values
         self.defs: list[tuple[sp.Symbol, sp.Expr]] = build.defs
-        self.text, self.latex = render(self.quantities, job.get("text_max", 16))
+        frozen = build.view(build.frozen)
+        display = displays(build.nodes, frozen, build.defs, build.frozen)
+        self.text, self.latex = render(self.quantities, job.get("text_max", 16), display)
 
 
 class _Build:
@@ -187,7 +198,12 @@ def warm_up() -> None:
 
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Compile (or reuse) the job's symbolic quantities and evaluate them at its values."""
+    """Compile (or reuse) the job's symbolic quantities and evaluate them at its values
+    (a ``symbolic`` job: the function and its derivatives, engine.check.sympy_symbolic)."""
+    if job.get("kind") == "symbolic":
+        from engine.check import sympy_symbolic
+
+        return sympy_symbolic.run(job)
     key = structure_key(job)
     compiled = _CACHE.get(key)
     cached = compiled is not None
@@ -201,4 +217,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     reply = evaluate(compiled.quantities, compiled.leaves, compiled.defs, job["values"])
     reply.update(text=compiled.text, latex=compiled.latex, cached=cached,
                  zero=[list(p) for p, z in compiled.zero.items() if z])
+    if job.get("export"):  # to be compiled and shared by the caller (engine.check.shared_checks)
+        reply["compiled"] = shared_checks.export(compiled.quantities, compiled.zero,
+                                                 compiled.defs, compiled.leaves,
+                                                 compiled.text, compiled.latex)
     return reply

@@ -15,7 +15,8 @@ import threading
 from multiprocessing.connection import Connection
 from typing import Any
 
-PRELOAD = ["numpy", "sympy", "engine.ops", "engine.check.symbolic", "engine.check.sympy_job"]
+PRELOAD = ["numpy", "sympy", "engine.ops", "engine.check.symbolic", "engine.check.sympy_job",
+           "engine.check.sympy_symbolic"]
 RECURSION_LIMIT = 20_000  # SymPy recurses once per nesting level of an expression
 STACK_BYTES = 512 * 2**20  # reserved, not committed: room for that recursion
 

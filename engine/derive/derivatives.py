@@ -8,6 +8,8 @@ and gather the result, its notes and its trace.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from engine import cost
@@ -30,23 +32,43 @@ from engine.errors import ComputeLimitError, GraphError, ShapeError
 from engine.graphs.graph import NUMPY_MAX_RANK
 from engine.notes import Note
 from engine.tape.gradient_tape import GradientTape
-from engine.tape.trace import build_trace
+from engine.tape.trace import Trace, build_trace
 from engine.tensor import Tensor
 
 
 def evaluate(q: Query, points: Points | None = None) -> Result:
-    """Forward values of the targets; no tape beyond the one that must exist."""
+    """Forward values of the targets; no tape beyond the one that must exist, but with a
+    trace: then one that watches every leaf, so that every op is recorded."""
     s = set_up(q, points, sources=False)
-    s.charge(s.what("evaluation"), lambda g: cost.evaluate(g, s.elements(s.targets)))
-    tensors = s.run()
-    return s.result(tensors, s.notes(tensors))
+    s.charge(s.what("evaluation"), lambda g: cost.evaluate(g, s.elements(s.targets), q.trace))
+    if not q.trace:
+        tensors = s.run()
+        return s.result(tensors, s.notes(tensors))
+    with GradientTape(persistent=True) as tape:
+        tape.watch(list(s.leaves.values()))
+        tensors = s.run()
+    return s.result(tensors, s.notes(tensors),
+                    trace=build_trace(tape.entries, None, points=_points(s)))
+
+
+def _points(s: Setup) -> int | None:
+    return None if s.batch is None else s.points
+
+
+def first_order_trace(q: Query, points: Points | None = None) -> Trace:
+    """The trace of what a Hessian or higher derivative differentiates again: the forward
+    run and its first reverse sweep, recorded once more (``gradient``'s trace)."""
+    traced = gradient(replace(q, trace=True), points).trace
+    assert traced is not None  # gradient traces when asked
+    return traced
 
 
 def gradient(q: Query, points: Points | None = None) -> Result:
     """d(sum of targets)/d(source), as ``tape.gradient``; at many points, each point's
-    own (one recording and one reverse sweep for all); a trace when asked (one point)."""
+    own (one recording and one reverse sweep for all); a trace when asked (over the
+    points, with them: each value carries the points axis)."""
     s = set_up(q, points)
-    trace = q.trace and s.batch is None
+    trace = q.trace
     s.charge(s.what("gradient"), lambda g: cost.gradient(
         g, s.elements(s.targets), s.elements(s.sources), trace))
     seeds = s.seeds()
@@ -59,7 +81,8 @@ def gradient(q: Query, points: Points | None = None) -> Result:
     gradients = arrays_by_id(s.sources, grads)
     notes = with_target(tape.notes) + s.notes(tensors, gradients)
     return s.result(tensors, notes, gradients=gradients,
-                    trace=build_trace(tape.entries, grads_seen) if trace else None)
+                    trace=build_trace(tape.entries, grads_seen, gradients, _points(s))
+                    if trace else None)
 
 
 def jacobian(q: Query) -> Result:
@@ -107,9 +130,28 @@ def hessian(q: Query, points: Points | None = None) -> Result:
         points=None if s.batch is None else s.points,
     )
     gradients = arrays_by_id(s.sources, h.gradients)
-    notes = with_target(h.notes) + s.notes(tensors, gradients)
-    return s.result(tensors, notes, gradients=gradients, hessian=blocks_by_id(s.sources, h.blocks),
-                    matrix=h.matrix)
+    blocks = blocks_by_id(s.sources, h.blocks)
+    notes = with_target(h.notes) + s.notes(tensors, gradients) + _null_blocks(blocks, gradients)
+    return s.result(tensors, notes, gradients=gradients, hessian=blocks,
+                    matrix=h.matrix, trace=first_order_trace(q, points) if q.trace else None)
+
+
+SHOWN_BLOCKS = 10  # a note names at most this many null blocks
+
+
+def _null_blocks(blocks: dict[str, dict[str, np.ndarray | None]],
+                 gradients: dict[str, np.ndarray | None]) -> list[Note]:
+    """One note on the blocks that are None though their row's gradient is not: the
+    gradient has no path to that source, so the second derivative is 0 (``matrix``)."""
+    pairs = [f"{a}/{b}" for a, row in blocks.items() if gradients.get(a) is not None
+             for b, v in row.items() if v is None]
+    if not pairs:
+        return []
+    more = f" and {len(pairs) - SHOWN_BLOCKS} more" if len(pairs) > SHOWN_BLOCKS else ""
+    return [Note("unconnected", f"hessian blocks {', '.join(pairs[:SHOWN_BLOCKS])}{more} are "
+                 "null, as TensorFlow's nested tapes give: that gradient has no path to that "
+                 "source, so the second derivative is 0, as `matrix` holds it "
+                 "(`unconnected_gradients: zero` gives zeros in both)")]
 
 
 def _check_block_rank(s: Setup) -> None:
@@ -169,7 +211,8 @@ def _sparse_hessian(s: Setup, n: int) -> Result:
     fits = n * n <= limit  # dense blocks too (checks read them)
     gradients = arrays_by_id(s.sources, h.gradients or [None] * len(srcs))
     return s.result(tensors, s.notes(tensors, gradients), gradients=gradients, sparse=h,
-                    hessian=_dense_blocks(h, s.sources, srcs) if fits else None)
+                    hessian=_dense_blocks(h, s.sources, srcs) if fits else None,
+                    trace=first_order_trace(q) if q.trace else None)
 
 
 def _dense_blocks(
@@ -215,5 +258,6 @@ def derivative(q: Query) -> Result:
     gradients = arrays_by_id(s.sources, h.gradients)
     return s.result(tensors, with_target(h.notes) + s.notes(tensors, gradients),
                     gradients=gradients,
-                    derivatives=[d.reshape(()) if n == 1 else d for d in h.derivatives])
+                    derivatives=[d.reshape(()) if n == 1 else d for d in h.derivatives],
+                    trace=first_order_trace(q) if q.trace else None)
 

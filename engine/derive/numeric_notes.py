@@ -74,6 +74,16 @@ class OnePoint:
         op = OPS[node.op]
         return "" if op.kink is not None and np.any(op.kink(*inputs, **node.attrs)) else None
 
+    def where_non_finite(
+        self, node_id: str, output: Any, inputs: list[Any]  # noqa: ARG002 - for points
+    ) -> str:
+        """What to add to a non-finite note: at one point, nothing (over points, which)."""
+        return ""
+
+    def where_gradient_non_finite(self, g: Any) -> str:  # noqa: ARG002 - for points
+        """What to add to a non-finite gradient's note (over points: at which)."""
+        return ""
+
 
 def numeric_notes(
     graph: Graph,
@@ -96,7 +106,8 @@ def numeric_notes(
         inputs = input_values(node.inputs, tensors)
         if not finite and probe.starts_non_finite(node_id, tensors[node_id].value, inputs):
             why = nonfinite_reason(op, inputs, tensors[node_id].value)
-            notes.append(Note("non_finite", f"{node.op}: {why}", node=node_id))
+            where = probe.where_non_finite(node_id, tensors[node_id].value, inputs)
+            notes.append(Note("non_finite", f"{node.op}: {why}{where}", node=node_id))
         met = probe.kink(node_id, node, inputs) if op.kink is not None else None
         if met is not None:
             notes.append(Note("kink", f"{node.op} at a kink: {op.convention}{met}", node=node_id))
@@ -105,5 +116,6 @@ def numeric_notes(
             return notes
     for source, g in (gradients or {}).items():
         if g is not None and not np.isfinite(g).all():
-            notes.append(Note("non_finite", "the gradient is not finite", source=source))
+            notes.append(Note("non_finite", "the gradient is not finite"
+                              + probe.where_gradient_non_finite(g), source=source))
     return notes

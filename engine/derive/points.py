@@ -300,15 +300,37 @@ class _OverPoints(OnePoint):
     def _flags(self, node_id: str) -> list[bool]:
         return batched_inputs(self.graph.nodes[node_id], self.batched)
 
-    def starts_non_finite(self, node_id: str, output: Any, inputs: list[Any]) -> bool:
+    def _starts(self, node_id: str, output: Any, inputs: list[Any]) -> np.ndarray:
+        """Per point: the node made a non-finite value there from finite inputs."""
         bad = _per_point(~np.isfinite(output), node_id in self.batched, self.size)
         for v, f in zip(inputs, self._flags(node_id), strict=True):
             bad &= ~_per_point(~np.isfinite(v), f, self.size)
-        return bool(bad.any())
+        return bad
+
+    def starts_non_finite(self, node_id: str, output: Any, inputs: list[Any]) -> bool:
+        return bool(self._starts(node_id, output, inputs).any())
+
+    def where_non_finite(self, node_id: str, output: Any, inputs: list[Any]) -> str:
+        return at_points(self._starts(node_id, output, inputs), self.size)
+
+    def where_gradient_non_finite(self, g: Any) -> str:
+        return at_points(_per_point(~np.isfinite(g), True, self.size), self.size)
 
     def kink(self, node_id: str, node: Node, inputs: list[Any]) -> str | None:
-        hits = _kink_points(OPS[node.op], inputs, self._flags(node_id), node.attrs, self.size)
-        return f" (at {hits} of {self.size} points)" if hits else None
+        hits = kink_mask(OPS[node.op], inputs, self._flags(node_id), node.attrs, self.size)
+        return at_points(hits, self.size) if hits.any() else None
+
+
+SHOWN_POINTS = 10  # a note lists at most this many point indices
+
+
+def at_points(mask: np.ndarray, size: int) -> str:
+    """`` (at points 0, 3 of 10)``: which points (0-based, as sent) a note is about."""
+    idx = np.flatnonzero(mask)
+    shown = ", ".join(map(str, idx[:SHOWN_POINTS].tolist()))
+    more = f" and {idx.size - SHOWN_POINTS} more" if idx.size > SHOWN_POINTS else ""
+    word = "point" if idx.size == 1 else "points"
+    return f" (at {word} {shown}{more} of {size})"
 
 
 def _per_point(mask: Any, batched: bool, size: int) -> np.ndarray:
@@ -321,10 +343,17 @@ def _per_point(mask: Any, batched: bool, size: int) -> np.ndarray:
 
 def _kink_points(op: OpDef, inputs: list[Any], flags: list[bool], attrs: Mapping[str, Any],
                  size: int) -> int:
-    """How many points meet a kink of ``op``: its kink mask, computed on batched values."""
+    """How many points meet a kink of ``op``."""
+    return int(np.count_nonzero(kink_mask(op, inputs, flags, attrs, size)))
+
+
+def kink_mask(op: OpDef, inputs: list[Any], flags: list[bool], attrs: Mapping[str, Any],
+              size: int) -> np.ndarray:
+    """Which points meet a kink of ``op`` (one bool per point): its kink mask, computed on
+    batched values (``flags``: which inputs carry the points axis)."""
     assert op.kink is not None
     if not any(flags):
-        return size if np.any(op.kink(*inputs, **attrs)) else 0
+        return np.full(size, bool(np.any(op.kink(*inputs, **attrs))))
     if op.batch is None:  # elementwise: ranks aligned as its batch rule aligns them
         mask = op.kink(*[t.value for t in aligned([Tensor(v) for v in inputs], flags)], **attrs)
     elif len(inputs) == 1 and all(a.kind in ("axes", "bool") for a in op.attrs.values()):
@@ -334,9 +363,9 @@ def _kink_points(op: OpDef, inputs: list[Any], flags: list[bool], attrs: Mapping
                  for k, v in attrs.items()}
         mask = op.kink(inputs[0], **moved)
     else:  # any other op: point by point (no op of the table needs it today)
-        return sum(
+        return np.array([
             bool(np.any(op.kink(*[v[b] if f else v for v, f in zip(inputs, flags, strict=True)],
                                 **attrs)))
             for b in range(size)
-        )
-    return int(np.count_nonzero(_per_point(mask, True, size)))
+        ], dtype=bool)
+    return _per_point(mask, True, size)

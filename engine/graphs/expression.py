@@ -1,81 +1,116 @@
-"""Infix text -> the same Graph a JSON node list gives, via ``ast`` and a strict whitelist.
+"""Infix text as people type it -> the same Graph a JSON node list gives. Never evaluated.
 
-Nothing is evaluated or compiled: ``ast.parse`` builds a tree and only arithmetic
-(``+ - * / ** @``, unary ``-``/``+``), numbers, names and calls of catalogue ops by
-name pass. Every free name becomes a ``variable`` whose value comes from the request.
-Nesting (brackets, runs of signs) is measured on the raw text before parsing, since
-the parser itself recurses; the tree is then walked with an explicit stack.
+The text is tokenized (``infix_tokens``) and parsed by precedence climbing
+(``infix_parser``, which states the grammar) into contract node dicts, which go
+through ``build_graph`` as any JSON graph does. Limits come first, on the raw text:
+its length, and the nesting of brackets and runs of signs. Every free name becomes a
+``variable`` valued from the request; ``e`` and ``pi`` (``π``) are constants.
+
+``parse_named`` names outputs: ``f`` by default, ``g = ...`` (or ``g(x) = ...``) in the
+text, or one name per expression of a mapping (several targets of one graph).
 """
 
 from __future__ import annotations
 
-import ast
-import difflib
-import io
-import keyword
 import re
-import tokenize
-from typing import Any
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 
-from engine.errors import ExpressionError, LimitError, short
+from engine.errors import EngineError, ExpressionError, LimitError, short
+from engine.graphs import infix_functions as fn
 from engine.graphs.build import ID_PATTERN, build_graph
-from engine.graphs.graph import DEFAULT_LIMITS, LEAF_OPS, Graph, Limits
-from engine.ops import OPS
-from engine.ops.registry import OpDef
+from engine.graphs.graph import DEFAULT_LIMITS, Graph, Limits
+from engine.graphs.infix_parser import Nodes, Parser
+from engine.graphs.infix_tokens import Token, tokenize, where
 
-BINARY_OPS = {
-    ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div",
-    ast.Pow: "pow", ast.MatMult: "matmul",
-}
-SYMBOLS = {
-    ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**", ast.MatMult: "@",
-    ast.FloorDiv: "//", ast.Mod: "%", ast.LShift: "<<", ast.RShift: ">>", ast.BitOr: "|",
-    ast.BitAnd: "&", ast.BitXor: "^", ast.Not: "not", ast.Invert: "~",
-}
-# What a rejected construct is called in the error message.
-CONSTRUCTS = {
-    ast.Attribute: "attribute access", ast.Subscript: "indexing", ast.Lambda: "lambda",
-    ast.ListComp: "a comprehension", ast.SetComp: "a comprehension",
-    ast.DictComp: "a comprehension", ast.GeneratorExp: "a generator",
-    ast.Compare: "a comparison", ast.BoolOp: "and/or", ast.IfExp: "a conditional",
-    ast.List: "a list", ast.Tuple: "a tuple", ast.Dict: "a dict", ast.Set: "a set",
-    ast.Starred: "unpacking", ast.JoinedStr: "a string", ast.NamedExpr: "an assignment",
-    ast.Await: "await", ast.Yield: "yield", ast.YieldFrom: "yield", ast.Slice: "a slice",
-}
+DEFAULT_NAMES = ("f", "g", "h")  # an unnamed output's name: the first the text leaves free
+# ``g = ...`` or ``g(x, y) = ...`` at the start (not ``==``)
+_NAMED = re.compile(r"\s*([A-Za-z_]\w*)\s*(?:\(\s*\w+(?:\s*,\s*\w+)*\s*\)\s*)?=(?!=)")
+
+
+@dataclass(frozen=True)
+class NamedGraph:
+    """A graph and its named outputs (the targets), in the order given."""
+
+    graph: Graph
+    outputs: tuple[str, ...]
+
+
+def callable_ops(nargs: int) -> list[str]:
+    """Catalogue ops an expression may call by name with ``nargs`` positional arguments."""
+    return fn.callable_names(nargs)
 
 
 def parse_expression(text: str, limits: Limits = DEFAULT_LIMITS) -> Graph:
     """Parse infix ``text`` into a Graph whose last node is the whole expression."""
+    tokens = screen(text, limits, "expression")
+    nodes = Nodes(_names(tokens))
+    ref = Parser(text, tokens, nodes).parse()
+    if type(ref) is not str:  # the whole expression is a number
+        nodes.ops.append({"id": nodes.fresh(), "op": "constant", "value": ref})
+    return build_graph(nodes.all(), limits)
+
+
+def parse_named(
+    expressions: str | Mapping[str, str],
+    limits: Limits = DEFAULT_LIMITS,
+    given: Collection[str] = (),
+) -> NamedGraph:
+    """One expression (output ``f`` unless named ``g = ...``) or a mapping of names to
+    expressions, as one graph whose outputs are nodes of those names.
+
+    ``given``: the names the request gives values for. A value for ``e`` or ``pi`` would
+    silently replace the constant, so it is an error that says so.
+    """
+    if isinstance(expressions, str):
+        name, body = _split(expressions, "expression")
+        texts = {name: body}
+    else:
+        texts = _named_texts(expressions, limits)
+    tokens = {name: screen(body, limits, _field(expressions, name)) for name, body in texts.items()}
+    used = set().union(*(_names(t) for t in tokens.values()))
+    for name in sorted(set(given) & used & set(fn.CONSTANTS)):
+        raise ExpressionError(
+            f"{name} is the constant {fn.SPELLED[name]} in an expression, "
+            "so values cannot set it; call the variable something else",
+            field=f"values.{name}",
+        )
+    nodes = Nodes(used | set(texts))
+    outputs: list[str] = []
+    for key, body in texts.items():
+        field = _field(expressions, key)
+        name = key or next((n for n in DEFAULT_NAMES if n not in used), "")
+        if not name:
+            raise ExpressionError(
+                "the text uses f, g and h as variables; name the output: y = ...", field=field
+            )
+        _check_output(name, used, field)
+        try:
+            ref = Parser(body, tokens[key], nodes).parse()
+        except EngineError as e:
+            raise _in(e, field) from None
+        _name_output(nodes, ref, name)
+        outputs.append(name)
+    return NamedGraph(build_graph(nodes.all(), limits), tuple(outputs))
+
+
+def screen(text: str, limits: Limits, field: str) -> list[Token]:
+    """The tokens of ``text`` once its length and nesting are within the limits."""
     if not isinstance(text, str):
-        raise ExpressionError("the expression must be a string", field="expression")
+        raise ExpressionError("the expression must be a string", field=field)
     if len(text) > limits.max_expression_length:
         raise LimitError(
             f"the expression has {len(text)} characters, over the limit of "
-            f"{limits.max_expression_length}", field="expression",
+            f"{limits.max_expression_length}",
+            field=field,
         )
     if not text.strip():
-        raise ExpressionError("the expression is empty", field="expression")
-    check_nesting(text, limits.max_expression_depth)
-    screen_tokens(text)
+        raise ExpressionError("the expression is empty", field=field)
     try:
-        tree = ast.parse(text, mode="eval")
-    except SyntaxError as e:
-        where = f" at {position(text, e.lineno or 1, e.offset - 1)}" if e.offset else ""
-        why = "" if e.msg == "invalid syntax" else f": {clip(e.msg)}"
-        raise ExpressionError(f"invalid syntax{where}{why}",
-                              field="expression") from None
-    except (RecursionError, MemoryError):
-        # CPython's parser gives up on very deep trees, e.g. a chain of ~1000 operators.
-        raise ExpressionError("the expression is too deeply nested to parse",
-                              field="expression") from None
-    except ValueError as e:  # e.g. an integer literal of more than 4300 digits
-        raise ExpressionError(f"invalid expression: {clip(str(e))}",
-                              field="expression") from None
-    return build_graph(_Converter(text).nodes(tree.body), limits)
-
-
-def clip(message: str, limit: int = 80) -> str:
-    return message if len(message) <= limit else message[: limit - 3] + "..."
+        check_nesting(text, limits.max_expression_depth)
+        return tokenize(text)
+    except EngineError as e:
+        raise _in(e, field) from None
 
 
 def check_nesting(text: str, max_depth: int) -> None:
@@ -86,183 +121,99 @@ def check_nesting(text: str, max_depth: int) -> None:
             depth += 1
             if depth > max_depth:
                 raise LimitError(
-                    f"brackets nested deeper than {max_depth} at column {pos + 1}",
+                    f"brackets nested deeper than {max_depth} at {where(text, pos)}",
                     field="expression",
                 )
         elif ch in ")]}":
             depth -= 1
-        if ch in "+-~":
+        if ch in "+-~\u2212":
             run += 1
             if run > max_depth:
                 raise LimitError(
-                    f"more than {max_depth} signs in a row at column {pos + 1}",
+                    f"more than {max_depth} signs in a row at {where(text, pos)}",
                     field="expression",
                 )
         elif not ch.isspace():
             run = 0
 
 
-def screen_tokens(text: str) -> None:
-    """Reject strings and keywords before parsing: the parser would warn about some of them
-    (``1if``), and no warning filter can be changed per call without a race between threads."""
-    try:
-        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
-            if tok.type == tokenize.STRING:
-                what = "a string"
-            elif tok.type == tokenize.NAME and keyword.iskeyword(tok.string):
-                what = repr(tok.string)
-            else:
-                continue
+def _names(tokens: list[Token]) -> set[str]:
+    return {t.text for t in tokens if t.kind == "name"}
+
+
+def _split(text: str, field: str) -> tuple[str, str]:
+    """(the output's name or "", the expression) of ``g = ...`` / ``g(x) = ...``."""
+    if not isinstance(text, str):
+        raise ExpressionError("the expression must be a string", field=field)
+    m = _NAMED.match(text)
+    if m is None:
+        return "", text
+    return m.group(1), " " * m.end() + text[m.end() :]  # columns stay the text's own
+
+
+def _named_texts(expressions: Mapping[str, str], limits: Limits) -> dict[str, str]:
+    if not expressions:
+        raise ExpressionError(
+            "expressions is empty; give at least one name: text", field="expressions"
+        )
+    total = sum(len(t) for t in expressions.values() if isinstance(t, str))
+    if total > limits.max_expression_length:
+        raise LimitError(
+            f"the expressions have {total} characters in all, over the limit "
+            f"of {limits.max_expression_length}",
+            field="expressions",
+        )
+    texts: dict[str, str] = {}
+    for key, text in expressions.items():
+        name, body = _split(text, f"expressions.{key}")
+        if name and name != key:
             raise ExpressionError(
-                f"{what} is not allowed in an expression ({position(text, *tok.start)})",
-                field="expression",
+                f"expressions.{key[:40]}: the text names its output {name}, not its key",
+                field=f"expressions.{key}",
             )
-    except (tokenize.TokenError, SyntaxError):
-        pass  # ast.parse reports it, with its own message
+        if not key:
+            raise ExpressionError("an output name is empty", field="expressions")
+        texts[key] = body
+    return texts
 
 
-def position(text: str, lineno: int, column: int) -> str:
-    """'column C' (1-based), with the line when the text has several."""
-    if re.search(r"[\r\n]", text):
-        return f"line {lineno}, column {column + 1}"
-    return f"column {column + 1}"
+def _check_output(name: str, used: set[str], field: str) -> None:
+    if not ID_PATTERN.fullmatch(name):
+        raise ExpressionError(
+            f"output name {short(name, 40)} is not a valid node id "
+            "([A-Za-z_][A-Za-z0-9_.:-]*, at most 128 characters)",
+            field=field,
+        )
+    if name in fn.CONSTANTS or fn.is_function(name) or fn.reserved(name):
+        raise ExpressionError(
+            f"{name} cannot name an output: it is a "
+            f"{'constant' if name in fn.CONSTANTS else 'function'}",
+            field=field,
+        )
+    if name in used:
+        raise ExpressionError(
+            f"{name} names an output and is a variable too; rename one", field=field
+        )
 
 
-def callable_ops(nargs: int) -> list[str]:
-    """Ops an expression may call with ``nargs`` positional arguments."""
-    return [name for name, op in OPS.items() if _accepts(op, nargs)]
+def _name_output(nodes: Nodes, ref: str | int | float, name: str) -> None:
+    """Make ``name`` the id of the node holding ``ref``: the root op itself, or a node
+    that holds it (``identity`` of a leaf, a ``constant`` for a number)."""
+    if type(ref) is not str:
+        nodes.ops.append({"id": name, "op": "constant", "value": ref})
+    elif nodes.ops and nodes.ops[-1]["id"] == ref and ref not in nodes.leaves:
+        nodes.ops[-1]["id"] = name
+        nodes.depth[name] = nodes.depth.pop(ref)
+    else:
+        nodes.add("identity", [ref], None, nid=name)
 
 
-def _accepts(op: OpDef, nargs: int) -> bool:
-    if any(a.required for a in op.attrs.values()):
-        return False  # needs options only a JSON graph can give
-    return nargs >= 1 if op.arity is None else nargs == op.arity
+def _field(expressions: str | Mapping[str, str], key: str) -> str:
+    return "expression" if isinstance(expressions, str) else f"expressions.{key}"
 
 
-class _Converter:
-    """Walks the tree bottom-up with an explicit stack and emits contract node dicts."""
-
-    def __init__(self, text: str):
-        self.text = text
-        self.variables: dict[str, None] = {}  # ordered set, first appearance first
-        self.ops: list[dict[str, Any]] = []
-        self.taken: set[str] = set()
-        self.counter = 0
-
-    def nodes(self, root: ast.expr) -> list[dict[str, Any]]:
-        # Generated ids (_1, _2, ...) must avoid every name the text uses.
-        self.taken = {n.id for n in ast.walk(root) if isinstance(n, ast.Name)}
-        done: dict[int, str | float | int] = {}  # id(ast node) -> node id or number
-        stack: list[tuple[ast.expr, bool]] = [(root, False)]
-        while stack:
-            node, expanded = stack.pop()
-            children = self.children(node)
-            if expanded:
-                done[id(node)] = self.emit(node, [done[id(c)] for c in children])
-            else:
-                stack.append((node, True))
-                stack.extend((c, False) for c in reversed(children))
-        result = done[id(root)]
-        out: list[dict[str, Any]] = [{"id": v, "op": "variable"} for v in self.variables]
-        out += self.ops
-        if not isinstance(result, str):  # the whole expression is a number
-            out.append({"id": self.fresh(), "op": "constant", "value": result})
-        return out
-
-    def children(self, node: ast.expr) -> list[ast.expr]:
-        """The operands of an allowed node; anything else is an ExpressionError."""
-        if isinstance(node, ast.BinOp):
-            op = BINARY_OPS.get(type(node.op))
-            if op is None or op not in OPS:
-                raise self.error(node, f"operator {SYMBOLS.get(type(node.op), '?')} is not "
-                                       "allowed; use + - * / ** @")
-            return [node.left, node.right]
-        if isinstance(node, ast.UnaryOp):
-            if not isinstance(node.op, ast.USub | ast.UAdd):
-                raise self.error(node, f"unary {SYMBOLS.get(type(node.op), '?')} is not "
-                                       "allowed; only - and +")
-            return [node.operand]
-        if isinstance(node, ast.Call):
-            return self.call_args(node)
-        if isinstance(node, ast.Name):
-            self.check_name(node)
-            return []
-        if isinstance(node, ast.Constant):
-            value = node.value
-            if type(value) not in (int, float):
-                what = "a string" if isinstance(value, str | bytes) else short(value, 20)
-                raise self.error(node, f"{what} is not allowed; only numbers")
-            if type(value) is int and abs(value) >= 2**1023:
-                raise self.error(node, "the number is too large for float64")
-            return []
-        what = CONSTRUCTS.get(type(node), type(node).__name__)
-        raise self.error(node, f"{what} is not allowed in an expression")
-
-    def call_args(self, node: ast.Call) -> list[ast.expr]:
-        if not isinstance(node.func, ast.Name):
-            raise self.error(node, "only catalogue functions can be called, by name: tanh(x)")
-        name = node.func.id
-        if node.keywords:
-            raise self.error(node.keywords[0], f"{name}() takes positional arguments only")
-        for arg in node.args:
-            if isinstance(arg, ast.Starred):
-                raise self.error(arg, "unpacking is not allowed in an expression")
-        op = OPS.get(name)
-        if op is None:
-            close = difflib.get_close_matches(name, callable_ops(len(node.args)), n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise self.error(node, f"unknown function {short(name, 40)}{hint}")
-        if any(a.required for a in op.attrs.values()):
-            raise self.error(node, f"{name} needs attrs; use a JSON graph for it")
-        if not _accepts(op, len(node.args)):
-            want = "at least 1" if op.arity is None else str(op.arity)
-            raise self.error(node, f"{name} takes {want} argument(s), got {len(node.args)}")
-        return list(node.args)
-
-    def check_name(self, node: ast.Name) -> None:
-        name = node.id
-        if name in OPS or name in LEAF_OPS:
-            raise self.error(node, f"{name!r} is a function, not a variable; call it: {name}(x)")
-        if not ID_PATTERN.fullmatch(name):
-            raise self.error(node, f"name {short(name, 40)} is not a valid node id "
-                                   "([A-Za-z_][A-Za-z0-9_]*, at most 128 characters)")
-
-    def emit(self, node: ast.expr, args: list[Any]) -> str | float | int:
-        """The node id (or folded number) that stands for ``node``."""
-        if isinstance(node, ast.Name):
-            self.variables.setdefault(node.id, None)
-            return node.id
-        if isinstance(node, ast.Constant):
-            return node.value
-        if isinstance(node, ast.UnaryOp):
-            (x,) = args
-            if isinstance(node.op, ast.UAdd):
-                return x
-            if not isinstance(x, str):
-                return -x  # -2 is a number, not neg(2)
-            return self.add_op("neg", [x])
-        if isinstance(node, ast.BinOp):
-            return self.add_op(BINARY_OPS[type(node.op)], args)
-        assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-        return self.add_op(node.func.id, args)
-
-    def add_op(self, op: str, inputs: list[Any]) -> str:
-        nid = self.fresh()
-        self.ops.append({"id": nid, "op": op, "inputs": inputs})
-        return nid
-
-    def fresh(self) -> str:
-        self.counter += 1
-        while f"_{self.counter}" in self.taken:
-            self.counter += 1
-        return f"_{self.counter}"
-
-    def error(self, node: ast.AST, why: str) -> ExpressionError:
-        return ExpressionError(f"{why} ({self.where(node)})", field="expression")
-
-    def where(self, node: ast.AST) -> str:
-        lineno = getattr(node, "lineno", 1)
-        offset = getattr(node, "col_offset", 0)  # in UTF-8 bytes
-        lines = re.split(r"\r\n|\r|\n", self.text)
-        line = lines[lineno - 1] if 0 < lineno <= len(lines) else ""
-        return position(self.text, lineno, len(line.encode()[:offset].decode("utf-8", "ignore")))
+def _in(error: EngineError, field: str) -> EngineError:
+    """``error`` naming ``field`` (one of several expressions) instead of "expression"."""
+    if field == "expression" or error.field == field:
+        return error
+    return type(error)(f"{field}: {error.detail}", node=error.node, field=field)

@@ -5,6 +5,7 @@ serves; no family imports another."""
 # isort: off
 from engine.ops import binary, elementwise, matmul, linalg  # noqa: F401
 from engine.ops import slicing, scan, reductions, softmax, shape  # noqa: F401
+from engine.ops import logic, gather, indexing, norms, index_attrs  # noqa: F401
 # isort: on
 from engine.ops.attrs import Attr
 from engine.ops.registry import OPS, Case, Domain, OpDef

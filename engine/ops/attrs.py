@@ -20,7 +20,9 @@ from engine.errors import AttrError
 class Attr:
     """An op option: its kind drives validation, ``default`` is used when absent."""
 
-    kind: str  # "axis" | "axes" | "bool" | "shape" | "perm" | "int" | "ints"
+    # "axis" | "axes" | "bool" | "shape" | "perm" | "int" | "ints", and for one op each:
+    # "indices" (gather), "index" (strided_slice), "ord" (norm): see engine.ops.index_attrs
+    kind: str
     default: Any = None
     required: bool = False
     doc: str = ""
@@ -82,4 +84,15 @@ def _coerce(spec: Attr, v: Any, name: str, node: str | None) -> Any:
         if v is None and not spec.required:
             return None
         return int_list(v)
-    raise AssertionError(f"unknown attr kind {kind}")
+    special = SPECIAL_KINDS.get(kind)
+    if special is None:
+        raise AssertionError(f"unknown attr kind {kind}")
+    try:
+        return special(v)
+    except ValueError as e:
+        raise bad(str(e)) from None
+
+
+# kind -> ``coerce(raw) -> value``, raising ValueError with what was expected; filled by
+# engine.ops.index_attrs (kinds whose wire forms need more than a line to read)
+SPECIAL_KINDS: dict[str, Any] = {}

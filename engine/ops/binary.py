@@ -8,6 +8,7 @@ other input is often a constant: ``x * 0.9``, ``x ** 2``).
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable
 from typing import Any
@@ -15,11 +16,12 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from engine.errors import ShapeError
 from engine.ops import dependence as rules
 from engine.ops.broadcasting import BINARY_CASES, elementwise_shape, vectorize_sympy
 from engine.ops.costs import CHEAP_ELEMENTWISE, ELEMENTWISE, CostRule
-from engine.ops.registry import Domain, F, OpDef, Shape, Sparsity, defop
-from engine.ops.vjp import VJP, uncurried, value_of
+from engine.ops.registry import Case, Domain, F, OpDef, Shape, Sparsity, defop
+from engine.ops.vjp import VJP, constant_like, uncurried, value_of
 from engine.tensor import Tensor
 
 ANYWHERE = Domain()
@@ -209,4 +211,89 @@ atan2 = binary(
     domains=(Domain(kinks=(0.0,), gap=0.3), ANYWHERE),
     kink=lambda y, x: (y == 0) & (x <= 0),
     nonfinite="a NaN input (atan2 itself is always finite)",
+)
+
+
+# ------------------------------------------------------- TensorFlow's safe products
+
+
+def _xlogy_forward(x: Any, y: Any) -> Any:
+    """x·log(y), and 0 wherever x == 0 (whatever y is, NaN included), as tf.math.xlogy."""
+    with np.errstate(all="ignore"):
+        return np.where(np.asarray(x) == 0, 0.0, x * np.log(y))
+
+
+def _xlogy_rule(g: Any, needs: tuple[bool, bool], _ans: Any, x: Any, y: Any) -> tuple:
+    """TF's _XLogyGrad: d/dx = xlogy(x != 0, y), d/dy = x/y, both 0 where x == 0."""
+    nonzero = constant_like(g, np.asarray(value_of(x)) != 0)
+    return (
+        g * F.xlogy(nonzero, y) if needs[0] else None,
+        g * F.where(nonzero, x / y, 0.0) if needs[1] else None,
+    )
+
+
+xlogy = binary(
+    "xlogy", _xlogy_forward, uncurried(_xlogy_rule),
+    lambda x, y: sp.Piecewise((sp.Integer(0), sp.Eq(x, 0)), (x * sp.log(y), True)),
+    "xlogy(x, y) = x·log(y), 0 where x = 0; d/dx = log(y), d/dy = x/y (both 0 where x = 0)",
+    convention="0 where x = 0 (even for y = 0), and so are both derivatives, as TensorFlow",
+    domains=(ANYWHERE, Domain(0.2, 3.0)),
+    nonfinite="log of a negative or zero y where x != 0",
+)
+
+
+def _div_no_nan_forward(x: Any, y: Any) -> Any:
+    """x / y, and 0 wherever y == 0 (x NaN or infinite included), as tf.math.divide_no_nan."""
+    with np.errstate(all="ignore"):
+        return np.where(np.asarray(y) == 0, 0.0, np.asarray(x) / np.where(y == 0, 1.0, y))
+
+
+def _div_no_nan_rule(g: Any, needs: tuple[bool, bool], _ans: Any, x: Any, y: Any) -> tuple:
+    """TF's _DivNoNanGrad: d/dx = div_no_nan(g, y), d/dy = g·div_no_nan(div_no_nan(-x, y), y)."""
+    return (
+        F.div_no_nan(g, y) if needs[0] else None,
+        g * F.div_no_nan(F.div_no_nan(-x, y), y) if needs[1] else None,
+    )
+
+
+div_no_nan = binary(
+    "div_no_nan", _div_no_nan_forward, uncurried(_div_no_nan_rule),
+    lambda x, y: sp.Piecewise((sp.Integer(0), sp.Eq(y, 0)), (x / y, True)),
+    "div_no_nan(x, y) = x / y, 0 where y = 0; d/dx = 1/y, d/dy = -x/y² (both 0 where y = 0)",
+    convention="0 where y = 0, and so are both derivatives, as TensorFlow",
+    domains=(ANYWHERE, Domain(kinks=(0.0,), gap=0.5)),
+    kink=lambda _x, y: np.asarray(y) == 0,
+    nonfinite="overflow (x / y for a tiny y)",
+    sparsity=rules.QUOTIENT,
+    cost=CHEAP_ELEMENTWISE,
+)
+
+
+# ------------------------------------------------------------ add_n
+
+
+def _add_n_shape(*shapes: Shape) -> Shape:
+    for s in shapes[1:]:
+        if s != shapes[0]:
+            raise ShapeError(f"add_n needs equal shapes, got {list(shapes[0])} and {list(s)}")
+    return shapes[0]
+
+
+add_n = defop(
+    OpDef(
+        name="add_n",
+        arity=None,
+        forward=lambda *xs: functools.reduce(operator.add, xs),
+        vjp=uncurried(lambda g, needs, _ans, *_xs: tuple(g if n else None for n in needs)),
+        sympy=lambda *xs: functools.reduce(operator.add, xs),
+        infer_shape=_add_n_shape,
+        formula="add_n(x1, ..., xn) = x1 + ... + xn, equal shapes, as tf.add_n; each input "
+        "gets the cotangent",
+        convention="linear, no kinks",
+        domains=(ANYWHERE,),
+        cases=(Case(((), (), ())), Case(((3, 4), (3, 4)))),
+        family="binary",
+        sparsity=rules.LINEAR,
+        cost=CHEAP_ELEMENTWISE,
+    )
 )

@@ -268,6 +268,7 @@ def jacobian_rows(
     leaves: Collection[Tensor] | None = None,
     chunk_elements: int | None = None,
     seeds: np.ndarray | None = None,
+    rows_per_sweep: int | None = None,
 ) -> list[Tensor | None]:
     """Full Jacobian of ``target`` per source, of shape ``target.shape + source.shape``.
 
@@ -275,7 +276,8 @@ def jacobian_rows(
     carried as a leading batch axis of every cotangent (so all rules run once, not once
     per element). ``seeds``, of shape ``(k,) + target.shape``, replaces the identity by
     ``k`` chosen rows (a compressed Jacobian, or one row per point of a batch); each
-    result is then ``(k,) + source.shape``. Rows go in chunks when a batch of the
+    result is then ``(k,) + source.shape``. Rows go in chunks of at most
+    ``rows_per_sweep`` (TF's ``parallel_iterations``) when given, and when a batch of the
     largest tensor would exceed ``chunk_elements`` (default ``CHUNK_ELEMENTS``). The
     result is made of engine ops, so outer tapes record it (Hessians, third order).
     When ``target`` has many more elements than all sources together,
@@ -292,7 +294,7 @@ def jacobian_rows(
         prefix = seeds.shape[:1]
     n = seeds.shape[0]
     widest = max([e[1].size for e in steps[0]] + [target.size, 1])
-    chunk = max(1, min(n, (chunk_elements or CHUNK_ELEMENTS) // widest))
+    chunk = max(1, min(n, (chunk_elements or CHUNK_ELEMENTS) // widest, rows_per_sweep or n))
     parts: list[list[Tensor | None]] = []
     for start in range(0, n, chunk):
         rows = seeds[start : start + chunk]

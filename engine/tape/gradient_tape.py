@@ -20,15 +20,24 @@ import numpy as np
 
 from engine.notes import Note
 from engine.tape import backprop
+from engine.tape.arguments import rows_per_sweep, seeds_for, source_tensors, unconnected_mode
 from engine.tape.collector import collector_paused
 from engine.tape.entries import Entry, RawEntry
-from engine.tape.recording import TAPE_STACK, TapeLog
+from engine.tape.recording import LIVE_LOGS, TAPE_STACK, TapeLog
 from engine.tape.structure import flatten, unflatten
 from engine.tensor import Tensor, Variable
 
 NON_PERSISTENT_REUSE = (
     "A non-persistent GradientTape can only be used to compute one set of gradients "
     "(or jacobians)"
+)
+
+PERSISTENT_INSIDE_CONTEXT = (
+    "Calling GradientTape.gradient on a persistent tape inside its context is significantly "
+    "less efficient than calling it outside the context (it causes the gradient ops to be "
+    "recorded on the tape, leading to increased CPU and memory usage). Only call "
+    "GradientTape.gradient inside the context if you actually want to trace the gradient "
+    "in order to compute higher order derivatives."
 )
 
 NESTED_TAPES_HINT = (
@@ -48,10 +57,14 @@ class GradientTape:
 
     def __init__(self, persistent: bool = False, watch_accessed_variables: bool = True):
         self._persistent = persistent
-        self._log = TapeLog(watch_accessed_variables)  # what ops record here (recording)
+        self._watch_accessed_variables = watch_accessed_variables
+        # What ops record here (recording); None once a non-persistent tape has given its
+        # gradients, as TF drops its tape then: entering the object again starts afresh.
+        self._log: TapeLog | None = TapeLog(watch_accessed_variables)
+        self._spent: TapeLog | None = None  # the dropped record, still readable (not TF's API)
+        self._watched_variables: tuple[Variable, ...] = ()  # as they were when dropped
         self._recording = False
         self._entered = False
-        self._used = False
         self.notes: list[Note] = []  # why each None gradient of the last call is None
 
     # -------------------------------------------------------------- context
@@ -62,6 +75,9 @@ class GradientTape:
                 "Tape is still recording, This can happen if you try to re-enter an "
                 "already-active tape."
             )
+        if self._log is None:
+            self._log = TapeLog(self._watch_accessed_variables)
+            self._spent = None
         self._push()
         self._entered = True
         return self
@@ -72,19 +88,28 @@ class GradientTape:
 
     def _push(self) -> None:
         collector_paused.hold()
-        TAPE_STACK.push(self._log)
+        TAPE_STACK.push(self._record)
         self._recording = True
 
     def _pop(self) -> None:
-        TAPE_STACK.remove(self._log)
+        TAPE_STACK.remove(self._record)
         self._recording = False
         collector_paused.release()
+
+    @property
+    def _record(self) -> TapeLog:
+        """The live record, or the one a non-persistent gradient() dropped (read-only)."""
+        log = self._log or self._spent
+        assert log is not None  # one of them always exists
+        return log
 
     @contextlib.contextmanager
     def stop_recording(self) -> Iterator[None]:
         """Temporarily stop recording operations on this tape."""
+        if not self._entered or self._log is None:
+            raise RuntimeError("Trying to stop recording a tape which is not recording.")
         if not self._recording:
-            raise ValueError("Tape must be recording.")
+            raise ValueError("Tape is not recording.")
         self._pop()
         try:
             yield
@@ -93,8 +118,10 @@ class GradientTape:
 
     def reset(self) -> None:
         """Clear everything recorded and watched so far; recording goes on if active."""
-        self._log.clear()
-        self._used = False
+        if self._log is None:  # dropped by gradient(): a fresh record, as TF's new tape
+            self._log, self._spent = TapeLog(self._watch_accessed_variables), None
+        else:
+            self._log.clear()
 
     def close(self) -> None:
         """Not part of TensorFlow's API; says so, and what to do instead."""
@@ -114,26 +141,32 @@ class GradientTape:
                     f"Passed in object of type {type(t).__name__}, not tf.Tensor or "
                     "tf.Variable; wrap numbers with constant() before watching them"
                 )
+            if self._log is None:  # dropped by a non-persistent gradient()
+                raise RuntimeError(NON_PERSISTENT_REUSE)
             self._log.watch(t)
 
     def watched_variables(self) -> tuple[Variable, ...]:
-        """Variables watched by this tape, in the order they were first watched."""
-        return tuple(t for t in self._log.leaves if isinstance(t, Variable))
+        """Variables watched by this tape in order of construction, as TF's; after a
+        non-persistent gradient(), those watched when it dropped its record."""
+        if self._log is None:
+            return self._watched_variables
+        found = [t for t in self._log.leaves if isinstance(t, Variable)]
+        return tuple(sorted(found, key=lambda v: v.uid))
 
     # ---------------------------------------------- reading the record (not TF's API)
 
     def is_watched(self, tensor: Tensor) -> bool:
-        return tensor in self._log.watched
+        return tensor in self._record.watched
 
     @property
     def watched(self) -> AbstractSet[Tensor]:
         """Every tensor this tape watches: watched leaves and the outputs it recorded."""
-        return self._log.watched
+        return self._record.watched
 
     @property
     def watched_leaves(self) -> Collection[Tensor]:
         """The tensors watched as leaves (``watch``, accessed variables), in order."""
-        return self._log.leaves.keys()
+        return self._record.leaves.keys()
 
     @property
     def recording(self) -> bool:
@@ -144,24 +177,35 @@ class GradientTape:
     def raw_entries(self) -> Sequence[RawEntry]:
         """The entries as stored (engine.tape.entries), in recording order, not copied:
         for sweeps and patterns over long tapes. ``entries`` is the named view."""
-        return self._log.entries
+        return self._record.entries
 
     @property
     def entries(self) -> list[Entry]:
         """The recorded entries, in recording order."""
-        return [Entry.of(e) for e in self._log.entries]
+        return [Entry.of(e) for e in self._record.entries]
 
     # ------------------------------------------------------------ gradients
 
-    def _begin_use(self) -> bool:
-        """Enforce single use; pause a non-persistent tape so its sweep isn't recorded."""
-        if self._used and not self._persistent:
+    def _begin_use(self) -> TapeLog:
+        """The record to differentiate: a non-persistent tape gives one set of gradients
+        and stops recording for good (TF pops its tape); a persistent one inside its
+        context warns, as TF does, since its sweep is then recorded on itself."""
+        log = self._log
+        if log is None:
             raise RuntimeError(NON_PERSISTENT_REUSE)
-        self._used = True
-        if self._recording and not self._persistent:
-            self._pop()
-            return True
-        return False
+        if self._recording:
+            if not self._persistent:
+                self._pop()
+            else:
+                warnings.warn(PERSISTENT_INSIDE_CONTEXT, stacklevel=3)
+        return log
+
+    def _end_use(self) -> None:
+        """Drop a non-persistent tape's record after its one set of gradients."""
+        if not self._persistent and self._log is not None:
+            self._watched_variables = self.watched_variables()
+            self._spent, self._log = self._log, None
+            LIVE_LOGS.discard(self._spent)
 
     def gradient(
         self,
@@ -180,28 +224,25 @@ class GradientTape:
         reason is in ``tape.notes``. ``grads_seen`` (not in TF) receives the
         cotangent reaching each recorded tensor, keyed by ``id``, for traces.
         """
-        mode = _unconnected_mode(unconnected_gradients)
-        paused = self._begin_use()
-        try:
-            targets = flatten(target)
-            seeds = _seeds(targets, output_gradients)
-            srcs = flatten(sources)
-            for s in srcs:
-                if not isinstance(s, Tensor):
-                    raise ValueError(
-                        f"sources must be tensors or variables, got {type(s).__name__}"
-                    )
-            with collector_paused:
-                grads = backprop.sweep(
-                    self._log.entries, targets, seeds, srcs, self._log.watched,
-                    grads_seen=grads_seen, leaves=self._log.leaves,
-                )
-            if not TAPE_STACK.logs:
-                _unrecorded_gradients.update(g for g in grads if g is not None)
-            out = self._finish(targets, srcs, grads, mode)
-        finally:
-            if paused:
-                self._push()
+        mode = unconnected_mode(unconnected_gradients)
+        log = self._begin_use()
+        if target is None:
+            raise TypeError(
+                "Argument `target` should be a list or nested structure of Tensors, "
+                "Variables or CompositeTensors to be differentiated, but received None."
+            )
+        targets = flatten(target)
+        seeds = seeds_for(targets, output_gradients)
+        srcs = source_tensors(sources)
+        with collector_paused:
+            grads = backprop.sweep(
+                log.entries, targets, seeds, srcs, log.watched,
+                grads_seen=grads_seen, leaves=log.leaves,
+            )
+        if not TAPE_STACK.logs:
+            _unrecorded_gradients.update(g for g in grads if g is not None)
+        out = self._finish(targets, srcs, grads, mode)
+        self._end_use()
         return unflatten(sources, out)
 
     def jacobian(
@@ -212,26 +253,54 @@ class GradientTape:
         parallel_iterations: int | None = None,  # noqa: ARG002 - TF signature
         experimental_use_pfor: bool = True,  # noqa: ARG002 - TF signature
     ) -> Any:
-        """d target / d source, each of shape ``target.shape + source.shape``."""
-        mode = _unconnected_mode(unconnected_gradients)
-        paused = self._begin_use()
-        try:
-            if not isinstance(target, Tensor):
-                raise ValueError("jacobian takes a single target tensor")
-            srcs = flatten(sources)
-            from engine.tape import transposed  # imports this module: bound late
+        """d target / d source, each of shape ``target.shape + source.shape``.
 
-            # one seed per target element, or per source element when the target is tall
-            route = (transposed.jacobian_columns if transposed.is_tall(target, srcs)
-                     else backprop.jacobian_rows)
-            with collector_paused:
-                log = self._log
-                rows = route(log.entries, target, srcs, log.watched, log.leaves)
-            out = self._finish([target], srcs, rows, mode, prefix=target.shape)
-        finally:
-            if paused:
-                self._push()
+        Every row comes from one vectorised sweep (TF's pfor), in chunks of at most
+        ``parallel_iterations`` rows when given; ``experimental_use_pfor=False`` sweeps
+        one row at a time (TF's while loop), which, as TF's, needs a persistent tape.
+        """
+        mode = unconnected_mode(unconnected_gradients)
+        per_sweep = rows_per_sweep(parallel_iterations, experimental_use_pfor)
+        if not experimental_use_pfor and not self._persistent and self._log is not None:
+            raise RuntimeError(
+                "GradientTape must be created with persistent=True to compute the jacobian "
+                "with eager execution enabled and with experimental_use_pfor set to False."
+            )
+        log = self._begin_use()
+        if not isinstance(target, Tensor):
+            raise ValueError("jacobian takes a single target tensor")
+        srcs = source_tensors(sources)
+        from engine.tape import transposed  # imports this module: bound late
+
+        with collector_paused:
+            if target.size == 0:  # no row to sweep: the connected blocks are empty arrays
+                rows = _empty_blocks(log, target, srcs)
+            elif per_sweep is None and transposed.is_tall(target, srcs):
+                # one seed per source element when the target is tall
+                rows = transposed.jacobian_columns(log.entries, target, srcs, log.watched,
+                                                   log.leaves)
+            else:
+                rows = backprop.jacobian_rows(log.entries, target, srcs, log.watched,
+                                              log.leaves, rows_per_sweep=per_sweep)
+        out = self._finish([target], srcs, rows, mode, prefix=target.shape)
+        self._end_use()
         return unflatten(sources, out)
+
+    def batch_jacobian(
+        self,
+        target: Tensor,
+        source: Tensor,
+        unconnected_gradients: str = "none",
+        parallel_iterations: int | None = None,
+        experimental_use_pfor: bool = True,
+    ) -> Tensor:
+        """Per-example Jacobians stacked, ``target.shape + source.shape[1:]``, where
+        ``target[i]`` depends on ``source[i]`` only, as TF's (engine.tape.batch_jacobian)."""
+        from engine.tape.batch_jacobian import batch_jacobian  # imports this module
+
+        unconnected_mode(unconnected_gradients)
+        return batch_jacobian(self, target, source, parallel_iterations,
+                              experimental_use_pfor)
 
     def _finish(
         self,
@@ -268,12 +337,12 @@ class GradientTape:
                 detail=f"{label}: the target is a gradient computed outside any recording "
                 "tape. " + NESTED_TAPES_HINT,
             )
-        if source not in self._log.watched:
+        if source not in self._record.watched:
             if type(source) is Variable and source.trainable:
                 why = (
                     "a trainable variable is watched when an op reads it while the tape "
                     "records, and no op read it"
-                    if self._log.watch_accessed_variables
+                    if self._watch_accessed_variables
                     else "watch_accessed_variables=False: only what tape.watch() names is "
                     "watched (`watch` in a request)"
                 )
@@ -303,32 +372,9 @@ def jacobian_rows(
                                       tape.watched_leaves, seeds=seeds)
 
 
-def _unconnected_mode(mode: Any) -> str:
-    value = getattr(mode, "value", mode)
-    if value not in ("none", "zero"):
-        raise ValueError(f"Unknown value for unconnected_gradients: {mode!r}")
-    return value
-
-
-def _seeds(targets: list[Tensor], output_gradients: Any) -> list[Tensor]:
-    """One upstream gradient per target: ones, or the caller's of the target's shape."""
-    if output_gradients is None:
-        return [Tensor(np.ones(t.shape)) if t.ndim else Tensor(np.float64(1.0)) for t in targets]
-    given = flatten(output_gradients)
-    if len(given) != len(targets):
-        raise ValueError(
-            f"output_gradients has {len(given)} entries for {len(targets)} target(s)"
-        )
-    seeds = []
-    for t, g in zip(targets, given, strict=True):
-        if g is None:
-            seeds.append(Tensor(np.ones(t.shape)) if t.ndim else Tensor(np.float64(1.0)))
-            continue
-        g = g if isinstance(g, Tensor) else Tensor(g)
-        if g.shape != t.shape:
-            raise ValueError(
-                f"output_gradients shape {list(g.shape)} does not match target shape "
-                f"{list(t.shape)}"
-            )
-        seeds.append(g)
-    return seeds
+def _empty_blocks(log: TapeLog, target: Tensor, sources: list[Tensor]) -> list[Tensor | None]:
+    """The Jacobian of a zero-element target: an empty array for each source it depends on
+    (TF's), None for the others."""
+    masks = backprop.paths_from(log.entries, sources, [target])[0]
+    return [Tensor(np.zeros(target.shape + s.shape)) if masks >> j & 1 and s in log.watched
+            else None for j, s in enumerate(sources)]

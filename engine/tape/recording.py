@@ -11,14 +11,15 @@ trainable Variable an op reads is watched on the way (TF's
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.tape.entries import NO_ATTRS, RawEntry
-from engine.tensor import EagerTensor, Tensor, Variable, as_value
+from engine.tape.entries import INPUTS, NO_ATTRS, RawEntry
+from engine.tensor import BEFORE_ASSIGN, OPS_FN, EagerTensor, Tensor, Variable, as_value
 
 if TYPE_CHECKING:
     from engine.ops.registry import OpDef
@@ -28,9 +29,10 @@ class TapeLog:
     """What one tape has recorded and watches; written by the ops' callables here and by
     the tape's own ``watch`` and ``reset``."""
 
-    __slots__ = ("entries", "leaves", "watch_accessed_variables", "watched")
+    __slots__ = ("__weakref__", "entries", "leaves", "watch_accessed_variables", "watched")
 
     def __init__(self, watch_accessed_variables: bool) -> None:
+        LIVE_LOGS.add(self)
         self.entries: list[RawEntry] = []
         # Watched tensors, keyed by the tensors themselves (identity hash): on the hot
         # path ``x in watched`` costs a third of ``id(x) in watched`` (no call to id).
@@ -56,6 +58,26 @@ class TapeLog:
         self.entries.clear()
         self.watched.clear()
         self.leaves.clear()
+
+
+# Records a gradient may still be taken from (a non-persistent tape's leaves this set once
+# it gave its gradients): ``Variable.assign`` must not change a value one of them read.
+LIVE_LOGS: weakref.WeakSet[TapeLog] = weakref.WeakSet()
+
+
+def _refuse_stale_reads(v: Variable) -> None:
+    """Before ``v`` takes a new value: no live record read it, or its sweep would use the
+    new value where the recorded op read the old one (TF's reads are snapshots)."""
+    for log in list(LIVE_LOGS):
+        if v in log.watched and any(x is v for e in log.entries for x in e[INPUTS:]):
+            raise RuntimeError(
+                "Cannot assign to a variable that a GradientTape still holding its record "
+                "has read: its gradients would use the new value. Compute the gradients "
+                "first (a non-persistent tape then lets go), or `del` a persistent tape."
+            )
+
+
+BEFORE_ASSIGN.append(_refuse_stale_reads)
 
 
 # The tapes recording here, innermost last, as TF's tape stack; and whether a raw
@@ -140,9 +162,22 @@ def _as_tensor(x: Any) -> Tensor:
             if x and x == x and len(_scalars) < SCALAR_CACHE_SIZE:
                 _scalars[x] = t
         return t
+    if isinstance(x, list | tuple) and _holds_tensor(x):
+        return _packed(x)
     t = EagerTensor()
     t.value = as_value(x)
     return t
+
+
+def _holds_tensor(items: list | tuple) -> bool:
+    return any(isinstance(v, Tensor) or (isinstance(v, list | tuple) and _holds_tensor(v))
+               for v in items)
+
+
+def _packed(items: list | tuple) -> Tensor:
+    """A list holding tensors, as TensorFlow packs one (its autopacking conversion): a
+    recorded ``stack`` of its items, so gradients reach them; never a constant copy."""
+    return OPS_FN["stack"](*[_as_tensor(v) for v in items], axis=0)
 
 
 def op_function(op: OpDef) -> Callable[..., Tensor]:
@@ -228,6 +263,10 @@ def op_function(op: OpDef) -> Callable[..., Tensor]:
         return fn2(a, b, _attrs=attrs)
 
     def fn(*inputs: Any, **attrs: Any) -> Tensor:
+        if len(inputs) == 1 and isinstance(inputs[0], list | tuple):
+            inputs = tuple(inputs[0])  # TF's list spelling: concat([x, y]), stack([a, b])
+            if not inputs:
+                op.check_arity(0)
         if raw_sweep() and not any(isinstance(x, tensor) for x in inputs):
             return _as_f64(forward(*inputs, **attrs))
         xs = tuple([_as_tensor(x) for x in inputs])

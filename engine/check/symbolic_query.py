@@ -1,0 +1,237 @@
+"""The symbolic derivative as an answer: a graph's scalar function and its derivatives of
+every order up to k, as text, LaTeX and (when every leaf has a value) numbers.
+
+Everything that bounds the job is checked here, before a SymPy worker is asked: the
+order, the graph's size and its largest tensor (SymPy's limits), the laid-out entries
+(n + n^2 + ... + n^k strings for n scalar sources) and the estimated symbolic work.
+The job runs in the SymPy worker pool (engine.check.sympy_symbolic) under a hard budget;
+a simplification that overruns it is given up for the unsimplified text, with a note.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine.check import sympy_pool
+from engine.check.job import sympy_work
+from engine.check.limits import CheckLimits, budget_work
+from engine.errors import BudgetExceeded, ComputeLimitError, CostError, GraphError, ShapeError
+from engine.graphs.graph import LEAF_OPS, Graph, Limits
+from engine.notes import Note
+from engine.ops.registry import OPS
+
+MAX_ENTRIES = 4096
+"""Laid-out derivative strings in one answer (n + n^2 + ... + n^k, twice with LaTeX)."""
+BUDGETS = 2
+"""A symbolic answer may hold a SymPy worker for this many check budgets
+(``DERIV_SYMPY_SECONDS`` each); simplification stops being started past half of that."""
+
+
+@dataclass(frozen=True)
+class SymbolicQuery:
+    graph: Graph
+    values: Mapping[str, Any]
+    sources: Sequence[str] | None = None  # None: every variable, sorted by id
+    order: int = 1
+    simplify: bool = True
+    target: str | None = None  # None: the graph's last node
+    limits: Limits = field(default_factory=Limits)
+    check_limits: CheckLimits = field(default_factory=CheckLimits)
+    max_order: int = 6
+    max_response_bytes: float = math.inf
+
+
+@dataclass
+class SymbolicResult:
+    target: str
+    sources: list[str]  # one per scalar source: ``x``, or ``w_0_1`` for ``w[0, 1]``
+    order: int
+    function: str
+    derivatives: list[Any]  # order j: a string for one source, else nested lists [n] * j
+    latex_function: str
+    latex_derivatives: list[Any]
+    values: dict[str, Any] | None  # {"function": number, "derivatives": [...]} laid out alike
+    notes: list[Note]
+    simplified: bool
+
+
+def symbolic(q: SymbolicQuery) -> SymbolicResult:
+    """The derivatives of ``q``'s scalar target up to ``q.order``, symbolically."""
+    if q.order > q.max_order:
+        raise ComputeLimitError(f"order {q.order} is over the limit of {q.max_order}",
+                                field="order")
+    graph, limits = q.graph, q.check_limits
+    target = q.target if q.target is not None else graph.last
+    if target not in graph.nodes:
+        raise GraphError(f"target {target!r} is not a node of the graph", node=target,
+                         field="target")
+    valued = all(n in q.values or graph.nodes[n].value is not None for n in graph.leaves)
+    leaf_values = graph.leaf_values(q.values) if valued or q.values else graph.leaf_values(
+        {n: 0.0 for n in graph.leaves if graph.nodes[n].value is None})
+    shapes = graph.infer_shapes(leaf_values, q.limits)
+    if shapes[target]:
+        raise ShapeError(f"the symbolic derivative needs a scalar target; {target!r} has "
+                         f"shape {list(shapes[target])} (sum it, e.g. sum(...))", node=target,
+                         field="target")
+    nodes = _needed(graph, target)
+    _within_sympy_limits(nodes, shapes, limits)
+    sources = _sources(graph, q.sources)
+    n = sum(math.prod(shapes[s]) for s in sources)
+    entries = sum(n**j for j in range(1, q.order + 1))
+    if entries > MAX_ENTRIES:
+        raise ComputeLimitError(
+            f"derivatives up to order {q.order} by {n} scalar sources are {entries} strings "
+            f"(n + n^2 + ... + n^{q.order}), over the limit of {MAX_ENTRIES}",
+            field="order")
+    job: dict[str, Any] = {
+        "kind": "symbolic", "quantities": ["derivatives"], "order": q.order,
+        "nodes": nodes, "targets": [target], "target": target,
+        "sources": [[s, list(i)] for s in sources for i in np.ndindex(shapes[s])],
+        "frozen": [nd[0] for nd in nodes if nd[1] in OPS and OPS[nd[1]].vjp is None],
+        "shapes": {k: list(v) for k, v in shapes.items() if graph.nodes[k].op in LEAF_OPS},
+        "values": ({k: np.asarray(v, np.float64) for k, v in leaf_values.items()}
+                   if valued else None),
+        "simplify": q.simplify,
+    }
+    work = sympy_work({**job, "sources": sources}, shapes)
+    cap = int(budget_work(limits) * limits.sympy_refuse_budgets)
+    if work > cap:
+        raise CostError(f"an estimated {work} units of symbolic work, over the {cap} SymPy "
+                        f"can finish in its budget of {limits.sympy_seconds:g} s",
+                        field="order", limit="sympy_work", estimate=float(work))
+    reply, simplified, notes = _run(job, work, limits)
+    return _answer(q, target, n, reply, simplified, notes + _conventions(nodes, job["frozen"]))
+
+
+def _needed(graph: Graph, target: str) -> list[list[Any]]:
+    """The nodes the target reads, in order, as plain data (ops by name)."""
+    need: set[str] = set()
+    stack = [target]
+    while stack:  # iterative: graphs can be deep
+        nid = stack.pop()
+        if nid not in need:
+            need.add(nid)
+            stack.extend(x for x in graph.nodes[nid].inputs if isinstance(x, str))
+    out = []
+    for nid in graph.order:
+        if nid in need:
+            nd = graph.nodes[nid]
+            ins = [x if isinstance(x, str) else np.asarray(x.value).tolist() for x in nd.inputs]
+            out.append([nid, nd.op, ins, dict(nd.attrs)])
+    return out
+
+
+def _within_sympy_limits(nodes: list[list[Any]], shapes: dict[str, tuple[int, ...]],
+                         limits: CheckLimits) -> None:
+    if len(nodes) > limits.sympy_max_nodes:
+        raise ComputeLimitError(
+            f"the target reads {len(nodes)} nodes, over SymPy's limit of "
+            f"{limits.sympy_max_nodes} (DERIV_SYMPY_MAX_NODES)", node=nodes[-1][0])
+    for nid, *_ in nodes:
+        size = math.prod(shapes[nid])
+        if size > limits.sympy_max_elements:
+            raise ComputeLimitError(
+                f"a tensor of {size} elements, over SymPy's limit of "
+                f"{limits.sympy_max_elements} (DERIV_SYMPY_MAX_ELEMENTS): one symbol each",
+                node=nid)
+
+
+def _sources(graph: Graph, asked: Sequence[str] | None) -> list[str]:
+    """The sources asked for (leaves, each once), or every variable sorted by id."""
+    if asked is None:
+        return sorted(n for n in graph.leaves if graph.nodes[n].op == "variable")
+    for s in asked:
+        if s not in graph.nodes:
+            raise GraphError(f"source {s!r} is not a node of the graph", node=s,
+                             field="sources")
+        if graph.nodes[s].op not in LEAF_OPS:
+            raise GraphError(f"the symbolic derivative is taken by leaves; {s!r} is a "
+                             f"{graph.nodes[s].op} node", node=s, field="sources")
+    if len(set(asked)) != len(asked):
+        raise GraphError("each source may be listed once", field="sources")
+    return list(asked)
+
+
+def _run(job: dict[str, Any], work: int, limits: CheckLimits
+         ) -> tuple[dict[str, Any], bool, list[Note]]:
+    """The worker's reply: simplified within the budget, else unsimplified with a note.
+    WorkerBusy (no worker free) goes to the caller; an overrun is BudgetExceeded."""
+    seconds = limits.sympy_seconds * BUDGETS
+    admission = sympy_pool.Admission(work=work, heavy=True, wait=limits.sympy_queue_seconds,
+                                     max_ahead=budget_work(limits))
+    pool = sympy_pool.get_pool(limits.sympy_workers)
+    notes: list[Note] = []
+    try:
+        if job["simplify"]:
+            try:
+                reply = pool.run({**job, "simplify_seconds": seconds / 2}, seconds, admission)
+                if reply["unsimplified"]:
+                    notes.append(Note("not_simplified", f"{reply['unsimplified']} of "
+                                      f"{len(reply['text'])} expressions left unsimplified: "
+                                      "simplification ran out of its time or they are large"))
+                return reply, not reply["unsimplified"], notes
+            except sympy_pool.WorkerBusy:
+                raise
+            except sympy_pool.WorkerTimeout as e:
+                notes.append(Note("not_simplified", f"simplification did not finish ({e}): "
+                                  "the derivatives are shown unsimplified"))
+        reply = pool.run({**job, "simplify": False}, seconds, admission)
+        return reply, False, notes
+    except sympy_pool.WorkerBusy:
+        raise
+    except sympy_pool.WorkerTimeout as e:
+        raise BudgetExceeded(f"the symbolic derivatives did not finish: {e}") from None
+    except sympy_pool.WorkerError as e:
+        raise ComputeLimitError(f"SymPy could not derive this graph: {e}") from None
+
+
+def _conventions(nodes: list[list[Any]], frozen: list[str]) -> list[Note]:
+    """A note per non-differentiable op: what its derivative is taken to be, and why."""
+    out, seen = [], set()
+    for nid, op, *_ in nodes:
+        if nid in frozen and op not in seen:
+            seen.add(op)
+            out.append(Note("convention", f"{op}' = 0: {op} is held constant by the "
+                            f"derivative ({OPS[op].convention})", node=nid))
+    return out
+
+
+def _answer(q: SymbolicQuery, target: str, n: int, reply: dict[str, Any], simplified: bool,
+            notes: list[Note]) -> SymbolicResult:
+    """The reply's distinct entries laid out as /v1/derivative lays them out."""
+    at = {tuple(k): i for i, k in enumerate(reply["keys"])}
+
+    def lay(items: list[Any]) -> list[Any]:
+        out = []
+        for j in range(1, q.order + 1):
+            if n == 1:
+                out.append(items[at[(0,) * j]])
+                continue
+            grid = np.empty((n,) * j, dtype=object)
+            for idx in np.ndindex(grid.shape):
+                grid[idx] = items[at[tuple(sorted(idx))]]
+            out.append(grid.tolist())
+        return out
+
+    text, latex = reply["text"], reply["latex"]
+    size = sum(len(text[at[tuple(sorted(idx))]]) + len(latex[at[tuple(sorted(idx))]])
+               for j in range(1, q.order + 1) for idx in np.ndindex((n,) * j))
+    if size > q.max_response_bytes:
+        raise CostError(f"the derivatives' text is {size} bytes, over the response limit",
+                        field="order", limit="max_response_bytes", estimate=float(size))
+    values = None
+    if "values" in reply:
+        nums = reply["values"]
+        values = {"function": nums[at[()]], "derivatives": lay(nums)}
+        if reply["kinks"]:
+            k = len(reply["kinks"])
+            notes.append(Note("kink", f"{k} derivative {'entry is' if k == 1 else 'entries are'}"
+                              " at a kink, where the derivative is undefined: NaN",
+                              node=target))
+    return SymbolicResult(target, reply["symbols"], q.order, text[at[()]], lay(text),
+                          latex[at[()]], lay(latex), values, notes, simplified)

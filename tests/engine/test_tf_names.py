@@ -1,0 +1,118 @@
+"""The names TensorFlow users type, on the engine: each gives numpy's value and is
+recorded (a gradient flows through it), with TF's signatures and errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import engine as tf
+
+X = np.array([[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]])
+
+
+@pytest.mark.parametrize(
+    ("name", "numpy_fn"),
+    [
+        ("reduce_sum", np.sum),
+        ("reduce_mean", np.mean),
+        ("reduce_max", np.max),
+        ("reduce_min", np.min),
+        ("reduce_prod", np.prod),
+        ("reduce_logsumexp", lambda a, axis=None: np.log(np.sum(np.exp(a), axis=axis))),
+    ],
+)
+@pytest.mark.parametrize("axis", [None, 0, 1, [0, 1]])
+def test_reductions_match_numpy_and_are_recorded(name, numpy_fn, axis):
+    x = tf.constant(X)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = getattr(tf, name)(x, axis=axis)
+        assert getattr(tf.math, name) is getattr(tf, name)
+    np_axis = tuple(axis) if isinstance(axis, list) else axis
+    np.testing.assert_allclose(y.numpy(), numpy_fn(X, axis=np_axis))
+    assert tape.gradient(y, x).shape == X.shape
+
+
+def test_reduce_keepdims():
+    assert tf.reduce_sum(tf.constant(X), axis=1, keepdims=True).shape == (2, 1)
+
+
+def test_arithmetic_names():
+    a, b = tf.constant(6.0), tf.constant(4.0)
+    values = [tf.multiply(a, b), tf.subtract(a, b), tf.divide(a, b), tf.math.negative(a)]
+    assert [float(v) for v in values] == [24.0, 2.0, 1.5, -6.0]
+
+
+def test_constant_with_shape_fills_or_reshapes_and_refuses_a_mismatch():
+    np.testing.assert_array_equal(tf.constant(2.0, shape=[2, 2]).numpy(), np.full((2, 2), 2.0))
+    np.testing.assert_array_equal(tf.constant([1, 2, 3, 4], shape=(2, 2)).numpy(), [[1, 2], [3, 4]])
+    with pytest.raises(TypeError, match="3 elements"):
+        tf.constant([1.0, 2.0, 3.0], shape=[2, 2])
+
+
+def test_constant_dtype_float_is_taken_integer_refused():
+    assert tf.constant(1.0, dtype=tf.float32).dtype == np.float64
+    with pytest.raises(TypeError, match="float64"):
+        tf.constant(1, dtype=np.int32)
+
+
+def test_ones_zeros_and_likes():
+    x = tf.constant(X)
+    np.testing.assert_array_equal(tf.ones_like(x).numpy(), np.ones_like(X))
+    np.testing.assert_array_equal(tf.zeros_like(x).numpy(), np.zeros_like(X))
+    assert tf.ones([2, 3]).shape == (2, 3) and tf.zeros([]).shape == ()
+
+
+def test_gather_split_tile_where_norm_follow_tf_signatures():
+    x = tf.constant(X)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        g = tf.gather(x, [1, 1, 0])
+        parts = tf.split(x, [1, -1], axis=1)
+        t = tf.tile(x, [2, 1])
+        w = tf.where(x > 0, x, x * x)
+        n = tf.norm(x)
+    np.testing.assert_array_equal(g.numpy(), X[[1, 1, 0]])
+    assert [p.shape for p in parts] == [(2, 1), (2, 2)]
+    np.testing.assert_array_equal(t.numpy(), np.tile(X, (2, 1)))
+    np.testing.assert_array_equal(w.numpy(), np.where(X > 0, X, X * X))
+    assert float(n) == pytest.approx(np.linalg.norm(X))
+    np.testing.assert_array_equal(tape.gradient(g, x).numpy(), [[1, 1, 1], [2, 2, 2]])
+    np.testing.assert_array_equal(tape.gradient(parts[1], x).numpy(), [[0, 1, 1], [0, 1, 1]])
+
+
+def test_split_into_equal_parts_and_its_errors():
+    x = tf.constant(np.arange(6.0))
+    assert [p.numpy().tolist() for p in tf.split(x, 3)] == [[0, 1], [2, 3], [4, 5]]
+    with pytest.raises(ValueError, match="cannot be split"):
+        tf.split(x, 4)
+    with pytest.raises(ValueError, match="do not add up"):
+        tf.split(x, [2, 2])
+
+
+def test_math_linalg_nn_namespaces():
+    a = tf.constant([[2.0, 1.0], [1.0, 3.0]])
+    assert float(tf.linalg.det(a)) == pytest.approx(5.0)
+    np.testing.assert_allclose(tf.linalg.inv(a).numpy(), np.linalg.inv(a.numpy()))
+    np.testing.assert_allclose(
+        tf.linalg.matmul(a, a, transpose_b=True).numpy(), a.numpy() @ a.numpy().T
+    )
+    np.testing.assert_array_equal(tf.linalg.diag(tf.constant([1.0, 2.0])).numpy(), np.diag([1, 2]))
+    assert float(tf.math.xlogy(0.0, 0.0)) == 0.0
+    assert float(tf.math.divide_no_nan(1.0, 0.0)) == 0.0
+    logits = tf.constant([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(
+        tf.nn.log_softmax(logits).numpy(), np.log(tf.nn.softmax(logits).numpy())
+    )
+    assert float(tf.nn.relu(tf.constant(-1.0))) == 0.0
+
+
+def test_softmax_cross_entropy_gradient_is_softmax_minus_labels():
+    logits = tf.constant([[0.2, -0.4, 1.0]])
+    labels = tf.constant([[0.0, 1.0, 0.0]])
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        loss = tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    p = np.exp(logits.numpy()) / np.exp(logits.numpy()).sum()
+    np.testing.assert_allclose(tape.gradient(loss, logits).numpy(), p - labels.numpy())
