@@ -65,9 +65,11 @@ def is_tiny(endpoint: Endpoint, request: ComputeRequest) -> bool:
             for x in node.inputs:
                 if type(x) is not str:
                     elements += _elements(x)
-    elif len(request.expression or "") + sum(
-        len(text) for text in (request.expressions or {}).values()
-    ) > INLINE_MAX_EXPRESSION:
+    elif (
+        len(request.expression or "")
+        + sum(len(text) for text in (request.expressions or {}).values())
+        > INLINE_MAX_EXPRESSION
+    ):
         return False
     return elements <= INLINE_MAX_ELEMENTS
 

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app import docs, openapi, playground, problems
+from app import cors, docs, log_format, openapi, playground, problems
 from app.admission import Saturated
 from app.graph_store import StoreUnavailable
 from app.guards import BodyGuard
@@ -104,6 +104,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         root_path=settings.root_path,
         trust_forwarded_prefix=settings.trust_forwarded_prefix,
     )
+    # Outermost: a browser's preflight is answered before any guard reads it.
+    cors.install(app, settings.cors_origins)
+    log_format.install()
     return app
 
 

@@ -207,8 +207,10 @@ def install_log_handler() -> None:
     """
     if logger.handlers or logging.getLogger().handlers:
         return
+    from app.log_format import JsonFormatter  # level and ISO time around the line
+
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setFormatter(JsonFormatter())
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import sys
+import tomllib
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,18 @@ from app.problems import PROBLEM_MEDIA_TYPE, Problem
 OPENAPI_FILE = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
 
 TITLE = "Derivative service"
-VERSION = "1.0.0"
+
+
+def package_version() -> str:
+    """The installed package's version (pyproject.toml's, when run from a source tree)."""
+    try:
+        return metadata.version("derivative-service")
+    except metadata.PackageNotFoundError:
+        project = tomllib.loads((OPENAPI_FILE.parents[1] / "pyproject.toml").read_text())
+        return str(project["project"]["version"])
+
+
+VERSION = package_version()  # info.version: what is deployed, not a separate number
 DESCRIPTION = """\
 Exact derivatives of a computation graph over HTTP, from a tape-based reverse-mode
 autodiff engine with TensorFlow's `GradientTape` semantics, cross-checked by SymPy or

@@ -147,6 +147,13 @@ class Settings(BaseSettings):
     graph_store_timeout_seconds: float = Field(
         default=0.5, gt=0, description="Longest wait for the shared store on one call."
     )
+    cors_origins: str = Field(
+        default="",
+        description=(
+            "Browser origins allowed to call the API cross-site, comma-separated "
+            "(`https://a.example,https://b.example`, or `*`); empty: no CORS headers at all."
+        ),
+    )
     problem_type_base: str = Field(
         default="tag:derivative-service,2025:problem/",
         description="Prefix of every problem `type` URI (RFC 9457).",

@@ -22,6 +22,11 @@ def render(result: SymbolicResult) -> dict[str, Any]:
     }
     if result.values is not None:
         body["values"] = jsonable(result.values)
-    body.update(sources=result.sources, order=result.order, target=result.target,
-                simplified=result.simplified, notes=[note(n) for n in result.notes])
+    body.update(
+        sources=result.sources,
+        order=result.order,
+        target=result.target,
+        simplified=result.simplified,
+        notes=[note(n) for n in result.notes],
+    )
     return body

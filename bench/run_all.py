@@ -1,8 +1,8 @@
 """Run every benchmark and print one table of targets, PASS or MISS.
 
 ``python -m bench [--quick] [--only op request hessian sparse tall registered points cost
-checks redis]``; each part also runs alone (``python -m bench.bench_op_overhead`` and so on). Ratios are measured
-within one run; the absolute figures depend on the machine and its load.
+checks redis]``; each part also runs alone (``python -m bench.bench_op_overhead`` and so
+on). Ratios are measured within one run; the absolute figures depend on the machine and its load.
 """
 
 from __future__ import annotations

@@ -23,8 +23,13 @@ router = APIRouter(
 )
 
 
-@router.post(f"/{SYMBOLIC.name}", response_model=SYMBOLIC.response, name=SYMBOLIC.name,
-             response_class=WireJSON, description=SYMBOLIC.doc)
+@router.post(
+    f"/{SYMBOLIC.name}",
+    response_model=SYMBOLIC.response,
+    name=SYMBOLIC.name,
+    response_class=WireJSON,
+    description=SYMBOLIC.doc,
+)
 def symbolic_derivatives(
     request: Annotated[SymbolicRequest, Body(openapi_examples=SYMBOLIC.examples)],  # type: ignore[arg-type]
     service: ServiceDep,

@@ -31,7 +31,7 @@ EXPRESSION_GRAMMAR = """Math as typed, instead of `graph`; parsed without eval i
 - operators, loosest first: `+ -`; `* / @` (also `×`, `·`, `÷`); implicit
   multiplication `2x`, `x y`, `3(x+1)`, `(x+1)(x-1)`, `2 sin x` (binds tighter than
   `*` and `/`: `1/2x` is `1/(2x)`); unary `-` (also `−`); `^` or `**`
-  (right-associative: `2^3^2` is `2^9`, `-x^2` is `-(x^2)`), postfix `²` `³`.
+  (right-associative: `2^3^2` is `2^9`, `-x^2` is `-(x^2)`), superscripts `x²` `x⁻¹`.
 - functions: every op of `GET /v1/ops` without required attrs, by name, and `ln`,
   `log` (natural), `log10`, `log2`, `log(x, base)`, `arcsin`-style inverse names, `sgn`,
   `sec`, `csc`, `cot`, `√`; `|x|` is `abs(x)`. `f(a, b)` is a call; without parentheses a
@@ -196,7 +196,13 @@ class ComputeRequest(BaseModel):
             "graphs, differences for larger ones, nothing beyond the configured bounds."
         ),
     )
-    trace: StrictBool = Field(default=False, description="Include the recorded tape.")
+    trace: StrictBool = Field(
+        default=False,
+        description=(
+            "Include the recorded tape (every endpoint, with `points` too): entries, their "
+            "leaves and a jaxpr-like text. Priced as response bytes before anything runs."
+        ),
+    )
     points: list[dict[str, Value]] | dict[str, Value] | None = Field(
         default=None,
         description=(

@@ -94,7 +94,7 @@ class Quantity:
     sympy_is: str
     """SymPy's reference, as the report calls it."""
     numeric_is: str = "central finite differences"
-    kink: str = " (a step function's derivative at 0)"
+    kink: str = " (a step, or |x|'s slope, at 0)"
     """What a kink is, in SymPy's note on the entries it did not compare."""
     none_unwatched: bool = True
     """An unwatched source's entries are None by design: left out, and the report says so."""

@@ -78,8 +78,10 @@ def by_sympy(job: dict[str, Any], result: Result, unwatched: list[str], limits: 
     for entry in reply["kinks"] + reply["unevaluated"]:  # [*path, index]
         skip.setdefault(tuple(entry[:-1]), []).append(tuple(entry[-1]))
     if reply["kinks"]:
-        tally.notes.append(f"{len(reply['kinks'])} entries at a kink{last.kink} not compared: "
-                           "the tape follows its convention")
+        k = len(reply["kinks"])
+        tally.notes.append(f"{k} {'entry' if k == 1 else 'entries'} at a kink{last.kink}, "
+                           "where the derivative is undefined, not compared: the tape "
+                           "follows its convention there")
     if reply["unevaluated"]:
         tally.notes.append(f"{len(reply['unevaluated'])} entries SymPy left unevaluated "
                            "not compared")

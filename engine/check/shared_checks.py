@@ -72,7 +72,7 @@ def reply(
     compiled = _local.get(name)
     if not known and _shared is not None:
         blob = _shared.get(f"check:{name}")
-        if blob is not None:
+        if blob is not None and len(blob) <= MAX_BLOB_BYTES:
             compiled = _remember(name, blob)
             known = True
     if compiled is not None:
@@ -82,18 +82,20 @@ def reply(
     answer = run_worker(job if known else {**job, "export": True})
     blob = answer.pop("compiled", None)
     if blob is not None and not known:
-        _remember(name, blob)
-        if _shared is not None and len(blob) <= MAX_BLOB_BYTES:
+        if len(blob) > MAX_BLOB_BYTES:  # too large to be worth loading: the worker's, always
+            _remember(name, None)
+        elif _remember(name, blob) is not None and _shared is not None:
             _shared.put(f"check:{name}", blob)
     return answer
 
 
-def _remember(name: str, blob: bytes) -> Compiled | None:
+def _remember(name: str, blob: bytes | None) -> Compiled | None:
+    """Keep ``blob`` compiled under ``name`` (None: the worker answers this structure)."""
+    compiled = None
     try:
-        compiled = Compiled.load(blob)
+        compiled = None if blob is None else Compiled.load(blob)
     except Exception as exc:  # a stale or foreign blob: derive again instead
         logger.warning("ignoring an unreadable shared check structure: %s", exc)
-        compiled = None
     with _lock:
         _local[name] = compiled
         while len(_local) > LOCAL_SIZE:

@@ -30,6 +30,12 @@ MAX_ENTRIES = 4096
 BUDGETS = 2
 """A symbolic answer may hold a SymPy worker for this many check budgets
 (``DERIV_SYMPY_SECONDS`` each); simplification stops being started past half of that."""
+HEAVY_SECONDS = 1.0
+"""An answer estimated past this many seconds of SymPy queues as a heavy check does."""
+WORK_PER_SECOND = 7_500
+"""Units of ``symbolic_work`` SymPy gets through in a second on one core, measured on
+nested compositions: tanh(tanh(tanh(tanh(x*y)))) to order 4 is 20,034 units in 3.3 s,
+exp(sin(x*y*z)) to order 4 27,528 in 2.7 s, sin nested six deep to order 4 7,252 in 1.4 s."""
 
 
 @dataclass(frozen=True)
@@ -63,21 +69,29 @@ class SymbolicResult:
 def symbolic(q: SymbolicQuery) -> SymbolicResult:
     """The derivatives of ``q``'s scalar target up to ``q.order``, symbolically."""
     if q.order > q.max_order:
-        raise ComputeLimitError(f"order {q.order} is over the limit of {q.max_order}",
-                                field="order")
+        raise ComputeLimitError(
+            f"order {q.order} is over the limit of {q.max_order}", field="order"
+        )
     graph, limits = q.graph, q.check_limits
     target = q.target if q.target is not None else graph.last
     if target not in graph.nodes:
-        raise GraphError(f"target {target!r} is not a node of the graph", node=target,
-                         field="target")
+        raise GraphError(
+            f"target {target!r} is not a node of the graph", node=target, field="target"
+        )
     valued = all(n in q.values or graph.nodes[n].value is not None for n in graph.leaves)
-    leaf_values = graph.leaf_values(q.values) if valued or q.values else graph.leaf_values(
-        {n: 0.0 for n in graph.leaves if graph.nodes[n].value is None})
+    leaf_values = (
+        graph.leaf_values(q.values)
+        if valued or q.values
+        else graph.leaf_values({n: 0.0 for n in graph.leaves if graph.nodes[n].value is None})
+    )
     shapes = graph.infer_shapes(leaf_values, q.limits)
     if shapes[target]:
-        raise ShapeError(f"the symbolic derivative needs a scalar target; {target!r} has "
-                         f"shape {list(shapes[target])} (sum it, e.g. sum(...))", node=target,
-                         field="target")
+        raise ShapeError(
+            f"the symbolic derivative needs a scalar target; {target!r} has "
+            f"shape {list(shapes[target])} (sum it, e.g. sum(...))",
+            node=target,
+            field="target",
+        )
     nodes = _needed(graph, target)
     _within_sympy_limits(nodes, shapes, limits)
     sources = _sources(graph, q.sources)
@@ -87,25 +101,61 @@ def symbolic(q: SymbolicQuery) -> SymbolicResult:
         raise ComputeLimitError(
             f"derivatives up to order {q.order} by {n} scalar sources are {entries} strings "
             f"(n + n^2 + ... + n^{q.order}), over the limit of {MAX_ENTRIES}",
-            field="order")
+            field="order",
+        )
     job: dict[str, Any] = {
-        "kind": "symbolic", "quantities": ["derivatives"], "order": q.order,
-        "nodes": nodes, "targets": [target], "target": target,
+        "kind": "symbolic",
+        "quantities": ["derivatives"],
+        "order": q.order,
+        "nodes": nodes,
+        "targets": [target],
+        "target": target,
         "sources": [[s, list(i)] for s in sources for i in np.ndindex(shapes[s])],
         "frozen": [nd[0] for nd in nodes if nd[1] in OPS and OPS[nd[1]].vjp is None],
         "shapes": {k: list(v) for k, v in shapes.items() if graph.nodes[k].op in LEAF_OPS},
-        "values": ({k: np.asarray(v, np.float64) for k, v in leaf_values.items()}
-                   if valued else None),
+        "values": (
+            {k: np.asarray(v, np.float64) for k, v in leaf_values.items()} if valued else None
+        ),
         "simplify": q.simplify,
     }
-    work = sympy_work({**job, "sources": sources}, shapes)
-    cap = int(budget_work(limits) * limits.sympy_refuse_budgets)
+    work = symbolic_work(nodes, shapes, n, q.order)
+    cap = int(WORK_PER_SECOND * limits.sympy_seconds * BUDGETS)
     if work > cap:
-        raise CostError(f"an estimated {work} units of symbolic work, over the {cap} SymPy "
-                        f"can finish in its budget of {limits.sympy_seconds:g} s",
-                        field="order", limit="sympy_work", estimate=float(work))
+        raise CostError(
+            f"an estimated {work} units of symbolic work for derivatives up to "
+            f"order {q.order} by {n} sources, over the {cap} SymPy can finish "
+            f"in its budget of {limits.sympy_seconds * BUDGETS:g} s; ask for a "
+            "lower order or fewer sources",
+            field="order",
+            limit="sympy_work",
+            estimate=float(work),
+        )
     reply, simplified, notes = _run(job, work, limits)
     return _answer(q, target, n, reply, simplified, notes + _conventions(nodes, job["frozen"]))
+
+
+def symbolic_work(
+    nodes: list[list[Any]], shapes: dict[str, tuple[int, ...]], n: int, order: int
+) -> int:
+    """The function's written-out size, times each order's distinct entries, times the
+    growth of a j-th derivative of a composition of depth d (about d^(j-1): Faa di
+    Bruno's terms). Conservative for sums of separate terms, close for nested ones."""
+    base = sympy_work(
+        {
+            "quantities": ["outputs"],
+            "order": 0,
+            "nodes": nodes,
+            "targets": [nodes[-1][0]],
+            "sources": [],
+        },
+        shapes,
+    )
+    depth: dict[str, int] = {}
+    for nid, _op, ins, _attrs in nodes:
+        depth[nid] = 1 + max((depth[x] for x in ins if isinstance(x, str)), default=-1)
+    d = max(1, max(depth.values()))
+    total = sum(math.comb(n + j - 1, j) * d ** (j - 1) for j in range(1, order + 1))
+    return min(10**15, base * max(1, total))
 
 
 def _needed(graph: Graph, target: str) -> list[list[Any]]:
@@ -126,19 +176,23 @@ def _needed(graph: Graph, target: str) -> list[list[Any]]:
     return out
 
 
-def _within_sympy_limits(nodes: list[list[Any]], shapes: dict[str, tuple[int, ...]],
-                         limits: CheckLimits) -> None:
+def _within_sympy_limits(
+    nodes: list[list[Any]], shapes: dict[str, tuple[int, ...]], limits: CheckLimits
+) -> None:
     if len(nodes) > limits.sympy_max_nodes:
         raise ComputeLimitError(
             f"the target reads {len(nodes)} nodes, over SymPy's limit of "
-            f"{limits.sympy_max_nodes} (DERIV_SYMPY_MAX_NODES)", node=nodes[-1][0])
+            f"{limits.sympy_max_nodes} (DERIV_SYMPY_MAX_NODES)",
+            node=nodes[-1][0],
+        )
     for nid, *_ in nodes:
         size = math.prod(shapes[nid])
         if size > limits.sympy_max_elements:
             raise ComputeLimitError(
                 f"a tensor of {size} elements, over SymPy's limit of "
                 f"{limits.sympy_max_elements} (DERIV_SYMPY_MAX_ELEMENTS): one symbol each",
-                node=nid)
+                node=nid,
+            )
 
 
 def _sources(graph: Graph, asked: Sequence[str] | None) -> list[str]:
@@ -147,23 +201,29 @@ def _sources(graph: Graph, asked: Sequence[str] | None) -> list[str]:
         return sorted(n for n in graph.leaves if graph.nodes[n].op == "variable")
     for s in asked:
         if s not in graph.nodes:
-            raise GraphError(f"source {s!r} is not a node of the graph", node=s,
-                             field="sources")
+            raise GraphError(f"source {s!r} is not a node of the graph", node=s, field="sources")
         if graph.nodes[s].op not in LEAF_OPS:
-            raise GraphError(f"the symbolic derivative is taken by leaves; {s!r} is a "
-                             f"{graph.nodes[s].op} node", node=s, field="sources")
+            raise GraphError(
+                f"the symbolic derivative is taken by leaves; {s!r} is a {graph.nodes[s].op} node",
+                node=s,
+                field="sources",
+            )
     if len(set(asked)) != len(asked):
         raise GraphError("each source may be listed once", field="sources")
     return list(asked)
 
 
-def _run(job: dict[str, Any], work: int, limits: CheckLimits
-         ) -> tuple[dict[str, Any], bool, list[Note]]:
+def _run(
+    job: dict[str, Any], work: int, limits: CheckLimits
+) -> tuple[dict[str, Any], bool, list[Note]]:
     """The worker's reply: simplified within the budget, else unsimplified with a note.
     WorkerBusy (no worker free) goes to the caller; an overrun is BudgetExceeded."""
     seconds = limits.sympy_seconds * BUDGETS
-    admission = sympy_pool.Admission(work=work, heavy=True, wait=limits.sympy_queue_seconds,
-                                     max_ahead=budget_work(limits))
+    # past about a second's work it may not take the last free worker (checks need one)
+    heavy = work > WORK_PER_SECOND * HEAVY_SECONDS
+    admission = sympy_pool.Admission(
+        work=work, heavy=heavy, wait=limits.sympy_queue_seconds, max_ahead=budget_work(limits)
+    )
     pool = sympy_pool.get_pool(limits.sympy_workers)
     notes: list[Note] = []
     try:
@@ -171,15 +231,25 @@ def _run(job: dict[str, Any], work: int, limits: CheckLimits
             try:
                 reply = pool.run({**job, "simplify_seconds": seconds / 2}, seconds, admission)
                 if reply["unsimplified"]:
-                    notes.append(Note("not_simplified", f"{reply['unsimplified']} of "
-                                      f"{len(reply['text'])} expressions left unsimplified: "
-                                      "simplification ran out of its time or they are large"))
+                    notes.append(
+                        Note(
+                            "not_simplified",
+                            f"{reply['unsimplified']} of "
+                            f"{len(reply['text'])} expressions left unsimplified: "
+                            "simplification ran out of its time or they are large",
+                        )
+                    )
                 return reply, not reply["unsimplified"], notes
             except sympy_pool.WorkerBusy:
                 raise
             except sympy_pool.WorkerTimeout as e:
-                notes.append(Note("not_simplified", f"simplification did not finish ({e}): "
-                                  "the derivatives are shown unsimplified"))
+                notes.append(
+                    Note(
+                        "not_simplified",
+                        f"simplification did not finish ({e}): "
+                        "the derivatives are shown unsimplified",
+                    )
+                )
         reply = pool.run({**job, "simplify": False}, seconds, admission)
         return reply, False, notes
     except sympy_pool.WorkerBusy:
@@ -196,13 +266,24 @@ def _conventions(nodes: list[list[Any]], frozen: list[str]) -> list[Note]:
     for nid, op, *_ in nodes:
         if nid in frozen and op not in seen:
             seen.add(op)
-            out.append(Note("convention", f"{op}' = 0: {op} is held constant by the "
-                            f"derivative ({OPS[op].convention})", node=nid))
+            out.append(
+                Note(
+                    "convention",
+                    f"{op}' = 0: {op} is held constant by the derivative ({OPS[op].convention})",
+                    node=nid,
+                )
+            )
     return out
 
 
-def _answer(q: SymbolicQuery, target: str, n: int, reply: dict[str, Any], simplified: bool,
-            notes: list[Note]) -> SymbolicResult:
+def _answer(
+    q: SymbolicQuery,
+    target: str,
+    n: int,
+    reply: dict[str, Any],
+    simplified: bool,
+    notes: list[Note],
+) -> SymbolicResult:
     """The reply's distinct entries laid out as /v1/derivative lays them out."""
     at = {tuple(k): i for i, k in enumerate(reply["keys"])}
 
@@ -219,19 +300,41 @@ def _answer(q: SymbolicQuery, target: str, n: int, reply: dict[str, Any], simpli
         return out
 
     text, latex = reply["text"], reply["latex"]
-    size = sum(len(text[at[tuple(sorted(idx))]]) + len(latex[at[tuple(sorted(idx))]])
-               for j in range(1, q.order + 1) for idx in np.ndindex((n,) * j))
+    size = sum(
+        len(text[at[tuple(sorted(idx))]]) + len(latex[at[tuple(sorted(idx))]])
+        for j in range(1, q.order + 1)
+        for idx in np.ndindex((n,) * j)
+    )
     if size > q.max_response_bytes:
-        raise CostError(f"the derivatives' text is {size} bytes, over the response limit",
-                        field="order", limit="max_response_bytes", estimate=float(size))
+        raise CostError(
+            f"the derivatives' text is {size} bytes, over the response limit",
+            field="order",
+            limit="max_response_bytes",
+            estimate=float(size),
+        )
     values = None
     if "values" in reply:
         nums = reply["values"]
         values = {"function": nums[at[()]], "derivatives": lay(nums)}
         if reply["kinks"]:
             k = len(reply["kinks"])
-            notes.append(Note("kink", f"{k} derivative {'entry is' if k == 1 else 'entries are'}"
-                              " at a kink, where the derivative is undefined: NaN",
-                              node=target))
-    return SymbolicResult(target, reply["symbols"], q.order, text[at[()]], lay(text),
-                          latex[at[()]], lay(latex), values, notes, simplified)
+            notes.append(
+                Note(
+                    "kink",
+                    f"{k} derivative {'entry is' if k == 1 else 'entries are'}"
+                    " at a kink, where the derivative is undefined: NaN",
+                    node=target,
+                )
+            )
+    return SymbolicResult(
+        target,
+        reply["symbols"],
+        q.order,
+        text[at[()]],
+        lay(text),
+        latex[at[()]],
+        lay(latex),
+        values,
+        notes,
+        simplified,
+    )

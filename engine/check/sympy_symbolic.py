@@ -48,8 +48,11 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     entries: dict[tuple[int, ...], sp.Expr] = {(): function}
     level: dict[tuple[int, ...], sp.Expr] = {(): function}
     for _ in range(job["order"]):
-        level = {(*idx, i): clean(sp.diff(e, syms[i]))
-                 for idx, e in level.items() for i in range(idx[-1] if idx else 0, len(syms))}
+        level = {
+            (*idx, i): clean(sp.diff(e, syms[i]))
+            for idx, e in level.items()
+            for i in range(idx[-1] if idx else 0, len(syms))
+        }
         entries.update(level)
     keys = list(entries)
     column = _column([entries[k] for k in keys])

@@ -341,12 +341,6 @@ def _per_point(mask: Any, batched: bool, size: int) -> np.ndarray:
     return mask.any(axis=tuple(range(1, mask.ndim))) if mask.ndim > 1 else mask.copy()
 
 
-def _kink_points(op: OpDef, inputs: list[Any], flags: list[bool], attrs: Mapping[str, Any],
-                 size: int) -> int:
-    """How many points meet a kink of ``op``."""
-    return int(np.count_nonzero(kink_mask(op, inputs, flags, attrs, size)))
-
-
 def kink_mask(op: OpDef, inputs: list[Any], flags: list[bool], attrs: Mapping[str, Any],
               size: int) -> np.ndarray:
     """Which points meet a kink of ``op`` (one bool per point): its kink mask, computed on

@@ -63,6 +63,7 @@ def parse_named(
     silently replace the constant, so it is an error that says so.
     """
     if isinstance(expressions, str):
+        check_length(expressions, limits, "expression")  # before any regular expression
         name, body = _split(expressions, "expression")
         texts = {name: body}
     else:
@@ -96,6 +97,18 @@ def parse_named(
 
 def screen(text: str, limits: Limits, field: str) -> list[Token]:
     """The tokens of ``text`` once its length and nesting are within the limits."""
+    check_length(text, limits, field)
+    if not text.strip():
+        raise ExpressionError("the expression is empty", field=field)
+    try:
+        check_nesting(text, limits.max_expression_depth)
+        return tokenize(text)
+    except EngineError as e:
+        raise _in(e, field) from None
+
+
+def check_length(text: str, limits: Limits, field: str) -> None:
+    """A string of at most ``max_expression_length`` characters."""
     if not isinstance(text, str):
         raise ExpressionError("the expression must be a string", field=field)
     if len(text) > limits.max_expression_length:
@@ -104,13 +117,6 @@ def screen(text: str, limits: Limits, field: str) -> list[Token]:
             f"{limits.max_expression_length}",
             field=field,
         )
-    if not text.strip():
-        raise ExpressionError("the expression is empty", field=field)
-    try:
-        check_nesting(text, limits.max_expression_depth)
-        return tokenize(text)
-    except EngineError as e:
-        raise _in(e, field) from None
 
 
 def check_nesting(text: str, max_depth: int) -> None:
@@ -126,7 +132,7 @@ def check_nesting(text: str, max_depth: int) -> None:
                 )
         elif ch in ")]}":
             depth -= 1
-        if ch in "+-~\u2212":
+        if ch in "+-~\u2212\u2013":
             run += 1
             if run > max_depth:
                 raise LimitError(
@@ -165,11 +171,11 @@ def _named_texts(expressions: Mapping[str, str], limits: Limits) -> dict[str, st
         )
     texts: dict[str, str] = {}
     for key, text in expressions.items():
-        name, body = _split(text, f"expressions.{key}")
+        name, body = _split(text, f"expressions.{key[:128]}")
         if name and name != key:
             raise ExpressionError(
                 f"expressions.{key[:40]}: the text names its output {name}, not its key",
-                field=f"expressions.{key}",
+                field=f"expressions.{key[:128]}",
             )
         if not key:
             raise ExpressionError("an output name is empty", field="expressions")
@@ -209,7 +215,7 @@ def _name_output(nodes: Nodes, ref: str | int | float, name: str) -> None:
 
 
 def _field(expressions: str | Mapping[str, str], key: str) -> str:
-    return "expression" if isinstance(expressions, str) else f"expressions.{key}"
+    return "expression" if isinstance(expressions, str) else f"expressions.{key[:128]}"
 
 
 def _in(error: EngineError, field: str) -> EngineError:

@@ -2,8 +2,8 @@
 
 Binding, loosest first: ``+ -``; explicit ``* / @``; implicit multiplication (``2x``,
 ``x y``, ``(x+1)(x-1)``, ``2 sin x``), which binds tighter, so ``1/2x`` is ``1/(2x)``;
-unary ``- +``; ``^`` (right-associative, ``-x^2`` is ``-(x^2)``) and the postfix ``²``
-``³``. A function name followed by ``(`` is a call; otherwise it applies to the one
+unary ``- +``; ``^`` (right-associative, ``-x^2`` is ``-(x^2)``) and superscripts
+(``x²``, ``x⁻¹``). A function name followed by ``(`` is a call; otherwise it applies to the one
 factor that follows: the implicit product up to the next explicit operator or the
 next function name, so ``sin x^2`` is ``sin(x^2)``, ``sin 2x`` is ``sin(2x)`` and
 ``sin x cos x`` is ``sin(x)*cos(x)``; ``sin^2 x`` is ``sin(x)^2``.
@@ -29,8 +29,7 @@ BINARY = {
     "@": (20, "matmul"),
 }
 IMPLICIT, UNARY, POWER = 21, 30, 40
-POSTFIX = {"²": 2, "³": 3}
-MAX_NESTING = 200  # levels of recursion: brackets, signs, powers and functions
+MAX_NESTING = 200  # levels of recursion: brackets, signs, powers, functions (twice)
 MAX_TREE_DEPTH = 2000  # operations in one chain (``x+x+...``), as Python's parser allowed
 MISPLACED = {
     "=": "= can only name the whole expression, at its start: g = x^2",
@@ -111,7 +110,12 @@ class Parser:
 
     def parse(self) -> Ref:
         """The whole text as one operand: a node id, or a number."""
-        ref, _ = self.expression(0, TOP)
+        try:
+            ref, _ = self.expression(0, TOP)
+        except RecursionError:  # a caller already deep in the stack: a typed error still
+            raise self.error(
+                self.peek().pos, "the expression is too deeply nested to parse"
+            ) from None
         tok = self.peek()
         if tok.kind != "end":
             raise self.misplaced(tok)
@@ -150,12 +154,7 @@ class Parser:
     def expression(self, min_bp: int, ctx: Context) -> tuple[Ref, int]:
         """An operand whose operators all bind at least ``min_bp``: (ref, its start)."""
         start = self.peek().pos
-        self.nesting += 1
-        if self.nesting > MAX_NESTING:
-            raise self.error(
-                start,
-                f"the expression is too deeply nested to parse (more than {MAX_NESTING} levels)",
-            )
+        self.descend(start)
         left = self.prefix(ctx)
         while True:
             tok = self.peek()
@@ -167,11 +166,11 @@ class Parser:
                 self.take()
                 right, _ = self.expression(bp + 1, ctx)
                 left = self.emit(op, [left, right], None, tok.pos)
-            elif text == "^" or text in POSTFIX:
+            elif text in ("^", "sup"):
                 if POWER < min_bp:
                     break
                 self.take()
-                right = POSTFIX[text] if text in POSTFIX else self.expression(POWER, ctx)[0]
+                right = tok.value if text == "sup" else self.expression(POWER, ctx)[0]
                 left = self.emit("pow", [left, right], None, tok.pos)
             elif self.starts_factor(tok, ctx):
                 if IMPLICIT < min_bp:
@@ -184,6 +183,17 @@ class Parser:
                 raise self.misplaced(tok, start)
         self.nesting -= 1
         return left, start
+
+    def descend(self, pos: int) -> None:
+        """One level deeper (``self.nesting -= 1`` on the way back). A function counts
+        twice, as its call takes twice the frames: the bound keeps a parse within about
+        500 frames of Python's stack, whatever the configured limits."""
+        self.nesting += 1
+        if self.nesting > MAX_NESTING:
+            raise self.error(
+                pos,
+                f"the expression is too deeply nested to parse (more than {MAX_NESTING} levels)",
+            )
 
     def starts_factor(self, tok: Token, ctx: Context) -> bool:
         """Whether ``tok``, right after an operand, starts an implicit product's factor."""
@@ -219,8 +229,9 @@ class Parser:
             return self.emit("abs", [inner], None, tok.pos)
         if tok.kind == "end":
             raise self.misplaced(tok)
-        if tok.text in BINARY or tok.text in ("^", "²", "³"):
-            raise self.error(tok.pos, f"an operand is missing before {tok.text}")
+        if tok.text in BINARY or tok.text in ("^", "sup"):
+            shown = self.text[tok.pos] if tok.text == "sup" else tok.text
+            raise self.error(tok.pos, f"an operand is missing before {shown}")
         if tok.text == ".":
             raise self.error(tok.pos, "'.' is not allowed here")
         raise self.misplaced(tok)
@@ -263,17 +274,9 @@ class Parser:
 
     def apply(self, tok: Token, ctx: Context) -> Ref:
         """``name(args...)``, ``name^k x`` or ``name x``: the function ``tok`` applied."""
-        name, power = tok.text, None
-        if self.peek().text == "^" and self.peek().kind == "op":
-            hat = self.take()
-            exponent = self.peek()
-            if exponent.kind != "num" or type(exponent.value) is not int:
-                raise self.error(
-                    hat.pos,
-                    f"{name}^ takes a whole power, as in {name}^2 x; "
-                    f"for the inverse write a{name}(x) or arc{name}(x)",
-                )
-            power = self.take().value
+        name = tok.text
+        self.descend(tok.pos)
+        power = self.power_of(name)
         nxt = self.peek()
         if nxt.kind == "op" and nxt.text == "(":
             args, axis = self.arguments(name)
@@ -288,7 +291,30 @@ class Parser:
             out = fn.call(name, args, axis, lambda op, xs, at: self.emit(op, xs, at, tok.pos))
         except CallError as e:
             raise self.error(tok.pos if e.pos is None else e.pos, e.why) from None
+        self.nesting -= 1
         return out if power is None else self.emit("pow", [out, power], None, tok.pos)
+
+    def power_of(self, name: str) -> int | None:
+        """The k of ``sin^k x`` or ``sin² x``, a power of the function's value; None if
+        none. A negative k is refused: ``sin⁻¹`` means the inverse to many readers."""
+        tok = self.peek()
+        if tok.kind != "op" or tok.text not in ("^", "sup"):
+            return None
+        self.take()
+        if tok.text == "^":
+            exponent = self.take()
+            power = exponent.value if exponent.kind == "num" else None
+        else:
+            power = tok.value
+        if type(power) is int and power >= 0:
+            return power
+        inverse = f"a{name}"
+        hint = f"; for the inverse write {inverse}(x) or arc{name}(x)" if inverse in fn.OPS else ""
+        raise self.error(
+            tok.pos,
+            f"{name}^k x takes a whole number k >= 0, as in {name}^2 x; write "
+            f"{name}(x)^-1 for any other power{hint}",
+        )
 
     def arguments(self, name: str) -> tuple[list[Arg], Arg | None]:
         opening = self.take()

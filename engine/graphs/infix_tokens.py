@@ -2,7 +2,7 @@
 
 People's spellings are normalised here, so the parser sees one alphabet: ``×``, ``·``
 and ``⋅`` are ``*``, ``÷`` is ``/``, ``−`` is ``-``, ``**`` is ``^``, ``π`` is the name
-``pi``, ``²``/``³`` are postfix squares and cubes and ``√`` is ``sqrt``. Anything no
+``pi``, superscripts (``x²``, ``x⁻¹``) are postfix powers and ``√`` is ``sqrt``. Anything no
 expression can hold (a string, a Python keyword, a complex literal, a non-ASCII name)
 is an error that points at its column and says what to write instead.
 """
@@ -20,11 +20,13 @@ from engine.errors import ExpressionError, short
 # exponent only when digits follow it: ``2e`` is 2 times e, ``2e3`` is 2000.
 _DIGITS = r"\d(?:_?\d)*"
 _NUMBER = rf"(?:{_DIGITS}(?:\.(?:{_DIGITS})?)?|\.{_DIGITS})(?:[eE][+-]?{_DIGITS})?"
+_SUPERSCRIPTS = "⁰¹²³⁴⁵⁶⁷⁸⁹"
 _TOKEN = re.compile(
     rf"(?P<space>\s+)|(?P<num>{_NUMBER})|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
-    r"|(?P<op>\*\*|//|==|!=|<=|>=|[-+*/^@(),|=×·⋅÷−²³√π\[\]{}.:;<>!%&~'\"#])"
+    rf"|(?P<sup>⁻?[{_SUPERSCRIPTS}]+)"
+    r"|(?P<op>\*\*|//|==|!=|<=|>=|[-+*/^@(),|=×·⋅∗÷−–√π\[\]{}.:;<>!%&~'\"#])"
 )
-SPELLINGS = {"×": "*", "·": "*", "⋅": "*", "÷": "/", "−": "-", "**": "^"}
+SPELLINGS = {"×": "*", "·": "*", "⋅": "*", "∗": "*", "÷": "/", "−": "-", "–": "-", "**": "^"}
 NAME_SPELLINGS = {"π": "pi", "√": "sqrt"}
 MAX_INT_DIGITS = 400  # any integer this long is past float64's range
 
@@ -65,6 +67,12 @@ def tokenize(text: str) -> list[Token]:
         elif kind == "num":
             tokens.append(Token("num", piece, pos, spaced, _number(text, pos, piece)))
             _after_number(text, m.end())
+            spaced = False
+        elif kind == "sup":  # a power: "sup" tokens carry their integer exponent
+            digits = "".join(str(_SUPERSCRIPTS.index(c)) for c in piece.lstrip("⁻"))
+            exponent = _number(text, pos, digits)
+            exponent = -exponent if piece.startswith("⁻") else exponent
+            tokens.append(Token("op", "sup", pos, spaced, exponent))
             spaced = False
         elif kind == "name":
             if keyword.iskeyword(piece):

@@ -18,6 +18,7 @@ import sympy as sp
 
 from engine.errors import ShapeError
 from engine.ops import dependence as rules
+from engine.ops.batching import spread
 from engine.ops.broadcasting import BINARY_CASES, elementwise_shape, vectorize_sympy
 from engine.ops.costs import CHEAP_ELEMENTWISE, ELEMENTWISE, CostRule
 from engine.ops.registry import Case, Domain, F, OpDef, Shape, Sparsity, defop
@@ -292,7 +293,9 @@ add_n = defop(
         convention="linear, no kinks",
         domains=(ANYWHERE,),
         cases=(Case(((), (), ())), Case(((3, 4), (3, 4)))),
-        family="binary",
+        family="variadic",  # equal shapes, no broadcasting: not "binary"
+        # over points: inputs without the batch axis repeated for every point first
+        batch=lambda xs, batched: F.add_n(*spread(xs, batched)),
         sparsity=rules.LINEAR,
         cost=CHEAP_ELEMENTWISE,
     )

@@ -19,10 +19,16 @@ from engine.errors import ShapeError
 from engine.ops import dependence as rules
 from engine.ops.attrs import Attr
 from engine.ops.batching import batch_of, batched_shape
-from engine.ops.costs import CHEAP_ELEMENTWISE
+from engine.ops.costs import CHEAP, CHEAP_ELEMENTWISE, per_element
 from engine.ops.index_attrs import indices_shape
 from engine.ops.registry import Case, Domain, F, OpDef, Shape, Sparsity, defop
 from engine.tensor import Tensor
+
+# np.add.at, the scatter: 20 to 50 ns per element measured (numpy 2.4, 10^6 elements,
+# axis 0 and 1), against ~3 ns for gather's np.take; a gather's VJP is a scatter
+SCATTER = 50.0
+GATHER_COST = per_element(CHEAP, backward=SCATTER)
+SCATTER_COST = per_element(SCATTER, backward=3 * CHEAP)
 
 
 def _axis(axis: int, ndim: int) -> int:
@@ -111,7 +117,7 @@ gather = defop(
             "axis": Attr("int", 0, doc="the axis to gather along; negative from the end"),
         },
         family="shape",
-        cost=CHEAP_ELEMENTWISE,
+        cost=GATHER_COST,
         sparsity=rules.MOVES,  # moves elements: labels run through the forward
     )
 )
@@ -199,7 +205,7 @@ scatter_add = defop(
             "axis": Attr("int", 0, doc="the axis of the output the slices are added along"),
         },
         family="shape",
-        cost=CHEAP_ELEMENTWISE,
+        cost=SCATTER_COST,
         sparsity=Sparsity(_scatter_deps, "linear"),
     )
 )

@@ -1,6 +1,5 @@
 """Python's basic indexing as ops: ``strided_slice`` (``x[1:, None, ..., 0]``, what
-``Tensor.__getitem__`` records) and its transpose ``strided_slice_grad``; and ``split``,
-TF's list-returning ``tf.split`` built from slices.
+``Tensor.__getitem__`` records) and its transpose ``strided_slice_grad``.
 
 The ``index`` attr is a list of items: an int (drops its axis; negative from the end;
 out of range is an error, as TensorFlow), null (a new axis), "..." (every axis not
@@ -156,9 +155,16 @@ strided_slice_grad = defop(
 )
 
 
+def _scalar_index(item: Any) -> Any:
+    """A 0-d tensor holding an integer indexes as that integer, as in TF."""
+    if isinstance(item, Tensor) and item.ndim == 0 and float(item.value).is_integer():
+        return int(item.value)
+    return item
+
+
 def getitem(x: Tensor, key: Any) -> Tensor:
     """``x[key]`` recorded as a strided_slice (Tensor.__getitem__)."""
-    items = key if isinstance(key, tuple) else (key,)
+    items = [_scalar_index(k) for k in (key if isinstance(key, tuple) else (key,))]
     try:
         index = coerce_index(list(items))
     except ValueError:
@@ -173,45 +179,3 @@ def getitem(x: Tensor, key: Any) -> Tensor:
 
 
 GETITEM.append(getitem)
-
-
-def split(x: Any, num_or_size_splits: Any, axis: int = 0, num: int | None = None) -> list:
-    """tf.split: a list of pieces of ``x`` along ``axis``, each a recorded slice.
-
-    An int splits into that many equal pieces (ValueError if it does not divide the
-    axis); a list gives each piece's size, one of them -1 for the rest."""
-    x = x if isinstance(x, Tensor) else Tensor(x)
-    if not x.ndim:
-        raise ValueError("split needs a tensor of rank >= 1, got a scalar")
-    if not -x.ndim <= axis < x.ndim:
-        raise ValueError(f"axis {axis} is out of range for a tensor of rank {x.ndim}")
-    ax = axis % x.ndim
-    n = x.shape[ax]
-    sizes = _split_sizes(num_or_size_splits, n, num)
-    pieces, start = [], 0
-    for size in sizes:
-        begin = [0] * x.ndim
-        end = list(x.shape)
-        begin[ax], end[ax] = start, start + size
-        pieces.append(F.slice(x, begin=begin, end=end, step=None))
-        start += size
-    return pieces
-
-
-def _split_sizes(spec: Any, n: int, num: int | None) -> list[int]:
-    if isinstance(spec, int | np.integer) and not isinstance(spec, bool):
-        k = int(spec)
-        if k <= 0 or n % k:
-            raise ValueError(f"cannot split an axis of size {n} into {k} equal pieces")
-        return [n // k] * k
-    sizes = [int(s) for s in np.ravel(np.asarray(spec.value if isinstance(spec, Tensor) else spec))]
-    if num is not None and num != len(sizes):
-        raise ValueError(f"num={num} but {len(sizes)} sizes were given")
-    unknown = [i for i, s in enumerate(sizes) if s == -1]
-    if len(unknown) > 1 or any(s < -1 for s in sizes):
-        raise ValueError(f"size_splits {sizes}: at most one -1, no other negative size")
-    if unknown:
-        sizes[unknown[0]] = n - (sum(sizes) + 1)
-    if sum(sizes) != n or any(s < 0 for s in sizes):
-        raise ValueError(f"size_splits {sizes} do not add up to the axis size {n}")
-    return sizes

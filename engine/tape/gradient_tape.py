@@ -5,6 +5,9 @@ every recording tape that watches one of its inputs; its output is then
 watched too. Trainable variables are watched when an op reads them (unless
 ``watch_accessed_variables=False``). Nested tapes give higher derivatives:
 the reverse sweep runs engine ops, which outer tapes record like any other.
+A non-persistent tape gives one set of gradients and then drops its record (and stops
+recording, if inside its context), as TF's does: entering the same object again starts
+a fresh record, one tape object per training step.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ trainable Variable an op reads is watched on the way (TF's
 
 from __future__ import annotations
 
+import gc
 import weakref
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
@@ -68,13 +69,23 @@ LIVE_LOGS: weakref.WeakSet[TapeLog] = weakref.WeakSet()
 def _refuse_stale_reads(v: Variable) -> None:
     """Before ``v`` takes a new value: no live record read it, or its sweep would use the
     new value where the recorded op read the old one (TF's reads are snapshots)."""
-    for log in list(LIVE_LOGS):
-        if v in log.watched and any(x is v for e in log.entries for x in e[INPUTS:]):
-            raise RuntimeError(
-                "Cannot assign to a variable that a GradientTape still holding its record "
-                "has read: its gradients would use the new value. Compute the gradients "
-                "first (a non-persistent tape then lets go), or `del` a persistent tape."
-            )
+    if not _stale_reads(v):
+        return
+    gc.collect()  # a record only a reference cycle keeps alive is not a holder: free it
+    if _stale_reads(v):
+        raise RuntimeError(
+            "Cannot assign to a variable that a GradientTape still holding its record "
+            "has read: its gradients would use the new value. Compute the gradients "
+            "first (a non-persistent tape then lets go), or `del` a persistent tape."
+        )
+
+
+def _stale_reads(v: Variable) -> bool:
+    """Whether a live record holds an entry that read ``v``."""
+    return any(
+        v in log.watched and any(x is v for e in log.entries for x in e[INPUTS:])
+        for log in list(LIVE_LOGS)
+    )
 
 
 BEFORE_ASSIGN.append(_refuse_stale_reads)
@@ -180,6 +191,27 @@ def _packed(items: list | tuple) -> Tensor:
     return OPS_FN["stack"](*[_as_tensor(v) for v in items], axis=0)
 
 
+def _list_call(op: OpDef, inputs: tuple, attrs: dict[str, Any]) -> tuple[tuple, dict]:
+    """TF's spelling of a variadic op, ``concat(values, axis, name=None)``: the inputs as
+    one list (or ``values=``), then the attrs by position; ``name`` is accepted, as TF's."""
+    attrs = dict(attrs)
+    attrs.pop("name", None)
+    if "values" in attrs:
+        values, rest = attrs.pop("values"), inputs
+    else:
+        values, rest = inputs[0], inputs[1:]
+    if len(rest) > len(op.attrs):
+        raise TypeError(f"{op.name}() takes a list and at most {len(op.attrs)} more "
+                        f"argument(s) ({', '.join(op.attrs)}), got {len(rest)}")
+    for name, value in zip(op.attrs, rest, strict=False):
+        if name in attrs:
+            raise TypeError(f"{op.name}() got multiple values for argument {name!r}")
+        attrs[name] = value
+    values = tuple(values) if isinstance(values, list | tuple) else (values,)
+    op.check_arity(len(values))
+    return values, attrs
+
+
 def op_function(op: OpDef) -> Callable[..., Tensor]:
     """The callable of ``op``: ``fn(*inputs, **attrs) -> Tensor``, recorded on every tape
     in the stack that reads an input (``TapeLog.reads``).
@@ -203,6 +235,7 @@ def op_function(op: OpDef) -> Callable[..., Tensor]:
     eager = EagerTensor
     no_attrs = NO_ATTRS
     variable = Variable
+    variadic = op.arity is None  # concat, stack, add_n: TF passes them a list
 
     def fn1(x: Any, *, _attrs: Mapping[str, Any] = NO_ATTRS) -> Tensor:
         if not isinstance(x, tensor):
@@ -263,10 +296,8 @@ def op_function(op: OpDef) -> Callable[..., Tensor]:
         return fn2(a, b, _attrs=attrs)
 
     def fn(*inputs: Any, **attrs: Any) -> Tensor:
-        if len(inputs) == 1 and isinstance(inputs[0], list | tuple):
-            inputs = tuple(inputs[0])  # TF's list spelling: concat([x, y]), stack([a, b])
-            if not inputs:
-                op.check_arity(0)
+        if variadic and ((inputs and isinstance(inputs[0], list | tuple)) or "values" in attrs):
+            inputs, attrs = _list_call(op, inputs, attrs)
         if raw_sweep() and not any(isinstance(x, tensor) for x in inputs):
             return _as_f64(forward(*inputs, **attrs))
         xs = tuple([_as_tensor(x) for x in inputs])

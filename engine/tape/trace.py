@@ -87,14 +87,24 @@ def _leaves(entries: Sequence[Entry], grads: Mapping[str, Any]) -> list[TraceLea
             seen.add(id(t))
             name = _label(t)
             g = grads.get(name)
-            out.append(TraceLeaf(name, "constant" if _inline(name) else "leaf", t.shape,
-                                 t.numpy(), None if g is None else np.asarray(g)))
+            out.append(
+                TraceLeaf(
+                    name,
+                    "constant" if _inline(name) else "leaf",
+                    t.shape,
+                    t.numpy(),
+                    None if g is None else np.asarray(g),
+                )
+            )
     return out
 
 
-def build_trace(entries: Sequence[Entry], grads_seen: dict[int, Tensor] | None,
-                leaf_grads: Mapping[str, Any] | None = None, points: int | None = None
-                ) -> Trace:
+def build_trace(
+    entries: Sequence[Entry],
+    grads_seen: dict[int, Tensor] | None,
+    leaf_grads: Mapping[str, Any] | None = None,
+    points: int | None = None,
+) -> Trace:
     """Structured entries, their leaves and their text, from a tape's entries, a sweep's
     cotangents and the leaves' gradients (by name). With ``points``, every value has a
     leading axis of that many points, and the header says so."""
@@ -122,18 +132,27 @@ def build_trace(entries: Sequence[Entry], grads_seen: dict[int, Tensor] | None,
             f"{' '.join(entry.inputs)}  ; value={_short(entry.value)}{grad_text}"
         )
     leaves = _leaves(entries, leaf_grads or {})
-    consts = " ".join(f"{c.name}:{_type(c.shape)}={_short(c.value)}"
-                      for c in leaves if c.kind == "constant")
+    consts = " ".join(
+        f"{c.name}:{_type(c.shape)}={_short(c.value)}" for c in leaves if c.kind == "constant"
+    )
     named = " ".join(f"{c.name}:{_type(c.shape)}" for c in leaves if c.kind == "leaf")
-    over = f"  # over {points} points: every value has a leading axis of {points}" \
-        if points is not None else ""
+    over = (
+        f"  # over {points} points: every value has a leading axis of {points}"
+        if points is not None
+        else ""
+    )
     head = f"{{ lambda {consts + ' ' if consts else ''}; {named}. let{over}"
     results = _results(entries)
     tail = [f"  in ({', '.join(results)}) }}"]
     if leaf_grads:
-        tail.append("grads: " + "  ".join(
-            f"{c.name}={'None' if c.grad is None else _short(c.grad)}"
-            for c in leaves if c.kind == "leaf" and c.name in leaf_grads))
+        tail.append(
+            "grads: "
+            + "  ".join(
+                f"{c.name}={'None' if c.grad is None else _short(c.grad)}"
+                for c in leaves
+                if c.kind == "leaf" and c.name in leaf_grads
+            )
+        )
     return Trace(out, "\n".join([head, *lines, *tail]), leaves)
 
 

@@ -192,3 +192,11 @@ def test_large_tensors_are_labelled_by_their_first_entries_only(client):
     nodes[1] = op("b", "broadcast_to", "x", shape=[1000, 1000])
     r = client.post("/v1/draw", json={**graph(*nodes, op("t", "sum", "s")), "check": "none"})
     assert r.status_code == 422 and r.json()["type"].endswith("cost-limit")
+
+
+def test_a_replica_without_graphviz_says_so_with_a_503(client, monkeypatch):
+    monkeypatch.setattr(drawing.shutil, "which", lambda _name: None)
+    r = client.post("/v1/draw", json=SEED_3)
+    assert r.status_code == 503
+    assert r.headers["content-type"] == "application/problem+json"
+    assert "Graphviz" in r.json()["detail"] and r.headers["retry-after"] == "60"

@@ -87,6 +87,10 @@ def test_the_generated_client_sends_every_example(server, generated):
     assert answers["/v1/gradient/seed-1"]["body"]["gradients"] == {"x": 6.0}
     assert answers["/v1/hessian/seed-2"]["body"]["matrix"] == [[18.0]]
     assert report["by_id"]["gradients"] == {"x": 4.0, "y": 27.0}
+    typed = report["typed"]
+    assert "Graph" in typed["graph"] and "str" in typed["target"], typed
+    assert "ComputeRequestValues" in typed["values"] and "ComputeRequestCheck" in typed["check"]
+    assert not [name for name, hint in typed.items() if "Any" in hint], typed
     refusal = report["refusal"]
     assert refusal["status"] == 422 and refusal["field"] == "body"
     assert "exactly one of" in refusal["detail"] and "`graph_id`" in refusal["detail"]

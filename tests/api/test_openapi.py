@@ -38,6 +38,7 @@ def test_operation_ids_are_stable(client):
         "/v1/jacobian": "jacobian",
         "/v1/hessian": "hessian",
         "/v1/derivative": "derivative",
+        "/v1/symbolic": "symbolic",
         "/v1/graphs": "registerGraph",
         "/v1/graphs/{graph_id}": "getGraph",
         "/v1/ops": "listOps",

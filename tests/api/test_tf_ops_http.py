@@ -178,7 +178,12 @@ HOSTILE = [
         "g",
     ),
     ("negative ord", graph(var("x", [1.0]), op("n", "norm", "x", ord=-1)), "invalid-attrs", "n"),
-    ("matrix ord 1", graph(var("x", [[1.0]]), op("n", "norm", "x", ord=1, axis=[0, 1])), None, "n"),
+    (
+        "spectral norm",
+        graph(var("x", [[1.0]]), op("n", "norm", "x", ord=2, axis=[0, 1])),
+        None,
+        "n",
+    ),
 ]
 
 

@@ -3,11 +3,16 @@ and the bounds on what a text may make the parser do."""
 
 from __future__ import annotations
 
+import inspect
+import sys
 import time
 
+import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from engine.errors import ExpressionError, LimitError
+from engine.errors import EngineError, ExpressionError, LimitError
 from engine.graphs.expression import parse_expression, parse_named
 from engine.graphs.graph import Limits
 
@@ -49,10 +54,20 @@ ERRORS = [
     ("sum + 1", "sum needs an argument right after it", "column 1"),
     (
         "sin^-1 x",
-        "sin^ takes a whole power, as in sin^2 x; for the inverse write asin(x) or arcsin(x)",
+        "sin^k x takes a whole number k >= 0, as in sin^2 x; write sin(x)^-1 for any other "
+        "power; for the inverse write asin(x) or arcsin(x)",
         "column 4",
     ),
     ("x^^2", "an operand is missing before ^", "column 3"),
+    ("exp^-1 x", "exp^k x takes a whole number k >= 0, as in exp^2 x; write exp(x)^-1", "column 4"),
+    (
+        "sin⁻¹ x",
+        "sin^k x takes a whole number k >= 0, as in sin^2 x; write sin(x)^-1 for any other "
+        "power; for the inverse write asin(x) or arcsin(x)",
+        "column 4",
+    ),
+    ("² + x", "an operand is missing before ²", "column 1"),
+    ("x" + "⁹" * 400, "the number is too large for float64", "column 2"),
     ("x +", "the expression ends where an operand should be", "column 4"),
     ("x * / y", "an operand is missing before /", "column 5"),
     ("2 3", "a number right after an operand; for a product write *3, for a power ^3", "column 3"),
@@ -209,3 +224,118 @@ def test_implicit_multiplication_parses_in_linear_time():
     small = min(_seconds(factor * 75) for _ in range(3))
     large = min(_seconds(factor * 300) for _ in range(3))
     assert large < 8 * small + 0.01
+
+
+DEEPEST = {
+    "functions without parentheses": "sin " * 199 + "x",
+    "calls": "sin(" * 199 + "x" + ")" * 199,
+    "brackets, bars and signs": "-|(" * 70 + "x" + ")|" * 70,
+    "powers": "x^" * 199 + "x",
+}
+
+
+@pytest.mark.parametrize("text", DEEPEST.values(), ids=DEEPEST.keys())
+def test_the_deepest_text_fits_in_600_frames_of_stack(text):
+    limits = Limits(max_expression_length=10**6, max_expression_depth=10**4)
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack()) + 600)
+    try:
+        parse_named(text, limits)
+    except ExpressionError as e:
+        assert "too deeply nested" in str(e)
+    finally:
+        sys.setrecursionlimit(old)
+
+
+def test_a_parse_that_runs_out_of_stack_is_still_a_typed_error():
+    limits = Limits(max_expression_length=10**6, max_expression_depth=10**4)
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack()) + 60)
+    try:
+        with pytest.raises(ExpressionError, match="too deeply nested to parse"):
+            parse_named("(" * 150 + "x" + ")" * 150, limits)
+    finally:
+        sys.setrecursionlimit(old)
+
+
+TYPED = st.sampled_from(
+    [
+        "x",
+        "y",
+        "e",
+        "pi",
+        "π",
+        "f",
+        "g = ",
+        "f(x) = ",
+        "(",
+        ")",
+        "|",
+        "+",
+        "-",
+        "−",
+        "*",
+        "×",
+        "·",
+        "/",
+        "÷",
+        "^",
+        "**",
+        "²",
+        "³",
+        "√",
+        ",",
+        "2",
+        "0.5",
+        "1e3",
+        "2e",
+        "sin",
+        "sin^2 ",
+        "ln",
+        "log10",
+        "max",
+        "sum",
+        "mean",
+        "atan2",
+        "axis=",
+        "=",
+        " ",
+        "\n",
+        "1j",
+        "α",
+        "_1",
+        "[",
+        ".",
+        "%",
+        "sec",
+        "abs",
+        "-1",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.lists(TYPED, max_size=30).map("".join))
+def test_any_typed_text_parses_or_raises_an_engine_error(text):
+    try:
+        graph = parse_named(text).graph
+        values = {n: np.array([0.5, 2.0]) for n in graph.leaves if graph.nodes[n].op == "variable"}
+        leaf_values = graph.leaf_values(values)
+        graph.infer_shapes(leaf_values, Limits())
+        graph.run(leaf_values)
+    except EngineError:
+        return
+
+
+def test_the_length_is_checked_before_any_scan_of_the_text(monkeypatch):
+    from engine.graphs import expression
+
+    class Untouchable:
+        def match(self, text: str) -> None:
+            raise AssertionError("the text was scanned before its length was checked")
+
+    monkeypatch.setattr(expression, "_NAMED", Untouchable())
+    with pytest.raises(LimitError, match="1000002 characters, over the limit of 10000"):
+        parse_named("a(" + "b," * 500_000)
+    with pytest.raises(LimitError, match="characters in all"):
+        parse_named({"u": "a(" + "b," * 5_000, "v": "x"})

@@ -104,6 +104,9 @@ TABLE = [
     ("log1p(x) expm1(y)", "log(1 + x)*(exp(y) - 1)", UNIT),
     ("x\u00b2 + 2x + 1", "(x + 1)**2", UNIT),
     ("sum(x)", "x", UNIT),
+    ("x⁻¹ + y¹⁰", "1/x + y**10", UNIT),
+    ("sin² x + cos³ y", "sin(x)**2 + cos(y)**3", UNIT),
+    ("x – y ∗ 2", "x - 2*y", UNIT),
 ]
 
 

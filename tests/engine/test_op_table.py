@@ -23,6 +23,8 @@ CONTRACT_OPS = """
     sum mean prod max min logsumexp softmax
     reshape transpose broadcast_to expand_dims squeeze concat stack slice
     matmul inv det solve
+    gather scatter_add tile strided_slice strided_slice_grad where xlogy div_no_nan add_n norm
+    less greater less_equal greater_equal equal not_equal logical_and logical_or logical_not
 """.split()
 
 ALL_OPS = [pytest.param(op, id=name) for name, op in OPS.items()]

@@ -115,20 +115,37 @@ def test_stop_recording_on_a_fresh_tape_is_tf_runtime_error():
             pass
 
 
-def test_assign_after_the_gradient_is_free_but_not_while_a_tape_holds_the_read():
+def test_assign_is_refused_while_a_tape_holds_what_it_read():
     v = tf.Variable([1.0, 2.0])
     with tf.GradientTape(persistent=True) as tape:
         y = tf.reduce_sum(v * v)
     with pytest.raises(RuntimeError, match="would use the new value"):
         v.assign([5.0, 5.0])
-    np.testing.assert_array_equal(tape.gradient(y, v).numpy(), [2.0, 4.0])  # old value
-    del tape
+    np.testing.assert_array_equal(tape.gradient(y, v).numpy(), [2.0, 4.0])  # the old value
+
+
+def test_assign_is_free_once_the_tape_let_go():
+    v = tf.Variable([1.0, 2.0])
+    with tf.GradientTape(persistent=True) as tape:
+        tf.reduce_sum(v * v)
+    del tape  # a persistent tape lets go when deleted
     v.assign([5.0, 5.0])
     with tf.GradientTape() as tape:
         y = tf.reduce_sum(v * v)
     np.testing.assert_array_equal(tape.gradient(y, v).numpy(), [10.0, 10.0])
-    v.assign_add([1.0, -1.0])
+    v.assign_add([1.0, -1.0])  # a non-persistent tape let go after its gradient
     np.testing.assert_array_equal(v.read_value().numpy(), [6.0, 4.0])
+
+
+def test_a_tape_only_a_reference_cycle_keeps_alive_does_not_block_assign():
+    v = tf.Variable(1.0)
+    with tf.GradientTape(persistent=True) as tape:
+        v * v
+    cycle = {"tape": tape}
+    cycle["self"] = cycle
+    del tape, cycle
+    v.assign(2.0)
+    assert float(v) == 2.0
 
 
 def test_assign_keeps_the_shape():

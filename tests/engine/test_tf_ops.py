@@ -14,7 +14,6 @@ import pytest
 
 import engine as tf
 from engine.errors import ShapeError
-from engine.ops.indexing import split
 
 RNG = np.random.default_rng(7)
 
@@ -38,6 +37,21 @@ def test_concat_of_a_list_records_the_op_with_gradients() -> None:
     assert y.shape == (4,)
     np.testing.assert_array_equal(y.numpy(), [1.0, 2.0, 1.0, 2.0])
     np.testing.assert_array_equal(tape.gradient(y, x).numpy(), [2.0, 2.0])
+
+
+def test_tf_signature_of_concat_and_stack_takes_axis_by_position_or_values_by_name() -> None:
+    x = tf.Variable([[1.0, 2.0]])
+    with tf.GradientTape(persistent=True) as tape:
+        rows = tf.concat([x, x], 0)
+        cols = tf.concat(values=(x, x), axis=1, name="joined")
+        stacked = tf.stack([x, x], 1)
+    assert (rows.shape, cols.shape, stacked.shape) == ((2, 2), (1, 4), (1, 2, 2))
+    for y in (rows, cols, stacked):
+        np.testing.assert_array_equal(tape.gradient(y, x).numpy(), [[2.0, 2.0]])
+    with pytest.raises(TypeError, match="at most 1 more"):
+        tf.concat([x, x], 0, 1)
+    with pytest.raises(TypeError, match="multiple values"):
+        tf.concat([x, x], 0, axis=1)
 
 
 def test_stack_of_a_list_records_the_op_with_gradients() -> None:
@@ -233,6 +247,13 @@ def test_indexing_records_a_strided_slice_with_its_gradient(key) -> None:
     np.testing.assert_array_equal(g, reference)
 
 
+def test_a_scalar_tensor_indexes_as_its_integer() -> None:
+    x = tf.constant([1.0, 2.0, 3.0])
+    assert float(x[tf.constant(2.0)]) == 3.0
+    with pytest.raises(TypeError, match="index a tensor"):
+        x[tf.constant(0.5)]
+
+
 def test_indexing_out_of_range_is_an_index_error_so_iteration_stops() -> None:
     x = tf.constant([1.0, 2.0, 3.0])
     with pytest.raises(IndexError):
@@ -269,13 +290,13 @@ def test_tile_gradient_sums_the_copies() -> None:
 def test_split_returns_recorded_pieces() -> None:
     x = tf.Variable(np.arange(6.0))
     with tf.GradientTape() as tape:
-        a, b, c = split(x, [1, -1, 2])
+        a, b, c = tf.split(x, [1, -1, 2])
         y = tf.sum(a) + 2.0 * tf.sum(b) + 3.0 * tf.sum(c)
     assert [p.shape for p in (a, b, c)] == [(1,), (3,), (2,)]
     np.testing.assert_array_equal(tape.gradient(y, x).numpy(), [1, 2, 2, 2, 3, 3])
-    assert [p.shape for p in split(np.zeros((2, 6)), 3, axis=1)] == [(2, 2)] * 3
-    with pytest.raises(ValueError, match="equal pieces"):
-        split(x, 4)
+    assert [p.shape for p in tf.split(np.zeros((2, 6)), 3, axis=1)] == [(2, 2)] * 3
+    with pytest.raises(ValueError):
+        tf.split(x, 4)
 
 
 # ------------------------------------------------------------ norm, xlogy, div_no_nan
@@ -306,13 +327,28 @@ def test_norm_at_zero_follows_tensorflow() -> None:
     np.testing.assert_array_equal(gi.numpy(), [0.5, -0.5, 0.0])  # a tie splits, as reduce_max
 
 
-def test_norm_frobenius_over_two_axes_and_refused_matrix_ords() -> None:
+def test_matrix_norms_over_two_axes_match_numpy() -> None:
     value = RNG.standard_normal((2, 3, 4))
+    for ord_, numpy_ord in (("fro", "fro"), ("euclidean", "fro"), (1, 1), (np.inf, np.inf)):
+        got = tf.norm(value, ord=ord_, axis=[1, 2]).numpy()
+        want = [np.linalg.norm(m, ord=numpy_ord) for m in value]
+        np.testing.assert_allclose(got, want, rtol=1e-14)
+    # [columns, rows]: the transposed matrices' norms
     np.testing.assert_allclose(
-        tf.norm(value, ord="fro", axis=[1, 2]).numpy(), np.linalg.norm(value, axis=(1, 2))
+        tf.norm(value, ord=1, axis=[2, 1]).numpy(),
+        [np.linalg.norm(m.T, ord=1) for m in value],
+        rtol=1e-14,
     )
     with pytest.raises(Exception, match="matrix norm"):
-        tf.norm(value, ord=1, axis=[1, 2])
+        tf.norm(value, ord=2, axis=[1, 2])  # the spectral norm: not supported
+
+
+def test_matrix_norm_gradient_splits_between_tied_columns_as_reduce_max() -> None:
+    m = np.array([[1.0, -2.0, 0.5], [-2.0, 1.0, 0.5]])  # column sums 3, 3, 1: a tie
+    _, (g,) = _grad(lambda x: tf.norm(x, ord=1, axis=[0, 1]), m)
+    np.testing.assert_array_equal(g.numpy(), np.sign(m) * [[0.5, 0.5, 0.0]])
+    _, (g,) = _grad(lambda x: tf.norm(x, ord="inf", axis=[0, 1]), m)  # row sums 3.5, 3.5
+    np.testing.assert_array_equal(g.numpy(), np.sign(m) * 0.5)
 
 
 def test_xlogy_and_div_no_nan_at_zero_follow_tensorflow() -> None:

@@ -23,9 +23,18 @@ def tool(name: str) -> str | None:
     return str(beside) if beside.exists() else shutil.which(name)
 
 
-def manifests() -> dict[str, dict]:
+SERVICE = "derivative-service"
+REDIS = "derivative-service-redis"
+
+
+def all_manifests() -> list[dict]:
     docs = [d for f in sorted(K8S.glob("*.yaml")) for d in yaml.safe_load_all(f.read_text())]
-    return {d["kind"]: d for d in docs if d}
+    return [d for d in docs if d]
+
+
+def manifests(name: str = SERVICE) -> dict[str, dict]:
+    """The documents of one application (by ``metadata.name``), by kind."""
+    return {d["kind"]: d for d in all_manifests() if d["metadata"]["name"] == name}
 
 
 def dockerfile_env() -> dict[str, str]:
@@ -57,9 +66,9 @@ def test_manifests_match_the_kubernetes_schemas():
     validate = pytest.importorskip(
         "kubernetes_validate", reason="kubernetes-validate is not installed"
     ).validate
-    for kind, doc in manifests().items():
+    for doc in all_manifests():
         version = validate(doc, K8S_VERSION, strict=True)
-        assert version, kind
+        assert version, (doc["kind"], doc["metadata"]["name"])
 
 
 def test_manifests_agree_with_each_other_and_the_image():
@@ -111,3 +120,35 @@ def test_blas_threads_are_pinned_to_one_in_the_image_and_the_manifest():
     for name in BLAS_THREAD_VARIABLES:
         assert image.get(name) == "1", f"the runtime stage does not set {name}=1"
         assert pod.get(name) == "1", f"deployment.yaml does not set {name}=1"
+
+
+def labels_of(doc: dict) -> dict[str, str]:
+    return doc["spec"]["template"]["metadata"]["labels"]
+
+
+def test_only_the_gateway_reaches_the_service_and_only_the_service_reaches_redis():
+    service, redis = manifests(SERVICE), manifests(REDIS)
+    (container,) = service["Deployment"]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    redis_port = redis["Service"]["spec"]["ports"][0]["port"]
+    assert env["DERIV_GRAPH_STORE_URL"] == f"redis://{REDIS}:{redis_port}/0"
+    (redis_container,) = redis["StatefulSet"]["spec"]["template"]["spec"]["containers"]
+    args = redis_container["args"]
+    assert args[args.index("--maxmemory-policy") + 1] == "allkeys-lru"
+    assert redis["Service"]["spec"]["selector"].items() <= labels_of(redis["StatefulSet"]).items()
+
+    for policy, target, allowed, port in (
+        (service["NetworkPolicy"], service["Deployment"], {"derivative-gateway"}, "http"),
+        (redis["NetworkPolicy"], redis["StatefulSet"], {SERVICE}, "redis"),
+    ):
+        spec = policy["spec"]
+        assert spec["podSelector"]["matchLabels"].items() <= labels_of(target).items()
+        assert spec["policyTypes"] == ["Ingress"]
+        sources = {
+            p["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+            for rule in spec["ingress"]
+            for p in rule["from"]
+        }
+        assert sources == allowed
+        assert all(p["port"] == port for rule in spec["ingress"] for p in rule["ports"])
+    assert labels_of(service["Deployment"])["app.kubernetes.io/name"] == SERVICE

@@ -159,3 +159,16 @@ def run_load_and_kill(
     for thread in pool:
         thread.join(timeout=seconds + 15)
     return results
+
+
+@pytest.mark.parametrize(
+    "path", ["/derive/metrics", "/derive/metrics/", "/derive//metrics", "/derive/%6detrics"]
+)
+def test_metrics_are_not_served_through_the_gateway(stack, client, path):
+    response = client.get(path)
+    assert response.status_code == 404, path
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert "x-request-id" in response.headers
+    assert b"deriv_http_requests_total" not in response.content
+    direct = httpx.get(f"http://{stack.replicas['a']}/metrics", timeout=10)
+    assert direct.status_code == 200 and "deriv_http_requests_total" in direct.text

@@ -99,3 +99,29 @@ def test_redis_down_checks_still_run(fresh_redis, make_client):
         assert (check["method"], check["status"]) == ("sympy", "agree")
     finally:
         shared_checks.configure(None)
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [b"garbage", b"\x80\x04K\x01.", b"x" * (2 << 20)],
+    ids=["not-pickle", "not-a-structure", "oversized"],
+)
+def test_an_unreadable_shared_structure_is_derived_again(replicas, fresh_redis, blob):
+    a, b = replicas
+    a.post("/v1/gradient", json=SEED_3)
+    store = redis.Redis.from_url(fresh_redis.url)
+    (key,) = store.keys("deriv:check:*")
+    store.set(key, blob)
+    shared_checks.configure(shared_checks._shared)  # forget what this process compiled
+    calls: list[dict] = []
+    real = sympy_pool.Pool.run
+
+    def spy(self, job, seconds, *args):
+        calls.append(job)
+        return real(self, job, seconds, *args)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sympy_pool.Pool, "run", spy)
+        check = b.post("/v1/gradient", json=SEED_3).json()["check"]
+    assert len(calls) == 1
+    assert (check["method"], check["status"]) == ("sympy", "agree")

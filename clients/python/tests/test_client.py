@@ -168,3 +168,12 @@ def test_the_client_catalogue_is_the_served_one(client):
         "gone there": sorted(set(kept) - set(served)),
         "changed": sorted(n for n in set(kept) & set(served) if kept[n] != served[n]),
     }
+
+
+def test_named_expressions_when_the_service_takes_them(client, base_url):
+    schema = httpx.get(f"{base_url}/openapi.json").json()["components"]["schemas"]
+    if "expressions" not in schema["ComputeRequest"]["properties"]:
+        pytest.skip("this service takes no `expressions` yet")
+    result = client.jacobian({"u": "x*y", "v": "x + y"}, values=AT)
+    assert result.outputs == {"u": 6.0, "v": 5.0}
+    assert result.jacobian == {"u": {"x": 3.0, "y": 2.0}, "v": {"x": 1.0, "y": 1.0}}

@@ -102,3 +102,14 @@ def test_made_up_ids_never_collide_with_given_ones():
     x = g.variable("add_1", 1.0)
     y = x + x
     assert y.id == "add_2"
+
+
+def test_numpy_numbers_on_the_left_record_ops_too():
+    np = pytest.importorskip("numpy")
+    g = Graph()
+    x = g.variable("x", 1.0)
+    y = np.float64(2.0) * x
+    assert isinstance(y, Tensor) and g.nodes[-1]["op"] == "mul"
+    assert g.nodes[-1]["inputs"] == [2.0, "x"]
+    g.constant(np.arange(3.0), name="c")
+    assert g.nodes[-1]["value"] == [0.0, 1.0, 2.0]

@@ -29,6 +29,7 @@ class Tensor:
     """A node of a ``Graph``: pass it to the graph's ops, as ``target=`` or ``sources=``."""
 
     __slots__ = ("graph", "id")
+    __array_ufunc__ = None  # numpy defers to the reflected operators: np.float64(2) * x records mul
 
     def __init__(self, graph: Graph, node_id: str) -> None:
         self.graph = graph
