@@ -59,7 +59,8 @@ class Endpoint:
     doc: str
     """The route's description in the OpenAPI document."""
     takes_output_gradients: bool = True
-    """False where TF's method has no ``output_gradients`` (``jacobian``): a 422, not ignored."""
+    """False where TF's method has no ``output_gradients`` (``jacobian``): ignored, with a
+    note, since the contract lets every compute request carry it."""
 
     @property
     def name(self) -> str:
@@ -101,8 +102,8 @@ JACOBIAN = Endpoint(
 
     With a list target, one Jacobian per target. The number of entries
     (target elements × source elements) is bounded by `DERIV_MAX_DERIVATIVE_WORK`.
-    `output_gradients` is refused with a 422 naming the field: TF's `jacobian` has no
-    such argument (weight the rows yourself, or ask `/v1/gradient`).
+    `output_gradients` is ignored, and a note (`reason: ignored_field`) says so: TF's
+    `jacobian` has no such argument (weight the rows yourself, or ask `/v1/gradient`).
     """,
     takes_output_gradients=False,
 )

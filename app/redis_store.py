@@ -16,6 +16,8 @@ deploy/README.md): an evicted graph is a 404, and registering it again restores 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import threading
 import time
@@ -32,6 +34,7 @@ from app.graph_store import GraphNotFound, GraphStore, GraphTooLarge, StoredGrap
 logger = logging.getLogger("app.store")
 
 KEY_PREFIX = "deriv:"
+MAC_BYTES = 32  # HMAC-SHA256 in front of each shared check structure
 RETRY_SECONDS = 1.0  # after a failure, how long Redis is taken as down without asking it
 PING_SECONDS = 1.0  # /readyz asks Redis at most this often
 
@@ -113,13 +116,15 @@ class RedisGraphStore:
         ttl_seconds: int,
         max_bytes: int,
         restore: Callable[[str, list[dict[str, Any]]], StoredGraph],
+        secret: bytes = b"",
     ) -> None:
         self.shared = shared
         self.local = local
         self.ttl = ttl_seconds
         self.max_bytes = max_bytes
         self.restore = restore
-        self.checks = SharedCheckCache(shared, ttl_seconds)
+        # SymPy's derivatives are shared only under a secret (they become code when read)
+        self.checks = SharedCheckCache(shared, ttl_seconds, secret) if secret else None
 
     @property
     def nbytes(self) -> int:
@@ -200,22 +205,36 @@ class RedisGraphStore:
 
 
 class SharedCheckCache:
-    """Derived check structures (engine.check.shared_checks) under ``deriv:check:...``;
-    best effort: with Redis down each replica derives and keeps its own."""
+    """Derived check structures (engine.check.shared_checks) under ``deriv:check:...``,
+    signed with HMAC-SHA256 under the replicas' shared secret: they are compiled into code
+    when read, so bytes anyone else wrote into Redis are ignored, never loaded. Best
+    effort: with Redis down each replica derives and keeps its own."""
 
-    def __init__(self, shared: SharedStore, ttl_seconds: int) -> None:
+    def __init__(self, shared: SharedStore, ttl_seconds: int, secret: bytes) -> None:
         self.shared = shared
         self.ttl = ttl_seconds
+        self.secret = secret
+
+    def _mac(self, key: str, body: bytes) -> bytes:
+        return hmac.new(self.secret, key.encode() + b"\0" + body, hashlib.sha256).digest()
 
     def get(self, key: str) -> bytes | None:
         try:
-            return self.shared.call("", lambda r: r.getex(KEY_PREFIX + key, ex=self.ttl))
+            blob = self.shared.call("", lambda r: r.getex(KEY_PREFIX + key, ex=self.ttl))
         except StoreUnavailable:
             return None
+        if blob is None:
+            return None
+        mac, body = blob[:MAC_BYTES], blob[MAC_BYTES:]
+        if not hmac.compare_digest(mac, self._mac(key, body)):
+            logger.warning("ignoring a shared check structure with a bad signature: %s", key)
+            return None
+        return body
 
     def put(self, key: str, blob: bytes) -> None:
+        signed = self._mac(key, blob) + blob
         try:
-            self.shared.call("", lambda r: r.set(KEY_PREFIX + key, blob, ex=self.ttl))
+            self.shared.call("", lambda r: r.set(KEY_PREFIX + key, signed, ex=self.ttl))
         except StoreUnavailable:
             pass
 

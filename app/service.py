@@ -23,6 +23,7 @@ from app.limits import check_limits, cost_limits, engine_limits
 from app.op_catalogue import catalogue
 from app.settings import Settings
 from app.store_backends import open_graph_store
+from app.wire.node_form import FormNode
 from app.wire.requests import (
     ComputeRequest,
     DerivativeRequest,
@@ -44,7 +45,9 @@ from engine.graphs.build import build_graph, check_node
 from engine.graphs.expression import parse_named
 from engine.graphs.graph import Graph, Limits, Node
 from engine.graphs.reusable import ReusableGraph
+from engine.notes import Note
 from engine.ops import OPS
+from engine.tape.collector import collector_paused
 
 # Estimated work under which a request computes on the event loop (app.dispatch): about
 # 0.2 ms, the seed's examples and graphs of a dozen small nodes. Anything costlier goes to
@@ -155,13 +158,6 @@ class Service:
              admit: Callable[[cost.Estimate], None], cancel: budget.Cancel | None
              ) -> dict[str, Any]:
         kind = endpoint.kind
-        if request.output_gradients is not None and not endpoint.takes_output_gradients:
-            raise GraphError(
-                f"output_gradients is not taken by /v1/{kind.name}: TensorFlow's "
-                f"{kind.name} has no such argument; weight the rows yourself, or ask "
-                "/v1/gradient for the weighted sum",
-                field="output_gradients",
-            )
         with budget.time_budget(self.settings.time_budget_seconds, cancel):
             query = Query(
                 graph=self._graph(request),
@@ -181,17 +177,22 @@ class Service:
                 max_order=self.settings.max_derivative_order,
             )
             observability.note_graph(len(query.graph.nodes))  # for the request's log line
-            if request.points is None:
-                result = kind.compute(query)
-            elif kind.over_points is None:
+            if request.points is not None and kind.over_points is None:
                 raise GraphError(
                     f"points are not taken by /v1/{kind.name}; evaluate, gradient and hessian "
                     "take them",
                     field="points",
                 )
-            else:
-                result = kind.over_points(query, request.points)
+            # the collector's rescans of a big graph's shapes, costs and tensors (all alive
+            # till the answer) cost more than the work; the tapes pause it as they record
+            with collector_paused:
+                if request.points is None:
+                    result = kind.compute(query)
+                else:
+                    result = kind.over_points(query, request.points)
             budget.check(f"the {kind.name} computation")
+        if request.output_gradients is not None and not endpoint.takes_output_gradients:
+            result.notes.append(_ignored_output_gradients(kind.name))
         checked_query, checked = query, result
         if request.points is not None:  # the check runs on the first point
             checked_query, checked = points.first_point(query, request.points, result)
@@ -282,8 +283,19 @@ class Service:
             return CheckReport(method=ran, status="timeout", detail=exc.detail)
 
 
-def _engine_node(node: WireNode, _index: int, limits: Limits) -> Node:
+def _engine_node(node: WireNode | FormNode, _index: int, limits: Limits) -> Node:
     """A wire node as the engine's: its model checked its form and decoded its values, so
     the engine checks only what it means (``check_node``), never the form again."""
-    trainable = node.trainable if "trainable" in node.model_fields_set else None
-    return check_node(node.id, node.op, node.inputs, node.attrs, node.value, trainable, limits)
+    return check_node(node.id, node.op, node.inputs, node.attrs, node.value,
+                      node.given_trainable, limits)
+
+
+def _ignored_output_gradients(kind: str) -> Note:
+    """The contract lets every compute request carry ``output_gradients``; TF's ``jacobian``
+    has no such argument, so the rows are unweighted and the answer says so."""
+    return Note(
+        reason="ignored_field",
+        detail=f"output_gradients was ignored: TensorFlow's {kind} has no such argument and "
+        "gives every row unweighted; weight the rows yourself, or ask /v1/gradient for the "
+        "weighted sum",
+    )

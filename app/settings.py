@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
@@ -136,6 +136,13 @@ class Settings(BaseSettings):
         description=(
             "Where registered graphs live: empty keeps them in each process; "
             "`redis://host:port/db` shares them (and SymPy's derivatives) between replicas."
+        ),
+    )
+    graph_store_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description=(
+            "Shared by every replica: signs the SymPy derivatives they share through the "
+            "store; empty: each replica derives its own (graphs are shared either way)."
         ),
     )
     graph_store_ttl_seconds: int = Field(

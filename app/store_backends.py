@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from pydantic import SecretStr
+
 from app.graph_store import GraphStore, StoredGraph
 from app.settings import Settings
 
@@ -57,6 +59,14 @@ def open_graph_store(settings: Settings, restore: Restore) -> GraphBackend:
     from app.redis_store import RedisGraphStore, SharedStore  # redis only when asked for
 
     shared = SharedStore(url, settings.graph_store_timeout_seconds)
+    secret = settings.graph_store_secret
+    if isinstance(secret, SecretStr):
+        secret = secret.get_secret_value()
     return RedisGraphStore(
-        shared, local, settings.graph_store_ttl_seconds, settings.graph_store_max_bytes, restore
+        shared,
+        local,
+        settings.graph_store_ttl_seconds,
+        settings.graph_store_max_bytes,
+        restore,
+        secret.encode(),
     )

@@ -66,7 +66,7 @@ def run_checks(quick: bool = False) -> list[Target]:
                     detail=REDIS_MISSING,
                 )
             ]
-        env = {"DERIV_GRAPH_STORE_URL": url}
+        env = {"DERIV_GRAPH_STORE_URL": url, "DERIV_GRAPH_STORE_SECRET": "bench-secret"}
         with serve("app.main:app", env=env) as service, serve("bench.bare_app:app") as bare:
             import httpx
 

@@ -348,8 +348,14 @@ def post_bytes(url: str, path: str, body: Any) -> Callable[[], bytes]:
     headers = {"content-type": "application/json"}
 
     def call() -> bytes:
-        conn.request("POST", path, body=data, headers=headers)
-        response = conn.getresponse()
+        try:
+            conn.request("POST", path, body=data, headers=headers)
+            response = conn.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # the server closed the idle connection (its keep-alive timeout): open it again
+            conn.close()
+            conn.request("POST", path, body=data, headers=headers)
+            response = conn.getresponse()
         answer = response.read()
         if response.status != 200:
             raise RuntimeError(f"POST {path}: {response.status} {answer[:300]!r}")

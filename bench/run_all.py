@@ -1,7 +1,7 @@
 """Run every benchmark and print one table of targets, PASS or MISS.
 
 ``python -m bench [--quick] [--only op request hessian sparse tall registered points cost
-checks redis]``; each part also runs alone (``python -m bench.bench_op_overhead`` and so
+big checks redis]``; each part also runs alone (``python -m bench.bench_op_overhead`` and so
 on). Ratios are measured within one run; the absolute figures depend on the machine and its load.
 """
 
@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 from bench import (
+    bench_big_graph,
     bench_cost,
     bench_hessian,
     bench_op_overhead,
@@ -33,6 +34,7 @@ PARTS: dict[str, Callable[[bool], list[Target]]] = {
     "sparse": bench_sparse_hessian.run,
     "tall": bench_tall_jacobian.run,
     "cost": bench_cost.run,
+    "big": bench_big_graph.run,
     "checks": bench_shared.run_checks,
     "redis": bench_shared.run_redis,
 }

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 class Note:
     """``reason`` is a stable code; ``detail`` says it for a person."""
 
-    reason: str  # not_watched | unconnected | gradient_not_recorded | non_finite | kink
+    reason: str  # not_watched | unconnected | gradient_not_recorded | non_finite | kink |
+    # ignored_field
     detail: str
     source: str | None = None
     node: str | None = None

@@ -1,8 +1,8 @@
 """Registered graphs: validate once, then compute by `graph_id` without resending the graph.
 
-The store lives in each process (see app.graph_store); ids are content hashes, so
-a client that meets a 404 after an eviction or on another replica registers the
-same graph again and gets the same id back.
+The store lives in each process (app.graph_store), or in Redis shared by every replica
+(app.redis_store, app.store_backends); ids are content hashes, so a client that meets a
+404 after an eviction registers the same graph again and gets the same id back.
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ def register_graph(
     Each process keeps at most `DERIV_GRAPH_CACHE_SIZE` graphs and
     `DERIV_GRAPH_CACHE_NODES` nodes, dropping the least recently used: a compute
     request naming a dropped id is a 404 problem, and registering again restores it.
+    With `DERIV_GRAPH_STORE_URL` set, graphs live in Redis and every replica knows
+    them; while Redis is unreachable, registering is a 503 problem with `Retry-After`.
     """
     info, created = service.register(request)
     location = graph_location(http, info["graph_id"])
@@ -75,6 +77,7 @@ def get_graph(graph_id: GraphIdPath, service: ServiceDep) -> WireJSON:
 
 @router.delete("/{graph_id}", status_code=204, name="deleteGraph", response_class=Response)
 def delete_graph(graph_id: GraphIdPath, service: ServiceDep) -> Response:
-    """Forget a registered graph on this replica (other replicas keep theirs until evicted)."""
+    """Forget a registered graph on this replica; with a shared store
+    (`DERIV_GRAPH_STORE_URL`) on every replica, each dropping its copy at its next use."""
     service.forget(graph_id)
     return Response(status_code=204)

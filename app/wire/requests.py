@@ -20,12 +20,16 @@ from pydantic import (
     PlainValidator,
     StrictBool,
     StrictInt,
+    ValidatorFunctionWrapHandler,
     WithJsonSchema,
+    WrapValidator,
     model_validator,
 )
 
 from app.graph_store import GRAPH_ID_PATTERN
+from app.wire.node_form import form_nodes
 from app.wire.values import VALUE_SCHEMA, Value, decode
+from engine.tape.collector import collector_paused
 
 EXPRESSION_GRAMMAR = """Math as typed, instead of `graph`; parsed without eval into the same graph.
 - operators, loosest first: `+ -`; `* / @` (also `×`, `·`, `÷`); implicit
@@ -104,13 +108,26 @@ class Node(BaseModel):
         description="`variable` only: `false` leaves it unwatched unless listed in `watch`.",
     )
 
+    @property
+    def given_trainable(self) -> bool | None:
+        """``trainable`` as the request gave it; None when it did not say."""
+        return self.trainable if "trainable" in self.model_fields_set else None
+
+
+def _checked_nodes(raw: Any, model: ValidatorFunctionWrapHandler) -> Any:
+    """The node list through ``app.wire.node_form`` (one plain pass, the same checks);
+    through the ``Node`` model, for its refusals, only when that pass doubts."""
+    with collector_paused:  # its rescans of the young records cost more than the pass
+        nodes = form_nodes(raw)
+    return model(raw) if nodes is None else nodes
+
 
 class Graph(BaseModel):
     """A computation as a list of nodes."""
 
     model_config = ConfigDict(extra="forbid")
 
-    nodes: list[Node] = Field(min_length=1)
+    nodes: Annotated[list[Node], WrapValidator(_checked_nodes)] = Field(min_length=1)
 
 
 def _exactly_one(*names: str) -> Callable[[dict[str, Any]], None]:

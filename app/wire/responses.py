@@ -35,7 +35,9 @@ class Note(BaseModel):
     """Why a gradient is null, a result is not finite, or a kink was met."""
 
     reason: str = Field(
-        description="not_watched | unconnected | gradient_not_recorded | non_finite | kink"
+        description=(
+            "not_watched | unconnected | gradient_not_recorded | non_finite | kink | ignored_field"
+        )
     )
     detail: str
     source: str | None = Field(default=None, description="The source the note is about.")

@@ -12,8 +12,9 @@ Only structures whose every entry is smooth (``SMOOTH`` functions of the leaves,
 ``stop_gradient`` cuts) and small (``MAX_TREE``) take that road, and only while every
 value comes out a finite real float: kinks, domain edges and non-finite values go to
 the worker, whose exact evaluation says what they are. Compiled code is built from
-expressions a worker of this service derived; the shared cache must be as trusted as the
-service itself (deploy/README.md: only the service reaches Redis).
+expressions a worker of this service derived: a shared cache must hand back only what
+the service put (the app's signs each structure with the replicas' secret,
+app.redis_store.SharedCheckCache).
 """
 
 from __future__ import annotations

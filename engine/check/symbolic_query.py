@@ -11,6 +11,7 @@ a simplification that overruns it is given up for the unsimplified text, with a 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -226,6 +227,7 @@ def _run(
     )
     pool = sympy_pool.get_pool(limits.sympy_workers)
     notes: list[Note] = []
+    start = time.monotonic()
     try:
         if job["simplify"]:
             try:
@@ -250,7 +252,11 @@ def _run(
                         "the derivatives are shown unsimplified",
                     )
                 )
-        reply = pool.run({**job, "simplify": False}, seconds, admission)
+        # the plain job has what the simplified one left of the one budget, no more
+        left = seconds - (time.monotonic() - start)
+        if left <= 0:
+            raise sympy_pool.WorkerTimeout(f"SymPy ran past its budget of {seconds:g} s")
+        reply = pool.run({**job, "simplify": False}, left, admission)
         return reply, False, notes
     except sympy_pool.WorkerBusy:
         raise

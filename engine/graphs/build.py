@@ -32,6 +32,7 @@ from engine.graphs.graph import (
 )
 from engine.graphs.toposort import toposort
 from engine.ops import OPS
+from engine.tape.collector import collector_paused
 from engine.tensor import Value
 
 ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,127}")
@@ -147,18 +148,18 @@ def build_graph(nodes: Sequence[Any], limits: Limits = DEFAULT_LIMITS,
         raise LimitError(
             f"{len(nodes)} nodes, over the limit of {limits.max_nodes}", field="nodes"
         )
-    parsed: list[Node] = []
-    index: dict[str, int] = {}
-    for i, raw in enumerate(nodes):
-        if not i % 4096:
-            budget.check("graph validation")
-        node = parse(raw, i, limits)
-        if node.id in index:
-            raise GraphError(
-                f"duplicate id (nodes[{index[node.id]}] and nodes[{i}])", node=node.id, field="id"
-            )
-        index[node.id] = i
-        parsed.append(node)
-    order = toposort(parsed, index)
-    leaves = tuple(n.id for n in parsed if n.op in LEAF_OPS)
-    return Graph({parsed[k].id: parsed[k] for k in order}, parsed[-1].id, leaves, limits)
+    with collector_paused:  # its rescans of a big graph's young nodes cost more than checking
+        parsed: list[Node] = []
+        index: dict[str, int] = {}
+        for i, raw in enumerate(nodes):
+            if not i % 4096:
+                budget.check("graph validation")
+            node = parse(raw, i, limits)
+            if node.id in index:
+                raise GraphError(f"duplicate id (nodes[{index[node.id]}] and nodes[{i}])",
+                                 node=node.id, field="id")
+            index[node.id] = i
+            parsed.append(node)
+        order = toposort(parsed, index)
+        leaves = tuple([n.id for n in parsed if n.op in LEAF_OPS])
+        return Graph({parsed[k].id: parsed[k] for k in order}, parsed[-1].id, leaves, limits)

@@ -192,35 +192,41 @@ class Graph:
         shapes: dict[str, tuple[int, ...]] = {}
         memo: dict[tuple, tuple[int, ...]] = {}  # shape rules are pure: same question, same answer
         total = 0
+        nodes, max_rank, max_elements = self.nodes, limits.max_rank, limits.max_elements
+        prod = math.prod
         for k, nid in enumerate(self.order):
             if not k % _CHECK_EVERY:
                 budget.check("shape inference")
-            node = self.nodes[nid]
+            node = nodes[nid]
             if node.op in LEAF_OPS:
                 shape = tuple(np.shape(leaf_values[nid]))
             else:
-                _check_shape_attr(nid, node.attrs, limits)
-                ins = [shapes[x] if type(x) is str else x.value.shape for x in node.inputs]
-                total += sum(math.prod(x.value.shape) for x in node.inputs if type(x) is not str)
-                key = (node.op, *ins, *node.attrs.items())
-                hashable = _hashable(key)
-                shape = memo.get(key) if hashable else None
+                attrs = node.attrs
+                if attrs:
+                    _check_shape_attr(nid, attrs, limits)
+                ins = []
+                for x in node.inputs:
+                    if type(x) is str:
+                        ins.append(shapes[x])
+                    else:
+                        ins.append(x.value.shape)
+                        total += prod(x.value.shape)
+                key = (node.op, *ins, *attrs.items()) if attrs else (node.op, *ins)
                 try:
-                    if shape is None:
-                        rule = OPS[node.op].infer_shape
-                        shape = tuple([int(n) for n in rule(*ins, **node.attrs)])
-                        if hashable:
-                            memo[key] = shape
-                except EngineError as e:
-                    raise with_node(e, nid, e.field) from e
-                except (ValueError, OverflowError) as e:  # numpy on absurd sizes
-                    raise ShapeError(f"shape inference failed: {short(str(e))}", node=nid) from e
-            _check_rank(nid, shape, limits)
-            size = math.prod(shape)
-            if size > limits.max_elements:
+                    shape = memo.get(key)
+                except TypeError:  # an unhashable attr (a list): ask the rule every time
+                    shape, key = None, None
+                if shape is None:
+                    shape = self._shape_rule(nid, node, ins)
+                    if key is not None:
+                        memo[key] = shape
+            if len(shape) > max_rank:
+                _check_rank(nid, shape, limits)
+            size = prod(shape)
+            if size > max_elements:
                 raise ComputeLimitError(
                     f"shape {list(shape)} has {size} elements, over the limit of "
-                    f"{limits.max_elements}", node=nid,
+                    f"{max_elements}", node=nid,
                 )
             total += size
             if total > limits.max_total_elements:
@@ -230,6 +236,17 @@ class Graph:
                 )
             shapes[nid] = shape
         return shapes
+
+    @staticmethod
+    def _shape_rule(nid: str, node: Node, ins: list[tuple[int, ...]]) -> tuple[int, ...]:
+        """The op's shape rule on these input shapes; its errors name the node."""
+        try:
+            rule = OPS[node.op].infer_shape
+            return tuple([int(n) for n in rule(*ins, **node.attrs)])
+        except EngineError as e:
+            raise with_node(e, nid, e.field) from e
+        except (ValueError, OverflowError) as e:  # numpy on absurd sizes
+            raise ShapeError(f"shape inference failed: {short(str(e))}", node=nid) from e
 
     def make_leaves(self, leaf_values: Mapping[str, Value]) -> dict[str, Tensor]:
         """Leaf tensors named by id: a ``variable`` is a Variable, a ``constant`` a constant."""
@@ -300,10 +317,3 @@ def _check_shape_attr(nid: str, attrs: Mapping[str, Any], limits: Limits) -> Non
             node=nid, field="attrs.shape",
         )
 
-
-def _hashable(key: tuple) -> bool:
-    try:
-        hash(key)
-    except TypeError:
-        return False
-    return True

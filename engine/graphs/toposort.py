@@ -17,10 +17,11 @@ if TYPE_CHECKING:
 
 def toposort(parsed: list[Node], index: dict[str, int]) -> list[int]:
     """Kahn's sort, stable: a list that is already topological keeps its order."""
+    if _in_order(parsed, index):
+        return list(range(len(parsed)))
     n = len(parsed)
     indegree = [0] * n
     users: list[list[int] | None] = [None] * n
-    in_order = True
     for k, node in enumerate(parsed):
         for x in node.inputs:
             if type(x) is not str:
@@ -31,15 +32,12 @@ def toposort(parsed: list[Node], index: dict[str, int]) -> list[int]:
                                  node=node.id, field="inputs")
             if j == k:
                 raise GraphError("a node cannot be its own input", node=node.id, field="inputs")
-            in_order = in_order and j < k
             indegree[k] += 1
             users_j = users[j]
             if users_j is None:
                 users[j] = [k]
             else:
                 users_j.append(k)
-    if in_order:
-        return list(range(n))
     ready = [k for k in range(n) if not indegree[k]]  # ascending, hence a heap already
     order: list[int] = []
     while ready:
@@ -56,6 +54,20 @@ def toposort(parsed: list[Node], index: dict[str, int]) -> list[int]:
         raise GraphError(f"the graph has a cycle: {path}{more}",
                          node=parsed[cycle[0]].id, field="inputs")
     return order
+
+
+def _in_order(parsed: list[Node], index: dict[str, int]) -> bool:
+    """Whether every reference names an earlier node (the usual case, and a chain's): one
+    pass that allocates nothing. A reference that is missing or to itself is left for
+    Kahn's pass to name."""
+    get = index.get
+    for k, node in enumerate(parsed):
+        for x in node.inputs:
+            if type(x) is str:
+                j = get(x)
+                if j is None or j >= k:
+                    return False
+    return True
 
 
 def find_cycle(parsed: list[Node], index: dict[str, int], indegree: list[int]) -> list[int]:

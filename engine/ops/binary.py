@@ -124,13 +124,49 @@ def _pow_vjp(ans: Tensor, a: Tensor, b: Tensor):
     )
 
 
+EXACT_POW_BITS = 4096
+"""Two numbers whose exact power would run past this many bits are raised in 30-digit
+floats (the check's precision) instead: SymPy would write out every digit (9^9^9 has 370
+million) and hold its worker for the whole budget."""
+FLOAT_POW_BITS = 2.0**53
+"""Past this even a float's exponent is too long to compute with (9^9^9^9): float64's
+own power is taken, as the tape takes it (inf, 0 or nan)."""
+
+
+def _sympy_pow(a: Any, b: Any) -> Any:
+    """``a ** b`` for SymPy: exact, unless both are numbers and the exact power is huge."""
+    if not (isinstance(a, sp.Number) and isinstance(b, sp.Number)):
+        return a**b
+    bits = _power_bits(a, b)
+    if bits <= EXACT_POW_BITS:
+        return a**b
+    if bits <= FLOAT_POW_BITS:
+        return sp.Float(a, 30) ** b
+    with np.errstate(all="ignore"):
+        r = float(np.power(float(a), float(b)))
+    return sp.nan if np.isnan(r) else sp.oo if r == np.inf else -sp.oo if r < -1e308 else sp.Float(r)
+
+
+def _power_bits(a: sp.Number, b: sp.Number) -> float:
+    """About how many bits the exact ``a ** b`` has: |b| times the bits of a's larger part
+    (nan when that is unbounded, which compares as too many)."""
+    if isinstance(a, sp.Rational):
+        size = max(abs(a.p), a.q)
+        if size <= 1:  # 0, 1, -1: any power is as small
+            return 0.0
+        return abs(float(b)) * size.bit_length()
+    if a in (sp.Integer(0), sp.Integer(1), sp.Integer(-1)):
+        return 0.0
+    return abs(float(b)) * abs(float(sp.log(abs(a), 2)))
+
+
 POW_NEGATIVE_BASE = "a negative base with a non-integer exponent"
 POW_ZERO_BASE = "zero to a negative power"
 POW_OVERFLOW = "overflow (the result is beyond float64's range)"
 POW_ANY = f"{POW_NEGATIVE_BASE}, {POW_ZERO_BASE}, or {POW_OVERFLOW}"
 
 pow_ = binary(
-    "pow", operator.pow, _pow_vjp, operator.pow,
+    "pow", operator.pow, _pow_vjp, _sympy_pow,
     "a ** b; d/da = b·a^(b-1), d/db = a^b·log(a)",
     convention="d/db is 0 where a <= 0, as TensorFlow (log(a) is replaced by 0 there)",
     domains=(Domain(0.5, 2.0), Domain(-2.0, 2.0)),

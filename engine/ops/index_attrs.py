@@ -130,7 +130,9 @@ def coerce_ord(v: Any) -> str | float | int:
         if math.isinf(v) and v > 0:
             return "inf"
         if math.isfinite(v) and v > 0:
-            return int(v) if float(v).is_integer() else float(v)
+            # an integer p stays an int only while JSON keeps it exact (p = 1e308 would
+            # be a 1,024-bit int that no response can carry)
+            return int(v) if float(v).is_integer() and abs(v) <= 2**53 else float(v)
     raise ValueError('"euclidean", "fro", "inf" or a positive number')
 
 

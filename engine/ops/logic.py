@@ -153,6 +153,7 @@ where = defop(
         "d/dx = 1 where cond > 0 else 0, d/dy the rest",
         convention="the condition gets no gradient (None), as TensorFlow; x and y get the "
         "cotangent selected, not multiplied, so a NaN or infinity on one branch stays there",
+        inputs_without_gradient=(0,),
         domains=(Domain(),),
         cases=(
             Case(((), (), ())),

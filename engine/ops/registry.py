@@ -96,6 +96,8 @@ class OpDef:
     kink: Callable[..., Any] | None = None  # input values -> bool mask of kink points
     nonfinite: str = "overflow"  # why this op may produce a non-finite value
     family: str = ""
+    # Inputs the VJP always answers None for (``where``'s condition): no path runs through them.
+    inputs_without_gradient: tuple[int, ...] = ()
     # Test inputs where a box Domain is not enough (e.g. well-conditioned matrices):
     # (rng, input shapes) -> one ndarray per input.
     sample: Callable[[np.random.Generator, tuple[Shape, ...]], tuple[np.ndarray, ...]] | None = None

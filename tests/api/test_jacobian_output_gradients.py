@@ -1,5 +1,6 @@
-"""``/v1/jacobian`` refuses ``output_gradients`` (TF's ``jacobian`` has no such argument)
-with a 422 naming the field, rather than ignoring it; the other kinds still weight by it."""
+"""``/v1/jacobian`` takes ``output_gradients`` (the contract lets every compute request carry
+it) but TF's ``jacobian`` has no such argument: the rows stay unweighted and a note says the
+field was ignored, never silently; the other kinds still weight by it."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ BODY = {
 }
 
 
-def test_jacobian_with_output_gradients_is_a_422_naming_the_field(client):
+def test_jacobian_with_output_gradients_answers_unweighted_and_says_so(client):
     (target,) = client.post("/v1/evaluate", json=BODY).json()["outputs"]
     r = client.post("/v1/jacobian", json={**BODY, "output_gradients": {target: 2.0}})
-    assert r.status_code == 422, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    problem = r.json()
-    assert problem["field"] == "output_gradients"
-    assert "jacobian" in problem["detail"] and "no such argument" in problem["detail"]
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["jacobian"][target] == {"x": 4.0, "y": 27.0}
+    (note,) = [n for n in body["notes"] if n["reason"] == "ignored_field"]
+    assert "output_gradients" in note["detail"] and "no such argument" in note["detail"]
 
 
 def test_jacobian_without_output_gradients_still_answers(client):

@@ -122,8 +122,9 @@ class Drawn:
         for n in self.nodes:
             if n["op"] in ("variable", "constant") or OPS[n["op"]].vjp is None:
                 continue
-            for x in n["inputs"]:
-                if isinstance(x, str):
+            cut = OPS[n["op"]].inputs_without_gradient
+            for k, x in enumerate(n["inputs"]):
+                if isinstance(x, str) and k not in cut:
                     out[x].append(n["id"])
         return out
 

@@ -108,3 +108,16 @@ def test_case_is_valid_and_its_shape_rule_is_exact(op: OpDef, case: Case) -> Non
         mask = np.asarray(call_with_attrs(op.kink, args, attrs))
         assert mask.dtype == bool
 
+
+
+@pytest.mark.parametrize(("op", "case"), op_cases(differentiable=True))
+def test_inputs_without_gradient_are_exactly_the_none_gradients(op: OpDef, case: Case) -> None:
+    """``inputs_without_gradient`` is what graph analyses read for "no path through this
+    input"; the tape must agree with it input by input."""
+    attrs = op.normalize_attrs(case.attrs)
+    args = [engine.Variable(a) for a in sample_inputs(op, case, rng_for(op, case, "none"))]
+    with engine.GradientTape() as tape:
+        out = OPS_FN[op.name](*args, **attrs)
+    grads = tape.gradient(out, args)
+    for k, grad in enumerate(grads):
+        assert (grad is None) == (k in op.inputs_without_gradient), f"input {k}: {grad}"

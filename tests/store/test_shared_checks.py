@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+
 import numpy as np
 import pytest
 import redis
@@ -9,11 +11,13 @@ import redis
 from engine.check import shared_checks, sympy_pool
 from tests.api.support import SEED_3
 
+SECRET = "test-secret"
+
 
 @pytest.fixture
 def replicas(fresh_redis, make_client):
-    a = make_client(graph_store_url=fresh_redis.url)
-    b = make_client(graph_store_url=fresh_redis.url)
+    a = make_client(graph_store_url=fresh_redis.url, graph_store_secret=SECRET)
+    b = make_client(graph_store_url=fresh_redis.url, graph_store_secret=SECRET)
     yield a, b
     shared_checks.configure(None)
 
@@ -92,7 +96,9 @@ def test_kinks_and_domain_edges_go_to_the_worker(replicas, expression, first, ed
 
 
 def test_redis_down_checks_still_run(fresh_redis, make_client):
-    client = make_client(graph_store_url=fresh_redis.url, graph_store_timeout_seconds=0.2)
+    client = make_client(
+        graph_store_url=fresh_redis.url, graph_store_timeout_seconds=0.2, graph_store_secret=SECRET
+    )
     fresh_redis.stop()
     try:
         check = gradient(client, "x**5 + cos(y)", x=1.0, y=2.0)["check"]
@@ -103,14 +109,20 @@ def test_redis_down_checks_still_run(fresh_redis, make_client):
 
 @pytest.mark.parametrize(
     "blob",
-    [b"garbage", b"\x80\x04K\x01.", b"x" * (2 << 20)],
-    ids=["not-pickle", "not-a-structure", "oversized"],
+    [b"garbage", b"\x80\x04K\x01.", b"x" * (2 << 20), "resigned-elsewhere", "unsigned"],
+    ids=["garbage", "not-signed", "oversized", "other-secret", "valid-but-unsigned"],
 )
 def test_an_unreadable_shared_structure_is_derived_again(replicas, fresh_redis, blob):
     a, b = replicas
     a.post("/v1/gradient", json=SEED_3)
     store = redis.Redis.from_url(fresh_redis.url)
     (key,) = store.keys("deriv:check:*")
+    body = store.get(key)[32:]  # a real structure, as this service's workers export it
+    if blob == "unsigned":
+        blob = body
+    elif blob == "resigned-elsewhere":
+        name = key.decode().removeprefix("deriv:")
+        blob = hmac.new(b"another-secret", name.encode() + b"\0" + body, "sha256").digest() + body
     store.set(key, blob)
     shared_checks.configure(shared_checks._shared)  # forget what this process compiled
     calls: list[dict] = []
@@ -125,3 +137,14 @@ def test_an_unreadable_shared_structure_is_derived_again(replicas, fresh_redis, 
         check = b.post("/v1/gradient", json=SEED_3).json()["check"]
     assert len(calls) == 1
     assert (check["method"], check["status"]) == ("sympy", "agree")
+
+
+def test_without_a_secret_derivatives_are_not_shared(fresh_redis, make_client):
+    client = make_client(graph_store_url=fresh_redis.url)
+    try:
+        check = client.post("/v1/gradient", json=SEED_3).json()["check"]
+        assert (check["method"], check["status"]) == ("sympy", "agree")
+        store = redis.Redis.from_url(fresh_redis.url)
+        assert store.keys("deriv:check:*") == []
+    finally:
+        shared_checks.configure(None)

@@ -1,0 +1,152 @@
+"""A 100,000-op graph end to end: sent as graph JSON, and by ``graph_id``, against PyTorch.
+
+The graph is the registered part's chain (``x = sin(x) * w + 0.1`` repeated, two
+variables) at 100,002 nodes. One uvicorn worker, its limits raised by the operator's
+settings so that the graph is allowed, answers ``POST /v1/gradient`` (``check: none``)
+with the graph inline and by the id ``POST /v1/graphs`` gave it; PyTorch eager computes
+the same gradient in this process. The bodies are encoded once and sent over one
+kept-alive connection (``bench.common.post_bytes``), so the client is not timed. All
+three are timed in interleaved rounds; the targets are ratios of medians. The server's
+peak RSS is read after the rounds.
+
+Run alone: ``python -m bench.bench_big_graph [--quick] [--nodes N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from typing import Any
+
+from bench.bench_registered import chain
+from bench.common import (
+    SERVER_PIDS,
+    Target,
+    fmt_ratio,
+    fmt_time,
+    interleaved,
+    optional,
+    peak_rss_mb,
+    post_bytes,
+    print_machine,
+    print_table,
+    print_targets,
+    serve,
+    skipped,
+)
+
+NODES = 100_002
+INLINE_LIMIT = 0.5  # inline graph JSON, whole request / torch eager
+BY_ID_LIMIT = 0.2  # by graph_id / torch eager
+RSS_LIMIT_MB = 300.0
+VALUES = {"x": 0.25, "w": 0.95}
+
+
+def settings_for(nodes: int) -> dict[str, str]:
+    """The operator's settings that let a graph of ``nodes`` nodes in (the defaults refuse it)."""
+    return {
+        "DERIV_MAX_NODES": str(nodes),
+        "DERIV_MAX_BODY_BYTES": str(64 * 2**20),
+        "DERIV_TIME_BUDGET_SECONDS": "120",
+        "DERIV_GRAPH_CACHE_NODES": str(4 * nodes),
+    }
+
+
+def torch_gradient(nodes: list[dict[str, Any]]) -> Callable[[], dict[str, float]]:
+    """The chain's gradient in PyTorch eager, written from the same node list."""
+    import torch
+
+    steps = [(n["op"], n["inputs"]) for n in nodes if n["op"] not in ("variable", "constant")]
+
+    def run() -> dict[str, float]:
+        x = torch.tensor(VALUES["x"], dtype=torch.float64, requires_grad=True)
+        w = torch.tensor(VALUES["w"], dtype=torch.float64, requires_grad=True)
+        y = x
+        for op, _inputs in steps:
+            y = torch.sin(y) if op == "sin" else y * w if op == "mul" else y + 0.1
+        gx, gw = torch.autograd.grad(y, (x, w))
+        return {"x": float(gx), "w": float(gw)}
+
+    return run
+
+
+def run(quick: bool = False, n: int = NODES) -> list[Target]:
+    """Time the three; print the table; the targets (for ``bench.run_all``)."""
+    if not optional("torch"):
+        return [Target("big graph vs torch", None, INLINE_LIMIT, detail=skipped("torch"))]
+    rounds = 3 if quick else 7
+    nodes = chain(n)
+    reference = torch_gradient(nodes)
+    with serve("app.main:app", env=settings_for(n), timeout=120) as url:
+        import httpx
+
+        registered = httpx.post(url + "/v1/graphs", json={"graph": {"nodes": nodes}}, timeout=300)
+        registered.raise_for_status()
+        inline = post_bytes(
+            url, "/v1/gradient", {"graph": {"nodes": nodes}, "values": VALUES, "check": "none"}
+        )
+        by_id = post_bytes(
+            url,
+            "/v1/gradient",
+            {"graph_id": registered.json()["graph_id"], "values": VALUES, "check": "none"},
+        )
+        want = reference()
+        for call in (inline, by_id):
+            got = json.loads(call())["gradients"]
+            assert all(abs(got[k] - want[k]) <= 1e-9 * (1 + abs(want[k])) for k in want), (
+                got,
+                want,
+            )
+        t = interleaved(
+            {"inline graph JSON": inline, "by graph_id": by_id, "torch eager": reference},
+            rounds=rounds,
+            warmup=1,
+        )
+        rss = peak_rss_mb(SERVER_PIDS[url])
+    torch_t = t["torch eager"].median
+    rows = [
+        [name, fmt_time(x.median), fmt_time(x.best), fmt_ratio(x.median / torch_t)]
+        for name, x in t.items()
+    ]
+    print_table(
+        ["competitor", "median", "best", "vs torch"],
+        rows,
+        f"gradient of a {n}-node chain, check=none, {rounds} interleaved rounds",
+    )
+    return [
+        Target(
+            f"{n}-node chain, inline graph JSON vs torch eager",
+            t["inline graph JSON"].median / torch_t,
+            INLINE_LIMIT,
+            detail="whole request on loopback, pre-encoded body",
+        ),
+        Target(
+            f"{n}-node chain by graph_id vs torch eager",
+            t["by graph_id"].median / torch_t,
+            BY_ID_LIMIT,
+            detail="whole request on loopback",
+        ),
+        Target(
+            "server peak RSS after the big graph",
+            rss,
+            RSS_LIMIT_MB,
+            unit="MB",
+            detail="VmHWM of the one worker",
+        ),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    parser.add_argument("--nodes", type=int, default=NODES)
+    args = parser.parse_args(argv)
+    print_machine()
+    targets = run(args.quick, args.nodes)
+    print_targets(targets)
+    return 0 if all(t.met is not False for t in targets) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
