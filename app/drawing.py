@@ -223,6 +223,12 @@ def render(dot: str) -> bytes:
             f"Graphviz took over {DOT_SECONDS:g} s to lay the tape out; draw a smaller graph",
             field="graph",
         ) from None
-    if done.returncode != 0 or len(done.stdout) > MAX_SVG_BYTES:
+    if done.returncode != 0:  # the DOT text is ours: a failure is this service's bug
         raise RuntimeError(f"dot failed ({done.returncode}): {done.stderr[:200]!r}")
+    if len(done.stdout) > MAX_SVG_BYTES:
+        raise ComputeLimitError(
+            f"the drawing's SVG has {len(done.stdout)} bytes, over the limit of "
+            f"{MAX_SVG_BYTES}: draw a smaller graph",
+            field="graph",
+        )
     return done.stdout

@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.guards import OFF_LOOP_MIN_BYTES, is_json_media_type, off_loop
+from engine.tape.collector import collector_paused
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
@@ -71,11 +72,14 @@ def _decode_and_validate(field: Any, body: bytes) -> Any:
     A malformed body is returned (its JSONDecodeError) for FastAPI's handler to report;
     invalid fields raise the RequestValidationError FastAPI would raise.
     """
-    try:
-        data = json.loads(body)
-    except json.JSONDecodeError as exc:
-        return exc
-    value, errors = field.validate(data, {}, loc=("body",))
+    # the collector's rescans of the objects a big body decodes to (all alive) cost more
+    # than decoding it, as on a long tape: paused the same way (engine.tape.collector)
+    with collector_paused:
+        try:
+            data = json.loads(body)
+        except json.JSONDecodeError as exc:
+            return exc
+        value, errors = field.validate(data, {}, loc=("body",))
     if errors:
         raise RequestValidationError(errors, body=data)
     return value

@@ -37,6 +37,7 @@ router = APIRouter(
 )
 DISCONNECT_POLL_SECONDS = 0.25
 R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Any])
 
 PLOT_DOC = f"""f and its derivatives up to `order` over `range`, as an SVG picture.
 
@@ -66,15 +67,19 @@ DRAW_EXAMPLES = {  # the gradient's examples at one point: a drawing takes no po
 }
 
 
-def _svg_response(summary: str, example: str) -> dict[int | str, dict[str, Any]]:
-    return {
-        200: {
-            "description": summary,
-            "content": {
-                SVG: {"schema": {"type": "string", "format": "binary"}, "example": example}
-            },
-        }
+def _svg_route(path: str, doc: str, summary: str, example: str) -> Callable[[F], F]:
+    """``router.post`` for a route whose only form is SVG: the 200 documented as such."""
+    svg_200 = {
+        "description": summary,
+        "content": {SVG: {"schema": {"type": "string", "format": "binary"}, "example": example}},
     }
+    return router.post(
+        path,
+        response_class=Response,
+        responses={200: svg_200},
+        name=path.removeprefix("/"),
+        description=doc,
+    )
 
 
 async def _off_loop(http: Request, work: Callable[[budget.Cancel], R]) -> R:
@@ -92,15 +97,11 @@ async def _off_loop(http: Request, work: Callable[[budget.Cancel], R]) -> R:
         cancel.set()  # a no-op once done; stops the thread if this await was cancelled
 
 
-@router.post(
+@_svg_route(
     "/plot",
-    response_class=Response,
-    responses=_svg_response(
-        'The plot: one `<g id="curve-j">` per order j, kinks and non-finite stretches marked.',
-        '<svg xmlns="http://www.w3.org/2000/svg" ...><g id="curve-0">...</g></svg>',
-    ),
-    name="plot",
-    description=PLOT_DOC,
+    PLOT_DOC,
+    'The plot: one `<g id="curve-j">` per order j, kinks and non-finite stretches marked.',
+    '<svg xmlns="http://www.w3.org/2000/svg" ...><g id="curve-0">...</g></svg>',
 )
 async def plot(
     request: Annotated[PlotRequest, Body(openapi_examples=PLOT_EXAMPLES)], http: Request
@@ -111,15 +112,11 @@ async def plot(
     return Response(svg, media_type=SVG)
 
 
-@router.post(
+@_svg_route(
     "/draw",
-    response_class=Response,
-    responses=_svg_response(
-        "The tape: a box per recorded op, an ellipse per leaf, the path to each source in red.",
-        '<svg xmlns="http://www.w3.org/2000/svg" ...><g id="node1" class="node">...</g></svg>',
-    ),
-    name="draw",
-    description=DRAW_DOC,
+    DRAW_DOC,
+    "The tape: a box per recorded op, an ellipse per leaf, the path to each source in red.",
+    '<svg xmlns="http://www.w3.org/2000/svg" ...><g id="node1" class="node">...</g></svg>',
 )
 async def draw(
     request: Annotated[ComputeRequest, Body(openapi_examples=DRAW_EXAMPLES)], http: Request

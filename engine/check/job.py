@@ -22,6 +22,7 @@ from engine.ops.registry import OPS
 if TYPE_CHECKING:
     from engine.derive.kinds import Kind
     from engine.derive.query import Query, Result
+    from engine.graphs.graph import Graph
 
 Job = dict[str, Any]
 Shapes = dict[str, tuple[int, ...]]
@@ -82,19 +83,12 @@ CHECK_COSTS: dict[str, CheckCost] = {
 }
 
 
-def build_job(kind: Kind, query: Query, result: Result, limits: CheckLimits
-              ) -> tuple[Job, Shapes, list[str]]:
-    """The graph as plain data (ops by name), pruned to what the targets need; shapes;
-    and the sources the tape does not watch (None by design, never compared)."""
-    graph = query.graph
-    costs = [CHECK_COSTS[q] for q in kind.compares]
-    order = len(result.derivatives or ())  # 0 but for the derivative kind
-    unwatched = [n.source for n in result.notes
-                 if n.source is not None and n.reason == "not_watched"]
-    by_source = any(c.order(order) for c in costs)
-    sources = [s for s in result.sources if s not in unwatched] if by_source else []
+def plain_nodes(graph: Graph, roots: list[str]) -> list[list[Any]]:
+    """``[id, op, inputs, attrs]`` of every node the roots read, in graph order: what a
+    worker process can take (ops by name, constants as lists), and nothing it need not
+    compute."""
     need: set[str] = set()
-    stack = [*result.targets, *sources]
+    stack = list(roots)
     while stack:  # iterative: graphs can be deep
         nid = stack.pop()
         if nid not in need:
@@ -106,6 +100,22 @@ def build_job(kind: Kind, query: Query, result: Result, limits: CheckLimits
             n = graph.nodes[nid]
             ins = [x if isinstance(x, str) else np.asarray(x.value).tolist() for x in n.inputs]
             nodes.append([nid, n.op, ins, dict(n.attrs)])
+    return nodes
+
+
+def build_job(kind: Kind, query: Query, result: Result, limits: CheckLimits
+              ) -> tuple[Job, Shapes, list[str]]:
+    """The graph as plain data (ops by name), pruned to what the targets need; shapes;
+    and the sources the tape does not watch (None by design, never compared)."""
+    graph = query.graph
+    costs = [CHECK_COSTS[q] for q in kind.compares]
+    order = len(result.derivatives or ())  # 0 but for the derivative kind
+    unwatched = [n.source for n in result.notes
+                 if n.source is not None and n.reason == "not_watched"]
+    by_source = any(c.order(order) for c in costs)
+    sources = [s for s in result.sources if s not in unwatched] if by_source else []
+    nodes = plain_nodes(graph, [*result.targets, *sources])
+    need = {node[0] for node in nodes}
     leaf_values = graph.leaf_values(query.values)
     shapes = graph.infer_shapes(leaf_values, getattr(query, "limits", graph.limits))
     weights = {}

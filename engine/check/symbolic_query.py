@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from engine.check import sympy_pool
-from engine.check.job import sympy_work
+from engine.check.job import plain_nodes, sympy_work
 from engine.check.limits import CheckLimits, budget_work
 from engine.errors import BudgetExceeded, ComputeLimitError, CostError, GraphError, ShapeError
 from engine.graphs.graph import LEAF_OPS, Graph, Limits
@@ -30,7 +30,11 @@ MAX_ENTRIES = 4096
 """Laid-out derivative strings in one answer (n + n^2 + ... + n^k, twice with LaTeX)."""
 BUDGETS = 2
 """A symbolic answer may hold a SymPy worker for this many check budgets
-(``DERIV_SYMPY_SECONDS`` each); simplification stops being started past half of that."""
+(``DERIV_SYMPY_SECONDS`` each); simplification gets what the plain derivation does not
+need (``_run``)."""
+REPLACE_SECONDS = 1.5
+"""Kept, out of a symbolic answer's budget, for a worker killed mid-simplification to be
+replaced by a warm one (about a second on 2 shared cores) before the plain job runs."""
 HEAVY_SECONDS = 1.0
 """An answer estimated past this many seconds of SymPy queues as a heavy check does."""
 WORK_PER_SECOND = 7_500
@@ -93,7 +97,7 @@ def symbolic(q: SymbolicQuery) -> SymbolicResult:
             node=target,
             field="target",
         )
-    nodes = _needed(graph, target)
+    nodes = plain_nodes(graph, [target])
     _within_sympy_limits(nodes, shapes, limits)
     sources = _sources(graph, q.sources)
     n = sum(math.prod(shapes[s]) for s in sources)
@@ -159,24 +163,6 @@ def symbolic_work(
     return min(10**15, base * max(1, total))
 
 
-def _needed(graph: Graph, target: str) -> list[list[Any]]:
-    """The nodes the target reads, in order, as plain data (ops by name)."""
-    need: set[str] = set()
-    stack = [target]
-    while stack:  # iterative: graphs can be deep
-        nid = stack.pop()
-        if nid not in need:
-            need.add(nid)
-            stack.extend(x for x in graph.nodes[nid].inputs if isinstance(x, str))
-    out = []
-    for nid in graph.order:
-        if nid in need:
-            nd = graph.nodes[nid]
-            ins = [x if isinstance(x, str) else np.asarray(x.value).tolist() for x in nd.inputs]
-            out.append([nid, nd.op, ins, dict(nd.attrs)])
-    return out
-
-
 def _within_sympy_limits(
     nodes: list[list[Any]], shapes: dict[str, tuple[int, ...]], limits: CheckLimits
 ) -> None:
@@ -220,6 +206,10 @@ def _run(
     """The worker's reply: simplified within the budget, else unsimplified with a note.
     WorkerBusy (no worker free) goes to the caller; an overrun is BudgetExceeded."""
     seconds = limits.sympy_seconds * BUDGETS
+    # the plain derivation's estimated time, doubled, and a killed worker's replacement are
+    # kept for the plain job: one slow ``simplify`` costs the formulas' form, not the answer
+    plain = min(seconds, 2 * work / WORK_PER_SECOND + REPLACE_SECONDS)
+    simplify_within = seconds - plain
     # past about a second's work it may not take the last free worker (checks need one)
     heavy = work > WORK_PER_SECOND * HEAVY_SECONDS
     admission = sympy_pool.Admission(
@@ -229,9 +219,11 @@ def _run(
     notes: list[Note] = []
     start = time.monotonic()
     try:
-        if job["simplify"]:
+        if job["simplify"] and simplify_within > 0:
             try:
-                reply = pool.run({**job, "simplify_seconds": seconds / 2}, seconds, admission)
+                reply = pool.run(
+                    {**job, "simplify_seconds": simplify_within / 2}, simplify_within, admission
+                )
                 if reply["unsimplified"]:
                     notes.append(
                         Note(
@@ -252,6 +244,13 @@ def _run(
                         "the derivatives are shown unsimplified",
                     )
                 )
+        elif job["simplify"]:
+            notes.append(
+                Note(
+                    "not_simplified",
+                    "deriving alone needs the whole budget: the derivatives are shown unsimplified",
+                )
+            )
         # the plain job has what the simplified one left of the one budget, no more
         left = seconds - (time.monotonic() - start)
         if left <= 0:

@@ -160,7 +160,12 @@ def charge(
     come back for estimates made later (a sparse Hessian's colours)."""
     if q.cost_limits is None and q.admit is None:
         return None
-    graph_cost = cost.graph_cost(q.graph, shapes, batched, points)
+    remembered = getattr(q.graph, "remembered", None)  # a reused graph's memory
+    if remembered is None:
+        graph_cost = cost.graph_cost(q.graph, shapes, batched, points)
+    else:
+        graph_cost = remembered("cost", shapes, (frozenset(batched), points),
+                                lambda: cost.graph_cost(q.graph, shapes, batched, points))
     settle(q, price(graph_cost), what)
     return graph_cost
 

@@ -152,6 +152,7 @@ class Graph:
         self.last = last
         self.leaves = leaves
         self.limits = limits
+        self._plan: list[tuple[str, Node, Callable[..., Tensor] | None, bool]] | None = None
 
     def __repr__(self) -> str:
         return f"Graph({len(self.nodes)} nodes, last={self.last!r})"
@@ -258,6 +259,21 @@ class Graph:
             return Variable(value, trainable=node.trainable, name=node.id)
         return constant(value, name=node.id)
 
+    def _steps(self) -> list[tuple[str, Node, Callable[..., Tensor] | None, bool]]:
+        """The run's plan, made once per graph (a registered graph keeps it): per node in
+        order, its id, the node, its op's function (None for a leaf) and whether its inputs
+        are all references. Two threads may both make it; they make the same."""
+        steps = self._plan
+        if steps is None:
+            steps = [
+                (nid, node, None, True) if node.op in LEAF_OPS
+                else (nid, node, OPS_FN[node.op],
+                      all(type(x) is str for x in node.inputs))
+                for nid, node in self.nodes.items()
+            ]
+            self._plan = steps
+        return steps
+
     def run(
         self, leaf_values: Mapping[str, Value | Tensor], apply: Apply | None = None
     ) -> dict[str, Tensor]:
@@ -270,22 +286,27 @@ class Graph:
         tensors: dict[str, Tensor] = {}
         nid = ""
         try:
-            for k, nid in enumerate(self.order):
+            for k, (nid, node, fn, refs) in enumerate(self._steps()):
                 if not k % _CHECK_EVERY:
                     budget.check("graph evaluation")
-                node = self.nodes[nid]
-                if node.op in LEAF_OPS:
+                if fn is None:
                     given = leaf_values[nid]
                     out = given if isinstance(given, Tensor) else self._leaf(node, given)
                 else:
-                    args = [
-                        tensors[x] if type(x) is str else constant(x.value, f"{nid}.inputs[{i}]")
-                        for i, x in enumerate(node.inputs)
-                    ]
-                    if apply is None:
-                        out = OPS_FN[node.op](*args, **node.attrs)
+                    if refs:  # references only: the usual node
+                        args = [tensors[x] for x in node.inputs]
                     else:
+                        args = [
+                            tensors[x] if type(x) is str
+                            else constant(x.value, f"{nid}.inputs[{i}]")
+                            for i, x in enumerate(node.inputs)
+                        ]
+                    if apply is not None:
                         out = apply(nid, node, args)
+                    elif node.attrs:
+                        out = fn(*args, **node.attrs)
+                    else:
+                        out = fn(*args)
                     out.name = nid
                     if type(out.value) is not np.float64 and out.value.size > _BIG_OUTPUT:
                         budget.check("graph evaluation")  # a costly op: stop at its boundary

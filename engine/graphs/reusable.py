@@ -2,16 +2,17 @@
 
 Shape inference walks every node on every request, yet its answer depends only on
 the leaves' shapes and the limits: a graph reused with new values of the same
-shapes can take it from memory. Values are never cached; every request still runs
-the graph and its tapes afresh.
+shapes can take it from memory. So can what is a pure function of the graph and its
+shapes (the cost model's sums, ``remembered``): all shapes follow from the leaves'.
+Values are never cached; every request still runs the graph and its tapes afresh.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from engine.graphs.graph import Graph, Limits
 from engine.tensor import Value
 
 SHAPE_MEMO_SIZE = 8  # distinct leaf-shape combinations remembered per graph
+_T = TypeVar("_T")
 
 
 class ReusableGraph(Graph):
@@ -29,6 +31,7 @@ class ReusableGraph(Graph):
                  limits: Limits):
         super().__init__(nodes, last, leaves, limits)
         self._shapes: OrderedDict[tuple, dict[str, tuple[int, ...]]] = OrderedDict()
+        self._known: OrderedDict[tuple, Any] = OrderedDict()
         self._lock = threading.Lock()
 
     @classmethod
@@ -55,3 +58,20 @@ class ReusableGraph(Graph):
             while len(self._shapes) > SHAPE_MEMO_SIZE:
                 self._shapes.popitem(last=False)
         return dict(shapes)
+
+    def remembered(self, what: str, shapes: Mapping[str, tuple[int, ...]], extra: Hashable,
+                   compute: Callable[[], _T]) -> _T:
+        """``compute()``, a pure function of this graph at ``shapes`` (as ``infer_shapes``
+        gave them) and ``extra``, computed once per leaf shapes: the leaves' shapes decide
+        every other. The answer is shared: callers must not change it."""
+        key = (what, tuple([shapes[nid] for nid in self.leaves]), extra)
+        with self._lock:
+            if key in self._known:
+                self._known.move_to_end(key)
+                return self._known[key]  # type: ignore[no-any-return]
+        answer = compute()
+        with self._lock:
+            self._known[key] = answer
+            while len(self._known) > SHAPE_MEMO_SIZE:
+                self._known.popitem(last=False)
+        return answer

@@ -224,8 +224,18 @@ def _tile_shape(in_shape: Shape, multiples: Any = None) -> Shape:
 
 
 def _tile_forward(x: Any, multiples: Any = None) -> Any:
-    _tile_shape(np.shape(x), multiples)
-    return np.tile(x, tuple(multiples)) if np.ndim(x) else np.array(x, dtype=np.float64)
+    return (
+        _tiled(x, multiples, np.asarray(x).dtype) if np.ndim(x) else np.array(x, dtype=np.float64)
+    )
+
+
+def _tiled(x: Any, multiples: Any, dtype: Any) -> np.ndarray:
+    """np.tile, except that an empty answer is made empty at once: np.tile repeats one
+    axis at a time, so multiples [10**9, 0] would first build 10**9 copies of x."""
+    shape = _tile_shape(np.shape(x), multiples)
+    if 0 in shape:
+        return np.zeros(shape, dtype=dtype)
+    return np.tile(np.asarray(x, dtype=dtype), tuple(multiples))
 
 
 def _tile_vjp(_ans: Tensor, x: Tensor, multiples: Any = None):
@@ -256,7 +266,7 @@ tile = defop(
         batch=_tile_batch,
         forward=_tile_forward,
         vjp=_tile_vjp,
-        sympy=lambda x, multiples=None: np.tile(np.asarray(x, dtype=object), tuple(multiples)),
+        sympy=lambda x, multiples=None: _tiled(x, multiples, object),
         infer_shape=_tile_shape,
         formula="tile(x, multiples): x repeated multiples[i] times along axis i, as tf.tile; "
         "the cotangent is summed over the copies",

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -21,9 +22,7 @@ def uniform(
     seed: int | None = None,
     name: str | None = None,
 ) -> Tensor:
-    _check_dtype(dtype)
-    rng = np.random.default_rng(seed)
-    return constant(rng.uniform(minval, maxval, size=tuple(int(n) for n in shape)), name)
+    return _drawn(lambda rng, size: rng.uniform(minval, maxval, size), shape, dtype, seed, name)
 
 
 def normal(
@@ -34,9 +33,21 @@ def normal(
     seed: int | None = None,
     name: str | None = None,
 ) -> Tensor:
+    return _drawn(lambda rng, size: rng.normal(mean, stddev, size), shape, dtype, seed, name)
+
+
+def _drawn(
+    draw: Callable[[np.random.Generator, tuple[int, ...]], np.ndarray],
+    shape: Any,
+    dtype: Any,
+    seed: int | None,
+    name: str | None,
+) -> Tensor:
+    """A constant of ``shape`` drawn by ``draw`` from a generator seeded with ``seed``
+    (fresh entropy without one)."""
     _check_dtype(dtype)
     rng = np.random.default_rng(seed)
-    return constant(rng.normal(mean, stddev, size=tuple(int(n) for n in shape)), name)
+    return constant(draw(rng, tuple(int(n) for n in shape)), name)
 
 
 __all__ = ["normal", "uniform"]

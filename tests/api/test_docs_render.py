@@ -7,13 +7,11 @@ ReDoc logged "Incompatible types in allOf" for a top-level ``oneOf`` next to
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.api.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.browser import chromium
 from tests.gateway.stack import uvicorn_app
 
 pytestmark = pytest.mark.browser
@@ -37,16 +35,8 @@ def server(
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set CHROMIUM)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 @pytest.mark.parametrize("page_path", sorted(RENDERED))

@@ -200,3 +200,11 @@ def test_a_replica_without_graphviz_says_so_with_a_503(client, monkeypatch):
     assert r.status_code == 503
     assert r.headers["content-type"] == "application/problem+json"
     assert "Graphviz" in r.json()["detail"] and r.headers["retry-after"] == "60"
+
+
+def test_an_svg_past_its_byte_limit_is_a_422_not_a_500(client, monkeypatch):
+    monkeypatch.setattr(drawing, "MAX_SVG_BYTES", 1024)  # the seed's drawing is several kB
+    r = client.post("/v1/draw", json=SEED_3)
+    assert r.status_code == 422, r.text
+    assert r.json()["type"].endswith("compute-limit")
+    assert "1024" in r.json()["detail"]

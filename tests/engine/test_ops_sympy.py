@@ -12,6 +12,7 @@ import pytest
 import sympy as sp
 
 from engine import GradientTape, Variable
+from engine.ops.binary import _sympy_pow
 from engine.ops.registry import Case, OpDef
 from engine.tensor import OPS_FN
 from tests.engine.op_cases import op_cases, rng_for
@@ -75,3 +76,17 @@ def _jacobian(out: np.ndarray, syms: list[sp.Symbol], at: dict) -> np.ndarray:
                 others = {q: at[q] for q in free if q is not s}
                 jac[k, j] = float(sp.N(o.xreplace(others).diff(s).xreplace({s: at[s]})))
     return jac
+
+
+@pytest.mark.parametrize(
+    ("base", "exponent", "expected"),
+    [
+        (-(sp.Integer(2) ** 1000), sp.Integer(2**44 + 1), -sp.oo),  # odd: the sign survives
+        (-(sp.Integer(2) ** 1000), sp.Integer(2**44), sp.oo),
+        (sp.Integer(2) ** 1000, sp.Integer(-(2**44)), sp.Float(0)),
+    ],
+)
+def test_a_power_too_long_to_write_out_is_taken_in_float64(base, exponent, expected):
+    # 2^(1000 * 2^44) has more bits than even a float's exponent can count: SymPy must
+    # not try, and gets what float64 gives the tape (a signed infinity, or zero)
+    assert _sympy_pow(base, exponent) == expected

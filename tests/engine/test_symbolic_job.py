@@ -7,8 +7,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine.check import symbolic_query, sympy_job, sympy_pool
+from engine.check import sympy_job, sympy_pool
 from engine.check.agreement import Tally
+from engine.check.job import plain_nodes
 from engine.check.symbolic_query import SymbolicQuery, symbolic, symbolic_work
 from engine.errors import CostError
 from engine.graphs.expression import parse_expression
@@ -17,7 +18,7 @@ from engine.graphs.graph import Limits
 
 def _job(text: str, order: int = 1, simplify: bool = True, seconds: float = 10.0) -> dict[str, Any]:
     graph = parse_expression(text, Limits())
-    nodes = symbolic_query._needed(graph, graph.last)
+    nodes = plain_nodes(graph, [graph.last])
     leaves = sorted(graph.leaves)
     return {
         "kind": "symbolic",
@@ -80,7 +81,7 @@ def test_busy_workers_are_the_callers_to_answer(monkeypatch: pytest.MonkeyPatch)
 
 def test_work_grows_with_the_order_of_a_nested_composition() -> None:
     graph = parse_expression("tanh(tanh(tanh(tanh(x*y))))", Limits())
-    nodes = symbolic_query._needed(graph, graph.last)
+    nodes = plain_nodes(graph, [graph.last])
     shapes = dict.fromkeys(graph.nodes, ())
     work = [symbolic_work(nodes, shapes, 2, k) for k in range(1, 7)]
     assert all(b > 4 * a for a, b in zip(work[1:], work[2:], strict=False))

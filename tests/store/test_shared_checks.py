@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -32,6 +34,21 @@ def no_worker(monkeypatch) -> list[dict]:
 
     monkeypatch.setattr(sympy_pool.Pool, "run", refuse)
     return asked
+
+
+@contextmanager
+def worker_jobs() -> Iterator[list[dict]]:
+    """The SymPy worker jobs run inside the block, which still run."""
+    jobs: list[dict] = []
+    real = sympy_pool.Pool.run
+
+    def spy(self, job, seconds, *args):
+        jobs.append(job)
+        return real(self, job, seconds, *args)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sympy_pool.Pool, "run", spy)
+        yield jobs
 
 
 def gradient(client, expression: str, **values: float) -> dict:
@@ -80,15 +97,7 @@ def test_local_evaluation_matches_the_worker(replicas, monkeypatch):
 def test_kinks_and_domain_edges_go_to_the_worker(replicas, expression, first, edge):
     a, _ = replicas
     gradient(a, expression, **first)
-    calls: list[dict] = []
-    real = sympy_pool.Pool.run
-
-    def spy(self, job, seconds, *args):
-        calls.append(job)
-        return real(self, job, seconds, *args)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sympy_pool.Pool, "run", spy)
+    with worker_jobs() as calls:
         check = gradient(a, expression, **edge)["check"]
     assert len(calls) == 1
     assert check["method"] == "sympy"
@@ -125,15 +134,7 @@ def test_an_unreadable_shared_structure_is_derived_again(replicas, fresh_redis, 
         blob = hmac.new(b"another-secret", name.encode() + b"\0" + body, "sha256").digest() + body
     store.set(key, blob)
     shared_checks.configure(shared_checks._shared)  # forget what this process compiled
-    calls: list[dict] = []
-    real = sympy_pool.Pool.run
-
-    def spy(self, job, seconds, *args):
-        calls.append(job)
-        return real(self, job, seconds, *args)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sympy_pool.Pool, "run", spy)
+    with worker_jobs() as calls:
         check = b.post("/v1/gradient", json=SEED_3).json()["check"]
     assert len(calls) == 1
     assert (check["method"], check["status"]) == ("sympy", "agree")

@@ -69,8 +69,3 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-@pytest.fixture(scope="session")
-def served_paths(base_url: str) -> set[str]:
-    return set(httpx.get(f"{base_url}/openapi.json", timeout=30).json()["paths"])

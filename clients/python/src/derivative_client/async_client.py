@@ -11,9 +11,8 @@ from typing import Any
 
 import httpx
 
-from . import calls
 from .calls import Call
-from .client import DEFAULT_URL, USER_AGENT, _Endpoints
+from .client import DEFAULT_URL, _Endpoints
 
 
 class AsyncClient(_Endpoints):
@@ -31,31 +30,22 @@ class AsyncClient(_Endpoints):
     ) -> None:
         super().__init__(retries, max_retry_wait)
         self.http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            timeout=timeout,
-            headers={"user-agent": USER_AGENT, **(headers or {})},
-            transport=transport,
+            **self._http_options(base_url, timeout, headers), transport=transport
         )
 
-    async def _send(self, call: Call) -> httpx.Response:
-        attempt = 0
-        while True:
-            response = await self.http.request(call.method, call.path, json=call.json)
-            wait = self.policy.wait_before_retry(response, attempt)
-            if wait is None:
-                return response
-            await asyncio.sleep(wait)
-            attempt += 1
-
     async def _run(self, call: Call) -> Any:  # type: ignore[override]
-        response = await self._send(call)
-        again = calls.evicted(call, response, self.registered)
-        if again is not None:
-            await self._run(calls.register_body(again))
-            response = await self._send(call)
-        result = calls.answer(call, response)
-        self._remember(call, result)
-        return result
+        steps = self._steps(call)
+        response: httpx.Response | None = None
+        while True:
+            try:
+                step = steps.send(response)
+            except StopIteration as done:
+                return done.value
+            if isinstance(step, Call):
+                response = await self.http.request(step.method, step.path, json=step.json)
+            else:
+                await asyncio.sleep(step)
+                response = None
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -12,6 +12,7 @@ request's other fields are keywords, named as on the wire. Problems raise
 from __future__ import annotations
 
 import time
+from collections.abc import Generator
 from typing import Any
 
 import httpx
@@ -31,6 +32,8 @@ from .retrying import RetryPolicy
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 USER_AGENT = "derivative-client/0.1"
+# what ``_Endpoints._steps`` yields (a Call to send, or seconds to wait) and returns
+Steps = Generator["Call | float", Any, Any]
 
 
 class _Endpoints:
@@ -81,6 +84,40 @@ class _Endpoints:
         """The op catalogue the service serves (``GET /v1/ops``)."""
         return self._run(calls.ops())
 
+    def _steps(self, call: Call) -> Steps:
+        """One call's exchange, free of I/O so both clients drive the same logic: yields
+        a ``Call`` to send (and is sent its response) or seconds to sleep; returns the
+        answer. A 503 with ``Retry-After`` is sent again; a graph the replica evicted is
+        registered again from the body that registered it, then the call repeated."""
+        response = yield from self._sent_with_retries(call)
+        again = calls.evicted(call, response, self.registered)
+        if again is not None:
+            yield from self._steps(calls.register_body(again))
+            response = yield from self._sent_with_retries(call)
+        result = calls.answer(call, response)
+        self._remember(call, result)
+        return result
+
+    def _sent_with_retries(self, call: Call) -> Generator[Call | float, Any, httpx.Response]:
+        attempt = 0
+        while True:
+            response = yield call
+            wait = self.policy.wait_before_retry(response, attempt)
+            if wait is None:
+                return response
+            yield wait
+            attempt += 1
+
+    def _http_options(
+        self, base_url: str, timeout: float, headers: dict[str, str] | None
+    ) -> dict[str, Any]:
+        """What ``httpx.Client`` and ``httpx.AsyncClient`` are both built with."""
+        return {
+            "base_url": base_url.rstrip("/"),
+            "timeout": timeout,
+            "headers": {"user-agent": USER_AGENT, **(headers or {})},
+        }
+
     def _remember(self, call: Call, result: Any) -> None:
         if isinstance(result, GraphInfo) and call.json is not None:
             self.registered[result.graph_id] = call.json
@@ -104,31 +141,22 @@ class Client(_Endpoints):
     ) -> None:
         super().__init__(retries, max_retry_wait)
         self.http = httpx.Client(
-            base_url=base_url.rstrip("/"),
-            timeout=timeout,
-            headers={"user-agent": USER_AGENT, **(headers or {})},
-            transport=transport,
+            **self._http_options(base_url, timeout, headers), transport=transport
         )
 
-    def _send(self, call: Call) -> httpx.Response:
-        attempt = 0
-        while True:
-            response = self.http.request(call.method, call.path, json=call.json)
-            wait = self.policy.wait_before_retry(response, attempt)
-            if wait is None:
-                return response
-            time.sleep(wait)
-            attempt += 1
-
     def _run(self, call: Call) -> Any:
-        response = self._send(call)
-        again = calls.evicted(call, response, self.registered)
-        if again is not None:
-            self._run(calls.register_body(again))
-            response = self._send(call)
-        result = calls.answer(call, response)
-        self._remember(call, result)
-        return result
+        steps = self._steps(call)
+        response: httpx.Response | None = None
+        while True:
+            try:
+                step = steps.send(response)
+            except StopIteration as done:
+                return done.value
+            if isinstance(step, Call):
+                response = self.http.request(step.method, step.path, json=step.json)
+            else:
+                time.sleep(step)
+                response = None
 
     def close(self) -> None:
         self.http.close()

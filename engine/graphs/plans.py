@@ -1,0 +1,65 @@
+"""Graphs sent inline again and again are built once: a small LRU keyed by their structure.
+
+A client that sends the same graph with new values (an optimiser's loop) would have it
+validated, sorted and shape-inferred on every request. Keyed by the node list's exact
+structure (ids, ops, inputs, attrs, values, as the caller spells them in ``key``), the
+built graph is kept as a ``ReusableGraph``: its run plan, its shapes and its costs per
+leaf shapes are remembered as a registered graph's are. Values from the request's
+``values`` are never part of it. Bounded by graphs and by nodes, so what it holds stays
+small next to the graph store.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+
+from engine.graphs.graph import Graph
+from engine.graphs.reusable import ReusableGraph
+
+MAX_GRAPHS = 16
+MAX_NODES = 200_000  # over every graph held
+
+
+class PlanCache:
+    """Built graphs by structure key: least recently used first out."""
+
+    def __init__(self, max_graphs: int = MAX_GRAPHS, max_nodes: int = MAX_NODES) -> None:
+        self.max_graphs = max_graphs
+        self.max_nodes = max_nodes
+        self._graphs: OrderedDict[Hashable, ReusableGraph] = OrderedDict()
+        self._nodes = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._graphs)
+
+    @property
+    def nodes(self) -> int:
+        """Nodes held, over every graph."""
+        return self._nodes
+
+    def get(self, key: Hashable, build: Callable[[], Graph]) -> ReusableGraph:
+        """The graph built for ``key`` before, else ``build()``'s (kept if it fits).
+
+        ``key`` must decide the graph: two node lists with equal keys build the same
+        graph. A build that raises keeps nothing.
+        """
+        with self._lock:
+            known = self._graphs.get(key)
+            if known is not None:
+                self._graphs.move_to_end(key)
+                return known
+        graph = ReusableGraph.of(build())
+        size = len(graph.nodes)
+        if size > self.max_nodes or self.max_graphs < 1:
+            return graph
+        with self._lock:
+            if key not in self._graphs:
+                self._graphs[key] = graph
+                self._nodes += size
+                while len(self._graphs) > self.max_graphs or self._nodes > self.max_nodes:
+                    _, old = self._graphs.popitem(last=False)
+                    self._nodes -= len(old.nodes)
+        return graph
