@@ -42,6 +42,25 @@ def _canonical(node: Any) -> list[Any]:
     return [node.id, node.op, inputs, jsonable(node.attrs), value, node.trainable]
 
 
+def structure_key(nodes: Iterable[Any]) -> tuple[Any, ...]:
+    """An exact key of decoded wire nodes: equal keys, the same graph (engine.graphs.plans).
+
+    Each node's id, op, references, values as their float64 bytes with their shapes
+    (NaN too), attrs by ``repr`` (exact for JSON data: ``1``, ``1.0`` and ``true`` stay
+    apart), and whether it gave ``trainable``. A differently spelled equal graph only misses.
+    """
+    return tuple([
+        (n.id, n.op, tuple([x if type(x) is str else _value_key(x) for x in n.inputs]),
+         repr(n.attrs) if n.attrs else None,
+         None if n.value is None else _value_key(n.value), n.given_trainable)
+        for n in nodes
+    ])
+
+
+def _value_key(value: Any) -> tuple[tuple[int, ...], bytes]:
+    return value.shape, value.tobytes()
+
+
 def wire_node(node: Any) -> dict[str, Any]:
     """A validated node as the wire writes it: only what differs from the defaults."""
     out: dict[str, Any] = {"id": node.id, "op": node.op}

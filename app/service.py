@@ -17,7 +17,14 @@ from app import observability
 from app.admission import Admission, Saturated
 from app.endpoints import Endpoint
 from app.graph_codec import UnreadableGraph
-from app.graph_forms import given_names, graph_id, target_of, text_of, wire_node
+from app.graph_forms import (
+    given_names,
+    graph_id,
+    structure_key,
+    target_of,
+    text_of,
+    wire_node,
+)
 from app.graph_store import StoredGraph
 from app.limits import check_limits, cost_limits, engine_limits
 from app.op_catalogue import catalogue
@@ -44,6 +51,7 @@ from engine.errors import BudgetExceeded, EngineError, GraphError
 from engine.graphs.build import build_graph, check_node
 from engine.graphs.expression import parse_named
 from engine.graphs.graph import Graph, Limits, Node
+from engine.graphs.plans import PlanCache
 from engine.graphs.reusable import ReusableGraph
 from engine.notes import Note
 from engine.ops import OPS
@@ -74,6 +82,7 @@ class Service:
         self.cost_limits = cost_limits(settings)
         self.admission = Admission(settings.memory_budget_bytes, settings.max_running,
                                    settings.admission_wait_seconds)
+        self.plans = PlanCache()  # inline graphs sent again are built once
         self.catalogue_json = json.dumps({"ops": catalogue()}, separators=(",", ":")).encode()
         self.graphs = open_graph_store(settings, self._restore)
         # SymPy's derivatives are shared where the graphs are (None: within this process)
@@ -227,7 +236,9 @@ class Service:
     def _build(self, graph: WireGraph | None, expression: str | Mapping[str, str] | None,
                given: Collection[str] = ()) -> Graph:
         if graph is not None:
-            return build_graph(graph.nodes, self.limits, _engine_node)
+            wire = graph.nodes
+            return self.plans.get(structure_key(wire),
+                                  lambda: build_graph(wire, self.limits, _engine_node))
         return parse_named("" if expression is None else expression, self.limits, given).graph
 
     # -------------------------------------------------------------- registered graphs

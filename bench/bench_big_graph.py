@@ -71,6 +71,27 @@ def torch_gradient(nodes: list[dict[str, Any]]) -> Callable[[], dict[str, float]
     return run
 
 
+def first_sight(url: str, nodes: list[dict[str, Any]], calls: int) -> Callable[[], bytes]:
+    """POSTs the graph inline as a graph the server has not seen: each call's ``x`` has
+    another ``value`` (``values`` overrides it: the same gradient), so the server's
+    cache of inline graphs misses and it validates and builds the graph afresh."""
+    bodies = iter(
+        [
+            post_bytes(
+                url,
+                "/v1/gradient",
+                {
+                    "graph": {"nodes": [{**nodes[0], "value": 1.0 + k}, *nodes[1:]]},
+                    "values": VALUES,
+                    "check": "none",
+                },
+            )
+            for k in range(calls)
+        ]
+    )
+    return lambda: next(bodies)()
+
+
 def run(quick: bool = False, n: int = NODES) -> list[Target]:
     """Time the three; print the table; the targets (for ``bench.run_all``)."""
     if not optional("torch"):
@@ -99,7 +120,12 @@ def run(quick: bool = False, n: int = NODES) -> list[Target]:
                 want,
             )
         t = interleaved(
-            {"inline graph JSON": inline, "by graph_id": by_id, "torch eager": reference},
+            {
+                "inline graph JSON": inline,
+                "by graph_id": by_id,
+                "inline, first sight": first_sight(url, nodes, rounds + 1),
+                "torch eager": reference,
+            },
             rounds=rounds,
             warmup=1,
         )
@@ -119,7 +145,13 @@ def run(quick: bool = False, n: int = NODES) -> list[Target]:
             f"{n}-node chain, inline graph JSON vs torch eager",
             t["inline graph JSON"].median / torch_t,
             INLINE_LIMIT,
-            detail="whole request on loopback, pre-encoded body",
+            detail="the same graph each round, pre-encoded body",
+        ),
+        Target(
+            f"{n}-node chain, inline, a graph not seen before, vs torch eager",
+            t["inline, first sight"].median / torch_t,
+            None,
+            detail="validated and built afresh",
         ),
         Target(
             f"{n}-node chain by graph_id vs torch eager",

@@ -1,28 +1,29 @@
 """SymPy's derivative of a graph structure, derived once, shared, and evaluated here.
 
 A SymPy worker derives a structure's quantities (engine.check.sympy_job) and, asked to
-``export``, sends them back pickled. They are kept in this process (compiled with
-``lambdify``) and, when a ``StructureCache`` is configured (the app passes one that
-shares them between replicas), there too, under a digest of everything that shapes the
+``export``, sends them back as JSON: each expression a tree of a few smooth SymPy
+functions, numbers and the leaves' symbols, nothing else. They are kept in this process
+(compiled with ``lambdify``) and, when a ``StructureCache`` is configured (the app passes
+one that shares them between replicas), there too, under a digest of everything that shapes the
 derivative (engine.check.sympy_job.structure_key: nodes, kinds, sources, order, shapes).
 The next check of the same structure, on any replica, is evaluated in the request's own
 thread: no worker, no pipe, no re-derivation.
 
-Only structures whose every entry is smooth (``SMOOTH`` functions of the leaves, no
+Only structures whose every entry is smooth (``_smooth_functions`` of the leaves, no
 ``stop_gradient`` cuts) and small (``MAX_TREE``) take that road, and only while every
 value comes out a finite real float: kinks, domain edges and non-finite values go to
-the worker, whose exact evaluation says what they are. Compiled code is built from
-expressions a worker of this service derived: a shared cache must hand back only what
-the service put (the app's signs each structure with the replicas' secret,
-app.redis_store.SharedCheckCache).
+the worker, whose exact evaluation says what they are. Reading a structure never runs
+code (no pickle, no ``sympify`` of text): an unknown node in the tree is refused, so a
+shared cache can at worst hand back a wrong formula, which the app's signature
+(app.redis_store.SharedCheckCache) keeps out.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
-import pickle
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -34,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 LOCAL_SIZE = 128  # compiled structures kept per process
 MAX_TREE = 4_000  # SymPy nodes over all entries of a structure compiled here
-MAX_BLOB_BYTES = 1 << 20  # one exported structure, pickled
+MAX_BLOB_BYTES = 1 << 20  # one exported structure, as JSON
 
 
 class StructureCache(Protocol):
@@ -105,41 +106,144 @@ def _remember(name: str, blob: bytes | None) -> Compiled | None:
 
 
 def export(quantities: dict, zero: dict, defs: list, leaves: dict, text: Any, latex: Any) -> bytes:
-    """What a worker sends back to be shared: a compiled structure's parts, pickled."""
-    return pickle.dumps(
+    """What a worker sends back to be shared: a structure's parts as JSON; its entries
+    only when every one is a smooth tree small enough to compile (else the worker answers)."""
+    try:
+        entries = (
+            None
+            if defs
+            else [
+                [list(path), list(arr.shape), [_tree(e, [0]) for e in arr.flat]]
+                for path, arr in quantities.items()
+            ]
+        )
+    except _NotSmooth:
+        entries = None
+    return json.dumps(
         {
-            "v": 1,
-            "quantities": quantities,
-            "zero": zero,
-            "defs": defs,
-            "leaves": leaves,
+            "v": 2,
+            "entries": entries,
+            "zero": [list(p) for p, z in zero.items() if z],
+            "leaves": {
+                nid: [list(arr.shape), [str(s) for s in arr.flat]] for nid, arr in leaves.items()
+            },
             "text": text,
             "latex": latex,
         }
-    )
+    ).encode()
+
+
+class _NotSmooth(Exception):
+    """An expression outside what this module compiles: the worker keeps answering it."""
+
+
+def _smooth_functions() -> dict[str, Any]:
+    import sympy as sp
+
+    return {
+        f.__name__: f
+        for f in (
+            sp.Add,
+            sp.Mul,
+            sp.Pow,
+            sp.exp,
+            sp.log,
+            sp.sin,
+            sp.cos,
+            sp.tan,
+            sp.asin,
+            sp.acos,
+            sp.atan,
+            sp.atan2,
+            sp.sinh,
+            sp.cosh,
+            sp.tanh,
+            sp.asinh,
+            sp.acosh,
+            sp.atanh,
+            sp.erf,
+        )
+    }
+
+
+def _tree(expr: Any, size: list[int]) -> list:
+    """``expr`` as nested lists: ``["s", name]``, ``["n", p, q]`` (a rational),
+    ``["f", float]``, ``["E"]``, ``["pi"]`` or ``[function, *args]``."""
+    import sympy as sp
+
+    size[0] += 1
+    if size[0] > MAX_TREE:
+        raise _NotSmooth("too large")
+    if expr.is_Symbol:
+        return ["s", expr.name]
+    if expr.is_Rational:
+        return ["n", int(expr.p), int(expr.q)]
+    if expr.is_Float:
+        return ["f", float(expr)]
+    if expr is sp.E or expr is sp.pi:
+        return [str(expr) if expr is sp.pi else "E"]
+    name = type(expr).__name__
+    if name not in _smooth_functions():
+        raise _NotSmooth(name)
+    return [name, *(_tree(a, size) for a in expr.args)]
+
+
+def _expr(tree: Any, symbols: dict[str, Any], functions: dict[str, Any]) -> Any:
+    """The inverse of ``_tree``; anything else in the tree is a ValueError."""
+    import sympy as sp
+
+    if not isinstance(tree, list) or not tree or not isinstance(tree[0], str):
+        raise ValueError("not an expression tree")
+    head, args = tree[0], tree[1:]
+    if head == "s" and len(args) == 1:
+        return symbols[args[0]]  # a KeyError for a symbol that is not a leaf's
+    if head == "n" and len(args) == 2 and all(type(a) is int for a in args) and args[1]:
+        return sp.Rational(args[0], args[1])
+    if head == "f" and len(args) == 1 and isinstance(args[0], float) and math.isfinite(args[0]):
+        return sp.Float(args[0])
+    if head in ("E", "pi") and not args:
+        return sp.E if head == "E" else sp.pi
+    if head in functions:
+        return functions[head](*(_expr(a, symbols, functions) for a in args))
+    raise ValueError(f"{head!r} is not a function this module compiles")
 
 
 class Compiled:
     """One structure's entries as a float function of its leaves (None when not smooth)."""
 
     def __init__(self, parts: dict[str, Any]) -> None:
-        self.leaves: dict[str, np.ndarray] = parts["leaves"]
-        self.shapes = {path: arr.shape for path, arr in parts["quantities"].items()}
+        import sympy as sp
+
+        self.leaves: dict[str, list[Any]] = {
+            nid: [sp.Symbol(name, real=True) for name in names]
+            for nid, (_shape, names) in parts["leaves"].items()
+        }
         self.extra = {
             "text": parts["text"],
             "latex": parts["latex"],
             "kinks": [],
             "unevaluated": [],
             "cached": True,
-            "zero": [list(p) for p, z in parts["zero"].items() if z],
+            "zero": parts["zero"],
         }
-        self.function = _compile(parts) if not parts["defs"] else None
+        self.shapes: dict[tuple[str, ...], tuple[int, ...]] = {}
+        self.function = None
+        if parts["entries"] is not None:
+            symbols = {str(s): s for syms in self.leaves.values() for s in syms}
+            functions = _smooth_functions()
+            exprs = []
+            for path, shape, trees in parts["entries"]:
+                self.shapes[tuple(path)] = tuple(shape)
+                exprs += [_expr(t, symbols, functions) for t in trees]
+            flat = [s for syms in self.leaves.values() for s in syms]
+            # dummify: the generated code names no leaf, whatever its node id reads like
+            self.function = sp.lambdify(flat, exprs, modules="math", cse=True, dummify=True)
 
     @classmethod
     def load(cls, blob: bytes) -> Compiled:
-        parts = pickle.loads(blob)  # noqa: S301 - written by this service's own workers
-        if not isinstance(parts, dict) or parts.get("v") != 1:
-            raise ValueError("not a version-1 structure")
+        parts = json.loads(blob)
+        if not isinstance(parts, dict) or parts.get("v") != 2:
+            raise ValueError("not a version-2 structure")
         return cls(parts)
 
     def evaluate(self, values: dict[str, Any]) -> dict[str, Any] | None:
@@ -166,41 +270,3 @@ class Compiled:
             tree[path[-1]] = np.array(flat[at : at + n], dtype=np.float64).reshape(shape)
             at += n
         return {"values": out, **self.extra}
-
-
-def _compile(parts: dict[str, Any]) -> Callable[..., list[Any]] | None:
-    """``lambdify`` over the math module (floats, raising at domain edges), or None."""
-    import sympy as sp
-
-    smooth = {
-        sp.Add,
-        sp.Mul,
-        sp.Pow,
-        sp.exp,
-        sp.log,
-        sp.sin,
-        sp.cos,
-        sp.tan,
-        sp.asin,
-        sp.acos,
-        sp.atan,
-        sp.atan2,
-        sp.sinh,
-        sp.cosh,
-        sp.tanh,
-        sp.asinh,
-        sp.acosh,
-        sp.atanh,
-        sp.erf,
-    }
-    symbols = [s for arr in parts["leaves"].values() for s in arr.flat]
-    exprs = [sp.sympify(e) for arr in parts["quantities"].values() for e in arr.flat]
-    size = 0
-    for expr in exprs:
-        if not expr.free_symbols <= set(symbols):
-            return None
-        for node in sp.preorder_traversal(expr):
-            size += 1
-            if size > MAX_TREE or not (node.is_Atom or node.func in smooth):
-                return None
-    return sp.lambdify(symbols, exprs, modules="math", cse=True)

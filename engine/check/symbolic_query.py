@@ -248,7 +248,7 @@ def _run(
             notes.append(
                 Note(
                     "not_simplified",
-                    "deriving alone needs the whole budget: the derivatives are shown unsimplified",
+                    "deriving alone needs the whole budget: shown unsimplified",
                 )
             )
         # the plain job has what the simplified one left of the one budget, no more

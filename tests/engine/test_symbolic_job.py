@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 
-from engine.check import sympy_job, sympy_pool
+from engine.check import symbolic_query, sympy_job, sympy_pool
 from engine.check.agreement import Tally
 from engine.check.job import plain_nodes
+from engine.check.limits import CheckLimits
 from engine.check.symbolic_query import SymbolicQuery, symbolic, symbolic_work
 from engine.errors import CostError
 from engine.graphs.expression import parse_expression
@@ -67,6 +69,33 @@ def test_a_simplification_past_the_hard_budget_falls_back_to_the_plain_text(
     assert got.derivatives == ["-x/(x + 1)**2 + 1/(x + 1)"] and not got.simplified
     assert [n.reason for n in got.notes] == ["not_simplified"]
     assert "SymPy ran past its budget" in got.notes[0].detail
+
+
+def test_a_simplification_killed_at_its_limit_leaves_the_plain_job_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One ``simplify`` call cannot be interrupted inside the worker: the simplified job's
+    hard limit must end early enough for the plain job to run in what is left."""
+    now = [0.0]
+    given: list[tuple[bool, float]] = []
+
+    class Pool:
+        def run(self, job: dict[str, Any], seconds: float, _admission: Any) -> dict[str, Any]:
+            given.append((job["simplify"], seconds))
+            if job["simplify"]:
+                now[0] += seconds  # killed at its hard limit
+                raise sympy_pool.WorkerTimeout("SymPy ran past its budget")
+            return sympy_job.run_job(job)
+
+    monkeypatch.setattr(sympy_pool, "get_pool", lambda _size: Pool())
+    monkeypatch.setattr(symbolic_query, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    got = symbolic(SymbolicQuery(parse_expression("tanh(x*y) + log(1 + x**2)", Limits()), {}))
+    (simplified, simplify_limit), (plain, plain_left) = given
+    assert simplified and not plain
+    assert plain_left >= symbolic_query.REPLACE_SECONDS
+    budget = CheckLimits().sympy_seconds * symbolic_query.BUDGETS
+    assert simplify_limit + plain_left == pytest.approx(budget)
+    assert got.derivatives[0] and [n.reason for n in got.notes] == ["not_simplified"]
 
 
 def test_busy_workers_are_the_callers_to_answer(monkeypatch: pytest.MonkeyPatch) -> None:
