@@ -98,7 +98,9 @@ def seed_examples(what: tuple[str, str, str, str], **fields: Any) -> Examples:
         "named-outputs": {
             "summary": "Named outputs: u = x y², v = sin x + ln y",
             "description": "`expressions` gives several named targets of one graph (a vector "
-            "function): `outputs` has u and v; `/v1/jacobian` answers each row.",
+            "function): `outputs` has u and v; `/v1/jacobian` answers each row. "
+            "`/v1/gradient`, `/v1/hessian` and `/v1/derivative` differentiate their sum, as "
+            "tf.GradientTape does with a list target, and say so in a `summed_targets` note.",
             "value": {**VECTOR, **fields},
         },
     }

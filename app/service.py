@@ -82,7 +82,8 @@ class Service:
         self.cost_limits = cost_limits(settings)
         self.admission = Admission(settings.memory_budget_bytes, settings.max_running,
                                    settings.admission_wait_seconds)
-        self.plans = PlanCache()  # inline graphs sent again are built once
+        # inline graphs sent again are built once; it holds one graph of the largest size
+        self.plans = PlanCache(max_nodes=self.limits.max_nodes)
         self.catalogue_json = json.dumps({"ops": catalogue()}, separators=(",", ":")).encode()
         self.graphs = open_graph_store(settings, self._restore)
         # SymPy's derivatives are shared where the graphs are (None: within this process)
@@ -237,8 +238,9 @@ class Service:
                given: Collection[str] = ()) -> Graph:
         if graph is not None:
             wire = graph.nodes
-            return self.plans.get(structure_key(wire),
-                                  lambda: build_graph(wire, self.limits, _engine_node))
+            with collector_paused:  # a key of a tuple per node: no rescans meanwhile
+                key = structure_key(wire)
+            return self.plans.get(key, lambda: build_graph(wire, self.limits, _engine_node))
         return parse_named("" if expression is None else expression, self.limits, given).graph
 
     # -------------------------------------------------------------- registered graphs

@@ -20,7 +20,6 @@ The model, in work units of about a nanosecond of one core (``engine.ops.costs``
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from math import comb
@@ -86,6 +85,17 @@ class GraphCost:
         return max(1.0, min(rows, CHUNK_ELEMENTS // widest_elements))
 
 
+def cells(shape: Shape) -> int:
+    """A tensor's size as memory and JSON see it: its elements, or for an empty tensor its
+    rows, since (10**9, 0) holds no number but is a billion nested lists to write out."""
+    n = 1
+    for d in shape:
+        if d == 0:
+            return n
+        n *= d
+    return n
+
+
 def graph_cost(graph: Graph, shapes: Mapping[str, Shape], batched: Collection[str] = (),
                points: int = 1) -> GraphCost:
     """Add the op table's cost rules over ``graph`` at ``shapes`` (one point's); a node in
@@ -99,7 +109,7 @@ def graph_cost(graph: Graph, shapes: Mapping[str, Shape], batched: Collection[st
         node = nodes[nid]
         shape = shapes[nid]
         scale = points if nid in batched else 1
-        nbytes = FLOAT_BYTES * math.prod(shape) * scale
+        nbytes = FLOAT_BYTES * cells(shape) * scale
         total += nbytes
         if nbytes > widest:
             widest = nbytes
@@ -136,7 +146,7 @@ def _frontier(graph: Graph, shapes: Mapping[str, Shape], batched: Collection[str
         mine = live.pop(nid, 0.0)
         for x in graph.nodes[nid].inputs:
             if type(x) is str and x not in live:
-                live[x] = FLOAT_BYTES * math.prod(shapes[x]) * (points if x in batched else 1)
+                live[x] = FLOAT_BYTES * cells(shapes[x]) * (points if x in batched else 1)
                 held += live[x]
         peak = max(peak, held + mine)
         held -= mine

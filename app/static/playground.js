@@ -83,6 +83,28 @@
     }
   }
 
+  function shapeOf(v) {
+    const shape = [];
+    for (let a = v; Array.isArray(a); a = a[0]) shape.push(a.length);
+    return shape;
+  }
+
+  // One label per entry of a source, in the flattened order of the Hessian's matrix:
+  // x for a number, x[0], x[1], ... (x[0,1] for a matrix's entry) for an array.
+  function entryLabels(name, value) {
+    const shape = shapeOf(value);
+    if (!shape.length) return [name];
+    const size = shape.reduce((a, b) => a * b, 1);
+    const labels = [];
+    for (let flat = 0; flat < size; flat++) {
+      const idx = [];
+      let rest = flat;
+      for (let k = shape.length - 1; k >= 0; k--) { idx.unshift(rest % shape[k]); rest = Math.floor(rest / shape[k]); }
+      labels.push(`${name}[${idx.join(",")}]`);
+    }
+    return labels;
+  }
+
   async function computeNumbers(expression, values, gen) {
     const answer = await (await post("v1/hessian", { expression, values })).json();
     if (gen !== generation) return;
@@ -91,7 +113,8 @@
     const names = Object.keys(answer.gradients || {});
     fillTable($("gradient"), ["source", "∂f/∂source"], names.map((n) => [n, fmt(answer.gradients[n])]));
     const m = answer.matrix || [];
-    fillTable($("hessian"), ["Hessian", ...names], names.map((n, i) => [n, ...(m[i] || []).map(fmt)]));
+    const labels = names.flatMap((n) => entryLabels(n, answer.gradients[n]));
+    fillTable($("hessian"), ["Hessian", ...labels], labels.map((l, i) => [l, ...(m[i] || []).map(fmt)]));
     const c = answer.check || {};
     const verdict = $("check");
     verdict.replaceChildren();
@@ -106,15 +129,24 @@
     }
   }
 
+  // An entry's symbol as the service names it (x_0 for x[0]) typeset as x_{0}.
+  function texEntry(symbol, values) {
+    const m = symbol.match(/^(.+?)((?:_\d+)+)$/);
+    if (m && shapeOf(values[m[1]]).length) return `${tex(m[1])}_{${m[2].slice(1).replace(/_/g, ",")}}`;
+    return tex(symbol);
+  }
+
   async function computeSymbolic(expression, values, gen) {
     const sources = Object.keys(values).sort();
-    const answer = await (await post("v1/symbolic", { expression, sources, order: 1 })).json();
+    // the values give the shapes: sum(x^2) at x = [1, 2, 3] is x_0^2 + x_1^2 + x_2^2
+    const answer = await (await post("v1/symbolic", { expression, sources, values, order: 1 })).json();
     if (gen !== generation) return;
     const latex = answer.latex || {};
     const first = (latex.derivatives || [])[0];
     const each = typeof first === "string" ? [first] : first || [];
     const items = [["f", latex.function]];
-    sources.forEach((n, i) => items.push([`\\frac{\\partial f}{\\partial ${tex(n)}}`, each[i]]));
+    (answer.sources || sources).forEach((n, i) =>
+      items.push([`\\frac{\\partial f}{\\partial ${texEntry(n, values)}}`, each[i]]));
     typeset(items.filter(([, l]) => typeof l === "string"));
   }
 
@@ -162,9 +194,31 @@
     showError(errorId, "");
     try {
       await work();
+      return true;
     } catch (e) {
       showError(errorId, e.message);
       if (section) $(section).hidden = true;
+      return false;
+    }
+  }
+
+  // A new computation starts from empty panels: nothing of an older answer stays on screen.
+  function clearPanels() {
+    for (const id of ["value", "symbolic", "check", "gradient", "hessian", "variables-hint"]) $(id).replaceChildren();
+    for (const id of ["compute-error", "symbolic-error", "plot-error", "draw-error"]) showError(id, "");
+    for (const id of ["plot", "tape"]) { $(id).hidden = true; $(id).removeAttribute("src"); }
+  }
+
+  // The expression's own variables, so that a name of the point it does not use is left
+  // out (with a hint) instead of failing the request. /v1/symbolic answers them as its
+  // sources; without SymPy every name of the point is sent.
+  async function variablesOf(expression, values) {
+    if (!HAS_SYMBOLIC) return Object.keys(values);
+    try {
+      const answer = await (await post("v1/symbolic", { expression, order: 1, simplify: false })).json();
+      return answer.sources || Object.keys(values);
+    } catch (e) {
+      return Object.keys(values); // the requests below show what is wrong
     }
   }
 
@@ -172,13 +226,22 @@
     if (event) event.preventDefault();
     const gen = ++generation;
     const expression = $("expression").value;
-    let values;
+    clearPanels();
+    $("status").textContent = "computing…";
+    let point;
     try {
-      values = parsePoint($("point").value);
+      point = parsePoint($("point").value);
     } catch (e) {
       showError("compute-error", `the point: ${e.message}`);
+      finish(gen, false);
       return;
     }
+    const used = await variablesOf(expression, point);
+    if (gen !== generation) return;
+    const values = {};
+    for (const name of Object.keys(point)) if (used.includes(name)) values[name] = point[name];
+    const unused = Object.keys(point).filter((n) => !used.includes(n));
+    if (unused.length) $("variables-hint").textContent = `not in f, so left out: ${unused.join(", ")}`;
     fillVariables(values);
     const variable = $("variable").value;
     const others = { ...values };
@@ -186,7 +249,6 @@
     const query = state();
     history.replaceState(null, "", `${location.pathname}?${query}`);
     $("permalink").href = `${location.pathname}?${query}`;
-    $("status").textContent = "computing…";
     const plotBody = {
       expression, variable, values: others, order: Number($("order").value),
       range: [Number($("from").value), Number($("to").value)],
@@ -197,11 +259,14 @@
       run("tape", "draw-error", () => picture("v1/draw", { expression, values, check: "none" }, "tape", gen)),
     ];
     if (HAS_SYMBOLIC) jobs.push(run(null, "symbolic-error", () => computeSymbolic(expression, values, gen)));
-    await Promise.all(jobs);
-    if (gen === generation) {
-      $("status").textContent = "done";
-      document.body.dataset.ready = String(gen);
-    }
+    const ok = await Promise.all(jobs);
+    finish(gen, ok.every(Boolean));
+  }
+
+  function finish(gen, ok) {
+    if (gen !== generation) return;
+    $("status").textContent = ok ? "done" : "failed: see the message below";
+    document.body.dataset.ready = String(gen);
   }
 
   document.addEventListener("DOMContentLoaded", () => {

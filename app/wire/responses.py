@@ -37,6 +37,7 @@ class Note(BaseModel):
     reason: str = Field(
         description=(
             "not_watched | unconnected | gradient_not_recorded | non_finite | kink | ignored_field"
+            " | summed_targets (several targets: the derivatives are of their sum)"
         )
     )
     detail: str

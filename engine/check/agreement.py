@@ -199,7 +199,7 @@ class Tally:
         self.sources = sources  # the checked sources, to name a derivative's entries
         self.max_err = 0.0
         self.error_estimate: float | None = None
-        self.compared = self.bad = self.skipped = self.undefined = 0
+        self.compared = self.bad = self.skipped = self.undefined = self.not_finite = 0
         self.disagreements: list[dict[str, Any]] = []
         self.notes: list[str] = []
 
@@ -225,7 +225,7 @@ class Tally:
             err = np.where(same, 0.0, np.where(np.isfinite(tape) & np.isfinite(ref),
                                                np.abs(tape - ref), np.inf))
             tol = self.atol + self.rtol * np.maximum(np.abs(tape), np.abs(ref)) + extra
-            ok = same | (err <= tol)
+            ok = same | (np.isfinite(err) & (err <= tol))  # +inf is never within -inf's inf
             if interval is not None:  # at a kink any value between the one-sided slopes is fine
                 inside = (tape >= interval.low - tol) & (tape <= interval.high + tol)
                 ok |= interval.kink & inside
@@ -235,6 +235,13 @@ class Tally:
                 if undefined.any():
                     self.undefined += int(undefined.sum())
                     skip = skip | undefined
+            # no number on either side, one of them NaN: the derivative is undefined or
+            # overflows there (sqrt at 0: the tape's inf, SymPy's zoo), nothing to compare
+            neither = ~np.isfinite(tape) & ~np.isfinite(ref) & (np.isnan(tape) | np.isnan(ref))
+            neither &= ~same & ~skip
+            if neither.any():
+                self.not_finite += int(neither.sum())
+                skip = skip | neither
         ok |= skip
         self.skipped += int(skip.sum())
         self.compared += int((~skip).sum())
@@ -273,6 +280,11 @@ class Tally:
             n = self.undefined
             self.notes.append(f"{_entries(n)} at a kink, where no derivative exists, "
                               f"{'is' if n == 1 else 'are'} NaN on the tape: not compared")
+        if self.not_finite:
+            n = self.not_finite
+            self.notes.append(f"{_entries(n)} where the derivative is undefined or overflows "
+                              f"(not finite on the tape and in the reference, one of them NaN) "
+                              f"{'is' if n == 1 else 'are'} not compared")
         if status is None:
             if self.bad:
                 status = "disagree"

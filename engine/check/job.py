@@ -83,6 +83,9 @@ CHECK_COSTS: dict[str, CheckCost] = {
 }
 
 
+NAMED_CONSTANTS = {"e": math.e, "pi": math.pi}  # as an expression names them
+
+
 def plain_nodes(graph: Graph, roots: list[str]) -> list[list[Any]]:
     """``[id, op, inputs, attrs]`` of every node the roots read, in graph order: what a
     worker process can take (ops by name, constants as lists), and nothing it need not
@@ -99,8 +102,17 @@ def plain_nodes(graph: Graph, roots: list[str]) -> list[list[Any]]:
         if nid in need:
             n = graph.nodes[nid]
             ins = [x if isinstance(x, str) else np.asarray(x.value).tolist() for x in n.inputs]
-            nodes.append([nid, n.op, ins, dict(n.attrs)])
+            attrs = dict(n.attrs)
+            if n.op == "constant" and _named_constant(nid, n.value):
+                attrs["exact"] = nid  # SymPy's own E or pi, not a symbol named e
+            nodes.append([nid, n.op, ins, attrs])
     return nodes
+
+
+def _named_constant(nid: str, value: Any) -> bool:
+    """Whether a constant node is an expression's ``e`` or ``pi``: that name, that value."""
+    exact = NAMED_CONSTANTS.get(nid)
+    return exact is not None and np.ndim(value) == 0 and float(value) == exact
 
 
 def build_job(kind: Kind, query: Query, result: Result, limits: CheckLimits

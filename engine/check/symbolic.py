@@ -26,6 +26,7 @@ _SINGULAR = (sp.Heaviside, sp.DiracDelta)  # undefined at a kink: the tape follo
 _SINGULAR_IN_DERIVATIVES = (*_SINGULAR, sp.sign)
 _STEP_FUNCTIONS = (sp.floor, sp.ceiling)
 KINK = sp.Dummy("kink")
+EXACT = {"e": sp.E, "pi": sp.pi}  # constant nodes marked "exact" by engine.check.job
 VALUE_QUANTITIES = ("outputs", "function")  # values, not derivatives
 
 
@@ -69,6 +70,9 @@ def translate(
     exprs: dict[str, np.ndarray] = {}
     defs: list[tuple[sp.Symbol, sp.Expr]] = []
     for nid, op, inputs, attrs in nodes:
+        if op == "constant" and attrs.get("exact") in EXACT:
+            exprs[nid] = np.array(EXACT[attrs["exact"]], dtype=object)
+            continue
         if op in ("variable", "constant"):
             exprs[nid] = symbols(nid, shapes[nid], taken)
             continue
@@ -270,7 +274,8 @@ def evaluate(quantities: dict[Path, np.ndarray], leaves: dict[str, np.ndarray],
     for nid, syms in leaves.items():
         vals = np.asarray(values[nid], dtype=np.float64)
         for sym, v in zip(syms.flat, vals.flat, strict=True):
-            subs[sym] = _precise(float(v))
+            if isinstance(sym, sp.Symbol):  # not E or pi: those are exact already
+                subs[sym] = _precise(float(v))
     memo: dict[int, sp.Basic] = {}
     for sym, expr in defs:  # stop_gradient outputs and cut sources, in order
         subs[sym] = substitute(expr, subs, memo).evalf(DPS)

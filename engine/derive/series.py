@@ -20,7 +20,7 @@ from engine.derive import points as points_mod
 from engine.derive.numeric_notes import input_values
 from engine.derive.query import Query
 from engine.derive.setup import Setup, set_up
-from engine.errors import ComputeLimitError, GraphError
+from engine.errors import ComputeLimitError, GraphError, short
 from engine.notes import Note
 from engine.ops.registry import OPS
 from engine.tape.gradient_tape import GradientTape
@@ -50,6 +50,13 @@ def series(q: Query, variable: str, xs: np.ndarray, order: int) -> Series:
         raise GraphError(f"order must be at least 0, got {order}", field="order")
     if order > q.max_order:
         raise ComputeLimitError(f"order {order} is over the limit of {q.max_order}", field="order")
+    if variable not in q.graph.nodes:
+        leaves = q.graph.leaves
+        names = ", ".join(leaves[:10]) + (", ..." if len(leaves) > 10 else "") or "none"
+        raise GraphError(
+            f"variable {short(variable)} is not in the function (its variables: {names})",
+            node=variable[:128], field="variable",
+        )
     q = dataclasses.replace(q, sources=[variable], watch=(), watch_accessed_variables=False)
     s = set_up(
         q,

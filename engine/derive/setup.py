@@ -7,7 +7,6 @@ once: how the graph runs, the shape of outputs and seeds, and where notes come f
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +30,8 @@ from engine.errors import GraphError, ShapeError
 from engine.graphs.graph import LEAF_OPS
 from engine.notes import Note
 from engine.tensor import Tensor
+
+SHOWN_TARGETS = 10  # a summed_targets note names this many targets at most
 
 Shape = tuple[int, ...]
 
@@ -65,8 +66,9 @@ class Setup:
         return over_points or f"{name} over points"
 
     def elements(self, ids: Sequence[str]) -> int:
-        """Elements of the named nodes together, over every point."""
-        return self.points * sum(math.prod(self.shapes[i]) for i in ids)
+        """Elements of the named nodes together, over every point (an empty tensor's rows
+        count: they are written out)."""
+        return self.points * sum(cost.cells(self.shapes[i]) for i in ids)
 
     def charge(self, what: str, price: Callable[[cost.GraphCost], cost.Estimate]
                ) -> cost.GraphCost | None:
@@ -111,10 +113,24 @@ class Setup:
 
     def notes(self, tensors: Mapping[str, Tensor],
               gradients: Mapping[str, np.ndarray | None] | None = None) -> list[Note]:
-        """Non-finite values and kinks met (at some point, over points)."""
+        """Several targets summed, then non-finite values and kinks met (at some point,
+        over points)."""
+        summed = self.summed_targets() if gradients is not None else []
         if self.batch is None:
-            return numeric_notes(self.query.graph, tensors, gradients)
-        return points_mod.point_notes(self.query.graph, self.batch, tensors, gradients)
+            return summed + numeric_notes(self.query.graph, tensors, gradients)
+        return summed + points_mod.point_notes(self.query.graph, self.batch, tensors, gradients)
+
+    def summed_targets(self) -> list[Note]:
+        """A derivative of several targets is of their sum (tf.GradientTape with a list
+        target): said, since nothing else in the answer shows it."""
+        if len(self.targets) < 2:
+            return []
+        shown = ", ".join(self.targets[:SHOWN_TARGETS])
+        extra = len(self.targets) - SHOWN_TARGETS
+        more = f" and {extra} more" if extra > 0 else ""
+        return [Note("summed_targets",
+                     f"the derivatives are of the sum of the targets {shown}{more}, as "
+                     "tf.GradientTape gives for a list target; ask one target for its own")]
 
     def result(self, tensors: Mapping[str, Tensor], notes: list[Note], **fields: Any) -> Result:
         return Result(self.targets, self.sources, self.outputs(tensors), notes=notes,

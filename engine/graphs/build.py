@@ -116,10 +116,11 @@ def check_node(nid: str, op: str, inputs: Sequence[Any], attrs: Mapping[str, Any
     if len(inputs) > limits.max_inputs:
         raise LimitError(f"{len(inputs)} inputs, over the limit of {limits.max_inputs}",
                          node=nid, field="inputs")
-    try:
-        opdef.check_arity(len(inputs), node=nid)
-    except GraphError as e:
-        raise with_node(e, nid, "inputs") from e
+    if opdef.arity != len(inputs):  # the usual case costs one comparison, not a call
+        try:
+            opdef.check_arity(len(inputs), node=nid)
+        except GraphError as e:
+            raise with_node(e, nid, "inputs") from e
     items = tuple([
         x if type(x) is str else InlineConstant(decode(x, limits, nid, "inputs"))
         for x in inputs

@@ -25,6 +25,7 @@ from engine.graphs.infix_tokens import Token, tokenize, where
 
 DEFAULT_NAMES = ("f", "g", "h")  # an unnamed output's name: the first the text leaves free
 # ``g = ...`` or ``g(x, y) = ...`` at the start (not ``==``)
+_DERIVATIVE = re.compile(r"n(?:\^1)?/n")  # token kinds of d/dx, d^2/dx, d/dy, ...
 _NAMED = re.compile(r"\s*([A-Za-z_]\w*)\s*(?:\(\s*\w+(?:\s*,\s*\w+)*\s*\)\s*)?=(?!=)")
 
 
@@ -76,6 +77,16 @@ def parse_named(
             "so values cannot set it; call the variable something else",
             field=f"values.{name}",
         )
+    for name in sorted(set(given) - used - set(texts)):
+        if name in fn.CONSTANTS:
+            raise ExpressionError(
+                f"{name} is the constant {fn.SPELLED[name]}, not a variable, "
+                "so values cannot set it",
+                field=f"values.{name}",
+            )
+        hint = run_together(name, used)
+        if hint:
+            raise ExpressionError(hint, node=name, field=f"values.{name}")
     nodes = Nodes(used | set(texts))
     outputs: list[str] = []
     for key, body in texts.items():
@@ -95,6 +106,37 @@ def parse_named(
     return NamedGraph(build_graph(nodes.all(), limits), tuple(outputs))
 
 
+def run_together(name: str, used: Collection[str]) -> str | None:
+    """Why a values name the text does not use is still in it: run into a longer name,
+    as ``x`` is in ``sinx`` or ``2xy``; None when no name of the text contains it."""
+    for word in sorted(used):
+        if name == word or name not in word:
+            continue
+        for k in range(len(word) - 1, 0, -1):  # the longest function name first
+            head, rest = word[:k], word[k:]
+            if fn.is_function(head) and name in rest:
+                return f"`{word}` is one name: write `{head} {rest}` or `{head}({rest})`"
+        i = word.index(name)
+        parts = [p for p in (word[:i], name, word[i + len(name) :]) if p]
+        return f"`{word}` is one name: write `{' '.join(parts)}` or `{'*'.join(parts)}`"
+    return None
+
+
+def _derivative_operator(text: str, tokens: list[Token], field: str) -> None:
+    """``d/dx x^2`` reads as the variables d and dx: say what to write instead."""
+    kinds = "".join("n" if t.kind == "name" else "1" if t.kind == "num" else t.text
+                    for t in tokens[:5])
+    m = _DERIVATIVE.match(kinds)
+    last = tokens[m.end() - 1] if m else None
+    if last and tokens[0].text == "d" and last.text.startswith("d") and len(last.text) > 1:
+        raise ExpressionError(
+            f"{text[tokens[0].pos : last.pos + len(last.text)]} ({where(text, tokens[0].pos)})"
+            ": write the function itself; the endpoints compute its derivatives "
+            "(order: 2 for the second)",
+            field=field,
+        )
+
+
 def screen(text: str, limits: Limits, field: str) -> list[Token]:
     """The tokens of ``text`` once its length and nesting are within the limits."""
     check_length(text, limits, field)
@@ -102,7 +144,9 @@ def screen(text: str, limits: Limits, field: str) -> list[Token]:
         raise ExpressionError("the expression is empty", field=field)
     try:
         check_nesting(text, limits.max_expression_depth)
-        return tokenize(text)
+        tokens = tokenize(text)
+        _derivative_operator(text, tokens, field)
+        return tokens
     except EngineError as e:
         raise _in(e, field) from None
 

@@ -180,8 +180,8 @@ class Graph:
             elif self.nodes[nid].value is not None:
                 out[nid] = self.nodes[nid].value
             else:
-                raise GraphError(
-                    "no value: give one in the request's values or in the node's value",
+                raise GraphError(  # reads well for an expression's variable and a node alike
+                    f"{nid} has no value: add {nid} to values",
                     node=nid, field="values",
                 )
         return out

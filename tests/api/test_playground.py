@@ -145,3 +145,47 @@ def test_a_permalink_restores_the_state_and_errors_show_inline(browser, page_url
     assert value.startswith("f = 1.6931")  # log 2 + 1
     assert visible and "expression" in error.lower()
     assert plot_error  # the problem's detail, shown where the plot was
+
+
+def test_a_new_computation_clears_old_answers_and_ignores_unused_names(browser, page_url):
+    w = Watched(browser)
+    page = w.page
+    try:
+        page.goto(page_url, wait_until="networkidle")
+        w.wait_ready(1)  # the default f has an answer on every panel
+        before = page.inner_text("#value")
+        page.fill("#expression", "x +* 2")
+        page.keyboard.press("Enter")
+        w.wait_ready(2)
+        after_error = {
+            sel: page.inner_text(sel) for sel in ("#value", "#gradient", "#hessian", "#check")
+        }
+        symbolic_after_error = page.locator("#symbolic .katex").count()
+        pictures_hidden = [page.is_hidden("#plot"), page.is_hidden("#tape")]
+        status_after_error = page.inner_text("#status")
+        error = page.inner_text("#compute-error")
+        # the default point names y; x^2 sin x does not use it
+        page.fill("#expression", "x^2 sin x")
+        page.keyboard.press("Enter")
+        w.wait_ready(3)
+        value = page.inner_text("#value")
+        hint = page.inner_text("#variables-hint")
+        status = page.inner_text("#status")
+        # a tensor variable: the whole Hessian, one labelled row per entry
+        page.fill("#expression", "sum(x^2)")
+        page.fill("#point", "x = [1, 2, 3]")
+        page.keyboard.press("Enter")
+        w.wait_ready(4)
+        hessian = page.inner_text("#hessian")
+        symbolic_count = page.locator("#symbolic .katex").count()
+    finally:
+        page.close()
+    assert before.startswith("f = ")
+    assert after_error == {"#value": "", "#gradient": "", "#hessian": "", "#check": ""}
+    assert symbolic_after_error == 0 and pictures_hidden == [True, True]
+    assert status_after_error != "done" and "expression" in error.lower()
+    assert value.startswith("f = 0.84147")  # 1^2 sin 1
+    assert "y" in hint and status == "done"
+    assert all(label in hessian for label in ("x[0]", "x[1]", "x[2]"))
+    assert len([line for line in hessian.splitlines() if line.startswith("x[")]) == 3
+    assert symbolic_count == 4  # f = x0^2 + x1^2 + x2^2 and its three partials

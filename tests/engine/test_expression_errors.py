@@ -141,7 +141,9 @@ def test_a_value_for_a_constant_is_refused_not_used(name):
     assert f"{name} is the constant {name} = " in str(info.value)
     assert "values cannot set it; call the variable something else" in str(info.value)
     assert info.value.field == f"values.{name}"
-    assert parse_named("e * x", given={"x", "pi"}).outputs == ("f",)  # pi is not in the text
+    with pytest.raises(ExpressionError) as unused:  # not in the text: still the constant
+        parse_named("e * x", given={"x", "pi"})
+    assert "pi is the constant pi = " in str(unused.value) and "not a node" not in str(unused.value)
 
 
 def test_the_output_is_f_g_names_it_and_several_share_variables():
