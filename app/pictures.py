@@ -34,7 +34,7 @@ def plot_svg(service: Service, request: PlotRequest, cancel: budget.Cancel) -> b
     settings = service.settings
     try:
         with budget.time_budget(settings.time_budget_seconds, cancel):
-            graph = service._graph(request)  # noqa: SLF001 - the service's one graph builder
+            graph = service.graph_of(request)
             curves = plotting.compute(
                 request,
                 graph,
@@ -58,7 +58,7 @@ def draw_svg(service: Service, request: ComputeRequest, cancel: budget.Cancel) -
     if request.graph is not None:
         _check_size(len(request.graph.nodes))
     with budget.time_budget(service.settings.time_budget_seconds, cancel):
-        graph = service._graph(request)  # noqa: SLF001 - the service's one graph builder
+        graph = service.graph_of(request)
         _check_size(len(graph.nodes))
         leaf_values = graph.leaf_values(request.values)
     leaves: dict[str, tuple[str, Any]] = {

@@ -170,7 +170,7 @@ class Service:
         kind = endpoint.kind
         with budget.time_budget(self.settings.time_budget_seconds, cancel):
             query = Query(
-                graph=self._graph(request),
+                graph=self.graph_of(request),
                 values=request.values,
                 target=target_of(request),
                 sources=request.sources,
@@ -210,7 +210,9 @@ class Service:
         observability.note_check(report.method, report.status)
         return endpoint.render(result, report)
 
-    def _graph(self, request: ComputeRequest) -> Graph:
+    def graph_of(self, request: ComputeRequest) -> Graph:
+        """The request's graph, whichever of its three forms it came in (by id, JSON, text):
+        every endpoint that computes on a graph builds it here."""
         if request.graph_id is not None:
             return self.graphs.get(request.graph_id).graph
         return self._build(request.graph, text_of(request), given_names(request))
@@ -219,7 +221,7 @@ class Service:
         """The function and its derivatives as SymPy writes them (engine.check.symbolic_query):
         Saturated when no SymPy worker is free."""
         with budget.time_budget(self.settings.time_budget_seconds):
-            graph = self._graph(request)  # type: ignore[arg-type]  # the same three forms
+            graph = self.graph_of(request)  # type: ignore[arg-type]  # the same three forms
             query = SymbolicQuery(
                 graph, request.values, sources=request.sources, order=request.order,
                 simplify=request.simplify, target=request.target, limits=self.limits,

@@ -33,9 +33,12 @@
   async function problemText(response) {
     try {
       const p = await response.json();
-      const where = [p.node && `node ${p.node}`, p.field && `field ${p.field}`]
-        .filter(Boolean).join(", ");
-      return `${p.detail || p.title || response.statusText}${where ? ` (${where})` : ""}`;
+      const detail = p.detail || p.title || response.statusText;
+      // "y has no value: add y to values" names its node and field already
+      const words = detail.split(/[^A-Za-z0-9_.]+/);
+      const where = [p.node && !words.includes(p.node) && `node ${p.node}`,
+        p.field && !words.includes(p.field) && `field ${p.field}`].filter(Boolean).join(", ");
+      return `${detail}${where ? ` (${where})` : ""}`;
     } catch (e) {
       return `${response.status} ${response.statusText}`;
     }

@@ -55,7 +55,8 @@ def series(q: Query, variable: str, xs: np.ndarray, order: int) -> Series:
         names = ", ".join(leaves[:10]) + (", ..." if len(leaves) > 10 else "") or "none"
         raise GraphError(
             f"variable {short(variable)} is not in the function (its variables: {names})",
-            node=variable[:128], field="variable",
+            node=variable[:128],
+            field="variable",
         )
     q = dataclasses.replace(q, sources=[variable], watch=(), watch_accessed_variables=False)
     s = set_up(

@@ -124,8 +124,9 @@ def run_together(name: str, used: Collection[str]) -> str | None:
 
 def _derivative_operator(text: str, tokens: list[Token], field: str) -> None:
     """``d/dx x^2`` reads as the variables d and dx: say what to write instead."""
-    kinds = "".join("n" if t.kind == "name" else "1" if t.kind == "num" else t.text
-                    for t in tokens[:5])
+    kinds = "".join(
+        "n" if t.kind == "name" else "1" if t.kind == "num" else t.text for t in tokens[:5]
+    )
     m = _DERIVATIVE.match(kinds)
     last = tokens[m.end() - 1] if m else None
     if last and tokens[0].text == "d" and last.text.startswith("d") and len(last.text) > 1:

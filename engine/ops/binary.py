@@ -129,8 +129,8 @@ EXACT_POW_BITS = 4096
 floats (the check's precision) instead: SymPy would write out every digit (9^9^9 has 370
 million) and hold its worker for the whole budget."""
 FLOAT_POW_BITS = 2.0**53
-"""Past this even a float's exponent is too long to compute with (9^9^9^9): the power
-is left unevaluated, a constant to the derivative."""
+"""Past this even a float's exponent is too long to compute with (9^9^9^9): float64's
+own power is taken, as the tape takes it (inf, 0 or nan)."""
 
 
 def _sympy_pow(a: Any, b: Any) -> Any:
@@ -142,7 +142,13 @@ def _sympy_pow(a: Any, b: Any) -> Any:
         return a**b
     if bits <= FLOAT_POW_BITS:
         return sp.Float(a, 30) ** b
-    return sp.Pow(a, b, evaluate=False)
+    with np.errstate(all="ignore"):
+        r = float(np.power(float(a), float(b)))
+    if np.isnan(r):
+        return sp.nan
+    if np.isinf(r):
+        return sp.oo if r > 0 else -sp.oo
+    return sp.Float(r)
 
 
 def _power_bits(a: sp.Number, b: sp.Number) -> float:

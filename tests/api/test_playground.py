@@ -189,3 +189,21 @@ def test_a_new_computation_clears_old_answers_and_ignores_unused_names(browser, 
     assert all(label in hessian for label in ("x[0]", "x[1]", "x[2]"))
     assert len([line for line in hessian.splitlines() if line.startswith("x[")]) == 3
     assert symbolic_count == 4  # f = x0^2 + x1^2 + x2^2 and its three partials
+
+
+def test_a_missing_value_reads_as_one_sentence(browser, page_url):
+    w = Watched(browser)
+    page = w.page
+    try:
+        page.goto(page_url, wait_until="networkidle")
+        w.wait_ready(1)
+        page.fill("#expression", "x * y")
+        page.fill("#point", "x = 1")
+        page.keyboard.press("Enter")
+        w.wait_ready(2)
+        error = page.inner_text("#compute-error")
+        status = page.inner_text("#status")
+    finally:
+        page.close()
+    assert error == "y has no value: add y to values"
+    assert status != "done"

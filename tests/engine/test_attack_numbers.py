@@ -36,13 +36,12 @@ def test_huge_exact_powers_are_taken_in_floats_at_once(a, b, digits) -> None:
     assert abs(int(sp.floor(sp.log(abs(got), 10)))) + 1 in (digits, digits - 1, digits + 1)
 
 
-def test_a_power_past_any_float_exponent_stays_unevaluated() -> None:
+def test_a_power_past_any_float_exponent_is_float64s_at_once() -> None:
     huge = sp.Float(9, 30) ** sp.Integer(9**9)
     start = time.monotonic()
-    got = sympy_pow(sp.Integer(9), huge)
+    assert sympy_pow(sp.Integer(9), huge) == sp.oo
+    assert sympy_pow(sp.Rational(1, 9), huge) == sp.Float(0)
     assert time.monotonic() - start < 0.5
-    assert isinstance(got, sp.Pow) and got.args == (sp.Integer(9), huge)
-    assert sp.diff(got + sp.Symbol("x") ** 2, sp.Symbol("x")) == 2 * sp.Symbol("x")
 
 
 @pytest.mark.parametrize(
