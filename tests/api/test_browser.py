@@ -8,41 +8,20 @@ would mount the service, to prove the assets and "Try it out" follow it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
-
-from tests.browser import chromium
-from tests.gateway.stack import uvicorn_app
 
 pytestmark = pytest.mark.browser
 
 SEED_3 = "Seed example 3: z = x**2 + y**3 at x = 2, y = 3"
 
 
-@pytest.fixture(scope="module", params=["", "/deriv"], ids=["root", "prefix"])
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """The base URL of a uvicorn serving app.main:app (under a prefix for "prefix")."""
-    prefix: str = request.param
-    log = tmp_path_factory.mktemp("browser") / "server.log"
-    with uvicorn_app({"DERIV_ROOT_PATH": prefix}, log) as (url, _proc):
-        yield f"{url}{prefix}"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with chromium() as b:
-        yield b
-
-
-def test_swagger_ui_runs_the_seeds_third_example(server, browser):
+def test_swagger_ui_runs_the_seeds_third_example(docs_server, browser):
     page = browser.new_page()  # type: ignore[attr-defined]
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
     try:
-        page.goto(f"{server}/docs", wait_until="networkidle")
+        page.goto(f"{docs_server}/docs", wait_until="networkidle")
         block = page.locator("#operations-derivatives-gradient")
         block.locator(".opblock-summary").first.click()
         block.locator("button.try-out__btn").click()
@@ -61,6 +40,6 @@ def test_swagger_ui_runs_the_seeds_third_example(server, browser):
     data = json.loads(text)
     assert data["gradients"] == {"x": 4.0, "y": 27.0}
     assert data["outputs"] == {"z": 31.0}
-    origin = server.split("/", 3)[:3]
+    origin = docs_server.split("/", 3)[:3]
     assert all(u.startswith("/".join(origin)) for u in requests), requests  # nothing external
-    assert f"{server}/v1/gradient" in requests
+    assert f"{docs_server}/v1/gradient" in requests

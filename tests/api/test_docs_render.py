@@ -7,12 +7,7 @@ ReDoc logged "Incompatible types in allOf" for a top-level ``oneOf`` next to
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-
-from tests.browser import chromium
-from tests.gateway.stack import uvicorn_app
 
 pytestmark = pytest.mark.browser
 
@@ -23,24 +18,8 @@ RENDERED = {
 }
 
 
-@pytest.fixture(scope="module", params=["", "/deriv"], ids=["root", "prefix"])
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    prefix: str = request.param
-    log = tmp_path_factory.mktemp("docs") / "server.log"
-    with uvicorn_app({"DERIV_ROOT_PATH": prefix}, log) as (url, _proc):
-        yield f"{url}{prefix}"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with chromium() as b:
-        yield b
-
-
 @pytest.mark.parametrize("page_path", sorted(RENDERED))
-def test_docs_render_without_console_errors_or_outside_requests(server, browser, page_path):
+def test_docs_render_without_console_errors_or_outside_requests(docs_server, browser, page_path):
     page = browser.new_page()  # type: ignore[attr-defined]
     requests: list[str] = []
     complaints: list[str] = []
@@ -51,7 +30,7 @@ def test_docs_render_without_console_errors_or_outside_requests(server, browser,
     )
     page.on("pageerror", lambda e: complaints.append(f"pageerror: {e}"))
     try:
-        page.goto(f"{server}{page_path}", wait_until="networkidle")
+        page.goto(f"{docs_server}{page_path}", wait_until="networkidle")
         page.locator(RENDERED[page_path]).first.wait_for(timeout=30_000)
         page.wait_for_load_state("networkidle")
         text = page.inner_text("body")
@@ -59,8 +38,8 @@ def test_docs_render_without_console_errors_or_outside_requests(server, browser,
         page.close()
     assert complaints == [], complaints
     assert "/v1/gradient" in text and "/v1/hessian" in text
-    origin = "/".join(server.split("/", 3)[:3]) + "/"
+    origin = "/".join(docs_server.split("/", 3)[:3]) + "/"
     local = (origin, f"blob:{origin}", "data:")  # ReDoc's worker runs from a blob URL
     outside = [u for u in requests if not u.startswith(local)]
     assert outside == [], outside
-    assert f"{server}/openapi.json" in requests
+    assert f"{docs_server}/openapi.json" in requests

@@ -14,7 +14,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.browser import chromium
 from tests.gateway.stack import Stack, nginx_binary, uvicorn_app
 
 pytestmark = [
@@ -24,12 +23,6 @@ pytestmark = [
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 NGINX = nginx_binary()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
 
 
 @pytest.fixture(scope="module", params=["", "/deriv", "gateway"])
