@@ -108,4 +108,5 @@ def test_a_sympy_flood_does_not_starve_the_seed_requests_check(base: str) -> Non
     # the hopeless ones never reach a worker
     assert hopeless and all(c["status"] == "skipped" and "not run" in c["detail"]
                             for _, c in hopeless)
-    assert max(s for s, _ in hopeless) < 0.5
+    # (quicker than one worker budget: none waited for a worker, even on a loaded machine)
+    assert max(s for s, _ in hopeless) < SYMPY_SECONDS
