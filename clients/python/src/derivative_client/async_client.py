@@ -12,26 +12,13 @@ from typing import Any
 import httpx
 
 from .calls import Call
-from .client import DEFAULT_URL, _Endpoints
+from .client import _Endpoints
 
 
 class AsyncClient(_Endpoints):
     """As ``Client``; every endpoint method returns an awaitable."""
 
-    def __init__(
-        self,
-        base_url: str = DEFAULT_URL,
-        *,
-        timeout: float = 30.0,
-        retries: int = 2,
-        max_retry_wait: float = 10.0,
-        headers: dict[str, str] | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        super().__init__(retries, max_retry_wait)
-        self.http = httpx.AsyncClient(
-            **self._http_options(base_url, timeout, headers), transport=transport
-        )
+    http_class = httpx.AsyncClient
 
     async def _run(self, call: Call) -> Any:  # type: ignore[override]
         steps = self._steps(call)

@@ -40,10 +40,27 @@ class _Endpoints:
     """The methods both clients offer; ``_run`` sends a ``Call`` (and is awaitable in
     ``AsyncClient``)."""
 
-    def __init__(self, retries: int, max_retry_wait: float) -> None:
+    http_class: type[httpx.Client] | type[httpx.AsyncClient]  # what sends, in each client
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        *,
+        timeout: float = 30.0,
+        retries: int = 2,
+        max_retry_wait: float = 10.0,
+        headers: dict[str, str] | None = None,
+        transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self.policy = RetryPolicy(retries=retries, max_wait=max_retry_wait)
         # graph_id -> the body that registered it, to register again after an eviction
         self.registered: dict[str, dict[str, Any]] = {}
+        self.http = self.http_class(
+            base_url=base_url.rstrip("/"),
+            timeout=timeout,
+            headers={"user-agent": USER_AGENT, **(headers or {})},
+            transport=transport,  # type: ignore[arg-type]  # the class's own kind
+        )
 
     def _run(self, call: Call) -> Any:
         raise NotImplementedError
@@ -108,16 +125,6 @@ class _Endpoints:
             yield wait
             attempt += 1
 
-    def _http_options(
-        self, base_url: str, timeout: float, headers: dict[str, str] | None
-    ) -> dict[str, Any]:
-        """What ``httpx.Client`` and ``httpx.AsyncClient`` are both built with."""
-        return {
-            "base_url": base_url.rstrip("/"),
-            "timeout": timeout,
-            "headers": {"user-agent": USER_AGENT, **(headers or {})},
-        }
-
     def _remember(self, call: Call, result: Any) -> None:
         if isinstance(result, GraphInfo) and call.json is not None:
             self.registered[result.graph_id] = call.json
@@ -129,20 +136,7 @@ class Client(_Endpoints):
     """A blocking client. ``timeout`` (seconds) bounds each send; ``retries`` bounds how
     often a 503 with ``Retry-After`` is sent again, each wait at most ``max_retry_wait``."""
 
-    def __init__(
-        self,
-        base_url: str = DEFAULT_URL,
-        *,
-        timeout: float = 30.0,
-        retries: int = 2,
-        max_retry_wait: float = 10.0,
-        headers: dict[str, str] | None = None,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        super().__init__(retries, max_retry_wait)
-        self.http = httpx.Client(
-            **self._http_options(base_url, timeout, headers), transport=transport
-        )
+    http_class = httpx.Client
 
     def _run(self, call: Call) -> Any:
         steps = self._steps(call)
