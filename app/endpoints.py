@@ -58,9 +58,6 @@ class Endpoint:
     examples: Examples
     doc: str
     """The route's description in the OpenAPI document."""
-    takes_output_gradients: bool = True
-    """False where TF's method has no ``output_gradients`` (``jacobian``): ignored, with a
-    note, since the contract lets every compute request carry it."""
 
     @property
     def name(self) -> str:
@@ -105,7 +102,6 @@ JACOBIAN = Endpoint(
     `output_gradients` is ignored, and a note (`reason: ignored_field`) says so: TF's
     `jacobian` has no such argument (weight the rows yourself, or ask `/v1/gradient`).
     """,
-    takes_output_gradients=False,
 )
 
 HESSIAN = Endpoint(

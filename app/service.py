@@ -53,7 +53,6 @@ from engine.graphs.expression import parse_named
 from engine.graphs.graph import Graph, Limits, Node
 from engine.graphs.plans import PlanCache
 from engine.graphs.reusable import ReusableGraph
-from engine.notes import Note
 from engine.ops import OPS
 from engine.tape.collector import collector_paused
 
@@ -201,8 +200,6 @@ class Service:
                 else:
                     result = kind.over_points(query, request.points)
             budget.check(f"the {kind.name} computation")
-        if request.output_gradients is not None and not endpoint.takes_output_gradients:
-            result.notes.append(_ignored_output_gradients(kind.name))
         checked_query, checked = query, result
         if request.points is not None:  # the check runs on the first point
             checked_query, checked = points.first_point(query, request.points, result)
@@ -304,13 +301,3 @@ def _engine_node(node: WireNode | FormNode, _index: int, limits: Limits) -> Node
     return check_node(node.id, node.op, node.inputs, node.attrs, node.value,
                       node.given_trainable, limits)
 
-
-def _ignored_output_gradients(kind: str) -> Note:
-    """The contract lets every compute request carry ``output_gradients``; TF's ``jacobian``
-    has no such argument, so the rows are unweighted and the answer says so."""
-    return Note(
-        reason="ignored_field",
-        detail=f"output_gradients was ignored: TensorFlow's {kind} has no such argument and "
-        "gives every row unweighted; weight the rows yourself, or ask /v1/gradient for the "
-        "weighted sum",
-    )

@@ -102,6 +102,13 @@ def jacobian(q: Query) -> Result:
         jac[t] = arrays_by_id(s.sources, tape.jacobian(tensors[t], srcs, q.unconnected_gradients))
         notes += with_target(tape.notes, t)
     notes += s.notes(tensors)
+    if q.output_gradients is not None:  # the contract lets every request carry them
+        notes.append(Note(
+            "ignored_field",
+            "output_gradients was ignored: TensorFlow's jacobian has no such argument and "
+            "gives every row unweighted; weight the rows yourself, or ask for the gradient, "
+            "which is the weighted sum",
+        ))
     return s.result(tensors, notes, jacobian=jac,
                     trace=build_trace(tape.entries, None) if q.trace else None)
 
