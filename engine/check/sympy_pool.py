@@ -243,8 +243,10 @@ class Pool:
             self._cond.notify_all()
 
     def _replace(self, worker: Worker) -> None:
-        """Kill ``worker``; a fresh one takes its place and warms up for a later job."""
-        worker.kill()
+        """Kill ``worker``; a fresh one takes its place and warms up for a later job. The
+        kill and its reaping run on a thread of their own, so the job's caller answers at
+        its budget, not after the old process is gone."""
+        threading.Thread(target=worker.kill, name="sympy-reaper", daemon=True).start()
         with self._cond:
             self._held.pop(worker, None)
             self._workers.discard(worker)

@@ -101,7 +101,9 @@ def test_a_sympy_flood_does_not_starve_the_seed_requests_check(base: str) -> Non
 
     # the heavy ones: each within its budget, one at a time, the others told the workers are busy
     assert heavy and all((c["method"], c["status"]) == ("sympy", "timeout") for _, c in heavy)
-    assert max(s for s, _ in heavy) < SYMPY_SECONDS + 0.5
+    # (never a budget spent waiting and then another running: on a loaded machine the
+    # request's own work around the budget can take a good part of a second)
+    assert max(s for s, _ in heavy) < 2 * SYMPY_SECONDS
     details = [c["detail"] for _, c in heavy]
     assert any(d.startswith("SymPy workers busy: ") for d in details), details
     assert any(d.startswith("SymPy ran past its budget") for d in details), details
