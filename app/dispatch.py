@@ -12,13 +12,15 @@ Everything else runs in the threadpool, admitted by the process's memory budget
 (``app.admission``), so ``/healthz`` and other requests keep being answered while
 it computes (STYLE item 19); its response is encoded there too, and its admitted room
 is given back only once the response is sent (an answer of tens of MB is memory too).
-A client that disconnects cancels its computation, which stops at the next op boundary.
+A client that disconnects cancels its computation, which stops at the next op boundary
+(``off_loop``, which the picture routes run their work with too).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from fastapi import Request, Response
 from starlette.background import BackgroundTask
@@ -36,6 +38,7 @@ INLINE_MAX_NODES = 16
 INLINE_MAX_ELEMENTS = 128
 INLINE_MAX_EXPRESSION = 128
 DISCONNECT_POLL_SECONDS = 0.25  # how often a running request asks whether its client is there
+R = TypeVar("R")
 
 
 def _elements(value: Any) -> int:
@@ -83,10 +86,9 @@ async def compute(http: Request, endpoint: Endpoint, request: ComputeRequest) ->
             return WireJSON(service.run(endpoint, request, inline=True))
         except NotInline:
             pass
-    cancel = budget.Cancel()
     held: list[float] = []  # the admitted room, given back once the answer is sent
 
-    def work() -> Response:
+    def work(cancel: budget.Cancel) -> Response:
         try:
             response = WireJSON(service.run(endpoint, request, cancel=cancel, held=held))
         except BaseException:
@@ -95,7 +97,23 @@ async def compute(http: Request, endpoint: Endpoint, request: ComputeRequest) ->
         response.background = BackgroundTask(service.release, held)
         return response
 
-    job = asyncio.ensure_future(run_in_threadpool(work))
+    return await off_loop(http, work, abandoned=lambda: service.release(held))
+
+
+async def off_loop(
+    http: Request,
+    work: Callable[[budget.Cancel], R],
+    abandoned: Callable[[], None] | None = None,
+) -> R:
+    """``work(cancel)`` in the threadpool, its result or its exception.
+
+    While it runs, the client is asked every ``DISCONNECT_POLL_SECONDS`` whether it is
+    still there; once it is gone, ``cancel`` is set and the work stops at its next op
+    boundary. If this await is itself cancelled (shutdown), no result will be delivered:
+    ``cancel`` is set and ``abandoned`` runs once the thread ends (to give back what the
+    work held for a response that will not be sent)."""
+    cancel = budget.Cancel()
+    job = asyncio.ensure_future(run_in_threadpool(work, cancel))
     delivered = False
     try:
         while True:
@@ -106,6 +124,7 @@ async def compute(http: Request, endpoint: Endpoint, request: ComputeRequest) ->
             if await http.is_disconnected():
                 cancel.set()
     finally:
-        if not delivered:  # cancelled while awaiting (shutdown): stop the thread, and give
-            cancel.set()  # its room back when it ends, as no response will be sent
-            job.add_done_callback(lambda _: service.release(held))
+        if not delivered:  # cancelled while awaiting: stop the thread
+            cancel.set()
+            if abandoned is not None:
+                job.add_done_callback(lambda _: abandoned())

@@ -8,14 +8,13 @@ computation at its next op boundary.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from app import pictures
+from app.dispatch import off_loop
 from app.drawing import DrawingUnavailable
 from app.endpoints import GRADIENT
 from app.offload import OffloadedBodyRoute
@@ -30,13 +29,10 @@ from app.wire.pictures import (
     PlotRequest,
 )
 from app.wire.requests import ComputeRequest
-from engine import budget
 
 router = APIRouter(
     prefix="/v1", tags=["pictures"], responses=COMPUTE_PROBLEMS, route_class=OffloadedBodyRoute
 )
-DISCONNECT_POLL_SECONDS = 0.25
-R = TypeVar("R")
 F = TypeVar("F", bound=Callable[..., Any])
 
 PLOT_DOC = f"""f and its derivatives up to `order` over `range`, as an SVG picture.
@@ -82,21 +78,6 @@ def _svg_route(path: str, doc: str, summary: str, example: str) -> Callable[[F],
     )
 
 
-async def _off_loop(http: Request, work: Callable[[budget.Cancel], R]) -> R:
-    """``work(cancel)`` in the threadpool; cancelled when the client goes away."""
-    cancel = budget.Cancel()
-    job = asyncio.ensure_future(run_in_threadpool(work, cancel))
-    try:
-        while True:
-            done, _ = await asyncio.wait({job}, timeout=DISCONNECT_POLL_SECONDS)
-            if done:
-                return job.result()
-            if await http.is_disconnected():
-                cancel.set()
-    finally:
-        cancel.set()  # a no-op once done; stops the thread if this await was cancelled
-
-
 @_svg_route(
     "/plot",
     PLOT_DOC,
@@ -108,7 +89,7 @@ async def plot(
 ) -> Response:
     """f and its derivatives over a range, as SVG."""
     service: Service = http.app.state.service
-    svg = await _off_loop(http, lambda cancel: pictures.plot_svg(service, request, cancel))
+    svg = await off_loop(http, lambda cancel: pictures.plot_svg(service, request, cancel))
     return Response(svg, media_type=SVG)
 
 
@@ -124,7 +105,7 @@ async def draw(
     """The recorded tape of a gradient, as SVG."""
     service: Service = http.app.state.service
     try:
-        svg = await _off_loop(http, lambda cancel: pictures.draw_svg(service, request, cancel))
+        svg = await off_loop(http, lambda cancel: pictures.draw_svg(service, request, cancel))
     except DrawingUnavailable as exc:
         raise pictures.unavailable(exc) from None
     return Response(svg, media_type=SVG)

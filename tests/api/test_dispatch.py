@@ -1,7 +1,9 @@
-"""Which compute requests run inline on the event loop and which go to the threadpool."""
+"""Which compute requests run inline on the event loop and which go to the threadpool, and
+how work in the threadpool is stopped when no one waits for it any more."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import numpy as np
@@ -77,3 +79,85 @@ def test_a_small_body_that_costs_much_leaves_the_event_loop(client, monkeypatch)
     (loop, tried_inline), (pool, inline_again) = threads
     assert tried_inline and not inline_again
     assert loop != pool
+
+
+# ----------------------------------------- off_loop: the client's presence, polled
+
+
+class _Client:
+    """A stand-in for the request: the client hangs up after ``polls`` questions."""
+
+    def __init__(self, polls: int | None) -> None:
+        self.polls, self.asked = polls, 0
+
+    async def is_disconnected(self) -> bool:
+        self.asked += 1
+        return self.polls is not None and self.asked >= self.polls
+
+
+def test_off_loop_cancels_the_work_of_a_client_that_hangs_up(monkeypatch):
+    monkeypatch.setattr(dispatch, "DISCONNECT_POLL_SECONDS", 0.01)
+    http, abandoned = _Client(polls=3), []
+
+    def work(cancel):  # stops only when cancelled; gives up after 5 s so a failure cannot hang
+        return "stopped" if cancel.wait(5.0) else "never cancelled"
+
+    got = asyncio.run(dispatch.off_loop(http, work, abandoned=lambda: abandoned.append(1)))
+    assert got == "stopped" and http.asked >= 3
+    assert abandoned == []  # its result was delivered: the caller gives the room back
+
+
+def test_off_loop_delivers_a_result_or_an_error_without_abandoning(monkeypatch):
+    monkeypatch.setattr(dispatch, "DISCONNECT_POLL_SECONDS", 0.01)
+    abandoned, seen = [], []
+
+    def answer(cancel):
+        seen.append(cancel)
+        return 42
+
+    def fail(_cancel):
+        raise ValueError("the work's own error")
+
+    def note() -> None:
+        abandoned.append(1)
+
+    assert asyncio.run(dispatch.off_loop(_Client(None), answer, abandoned=note)) == 42
+    assert not seen[0].is_set()
+    with pytest.raises(ValueError, match="the work's own error"):
+        asyncio.run(dispatch.off_loop(_Client(None), fail, abandoned=note))
+    assert abandoned == []
+
+
+def test_off_loop_cancelled_while_waiting_stops_the_work_and_abandons_it_once_it_ends(
+    monkeypatch,
+):
+    """A shutdown cancels the awaiting request: the thread is told to stop, and what it
+    held is given back only when it has ended, once."""
+    monkeypatch.setattr(dispatch, "DISCONNECT_POLL_SECONDS", 0.01)
+    started, finish = threading.Event(), threading.Event()
+    events: list[str] = []
+
+    def work(cancel):
+        started.set()
+        stopped = cancel.wait(5.0)
+        finish.wait(5.0)  # still running after it was told to stop
+        events.append("work ended" if stopped else "never cancelled")
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(
+            dispatch.off_loop(_Client(None), work, abandoned=lambda: events.append("abandoned"))
+        )
+        while not started.is_set():
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert events == []  # not given back while the thread still runs
+        finish.set()
+        for _ in range(500):
+            if "abandoned" in events:
+                break
+            await asyncio.sleep(0.01)
+
+    asyncio.run(scenario())
+    assert events == ["work ended", "abandoned"]

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine.check import symbolic_query, sympy_job, sympy_pool
+from engine.check import symbolic_query, symbolic_run, sympy_job, sympy_pool
 from engine.check.agreement import Tally
 from engine.check.job import plain_nodes
 from engine.check.limits import CheckLimits
@@ -88,7 +88,7 @@ def test_a_simplification_killed_at_its_limit_leaves_the_plain_job_time(
             return sympy_job.run_job(job)
 
     monkeypatch.setattr(sympy_pool, "get_pool", lambda _size: Pool())
-    monkeypatch.setattr(symbolic_query, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setattr(symbolic_run, "time", SimpleNamespace(monotonic=lambda: now[0]))
     got = symbolic(SymbolicQuery(parse_expression("tanh(x*y) + log(1 + x**2)", Limits()), {}))
     (simplified, simplify_limit), (plain, plain_left) = given
     assert simplified and not plain
