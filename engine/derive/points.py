@@ -25,14 +25,24 @@ from typing import Any
 import numpy as np
 
 from engine.derive.numeric_notes import OnePoint, numeric_notes
+from engine.derive.point_plan import (
+    ALIGNED,
+    DIRECT,
+    REPEATED,
+    SHARED,
+    Plan,
+    Step,
+    batched_inputs,
+    plan_points,
+)
 from engine.derive.query import Query, Result
 from engine.errors import ComputeLimitError, GraphError, LimitError, ShapeError, short
 from engine.graphs.graph import LEAF_OPS, Graph, Limits, Node, to_value
 from engine.notes import Note
-from engine.ops.batching import aligned, elementwise
+from engine.ops.batching import aligned
 from engine.ops.reductions import point_axes
 from engine.ops.registry import OPS, F, OpDef
-from engine.tensor import OPS_FN, Tensor
+from engine.tensor import Tensor
 
 Shape = tuple[int, ...]
 Points = Sequence[Mapping[str, Any]] | Mapping[str, Any]
@@ -41,12 +51,15 @@ Points = Sequence[Mapping[str, Any]] | Mapping[str, Any]
 @dataclass
 class Batch:
     """Validated points, ready to run: B, the leaf tensors (batched ones carry the axis),
-    which nodes carry it, and every node's shape at one point."""
+    which nodes carry it, every node's shape at one point, and how each op node runs
+    (``plain``: each as at one point)."""
 
     size: int
     leaves: dict[str, Tensor]
-    batched: set[str]
+    batched: frozenset[str]
     shapes: dict[str, Shape]
+    steps: dict[str, Step]
+    plain: bool = False
 
 
 # ------------------------------------------------------------------ reading the points
@@ -176,17 +189,21 @@ def batch_points(q: Query, points: Points, sources: Sequence[str] = ()) -> Batch
     _check_declared_shapes(q, stacked)
     one = graph.leaf_values({**q.values, **{k: v[0] for k, v in stacked.items()}})
     shapes = graph.infer_shapes(one, q.limits)
-    batched = _batched_nodes(graph, set(stacked) | set(sources))
-    _check_batched_sizes(q.limits, size, shapes, batched)
+    roots = frozenset(stacked) | frozenset(sources)
+    remembered = getattr(graph, "remembered", None)  # a reused graph's memory
+    plan: Plan = (plan_points(graph, roots, shapes) if remembered is None
+                  else remembered("points", shapes, roots,
+                                  lambda: plan_points(graph, roots, shapes)))
+    _check_batched_sizes(q.limits, size, shapes, plan.batched)
     values = {}
     for nid in graph.leaves:
         if nid in stacked:
             values[nid] = stacked[nid]
-        elif nid in batched:
+        elif nid in plan.batched:
             values[nid] = np.broadcast_to(one[nid], (size, *shapes[nid]))
         else:
             values[nid] = one[nid]
-    return Batch(size, graph.make_leaves(values), batched, shapes)
+    return Batch(size, graph.make_leaves(values), plan.batched, shapes, plan.steps, plan.plain)
 
 
 def _check_declared_shapes(q: Query, stacked: Mapping[str, np.ndarray]) -> None:
@@ -204,22 +221,8 @@ def _check_declared_shapes(q: Query, stacked: Mapping[str, np.ndarray]) -> None:
             )
 
 
-def _batched_nodes(graph: Graph, roots: set[str]) -> set[str]:
-    """Nodes whose value differs between points: the roots and all that reads them."""
-    out: set[str] = set()
-    for nid in graph.order:
-        if nid in roots or any(batched_inputs(graph.nodes[nid], out)):
-            out.add(nid)
-    return out
-
-
-def batched_inputs(node: Node, batched: set[str]) -> list[bool]:
-    """Which of ``node``'s inputs carry the batch axis (inline constants never do)."""
-    return [type(x) is str and x in batched for x in node.inputs]
-
-
 def _check_batched_sizes(limits: Limits, size: int, shapes: Mapping[str, Shape],
-                         batched: set[str]) -> None:
+                         batched: frozenset[str]) -> None:
     """The element limits hold for B points of every batched node (B x one point's)."""
     total = 0
     for nid, shape in shapes.items():
@@ -239,21 +242,25 @@ def _check_batched_sizes(limits: Limits, size: int, shapes: Mapping[str, Shape],
 
 def run(graph: Graph, batch: Batch) -> dict[str, Tensor]:
     """Every node's tensor, computed once for all points in topological order (tapes
-    record the engine ops the batch rules call, as for one point)."""
-    batched = batch.batched
+    record the engine ops the batch rules call, as for one point). When every op node
+    runs as at one point (a chain of elementwise ops), the graph's own run does it."""
+    if batch.plain:
+        return graph.run(batch.leaves)
+    steps, size = batch.steps, batch.size
 
     def apply(nid: str, node: Node, args: list[Tensor]) -> Tensor:
-        fn = OPS_FN[node.op]
-        if nid not in batched:
-            return fn(*args, **node.attrs)
-        flags = batched_inputs(node, batched)
-        if not any(flags):  # a source computed from shared values: one per point
-            out = fn(*args, **node.attrs)
-            return F.broadcast_to(out, shape=[batch.size, *out.shape])
-        rule = OPS[node.op].batch
-        if rule is None:
-            return elementwise(fn, args, flags, **node.attrs)
-        return rule(args, flags, **node.attrs)
+        how, fn, flags = steps[nid]
+        attrs = node.attrs
+        if how == DIRECT:  # most nodes of a long graph, first
+            return fn(*args, **attrs) if attrs else fn(*args)
+        if how == SHARED:
+            return fn(*args, **attrs)
+        if how == REPEATED:
+            out = fn(*args, **attrs)
+            return F.broadcast_to(out, shape=[size, *out.shape])
+        if how == ALIGNED:
+            return fn(*aligned(args, flags), **attrs)
+        return fn(args, flags, **attrs)  # the op's batch rule
 
     return graph.run(batch.leaves, apply)
 
