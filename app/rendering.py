@@ -12,6 +12,9 @@ from collections.abc import Callable
 from dataclasses import asdict, fields
 from typing import Any
 
+import numpy as np
+
+from app.wire.responses import rendered
 from app.wire.values import encode, encode_for_response, jsonable
 from engine.check.agreement import CheckReport
 from engine.derive.query import Result
@@ -64,11 +67,28 @@ def hessian(result: Result) -> dict[str, Any]:
                           "values": wire(h.values)}
         body["structure"] = asdict(h.structure)
     else:
+        matrix = wire(result.matrix)
+        same = None
+        if isinstance(matrix, np.ndarray):  # a block that is the matrix is written once
+            same, matrix = _same_numbers(result.matrix), rendered(matrix)
         body["hessian"] = {
-            a: {b: wire(v) for b, v in row.items()} for a, row in (result.hessian or {}).items()
+            a: {b: matrix if same and same(v) else wire(v) for b, v in row.items()}
+            for a, row in (result.hessian or {}).items()
         }
-        body["matrix"] = wire(result.matrix)
+        body["matrix"] = matrix
     return body
+
+
+def _same_numbers(matrix: np.ndarray) -> Callable[[Any], bool]:
+    """Whether a block is ``matrix`` itself: the same memory read the same way (one source
+    of one axis, ``engine.derive.hessian.assemble``), so its JSON is the matrix's."""
+    where = (matrix.__array_interface__["data"][0], matrix.shape, matrix.strides, matrix.dtype)
+
+    def seen(v: Any) -> bool:
+        return (isinstance(v, np.ndarray)
+                and (v.__array_interface__["data"][0], v.shape, v.strides, v.dtype) == where)
+
+    return seen
 
 
 def derivatives(result: Result) -> dict[str, Any]:

@@ -237,9 +237,20 @@ class Service:
                given: Collection[str] = ()) -> Graph:
         if graph is not None:
             wire = graph.nodes
-            with collector_paused:  # a key of a tuple per node: no rescans meanwhile
-                key = structure_key(wire)
-            return self.plans.get(key, lambda: build_graph(wire, self.limits, _engine_node))
+            built: Graph | None = getattr(wire, "built", None)
+            if built is not None:  # built for this request before, and its JSON let go
+                return built
+            # a long list's JSON digest (app.wire.node_form) is a key already: its nodes
+            # are then not read at all when the plan is known
+            key: Any = getattr(wire, "digest", None)
+            if key is None:
+                with collector_paused:  # a key of a tuple per node: no rescans meanwhile
+                    key = structure_key(wire)
+            built = self.plans.get(key, lambda: build_graph(wire, self.limits, _engine_node))
+            release = getattr(wire, "release", None)
+            if release is not None:  # a long list's JSON, not needed from here on
+                release(built)
+            return built
         return parse_named("" if expression is None else expression, self.limits, given).graph
 
     # -------------------------------------------------------------- registered graphs
@@ -252,8 +263,10 @@ class Service:
         return stored.info(), created
 
     def _stored(self, wire: WireGraph | None, expression: str | None) -> StoredGraph:
+        order = None if wire is None else tuple([n.id for n in wire.nodes])  # before _build
         graph = ReusableGraph.of(self._build(wire, expression))
-        order = tuple(n.id for n in wire.nodes) if wire is not None else tuple(graph.nodes)
+        if order is None:
+            order = tuple(graph.nodes)
         gid = graph_id(graph.nodes[i] for i in order)
         return StoredGraph(gid, graph, order, tuple(graph.leaves), graph.last,
                            cost.graph_bytes(graph))

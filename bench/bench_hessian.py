@@ -5,7 +5,11 @@
 The engine computes its Hessian by nested tapes (``engine.derive.derivatives.hessian``
 on a JSON graph, and the whole ``POST /v1/hessian`` request over loopback),
 against ``torch.func.hessian`` and ``jax.hessian`` under ``jax.jit`` (its
-compile time reported apart). All four must agree before they are timed.
+compile time reported apart). All of them must agree before they are timed.
+
+PyTorch runs twice, with its own intra-op threads and with one (as the service computes
+each request on one): on a shared 2-core machine its second thread can make it several
+times slower, not faster. The ratios are against the faster of the two medians.
 
 Run alone: ``python -m bench.bench_hessian [--quick] [--sizes 10 100 1000]``.
 """
@@ -40,10 +44,13 @@ from bench.common import (
 from bench.rosenbrock import exact_hessian
 
 SIZES = (10, 100, 1000)
-REQUEST_TARGET_N = 100  # the whole request must be at most 1.0x torch.func.hessian here
-LARGE_N = 1000  # and must answer within LARGE_SECONDS here
-LARGE_SECONDS = 2.0
+REQUEST_TARGET_N = 100  # the whole request must be at most REQUEST_RATIO x torch here
+REQUEST_RATIO = 0.5
+LARGE_N = 1000  # and at most LARGE_RATIO x torch here
+LARGE_RATIO = 1.0
 LARGE_MB = 1024.0  # and within this much memory
+TORCH = "torch.func.hessian"
+TORCH_ONE = "torch.func.hessian, 1 thread"
 # A dense n=1000 Hessian is estimated at ~370 MB of working memory: past the default
 # limit of one request (DERIV_MAX_REQUEST_BYTES, 192 MiB), so the server runs with room.
 SERVER_ENV = {"DERIV_MAX_REQUEST_BYTES": str(LARGE_MB * 2**20 // 2),
@@ -77,19 +84,30 @@ def engine_http(url: str, n: int) -> Callable[[], bytes]:
     return post_bytes(url, "/v1/hessian", {"graph": rosenbrock_graph(n), "check": "none"})
 
 
-def torch_hessian(n: int) -> Callable[[], Any] | None:
+def torch_hessian(n: int, threads: int | None = None) -> Callable[[], Any] | None:
+    """``torch.func.hessian`` with ``threads`` intra-op threads (None: PyTorch's default,
+    as it was when first asked); each call sets its count, as the two variants alternate."""
     torch = optional("torch")
     if torch is None:
         return None
     from torch.func import hessian
 
     x = torch.from_numpy(start_point(n))
+    count = threads or _TORCH_THREADS.setdefault("default", torch.get_num_threads())
 
     def f(x: Any) -> Any:
         return (100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2).sum()
 
     h = hessian(f)
-    return lambda: h(x)
+
+    def call() -> Any:
+        torch.set_num_threads(count)
+        return h(x)
+
+    return call
+
+
+_TORCH_THREADS: dict[str, int] = {}  # PyTorch's own count, read before any call changes it
 
 
 def jax_hessian(n: int) -> tuple[Callable[[], Any], float] | None:
@@ -131,9 +149,9 @@ def bench_size(url: str, n: int, rounds: int) -> tuple[list[list[str]], list[Tar
         "engine hessian(graph)": engine_direct(n),
         "engine POST /v1/hessian": engine_http(url, n),
     }
-    t = torch_hessian(n)
-    if t:
-        calls["torch.func.hessian"] = t
+    t, one = torch_hessian(n), torch_hessian(n, threads=1)
+    if t and one:
+        calls[TORCH], calls[TORCH_ONE] = t, one
     j = jax_hessian(n)
     compile_s = None
     if j:
@@ -145,7 +163,7 @@ def bench_size(url: str, n: int, rounds: int) -> tuple[list[list[str]], list[Tar
     else:
         res = interleaved(calls, rounds=rounds, warmup=1)
     rows = []
-    ref_t = res["torch.func.hessian"].median if t else None
+    ref_t = min(res[TORCH].median, res[TORCH_ONE].median) if t else None
     ref_j = res["jax.jit(jax.hessian)"].median if j else None
     for name, tm in res.items():
         rows.append([
@@ -158,15 +176,15 @@ def bench_size(url: str, n: int, rounds: int) -> tuple[list[list[str]], list[Tar
     eng = res["engine hessian(graph)"].median
     http = res["engine POST /v1/hessian"].median
     targets = []
-    if n == REQUEST_TARGET_N:
-        targets.append(Target(
-            f"5 whole request n={n} vs torch", http / ref_t if ref_t else None, 1.0,
-            detail=f"POST /v1/hessian {fmt_time(http)}, torch.func.hessian in-process "
-            f"{fmt_time(ref_t)}" if ref_t else skipped("torch"),
-        ))
+    for size, bound in ((REQUEST_TARGET_N, REQUEST_RATIO), (LARGE_N, LARGE_RATIO)):
+        if n == size:
+            targets.append(Target(
+                f"5 whole request n={n} vs torch", http / ref_t if ref_t else None, bound,
+                detail=f"POST /v1/hessian {fmt_time(http)}, torch.func.hessian in-process "
+                f"{fmt_time(ref_t)} (the faster of its default threads and one)"
+                if ref_t else skipped("torch"),
+            ))
     if n == LARGE_N:
-        targets.append(Target(f"5 whole request n={n}", http, LARGE_SECONDS, unit="s",
-                              detail=f"POST /v1/hessian {fmt_time(http)}"))
         rss = peak_rss_mb(SERVER_PIDS[url])
         targets.append(Target(f"5 server peak RSS after n={n}", rss, LARGE_MB, unit="MB",
                               detail="VmHWM of the server process over every request so far"))
@@ -187,7 +205,7 @@ def run(quick: bool = False, sizes: tuple[int, ...] = SIZES) -> list[Target]:
     targets: list[Target] = []
     with serve("app.main:app", env=SERVER_ENV) as url:
         for n in sizes:
-            rounds = 3 if (quick or n >= 1000) else 7
+            rounds = 3 if quick else 5 if n >= 1000 else 7  # n = 1000: a target, so not 3
             r, t = bench_size(url, n, rounds)
             rows += r
             targets += t

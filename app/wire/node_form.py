@@ -7,12 +7,24 @@ the ``value``, a JSON boolean ``trainable``) and decodes values with the same co
 into light ``FormNode`` records. It says None at the first doubt, and the caller then
 lets the model validate the list: every refusal is the model's own, with its paths.
 A test holds the two to the same verdict on valid and broken graphs.
+
+A long list is also keyed by a digest of its JSON text, exact to the type of every
+number (``KeyedNodes.digest``): the service's plan cache takes that for its key, and a
+list whose digest passed this pass before is not checked again unless it is read
+(``KnownNodes``): an optimiser's loop that sends one big graph with new values pays
+neither the pass nor a key over the checked nodes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
-from typing import Any
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from typing import Any, overload
+
+import orjson
 
 from app.wire.values import decode
 
@@ -20,6 +32,8 @@ NODE_KEYS = frozenset({"id", "op", "inputs", "attrs", "value", "trainable"})
 ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,127}")
 MAX_OP_CHARS = 64
 MAX_REF_CHARS = 128
+KEYED_MIN_NODES = 256  # lists this long are keyed by their JSON's digest (see the module)
+KNOWN_DIGESTS = 256  # digests of lists that passed, remembered (least recently seen out)
 
 
 class FormNode:
@@ -45,12 +59,122 @@ class FormNode:
         self.trainable = trainable is not False
 
 
-def form_nodes(raw: Any) -> list[FormNode] | None:
-    """Every node of ``raw`` checked and decoded, or None if any is not as the model wants."""
+class KeyedNodes(list[FormNode]):
+    """Checked nodes, and the digest of the JSON text they were read from (None: no key)."""
+
+    digest: bytes | None = None
+
+
+class KnownNodes(Sequence[FormNode]):
+    """A long node list whose JSON passed ``form_nodes`` before (its digest says so): it is
+    checked and decoded again, the same way, only when its nodes are read."""
+
+    def __init__(self, raw: list[Any], digest: bytes) -> None:
+        self._raw: list[Any] | None = raw
+        self._nodes: list[FormNode] | None = None
+        self._count = len(raw)
+        self.digest = digest
+
+    built: object = None  # what the reader made of the nodes, once it released them
+
+    def release(self, built: object) -> None:
+        """Let the JSON go (and any nodes read from it): on a 100,000-node graph, 40 MB.
+        Its reader made ``built`` of it, and asks for that again (``built``) rather than
+        read the nodes once more; only the length stays to read."""
+        self._raw = self._nodes = None
+        self.built = built
+
+    def _checked(self) -> list[FormNode]:
+        if self._nodes is None:
+            if self._raw is None:
+                raise RuntimeError("the nodes were released: read them before")
+            nodes = _checked_nodes(self._raw)
+            assert nodes is not None  # the same JSON passed before: the pass is pure
+            self._nodes, self._raw = nodes, None
+        return self._nodes
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[FormNode]:
+        return iter(self._checked())
+
+    @overload
+    def __getitem__(self, i: int) -> FormNode: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[FormNode]: ...
+    def __getitem__(self, i: int | slice) -> FormNode | list[FormNode]:
+        return self._checked()[i]
+
+
+class _Digests:
+    """Digests of node lists that passed, least recently seen first out."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __contains__(self, digest: bytes) -> bool:
+        with self._lock:
+            if digest in self._seen:
+                self._seen.move_to_end(digest)
+                return True
+            return False
+
+    def add(self, digest: bytes) -> None:
+        with self._lock:
+            self._seen[digest] = None
+            while len(self._seen) > self.size:
+                self._seen.popitem(last=False)
+
+
+PASSED = _Digests(KNOWN_DIGESTS)
+
+
+def json_digest(raw: list[Any]) -> bytes | None:
+    """SHA-256 of ``raw``'s JSON text as orjson writes it, or None where that text would
+    not tell two lists apart.
+
+    orjson keeps each number's type (``1``, ``1.0`` and ``true`` stay apart) and key
+    order, and writes each float as the shortest text that reads back to it; but it
+    writes NaN and the infinities as ``null``, so a text with ``null`` anywhere gets no
+    digest (a rare extra check, never a wrong match). What orjson refuses (an int past
+    64 bits, a lone surrogate) gets none either, and so do subclasses of str, int, dict
+    and list, which it would write as their base (only a Python caller sends them).
+    """
+    try:
+        text = orjson.dumps(raw, option=orjson.OPT_PASSTHROUGH_SUBCLASS)
+    except (orjson.JSONEncodeError, TypeError):
+        return None
+    return None if b"null" in text else hashlib.sha256(text).digest()
+
+
+def form_nodes(raw: Any) -> Sequence[FormNode] | None:
+    """Every node of ``raw`` checked and decoded, or None if any is not as the model wants.
+
+    A list of ``KEYED_MIN_NODES`` or more comes with the digest of its JSON (``digest``);
+    one whose digest passed before comes unchecked until read (``KnownNodes``)."""
     if type(raw) is not list or not raw:
         return None
+    if len(raw) < KEYED_MIN_NODES:
+        return _checked_nodes(raw)
+    digest = json_digest(raw)
+    if digest is not None and digest in PASSED:
+        return KnownNodes(raw, digest)
+    nodes = _checked_nodes(raw)
+    if nodes is None:
+        return None
+    if digest is not None:
+        nodes.digest = digest
+        PASSED.add(digest)
+    return nodes
+
+
+def _checked_nodes(raw: list[Any]) -> KeyedNodes | None:
+    """The pass itself (see ``form_nodes``), its nodes not yet keyed."""
     fullmatch = ID_PATTERN.fullmatch
-    out: list[FormNode] = []
+    out = KeyedNodes()
     append = out.append
     try:
         for item in raw:

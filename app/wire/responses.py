@@ -31,6 +31,13 @@ class WireJSON(JSONResponse):
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
+def rendered(value: Any) -> orjson.Fragment:
+    """``value`` written now as ``WireJSON`` writes it, to be placed into a body as it is:
+    for a body that holds one large array twice (a one-source Hessian's block and its
+    matrix), which is then encoded once."""
+    return orjson.Fragment(orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY))
+
+
 class Note(BaseModel):
     """Why a gradient is null, a result is not finite, or a kink was met."""
 

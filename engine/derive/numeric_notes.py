@@ -6,6 +6,8 @@ pays nothing for them.
 
 from __future__ import annotations
 
+import operator
+import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +21,7 @@ from engine.tensor import Tensor, as_value
 if TYPE_CHECKING:
     from engine.graphs.graph import Graph, Node
 
+_VALUE = operator.attrgetter("value")
 MAX_NOTES = 20  # a pathological graph must not produce a response of notes
 # Ops whose cause of a non-finite value is read off the values (inputs..., output) -> why;
 # the others state one fixed cause (``OpDef.nonfinite``).
@@ -42,19 +45,40 @@ def _all_finite(values: list[Any]) -> bool:
     return all(np.isfinite(v).all() for v in values)
 
 
-def _every_value_finite(graph: Graph, tensors: Mapping[str, Tensor]) -> bool:
-    """Whether no node holds a NaN or infinity: one vectorized test over the scalars."""
+def _every_value_finite(tensors: Mapping[str, Tensor]) -> bool:
+    """Whether no tensor holds a NaN or infinity: one vectorized test over the scalars
+    (all of them at once when every value is one, as on a long scalar chain)."""
+    try:
+        every = np.fromiter(map(_VALUE, tensors.values()), np.float64, len(tensors))
+        return bool(np.isfinite(every).all())
+    except (TypeError, ValueError):  # arrays among them
+        pass
     scalars = []
-    for node_id in graph.order:
-        t = tensors.get(node_id)
-        if t is None:
-            continue
-        v = t.value
+    for v in map(_VALUE, tensors.values()):
         if type(v) is np.float64:
             scalars.append(v)
         elif not np.isfinite(v).all():
             return False
     return bool(np.isfinite(np.array(scalars, dtype=np.float64)).all())
+
+
+# Per graph, its op nodes whose op has a kink, in order: what a walk over a graph whose
+# values are all finite visits. Made once per graph (a reused graph keeps it) of at least
+# KINKED_MEMO_MIN nodes.
+KINKED_MEMO_MIN = 64
+_KINKED: weakref.WeakKeyDictionary[Graph, tuple[str, ...]] = weakref.WeakKeyDictionary()
+
+
+def _kinked(graph: Graph) -> tuple[str, ...]:
+    if len(graph.order) < KINKED_MEMO_MIN:
+        return graph.order  # a short walk costs less than remembering it
+    known = _KINKED.get(graph)
+    if known is None:
+        nodes = graph.nodes
+        known = tuple([nid for nid in graph.order
+                       if nodes[nid].inputs and OPS[nodes[nid].op].kink is not None])
+        _KINKED[graph] = known
+    return known
 
 
 class OnePoint:
@@ -95,8 +119,8 @@ def numeric_notes(
     notes: list[Note] = []
     # With every value finite there is nothing non-finite to locate: only kinks are left
     # to look for, which skips the per-node finiteness tests (most of this walk's cost).
-    finite = _every_value_finite(graph, tensors)
-    for node_id in graph.order:
+    finite = _every_value_finite(tensors)
+    for node_id in _kinked(graph) if finite else graph.order:
         node = graph.nodes[node_id]
         if not node.inputs or node_id not in tensors:
             continue  # leaves: their values are the caller's, not a computation's

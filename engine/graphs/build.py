@@ -141,7 +141,7 @@ def build_graph(nodes: Sequence[Any], limits: Limits = DEFAULT_LIMITS,
     ``parse`` validates one item: by default a node as the contract writes it; a caller
     that checked its nodes' form already passes its own, built on ``check_node``.
     """
-    if not isinstance(nodes, list | tuple):
+    if not isinstance(nodes, Sequence) or isinstance(nodes, str | bytes | bytearray):
         raise GraphError("the graph's nodes must be a list", field="nodes")
     if not nodes:
         raise GraphError("the graph has no nodes", field="nodes")

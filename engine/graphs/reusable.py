@@ -36,7 +36,11 @@ class ReusableGraph(Graph):
 
     @classmethod
     def of(cls, graph: Graph) -> ReusableGraph:
-        """The same graph (sharing its validated nodes), made reusable."""
+        """The same graph (sharing its validated nodes), made reusable; a reusable graph is
+        itself (a registered graph and the inline plan it was built as share one memory
+        of plans, shapes and costs)."""
+        if type(graph) is cls:
+            return graph
         return cls(graph.nodes, graph.last, graph.leaves, graph.limits)
 
     def infer_shapes(

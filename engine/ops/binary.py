@@ -22,7 +22,7 @@ from engine.ops.batching import spread
 from engine.ops.broadcasting import BINARY_CASES, elementwise_shape, vectorize_sympy
 from engine.ops.costs import CHEAP_ELEMENTWISE, ELEMENTWISE, CostRule
 from engine.ops.registry import Case, Domain, F, OpDef, Shape, Sparsity, defop
-from engine.ops.vjp import VJP, constant_like, uncurried, value_of
+from engine.ops.vjp import VJP, constant_like, times_into, uncurried, value_of
 from engine.tensor import Tensor
 
 ANYWHERE = Domain()
@@ -43,6 +43,7 @@ def binary(
     sample: Callable[..., tuple[np.ndarray, ...]] | None = None,
     sparsity: Sparsity = rules.SMOOTH,
     cost: CostRule = ELEMENTWISE,
+    rule_into: Callable[..., tuple] | None = None,
 ) -> Callable[..., Tensor]:
     """Register a two-input broadcasting op (``sparsity``: nonlinear unless said otherwise)."""
     return defop(
@@ -63,6 +64,7 @@ def binary(
             sample=sample,
             sparsity=sparsity,
             cost=cost,
+            rule_into=rule_into,
         )
     )
 
@@ -81,7 +83,21 @@ sub = binary(
     uncurried(lambda g, needs, _ans, _a, _b: (g, -g if needs[1] else None)), operator.sub,
     "a - b; d/da = 1, d/db = -1", sparsity=rules.LINEAR,
     cost=CHEAP_ELEMENTWISE,
+    # with a constant a (1 - x), -g goes into g (OpDef.rule_into)
+    rule_into=lambda g, needs, _ans, _a, _b: (
+        (g, -g if needs[1] else None) if needs[0]
+        else (None, np.negative(g, out=g) if needs[1] else None)
+    ),
 )
+def _mul_into(g: Any, needs: tuple[bool, bool], _ans: Any, a: Any, b: Any) -> tuple[Any, Any]:
+    """mul's rule with one cotangent written into ``g`` (``OpDef.rule_into``); d/db = g * a
+    reads ``g`` before d/da is written there."""
+    if not needs[0]:
+        return None, times_into(g, a) if needs[1] else None
+    gb = g * a if needs[1] else None
+    return times_into(g, b), gb
+
+
 mul = binary(
     "mul", operator.mul,
     uncurried(lambda g, needs, _ans, a, b: (
@@ -90,6 +106,7 @@ mul = binary(
     operator.mul,
     "a * b; d/da = b, d/db = a", sparsity=rules.PRODUCT,
     cost=CHEAP_ELEMENTWISE,
+    rule_into=_mul_into,
 )
 
 

@@ -17,7 +17,7 @@ from engine.ops import dependence as rules
 from engine.ops.broadcasting import UNARY_CASES, elementwise_shape, vectorize_sympy
 from engine.ops.costs import CHEAP_ELEMENTWISE, ELEMENTWISE, CostRule
 from engine.ops.registry import OPS, Domain, F, OpDef, Sparsity, defop
-from engine.ops.vjp import VJP, constant_like, uncurried, value_of
+from engine.ops.vjp import VJP, constant_like, times_into, uncurried, value_of
 from engine.tensor import Tensor
 
 SMOOTH = "smooth on its domain"
@@ -38,6 +38,7 @@ def unary(
     nonfinite: str = "overflow",
     sparsity: Sparsity = rules.SMOOTH,
     cost: CostRule = ELEMENTWISE,
+    rule_into: Callable[..., tuple] | None = None,
 ) -> Callable[..., Tensor]:
     """Register a one-input elementwise op (``sparsity``: nonlinear unless said otherwise;
     ``cost``: a libm call per element unless said otherwise)."""
@@ -58,6 +59,7 @@ def unary(
             family="elementwise",
             sparsity=sparsity,
             cost=cost,
+            rule_into=rule_into,
         )
     )
 
@@ -110,6 +112,7 @@ neg = unary(
     "neg", np.negative, using_x(lambda g, _x: -g), lambda x: -x,
     "neg(x) = -x; d/dx = -1", sparsity=rules.LINEAR,
     cost=CHEAP_ELEMENTWISE,
+    rule_into=lambda g, _needs, _ans, _x: (np.negative(g, out=g),),
 )
 identity = unary(
     "identity", lambda x: x, using_x(lambda g, _x: g), lambda x: x,
@@ -169,7 +172,14 @@ square = unary(
     "square", lambda x: x * x, borrowed_vjp("mul", lambda x: (x, x)), lambda x: x**2,
     "square(x) = mul(x, x); d/dx = 2x",
     cost=CHEAP_ELEMENTWISE,
+    rule_into=lambda g, _needs, _ans, x: (_doubled(times_into(g, x), g),),
 )
+
+
+def _doubled(t: Any, g: Any) -> Any:
+    """``t + t``, in ``t`` when it is ``g``'s memory (square's ``rule_into``): the sum of
+    mul's two equal cotangents, as the borrowed rule adds them."""
+    return np.add(t, t, out=t) if t is g else t + t
 reciprocal = unary(
     "reciprocal", lambda x: 1.0 / x, borrowed_vjp("div", lambda x: (ONE, x)), lambda x: 1 / x,
     "reciprocal(x) = div(1, x); d/dx = -1/x²",

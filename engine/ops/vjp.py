@@ -26,6 +26,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from engine.tensor import Tensor, as_value
 
 VJP = Callable[..., Callable[[Tensor], tuple[Tensor | None, ...]]]
@@ -87,3 +89,14 @@ def sweep_rule(vjp: VJP | None) -> Callable[..., tuple] | None:
 def linear_vjp(rule: Callable[..., Any]) -> VJP:
     """A vjp for an op linear in its inputs: ``rule(g, **attrs)`` needs neither ans nor inputs."""
     return uncurried(lambda g, _needs, _ans, *_xs, **attrs: rule(g, **attrs))
+
+
+def times_into(g: Any, b: Any) -> Any:
+    """``g * b``, written into ``g`` when the product keeps ``g``'s shape and dtype: the
+    same numbers, without a new array. Only for a ``rule_into`` (``g`` is the sweep's to
+    give: see ``OpDef.rule_into``); a large batched cotangent is megabytes, and a new one
+    costs a page fault per 4 KiB where large blocks go back to the system when freed."""
+    if (np.result_type(g, b) == g.dtype
+            and np.broadcast_shapes(g.shape, np.shape(b)) == g.shape):
+        return np.multiply(g, b, out=g)
+    return g * b

@@ -7,6 +7,7 @@ lie on a path from a source; "no path" stays ``None``, distinct from zero.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Collection, Container, Sequence
 from itertools import islice
 from typing import TYPE_CHECKING, Any
@@ -156,11 +157,18 @@ def _accumulate(
     to ``cts``. ``raw``: the rules get the tensors' values (see ``sweep``)."""
     check = budget.check
     every = 1 if batch else CHECK_EVERY  # a batched entry is costly: check the budget on each
+    # A vectorised raw sweep's cotangents are large: a rule may then write into a ``g`` that
+    # nothing else holds (OpDef.rule_into), and sums go into the cotangent they add to.
+    donate = raw and bool(batch)
+    grads: Any = None
+    gx = gy = cur = None
     steps = reversed(relevant)
     for _block in range(0, len(relevant), every):
         check("reverse sweep")
         # once per block of entries: islice costs nothing per entry, unlike a counter
         for e in islice(steps, every):
+            if donate:  # the last entry's cotangents, held here, would count as holders
+                grads = gx = gy = cur = None
             output = e[1]
             g = cts.get(output) if output in keep else cts.pop(output, None)
             if g is None:
@@ -170,6 +178,11 @@ def _accumulate(
                 continue  # not differentiable: no gradient flows through
             if grads_seen is not None:
                 grads_seen[id(output)] = Tensor(g) if raw else g
+            if (donate and type(g) is _ndarray and g.size >= IN_PLACE_MIN
+                    and _refs(g) == ONLY_HERE and g.base is None and g.flags.writeable):
+                # g is this entry's alone: its memory may be reused (OpDef.rule_into; what
+                # else a tape records, a custom gradient, has none)
+                rule = getattr(e[0], "rule_into", None) or rule
             # Spelled out for one and two inputs: a call with ``*args``, a list of values
             # or a loop over the cotangents cost more than the rest of the loop body.
             ans = output.value if raw else output
@@ -234,7 +247,11 @@ def _accumulate(
             if type(gx) is not _f64:  # see _add
                 gx = _fit(gx, x.value, batch)
             if x in cts:
-                cts[x] = cts[x] + gx
+                cur = cts[x]
+                if type(cur) is _ndarray and cur.size >= IN_PLACE_MIN and _refs(cur) == ALONE:
+                    cts[x] = _plus(cur, gx)
+                else:
+                    cts[x] = cur + gx
             else:
                 cts[x] = gx
 
@@ -245,7 +262,49 @@ def _add(cts: dict[Tensor, Any], x: Tensor, gx: Any, batch: tuple[int, ...]) -> 
     # returns a cotangent smaller than its input, and a batched one is never 0-d).
     if type(gx) is not _f64:
         gx = _fit(gx, x.value, batch)
-    cts[x] = cts[x] + gx if x in cts else gx
+    if x not in cts:
+        cts[x] = gx
+        return
+    cur = cts[x]
+    if type(cur) is _ndarray and cur.size >= IN_PLACE_MIN and _refs(cur) == ALONE:
+        cts[x] = _plus(cur, gx)
+    else:
+        cts[x] = cur + gx
+
+
+# Large cotangents are summed into the memory of the one they add to when nothing else can
+# see it: a fresh array of a vectorised sweep (n rows of a Hessian) is megabytes, and a
+# server that returns large blocks to the system when freed (app.memory) pays a page fault
+# per 4 KiB of each new one, several times the addition itself.
+IN_PLACE_MIN = 1 << 14  # elements; below, a new array costs less than the checks
+_ndarray = np.ndarray
+_refs = sys.getrefcount
+
+
+def _alone() -> tuple[int, int]:
+    """What ``sys.getrefcount`` says of a cotangent held only by ``cts`` and one local
+    (``cur``), and of one popped from ``cts`` into one local (``g``), measured the way the
+    sweep asks, so that no interpreter's way of counting the call's own reference is
+    assumed."""
+    cts = {0: np.zeros(1)}
+    cur = cts[0]
+    held = _refs(cur)
+    del cur
+    g = cts.pop(0)
+    return held, _refs(g)
+
+
+ALONE, ONLY_HERE = _alone()
+
+
+def _plus(cur: np.ndarray, gx: Any) -> Any:
+    """``cur + gx``, written into ``cur`` (the caller has seen that only ``cts`` holds it)
+    when it owns its memory (no view of another array's) and the sum has its shape and
+    dtype: the same numbers as ``cur + gx``, without a new array."""
+    if (type(gx) is _ndarray and gx.shape == cur.shape and gx.dtype == cur.dtype
+            and cur.base is None and cur.flags.writeable):
+        return np.add(cur, gx, out=cur)
+    return cur + gx
 
 
 def _fit(gx: Any, xv: Any, batch: tuple[int, ...]) -> Any:

@@ -9,7 +9,8 @@ import pytest
 
 from app.graph_forms import structure_key
 from app.service import Service
-from app.wire.requests import Graph
+from app.wire.node_form import KnownNodes
+from app.wire.requests import ComputeRequest, Graph
 from engine.graphs.plans import PlanCache
 from tests.api.support import graph, op, post, var
 
@@ -66,3 +67,68 @@ def test_a_cached_graph_still_refuses_bad_values(client):
     assert r.status_code == 422 and r.json()["node"] == "m"
     r = client.post("/v1/gradient", json={**body, "values": {"x": [1.0, 2.0, 3.0]}})
     assert r.status_code == 422 and r.json()["node"] == "m"  # (3,) by (2,): its shapes
+
+
+def long_chain(n: int = 300, c: Any = 0.1) -> list[dict[str, Any]]:
+    out = [var("x", 0.5)]
+    out += [
+        op(f"s{i}", "sin" if i % 2 else "add", f"s{i - 1}" if i else "x", *(() if i % 2 else (c,)))
+        for i in range(n)
+    ]
+    return out
+
+
+def test_a_long_graph_sent_again_is_keyed_by_its_json_and_answers_alike(client, monkeypatch):
+    service: Service = client.app.state.service
+    monkeypatch.setattr(service, "plans", PlanCache())
+    first = post(client, "gradient", graph(*long_chain(), values={"x": 0.25}, check="none"))
+    (key,) = service.plans._graphs
+    assert isinstance(key, bytes)  # the JSON's digest, not a key over the nodes
+    again = post(client, "gradient", graph(*long_chain(), values={"x": 0.75}, check="none"))
+    assert len(service.plans) == 1
+    fresh = post(client, "gradient", graph(*long_chain(c=0.1000001), values={"x": 0.75}))
+    assert len(service.plans) == 2
+    # the chain's derivative at x: sin'(...) products, the same for each way it came in
+    assert first["gradients"]["x"] != again["gradients"]["x"]
+    assert again["gradients"]["x"] == pytest.approx(fresh["gradients"]["x"], rel=1e-5)
+    plain = PlanCache()
+    monkeypatch.setattr(service, "plans", plain)  # a miss with the JSON known: read again
+    assert (
+        post(client, "gradient", graph(*long_chain(), values={"x": 0.75}, check="none"))[
+            "gradients"
+        ]
+        == again["gradients"]
+    )
+    assert len(plain) == 1
+
+
+def test_a_long_graph_known_to_the_form_pass_is_still_checked_for_meaning(client):
+    body = graph(*long_chain(), values={"x": 0.25}, check="none")
+    post(client, "gradient", body)
+    nodes = long_chain()
+    nodes[7]["op"] = "sine"
+    r = client.post("/v1/gradient", json={**body, "graph": {"nodes": nodes}})
+    assert r.status_code == 422 and r.json()["node"] == "s6"
+    nodes[7]["op"] = "sin"
+    nodes[8]["inputs"] = ["s6", True]
+    r = client.post("/v1/gradient", json={**body, "graph": {"nodes": nodes}})
+    assert r.status_code == 422 and "nodes.8.inputs" in str(r.json())
+
+
+def test_a_long_graph_registers_alike_however_often_its_json_was_seen(client):
+    registered = {
+        client.post("/v1/graphs", json={"graph": {"nodes": long_chain(310)}}).json()["graph_id"]
+        for _ in range(3)
+    }
+    assert len(registered) == 1
+
+
+def test_a_request_built_twice_is_built_once_even_when_its_plan_is_gone(client, monkeypatch):
+    service: Service = client.app.state.service
+    body = graph(*long_chain(), values={"x": 0.25}, check="none")
+    post(client, "gradient", body)  # its JSON is known from here on
+    request = ComputeRequest.model_validate(body)
+    assert isinstance(request.graph.nodes, KnownNodes)
+    first = service.graph_of(request)
+    monkeypatch.setattr(service, "plans", PlanCache(max_graphs=0))  # it keeps nothing
+    assert service.graph_of(request) is first  # not read again: its JSON was let go

@@ -3,6 +3,7 @@ same documents, and decode what they accept alike: the pass is only a faster roa
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -12,7 +13,15 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from app.wire.node_form import FormNode, form_nodes
+from app.wire import node_form
+from app.wire.node_form import (
+    KEYED_MIN_NODES,
+    FormNode,
+    KeyedNodes,
+    KnownNodes,
+    form_nodes,
+    json_digest,
+)
 from app.wire.requests import ComputeRequest, Graph, Node
 
 MODEL = TypeAdapter(list[Node])  # the model alone, without the plain pass in front
@@ -183,3 +192,77 @@ def test_a_long_chain_takes_the_plain_pass() -> None:
     graph = Graph.model_validate({"nodes": nodes})
     assert all(type(n) is FormNode for n in graph.nodes)
     assert graph.nodes[-1].inputs == ["x4998", np.float64(0.1)]
+
+
+def _long(last_input: Any = 0.1, n: int = KEYED_MIN_NODES) -> list[dict[str, Any]]:
+    nodes: list[dict[str, Any]] = [{"id": "x0", "op": "variable", "value": 0.5}]
+    nodes += [{"id": f"x{i}", "op": "add", "inputs": [f"x{i - 1}", 0.1]} for i in range(1, n)]
+    nodes[-1]["inputs"][1] = last_input
+    return nodes
+
+
+def test_a_long_list_is_keyed_by_its_json_and_a_short_one_is_not() -> None:
+    short = form_nodes(_long(n=KEYED_MIN_NODES - 1))
+    assert short is not None and getattr(short, "digest", None) is None
+    first = form_nodes(_long())
+    assert isinstance(first, KeyedNodes) and first.digest is not None
+    again = form_nodes(json.loads(json.dumps(_long())))  # the same JSON, decoded afresh
+    assert isinstance(again, KnownNodes) and again.digest == first.digest
+    assert len(again) == len(first)
+    for f, k in zip(first, again, strict=True):  # read, it is checked and decoded alike
+        assert (f.id, f.op, f.attrs, f.trainable) == (k.id, k.op, k.attrs, k.trainable)
+        assert all(_same_value(a, b) for a, b in zip(f.inputs, k.inputs, strict=True))
+
+
+@pytest.mark.parametrize("spelling", [1, 1.0, 2**53, 0.1 + 2e-17, -0.0, "NaN", [0.1]])
+def test_every_spelling_of_a_number_is_a_key_of_its_own(spelling: Any) -> None:
+    keys = {json_digest(_long(s)) for s in (spelling, 0.1)}
+    assert None not in keys and len(keys) == 2
+    assert json_digest(_long(1)) != json_digest(_long(1.0))
+
+
+@pytest.mark.parametrize("odd", [math.nan, math.inf, None, 2**70])
+def test_json_that_orjson_cannot_tell_apart_has_no_key(odd: Any) -> None:
+    assert json_digest(_long(odd)) is None  # NaN and null both write as null
+
+
+def test_subclasses_of_json_types_have_no_key() -> None:
+    class Ref(str):
+        pass
+
+    nodes = _long()
+    nodes[-1]["inputs"][0] = Ref(nodes[-1]["inputs"][0])
+    assert json_digest(nodes) is None
+    assert json_digest(_long()) is not None
+
+
+@pytest.mark.parametrize(
+    ("known", "bad"), [(1, True), (0, False), (0.1, None), (0.1, {}), ("x0", ""), ("x0", "r" * 129)]
+)
+def test_a_known_list_changed_in_one_input_is_checked_afresh(known: Any, bad: Any) -> None:
+    assert form_nodes(_long(known)) is not None
+    assert isinstance(form_nodes(_long(known)), KnownNodes)
+    assert form_nodes(_long(bad)) is None  # 1 == True in Python, not in its JSON
+    with pytest.raises(ValidationError) as refused:
+        Graph.model_validate({"nodes": _long(bad)})
+    assert refused.value.errors()[0]["loc"][:3] == ("nodes", KEYED_MIN_NODES - 1, "inputs")
+
+
+def test_released_nodes_keep_their_count_and_cannot_be_read() -> None:
+    form_nodes(_long())
+    known = form_nodes(_long())
+    assert isinstance(known, KnownNodes)
+    built = object()
+    known.release(built)
+    assert known.built is built and len(known) == KEYED_MIN_NODES
+    with pytest.raises(RuntimeError):
+        list(known)
+
+
+def test_the_digests_remembered_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(node_form, "PASSED", node_form._Digests(2))
+    lists = [_long(float(k)) for k in range(3)]
+    for raw in lists:
+        assert isinstance(form_nodes(raw), KeyedNodes)
+    assert isinstance(form_nodes(lists[2]), KnownNodes)
+    assert isinstance(form_nodes(lists[0]), KeyedNodes)  # the oldest went first

@@ -1,0 +1,55 @@
+"""A one-source Hessian's block is its matrix (engine.derive.hessian.assemble): the response
+writes those numbers once and places them at both fields, byte for byte as before."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import orjson
+import pytest
+
+from app import rendering
+from app.examples import rosenbrock
+from bench.rosenbrock import exact_hessian
+from tests.api.support import graph, op, post, var
+
+
+@pytest.fixture
+def one_source() -> dict:
+    return {**rosenbrock(7), "check": "none"}
+
+
+def test_the_block_and_the_matrix_are_the_same_numbers(client, one_source):
+    answer = post(client, "hessian", one_source)
+    x = np.asarray(one_source["graph"]["nodes"][0]["value"])
+    np.testing.assert_allclose(answer["matrix"], exact_hessian(x), rtol=1e-13, atol=1e-12)
+    assert answer["hessian"]["x"]["x"] == answer["matrix"]
+
+
+def test_the_body_is_the_bytes_written_twice(client, one_source, monkeypatch):
+    shared = client.post("/v1/hessian", json=one_source)
+    monkeypatch.setattr(rendering, "_same_numbers", lambda _matrix: lambda _v: False)
+    apart = client.post("/v1/hessian", json=one_source)
+    assert shared.status_code == apart.status_code == 200
+    assert shared.content == apart.content
+    matrix = orjson.dumps(json.loads(shared.content)["matrix"])
+    assert shared.content.count(matrix) == 2  # at "hessian" and at "matrix"
+
+
+def test_a_block_that_is_not_the_matrix_is_written_on_its_own(client):
+    """Two sources: each block is a part of the matrix, and each keeps its own numbers."""
+    body = graph(
+        var("x", [1.0, 2.0]),
+        var("y", 3.0),
+        op("p", "mul", "x", "y"),
+        op("q", "mul", "p", "x"),
+        op("s", "sum", "q"),
+        check="none",
+    )
+    answer = post(client, "hessian", body)
+    h = np.asarray(answer["matrix"])
+    assert h.shape == (3, 3)
+    np.testing.assert_array_equal(np.asarray(answer["hessian"]["x"]["x"]), h[:2, :2])
+    np.testing.assert_array_equal(np.asarray(answer["hessian"]["x"]["y"]), h[:2, 2])
+    np.testing.assert_array_equal(h, [[6.0, 0.0, 2.0], [0.0, 6.0, 4.0], [2.0, 4.0, 0.0]])

@@ -1,0 +1,65 @@
+"""Numeric notes (engine.derive.numeric_notes) read alike through their shortcuts: every
+value finite (scalars alone, or arrays among them), a graph's kinked nodes remembered."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.derive.numeric_notes import numeric_notes
+from engine.graphs.build import build_graph
+from engine.graphs.reusable import ReusableGraph
+
+
+def notes_at(graph, **values):
+    tensors = graph.run(graph.leaf_values(values))
+    return [(n.reason, n.node) for n in numeric_notes(graph, tensors)]
+
+
+def chain(x0=0.5, leaf=None):
+    """``relu`` (a kink at 0) and ``abs`` between smooth ops, over a scalar or a vector."""
+    return ReusableGraph.of(
+        build_graph(
+            [
+                {"id": "x", "op": "variable", "value": x0 if leaf is None else leaf},
+                {"id": "s", "op": "sin", "inputs": ["x"]},
+                {"id": "r", "op": "relu", "inputs": ["s"]},
+                {"id": "m", "op": "mul", "inputs": ["r", 2.0]},
+                {"id": "a", "op": "abs", "inputs": ["m"]},
+                {"id": "l", "op": "log", "inputs": ["a"]},
+            ]
+        )
+    )
+
+
+@pytest.mark.parametrize("vector", [False, True], ids=["scalars", "arrays"])
+def test_kinks_are_found_each_run_of_a_kept_graph(vector):
+    graph = chain(leaf=[0.5, 0.25] if vector else None)
+    at = (lambda v: [v, 0.25]) if vector else (lambda v: v)
+    assert notes_at(graph, x=at(0.5)) == []
+    # x = 0: relu and abs at their kinks, then log(0) = -inf where the values stop being finite
+    assert notes_at(graph, x=at(0.0)) == [("kink", "r"), ("kink", "a"), ("non_finite", "l")]
+    assert notes_at(graph, x=at(0.5)) == []  # the same graph again: nothing stale
+
+
+def test_a_non_finite_value_is_located_among_scalars_and_arrays():
+    graph = build_graph(
+        [
+            {"id": "x", "op": "variable", "value": 1.0},
+            {"id": "v", "op": "constant", "value": [1.0, -1.0]},
+            {"id": "q", "op": "sqrt", "inputs": ["v"]},
+            {"id": "d", "op": "div", "inputs": ["x", 0.0]},
+        ]
+    )
+    assert notes_at(graph) == [("non_finite", "q"), ("non_finite", "d")]
+
+
+def test_a_non_finite_leaf_is_not_a_computations_note():
+    graph = build_graph(
+        [
+            {"id": "x", "op": "variable", "value": float("nan")},
+            {"id": "y", "op": "sin", "inputs": ["x"]},
+        ]
+    )
+    assert notes_at(graph) == []
+    assert np.isnan(graph.run(graph.leaf_values({}))["y"].value)
