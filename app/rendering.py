@@ -68,11 +68,11 @@ def hessian(result: Result) -> dict[str, Any]:
         body["structure"] = asdict(h.structure)
     else:
         matrix = wire(result.matrix)
-        same = None
+        is_matrix = None
         if isinstance(matrix, np.ndarray):  # a block that is the matrix is written once
-            same, matrix = _same_numbers(result.matrix), rendered(matrix)
+            is_matrix, matrix = _same_numbers(result.matrix), rendered(matrix)
         body["hessian"] = {
-            a: {b: matrix if same and same(v) else wire(v) for b, v in row.items()}
+            a: {b: matrix if is_matrix and is_matrix(v) else wire(v) for b, v in row.items()}
             for a, row in (result.hessian or {}).items()
         }
         body["matrix"] = matrix
@@ -84,11 +84,11 @@ def _same_numbers(matrix: np.ndarray) -> Callable[[Any], bool]:
     of one axis, ``engine.derive.hessian.assemble``), so its JSON is the matrix's."""
     where = (matrix.__array_interface__["data"][0], matrix.shape, matrix.strides, matrix.dtype)
 
-    def seen(v: Any) -> bool:
+    def is_matrix(v: Any) -> bool:
         return (isinstance(v, np.ndarray)
                 and (v.__array_interface__["data"][0], v.shape, v.strides, v.dtype) == where)
 
-    return seen
+    return is_matrix
 
 
 def derivatives(result: Result) -> dict[str, Any]:

@@ -69,13 +69,13 @@ class KnownNodes(Sequence[FormNode]):
     """A long node list whose JSON passed ``form_nodes`` before (its digest says so): it is
     checked and decoded again, the same way, only when its nodes are read."""
 
+    built: object = None  # what the reader made of the nodes, once it released them
+
     def __init__(self, raw: list[Any], digest: bytes) -> None:
         self._raw: list[Any] | None = raw
         self._nodes: list[FormNode] | None = None
         self._count = len(raw)
         self.digest = digest
-
-    built: object = None  # what the reader made of the nodes, once it released them
 
     def release(self, built: object) -> None:
         """Let the JSON go (and any nodes read from it): on a 100,000-node graph, 40 MB.
@@ -138,16 +138,23 @@ def json_digest(raw: list[Any]) -> bytes | None:
 
     orjson keeps each number's type (``1``, ``1.0`` and ``true`` stay apart) and key
     order, and writes each float as the shortest text that reads back to it; but it
-    writes NaN and the infinities as ``null``, so a text with ``null`` anywhere gets no
-    digest (a rare extra check, never a wrong match). What orjson refuses (an int past
-    64 bits, a lone surrogate) gets none either, and so do subclasses of str, int, dict
-    and list, which it would write as their base (only a Python caller sends them).
+    writes NaN and the infinities as ``null``, so a text with a ``null`` where a value
+    goes (after ``[``, ``,`` or ``:``; also inside a string, rarely) gets no digest (an
+    extra check, never a wrong match): an id such as ``nullable`` keeps it. What orjson
+    refuses (an int past 64 bits, a lone surrogate) gets none either, and so do
+    subclasses of str, int, dict and list, which it would write as their base (only a
+    Python caller sends them).
     """
     try:
         text = orjson.dumps(raw, option=orjson.OPT_PASSTHROUGH_SUBCLASS)
     except (orjson.JSONEncodeError, TypeError):
         return None
-    return None if b"null" in text else hashlib.sha256(text).digest()
+    if b"null" in text and any(token in text for token in _NULL_VALUES):
+        return None
+    return hashlib.sha256(text).digest()
+
+
+_NULL_VALUES = (b"[null", b",null", b":null")  # how orjson writes a null value (no spaces)
 
 
 def form_nodes(raw: Any) -> Sequence[FormNode] | None:

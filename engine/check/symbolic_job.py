@@ -115,7 +115,7 @@ def symbolic_job(q: SymbolicQuery) -> SymbolicJob:
         "simplify": q.simplify,
     }
     work = symbolic_work(nodes, shapes, n, q.order)
-    cap = int(WORK_PER_SECOND * limits.sympy_seconds * BUDGETS)
+    cap = int(WORK_PER_SECOND * budget_seconds(limits))
     if work > cap:
         raise CostError(
             f"an estimated {work} units of symbolic work for derivatives up to "

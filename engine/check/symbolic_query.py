@@ -9,29 +9,11 @@ engine.check.symbolic_simplify); the reply is laid out (engine.check.symbolic_la
 
 from __future__ import annotations
 
-from engine.check.symbolic_job import (
-    BUDGETS,
-    MAX_ENTRIES,
-    WORK_PER_SECOND,
-    SymbolicQuery,
-    symbolic_job,
-    symbolic_work,
-)
+from engine.check.symbolic_job import SymbolicQuery, symbolic_job, symbolic_work
 from engine.check.symbolic_layout import SymbolicResult, conventions, lay_out
-from engine.check.symbolic_run import HEAVY_SECONDS, run
-from engine.check.symbolic_simplify import REPLACE_SECONDS
+from engine.check.symbolic_run import run
 
-__all__ = [
-    "BUDGETS",
-    "HEAVY_SECONDS",
-    "MAX_ENTRIES",
-    "REPLACE_SECONDS",
-    "WORK_PER_SECOND",
-    "SymbolicQuery",
-    "SymbolicResult",
-    "symbolic",
-    "symbolic_work",
-]
+__all__ = ["SymbolicQuery", "SymbolicResult", "symbolic", "symbolic_work"]
 
 
 def symbolic(q: SymbolicQuery) -> SymbolicResult:

@@ -34,10 +34,9 @@ def simplified_reply(
     notes: list[Note],
 ) -> dict[str, Any] | None:
     """The simplified job's reply within its share of ``seconds`` (``work`` sizes the
-    plain job's), or None when the plain
-    job must answer (not asked to simplify, no time for it, or killed at its limit); each
-    expression left unsimplified, and each fallback, adds a note. WorkerBusy and
-    WorkerError go to the caller."""
+    plain job's), or None when the plain job must answer (not asked to simplify, no time
+    for it, or killed at its limit); each expression left unsimplified, and each fallback,
+    adds a note. WorkerBusy and WorkerError go to the caller."""
     within = simplify_seconds(seconds, work)
     if not job["simplify"]:
         return None

@@ -100,7 +100,8 @@ def assemble(
     ``shapes``: each source's shape (at one point, with a ``batch`` of points). A block
     is ``batch + si.shape + sj.shape``; one with no path is None and zeros in the matrix
     (zeros both ways with ``unconnected_gradients="zero"``), as ``outer.jacobian``
-    block by block would give.
+    block by block would give. A lone source's block, when it has a path, is a view of
+    the matrix itself, not a copy (app.rendering then writes those numbers once).
     """
     sizes = [math.prod(shape) for shape in shapes]
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)

@@ -48,7 +48,7 @@ def plan_points(graph: Graph, roots: frozenset[str], shapes: Mapping[str, Shape]
     nodes = graph.nodes
     for nid in graph.order:
         node = nodes[nid]
-        flags = tuple([type(x) is str and x in batched for x in node.inputs])
+        flags = tuple(batched_inputs(node, batched))
         if nid in roots or True in flags:
             batched.add(nid)
         if node.op in LEAF_OPS:

@@ -251,10 +251,8 @@ def run(graph: Graph, batch: Batch) -> dict[str, Tensor]:
     def apply(nid: str, node: Node, args: list[Tensor]) -> Tensor:
         how, fn, flags = steps[nid]
         attrs = node.attrs
-        if how == DIRECT:  # most nodes of a long graph, first
+        if how == DIRECT or how == SHARED:  # DIRECT: most nodes of a long graph, first
             return fn(*args, **attrs) if attrs else fn(*args)
-        if how == SHARED:
-            return fn(*args, **attrs)
         if how == REPEATED:
             out = fn(*args, **attrs)
             return F.broadcast_to(out, shape=[size, *out.shape])

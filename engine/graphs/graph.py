@@ -78,7 +78,7 @@ class Node:
 # Computes one op node from its id, the node and its input tensors (Graph.run).
 Apply = Callable[[str, Node, list[Tensor]], Tensor]
 # One node of a run's plan (Graph._steps): its id, the node, its op's function (None for
-# a leaf), how it is called (one of the _CALL_* below) and its two inputs in that call.
+# a leaf), how it is called (_CALL_* below), its inputs as called (_CALL_ANY: a tuple of all).
 Step = tuple[str, Node, Callable[..., Tensor] | None, int, Any, Any]
 _CALL_REF, _CALL_REF_REF, _CALL_REF_CONST, _CALL_CONST_REF, _CALL_ANY = range(5)
 _CALL_LEAF, _CALL_APPLY = 5, 6  # a leaf; an op node computed by run's ``apply``

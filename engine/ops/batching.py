@@ -103,10 +103,11 @@ def aligned(xs: Sequence[Tensor], batched: Sequence[bool]) -> list[Tensor]:
 
 
 def elementwise(fn: Any, xs: Sequence[Tensor], batched: Sequence[bool], **attrs: Any) -> Tensor:
-    """The batch rule of an op whose ``batch`` is None: numpy broadcasting after the batch.
+    """``fn`` over the points by numpy broadcasting after the batch axis, as a batch rule
+    (``where``'s). Ops whose ``batch`` is None run the same way, each op's way planned once
+    per batch by engine.derive.point_plan.
 
-    One input, or inputs all batched at one rank (most ops of a long graph), go straight
-    to ``fn``: this runs once per op, and at many points every microsecond is per op."""
+    One input, or inputs all batched at one rank, go straight to ``fn``."""
     if len(xs) == 1 or (all(batched) and len({x.ndim for x in xs}) == 1):
         return fn(*xs, **attrs)
     return fn(*aligned(xs, batched), **attrs)

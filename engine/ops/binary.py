@@ -89,6 +89,8 @@ sub = binary(
         else (None, np.negative(g, out=g) if needs[1] else None)
     ),
 )
+
+
 def _mul_into(g: Any, needs: tuple[bool, bool], _ans: Any, a: Any, b: Any) -> tuple[Any, Any]:
     """mul's rule with one cotangent written into ``g`` (``OpDef.rule_into``); d/db = g * a
     reads ``g`` before d/da is written there."""

@@ -180,6 +180,8 @@ def _doubled(t: Any, g: Any) -> Any:
     """``t + t``, in ``t`` when it is ``g``'s memory (square's ``rule_into``): the sum of
     mul's two equal cotangents, as the borrowed rule adds them."""
     return np.add(t, t, out=t) if t is g else t + t
+
+
 reciprocal = unary(
     "reciprocal", lambda x: 1.0 / x, borrowed_vjp("div", lambda x: (ONE, x)), lambda x: 1 / x,
     "reciprocal(x) = div(1, x); d/dx = -1/x²",

@@ -115,7 +115,7 @@ class OpDef:
     # per element of the largest operand.
     cost: CostRule = ELEMENTWISE
     # ``rule``'s numbers, free to write one cotangent into ``g``'s own memory: a vectorised
-    # raw sweep calls it instead when nothing else holds a large ``g`` (engine.ops.vjp.into).
+    # raw sweep calls it instead when nothing else holds a large ``g`` (engine.tape.backprop).
     rule_into: Callable[..., tuple] | None = None
     # The vjp as the reverse sweep calls it, ``rule(g, needs, ans, *inputs, **attrs)``
     # (see ``sweep_rule``); None when the op is not differentiable. Derived, not given.

@@ -96,7 +96,6 @@ def times_into(g: Any, b: Any) -> Any:
     same numbers, without a new array. Only for a ``rule_into`` (``g`` is the sweep's to
     give: see ``OpDef.rule_into``); a large batched cotangent is megabytes, and a new one
     costs a page fault per 4 KiB where large blocks go back to the system when freed."""
-    if (np.result_type(g, b) == g.dtype
-            and np.broadcast_shapes(g.shape, np.shape(b)) == g.shape):
+    if np.result_type(g, b) == g.dtype and np.broadcast_shapes(g.shape, np.shape(b)) == g.shape:
         return np.multiply(g, b, out=g)
     return g * b

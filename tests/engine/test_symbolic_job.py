@@ -8,11 +8,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine.check import symbolic_query, symbolic_run, sympy_job, sympy_pool
+from engine.check import symbolic_run, sympy_job, sympy_pool
 from engine.check.agreement import Tally
 from engine.check.job import plain_nodes
 from engine.check.limits import CheckLimits
+from engine.check.symbolic_job import BUDGETS
 from engine.check.symbolic_query import SymbolicQuery, symbolic, symbolic_work
+from engine.check.symbolic_simplify import REPLACE_SECONDS
 from engine.errors import CostError
 from engine.graphs.expression import parse_expression
 from engine.graphs.graph import Limits
@@ -92,8 +94,8 @@ def test_a_simplification_killed_at_its_limit_leaves_the_plain_job_time(
     got = symbolic(SymbolicQuery(parse_expression("tanh(x*y) + log(1 + x**2)", Limits()), {}))
     (simplified, simplify_limit), (plain, plain_left) = given
     assert simplified and not plain
-    assert plain_left >= symbolic_query.REPLACE_SECONDS
-    budget = CheckLimits().sympy_seconds * symbolic_query.BUDGETS
+    assert plain_left >= REPLACE_SECONDS
+    budget = CheckLimits().sympy_seconds * BUDGETS
     assert simplify_limit + plain_left == pytest.approx(budget)
     assert got.derivatives[0] and [n.reason for n in got.notes] == ["not_simplified"]
 
