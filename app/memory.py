@@ -7,8 +7,16 @@ Under the hostile-load test that kept a replica's RSS past 1 GiB with only two s
 requests in flight, although the admission budget held what was live under 384 MiB.
 A fixed threshold returns every large array to the system when it is freed, and two
 arenas keep what small objects leave behind small: the same test then peaks at 750 to
-820 MiB. The settings are the documented ``mallopt`` ones (also ``MALLOC_ARENA_MAX``
+833 MiB. The settings are the documented ``mallopt`` ones (also ``MALLOC_ARENA_MAX``
 and ``MALLOC_MMAP_THRESHOLD_`` in the environment); elsewhere than glibc this does nothing.
+
+The price is a fresh, zeroed mapping for every large array: a dense n = 1000 Hessian
+takes 64 to 67 ms as a whole request (bench), against 45 to 55 ms when its 8 MB arrays
+come from the heap. The middle ways were measured and refused, for the hostile test's margin:
+a fixed 32 MiB threshold alone fails it (1065 MiB) and keeps ~60 MiB after a burst; with
+``malloc_trim(0)`` (0.35 ms, off the event loop) once a request of 32 MiB or more gives
+back its room, RSS falls back after bursts and the Hessian takes 53 to 54 ms, but the
+test peaks at 820 to 944 MiB (16 MiB threshold: 866 to 989 MiB) of its 1 GiB.
 """
 
 from __future__ import annotations

@@ -263,7 +263,8 @@ class Service:
         return stored.info(), created
 
     def _stored(self, wire: WireGraph | None, expression: str | None) -> StoredGraph:
-        order = None if wire is None else tuple([n.id for n in wire.nodes])  # before _build
+        # the ids in the order sent, read before _build lets a long list's JSON go
+        order = None if wire is None else tuple([n.id for n in wire.nodes])
         graph = ReusableGraph.of(self._build(wire, expression))
         if order is None:
             order = tuple(graph.nodes)

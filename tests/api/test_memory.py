@@ -3,12 +3,17 @@ hostile-load test (tests/load) measures what that does to a replica's RSS."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import platform
 
+import pytest
 from fastapi.testclient import TestClient
 
 from app import main, memory
 from tests.conftest import make_settings
+
+GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
 
 def test_the_app_tunes_the_allocator_at_start_up(monkeypatch):
@@ -16,5 +21,43 @@ def test_the_app_tunes_the_allocator_at_start_up(monkeypatch):
     monkeypatch.setattr(main, "tune_allocator", lambda: calls.append(memory.tune_allocator()))
     with TestClient(main.create_app(make_settings())) as client:
         assert client.get("/healthz").status_code == 200
-    expected = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
-    assert calls == [expected]
+    assert calls == [GLIBC]
+
+
+class MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (malloc.h): ``hblkhd`` is the bytes held in mmapped blocks."""
+
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+@pytest.mark.skipif(not GLIBC, reason="the settings are glibc's")
+def test_the_tuned_threshold_maps_a_large_block_and_unmaps_it_when_freed():
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    libc.mallinfo2.restype = MallInfo2
+    libc.malloc.argtypes, libc.malloc.restype = [ctypes.c_size_t], ctypes.c_void_p
+    libc.free.argtypes = [ctypes.c_void_p]
+    libc.mallopt(memory.M_MMAP_THRESHOLD, 32 * 2**20)  # as high as glibc raises it
+    assert memory.tune_allocator()
+    size = 16 * 2**20  # past the tuned threshold, under the raised one
+    libc.malloc_trim(0)  # no free heap top left large enough to serve it
+    before = libc.mallinfo2().hblkhd
+    block = libc.malloc(size)
+    assert block
+    mapped = libc.mallinfo2().hblkhd
+    libc.free(block)
+    assert mapped - before >= size  # its own mapping, not heap memory
+    assert libc.mallinfo2().hblkhd == before  # and given back to the system at once
