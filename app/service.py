@@ -81,8 +81,10 @@ class Service:
         self.cost_limits = cost_limits(settings)
         self.admission = Admission(settings.memory_budget_bytes, settings.max_running,
                                    settings.admission_wait_seconds)
-        # inline graphs sent again are built once; it holds one graph of the largest size
-        self.plans = PlanCache(max_nodes=self.limits.max_nodes)
+        # inline graphs sent again are built once: at the defaults, four graphs of the
+        # largest size (a built 10,000-node chain keeps about 6 MB), so that a few clients
+        # each looping over its own big graph do not evict one another's
+        self.plans = PlanCache(max_nodes=settings.plan_cache_nodes)
         self.catalogue_json = json.dumps({"ops": catalogue()}, separators=(",", ":")).encode()
         self.graphs = open_graph_store(settings, self._restore)
         # SymPy's derivatives are shared where the graphs are (None: within this process)

@@ -33,6 +33,11 @@ class Settings(BaseSettings):
         default=64, ge=2, description="Nesting of arrays/objects in a body, checked before parsing."
     )
     max_nodes: int = Field(default=10_000, ge=1, description="Nodes in a graph.")
+    plan_cache_nodes: int = Field(
+        default=40_000,
+        ge=0,
+        description="Nodes over the inline graphs kept built for when they are sent again.",
+    )
     max_tensor_elements: int = Field(
         default=1_000_000, ge=1, description="Elements of one tensor, checked before allocation."
     )

@@ -51,6 +51,7 @@ def settings_for(nodes: int) -> dict[str, str]:
         "DERIV_MAX_BODY_BYTES": str(64 * 2**20),
         "DERIV_TIME_BUDGET_SECONDS": "120",
         "DERIV_GRAPH_CACHE_NODES": str(4 * nodes),
+        "DERIV_PLAN_CACHE_NODES": str(nodes),  # one such graph kept built
     }
 
 

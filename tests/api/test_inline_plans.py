@@ -132,3 +132,28 @@ def test_a_request_built_twice_is_built_once_even_when_its_plan_is_gone(client, 
     first = service.graph_of(request)
     monkeypatch.setattr(service, "plans", PlanCache(max_graphs=0))  # it keeps nothing
     assert service.graph_of(request) is first  # not read again: its JSON was let go
+
+
+def test_the_plan_cache_holds_several_graphs_of_the_largest_size_by_default():
+    """Clients each looping over a graph of the node limit do not evict one another's."""
+    from app.settings import Settings
+
+    settings = Settings()
+    assert settings.plan_cache_nodes >= 4 * settings.max_nodes
+    service = Service(settings)
+    assert service.plans.max_nodes == settings.plan_cache_nodes
+    assert Service(Settings(plan_cache_nodes=0)).plans.max_nodes == 0
+
+
+def test_big_graphs_sent_in_turn_stay_built(client, monkeypatch):
+    service: Service = client.app.state.service
+    plans = PlanCache(max_nodes=4 * 301)
+    builds = []
+    get = plans.get
+    monkeypatch.setattr(plans, "get", lambda key, build: get(key, lambda: builds.append(key)
+                                                             or build()))
+    monkeypatch.setattr(service, "plans", plans)
+    bodies = [graph(*long_chain(c=c), values={"x": 0.25}, check="none") for c in (0.1, 0.2, 0.3)]
+    for body in bodies * 3:
+        post(client, "gradient", body)
+    assert len(builds) == 3 and len(plans) == 3  # each built once, none evicted by the others
