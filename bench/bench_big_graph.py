@@ -15,7 +15,6 @@ Run alone: ``python -m bench.bench_big_graph [--quick] [--nodes N]``.
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Callable
 from typing import Any
@@ -30,9 +29,8 @@ from bench.common import (
     optional,
     peak_rss_mb,
     post_bytes,
-    print_machine,
     print_table,
-    print_targets,
+    run_alone,
     serve,
     skipped,
 )
@@ -184,14 +182,7 @@ def run(quick: bool = False, n: int = NODES) -> list[Target]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer rounds")
-    parser.add_argument("--nodes", type=int, default=NODES)
-    args = parser.parse_args(argv)
-    print_machine()
-    targets = run(args.quick, args.nodes)
-    print_targets(targets)
-    return 0 if all(t.met is not False for t in targets) else 1
+    return run_alone(__doc__ or "", run, argv, size=("--nodes", NODES))
 
 
 if __name__ == "__main__":

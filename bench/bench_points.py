@@ -17,7 +17,6 @@ Run alone: ``python -m bench.bench_points [--quick] [--points 10000]``.
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,9 +31,8 @@ from bench.common import (
     fmt_time,
     interleaved,
     optional,
-    print_machine,
     print_table,
-    print_targets,
+    run_alone,
     skipped,
 )
 
@@ -278,14 +276,7 @@ def run(quick: bool = False, size: int = POINTS) -> list[Target]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="fewer rounds")
-    p.add_argument("--points", type=int, default=POINTS)
-    args = p.parse_args(argv)
-    print_machine()
-    targets = run(args.quick, args.points)
-    print_targets(targets)
-    return 0 if all(t.met is not False for t in targets) else 1
+    return run_alone(__doc__ or "", run, argv, size=("--points", POINTS))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ Run alone: ``python -m bench.bench_registered [--quick] [--nodes N]``.
 
 from __future__ import annotations
 
-import argparse
 import json
 from typing import Any
 
@@ -27,9 +26,8 @@ from bench.common import (
     fmt_ratio,
     fmt_time,
     interleaved,
-    print_machine,
     print_table,
-    print_targets,
+    run_alone,
     serve,
 )
 
@@ -112,14 +110,7 @@ def run(quick: bool = False, n: int = 10_000) -> list[Target]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer rounds")
-    parser.add_argument("--nodes", type=int, default=10_000)
-    args = parser.parse_args(argv)
-    print_machine()
-    targets = run(args.quick, args.nodes)
-    print_targets(targets)
-    return 0 if all(t.met for t in targets) else 1
+    return run_alone(__doc__ or "", run, argv, size=("--nodes", 10_000))
 
 
 if __name__ == "__main__":

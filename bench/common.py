@@ -300,16 +300,23 @@ def serve(app: str, ready_path: str = "/healthz", timeout: float = 60.0,
         log.close()
 
 
-def run_alone(doc: str, run: Callable[[bool], list[Target]], argv: list[str] | None = None
-              ) -> None:
-    """``python -m bench.<part> [--quick]`` for a part that takes nothing but ``--quick``."""
+def run_alone(doc: str, run: Callable[..., list[Target]], argv: list[str] | None = None,
+              size: tuple[str, int] | None = None) -> int:
+    """``python -m bench.<part> [--quick] [--<size> N]``: a part's own command line, and its
+    exit status (1 when a target with a bound is missed). ``size`` names the one number the
+    part also takes (``("--nodes", 100_002)``), passed to ``run`` after ``quick``."""
     import argparse
 
     p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="fewer and shorter rounds")
+    if size is not None:
+        p.add_argument(size[0], type=int, default=size[1])
     args = p.parse_args(argv)
     print_machine()
-    print_targets(run(args.quick))
+    extra = () if size is None else (getattr(args, size[0].lstrip("-").replace("-", "_")),)
+    targets = run(args.quick, *extra)
+    print_targets(targets)
+    return 0 if all(t.met is not False for t in targets) else 1
 
 
 def peak_rss_mb(pid: int | str = "self") -> float:
