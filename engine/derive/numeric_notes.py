@@ -7,7 +7,6 @@ pays nothing for them.
 from __future__ import annotations
 
 import operator
-import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -62,25 +61,6 @@ def _every_value_finite(tensors: Mapping[str, Tensor]) -> bool:
     return bool(np.isfinite(np.array(scalars, dtype=np.float64)).all())
 
 
-# Per graph, its op nodes whose op has a kink, in order: what a walk over a graph whose
-# values are all finite visits. Made once per graph (a reused graph keeps it) of at least
-# KINKED_MEMO_MIN nodes.
-KINKED_MEMO_MIN = 64
-_KINKED: weakref.WeakKeyDictionary[Graph, tuple[str, ...]] = weakref.WeakKeyDictionary()
-
-
-def _kinked(graph: Graph) -> tuple[str, ...]:
-    if len(graph.order) < KINKED_MEMO_MIN:
-        return graph.order  # a short walk costs less than remembering it
-    known = _KINKED.get(graph)
-    if known is None:
-        nodes = graph.nodes
-        known = tuple([nid for nid in graph.order
-                       if nodes[nid].inputs and OPS[nodes[nid].op].kink is not None])
-        _KINKED[graph] = known
-    return known
-
-
 class OnePoint:
     """How ``numeric_notes`` reads one node's values at a single point; engine.derive.points
     reads them over a batch of points with the same two questions."""
@@ -120,7 +100,7 @@ def numeric_notes(
     # With every value finite there is nothing non-finite to locate: only kinks are left
     # to look for, which skips the per-node finiteness tests (most of this walk's cost).
     finite = _every_value_finite(tensors)
-    for node_id in _kinked(graph) if finite else graph.order:
+    for node_id in graph.kinked if finite else graph.order:
         node = graph.nodes[node_id]
         if not node.inputs or node_id not in tensors:
             continue  # leaves: their values are the caller's, not a computation's

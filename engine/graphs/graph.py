@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -161,6 +162,11 @@ class Graph:
 
     def __repr__(self) -> str:
         return f"Graph({len(self.nodes)} nodes, last={self.last!r})"
+
+    @cached_property
+    def kinked(self) -> tuple[str, ...]:
+        """Its op nodes whose op has a kink, in order: a kink-notes walk visits no other."""
+        return tuple([i for i, n in self.nodes.items() if n.inputs and OPS[n.op].kink is not None])
 
     def leaf_values(self, values: Mapping[str, Any]) -> dict[str, Value]:
         """Each leaf's value: the request's ``values`` first, else the node's own ``value``."""

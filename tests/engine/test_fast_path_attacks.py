@@ -16,7 +16,6 @@ import pytest
 
 import engine as tf
 from engine.derive import hessian as hessian_mod
-from engine.derive import numeric_notes
 from engine.derive.kinds import KINDS
 from engine.derive.query import Query
 from engine.graphs.build import build_graph
@@ -152,9 +151,10 @@ def test_points_on_a_reused_graph_alternating_leaf_shapes_match_a_fresh_graph():
 def test_kink_notes_of_a_reused_graph_follow_its_values():
     """The kinked nodes are remembered per graph; whether each is at its kink is not."""
     chain = [{"id": "x", "op": "variable", "value": 1.0}]
-    for i in range(numeric_notes.KINKED_MEMO_MIN + 4):
+    for i in range(68):
         chain.append({"id": f"s{i}", "op": "sin" if i % 2 else "abs", "inputs": [chain[-1]["id"]]})
     reused = ReusableGraph.of(build_graph(chain))
+    assert reused.kinked == tuple(f"s{i}" for i in range(0, 68, 2))  # the abs nodes
     for x, kinked in ((1.0, False), (0.0, True), (1.0, False), (0.0, True)):
         notes = compute(reused, "gradient", values={"x": x}).notes
         assert any(n.reason == "kink" for n in notes) is kinked, x
