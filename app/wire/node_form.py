@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from typing import Any, overload
 
 import orjson
 
 from app.wire.values import decode
+from engine.lru import LRU
 
 NODE_KEYS = frozenset({"id", "op", "inputs", "attrs", "value", "trainable"})
 ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,127}")
@@ -107,29 +106,7 @@ class KnownNodes(Sequence[FormNode]):
         return self._checked()[i]
 
 
-class _Digests:
-    """Digests of node lists that passed, least recently seen first out."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._seen: OrderedDict[bytes, None] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __contains__(self, digest: bytes) -> bool:
-        with self._lock:
-            if digest in self._seen:
-                self._seen.move_to_end(digest)
-                return True
-            return False
-
-    def add(self, digest: bytes) -> None:
-        with self._lock:
-            self._seen[digest] = None
-            while len(self._seen) > self.size:
-                self._seen.popitem(last=False)
-
-
-PASSED = _Digests(KNOWN_DIGESTS)
+PASSED: LRU[bytes, bool] = LRU(KNOWN_DIGESTS)  # digests of lists that passed
 
 
 def json_digest(raw: list[Any]) -> bytes | None:
@@ -167,14 +144,14 @@ def form_nodes(raw: Any) -> Sequence[FormNode] | None:
     if len(raw) < KEYED_MIN_NODES:
         return _checked_nodes(raw)
     digest = json_digest(raw)
-    if digest is not None and digest in PASSED:
+    if digest is not None and PASSED.get(digest):
         return KnownNodes(raw, digest)
     nodes = _checked_nodes(raw)
     if nodes is None:
         return None
     if digest is not None:
         nodes.digest = digest
-        PASSED.add(digest)
+        PASSED.put(digest, True)
     return nodes
 
 

@@ -24,12 +24,12 @@ import hashlib
 import json
 import logging
 import math
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
+
+from engine.lru import LRU
 
 logger = logging.getLogger(__name__)
 
@@ -47,16 +47,16 @@ class StructureCache(Protocol):
 
 
 _shared: StructureCache | None = None
-_local: OrderedDict[str, Compiled | None] = OrderedDict()
-_lock = threading.Lock()
+# compiled structures by name; None: a structure the worker answers (not compiled here)
+_local: LRU[str, Compiled | None] = LRU(LOCAL_SIZE)
+_UNKNOWN = object()
 
 
 def configure(cache: StructureCache | None) -> None:
     """Share derived structures through ``cache`` (None: within this process only)."""
     global _shared
     _shared = cache
-    with _lock:
-        _local.clear()
+    _local.clear()
 
 
 def digest(key: str) -> str:
@@ -70,8 +70,9 @@ def reply(
     structure is known and smooth, else by ``run_worker`` (asked to export what it derives
     when the structure is new here)."""
     name = digest(key)
-    known = name in _local
-    compiled = _local.get(name)
+    found = _local.get(name, _UNKNOWN)
+    known = found is not _UNKNOWN
+    compiled = None if found is _UNKNOWN else found
     if not known and _shared is not None:
         blob = _shared.get(f"check:{name}")
         if blob is not None and len(blob) <= MAX_BLOB_BYTES:
@@ -98,10 +99,7 @@ def _remember(name: str, blob: bytes | None) -> Compiled | None:
         compiled = None if blob is None else Compiled.load(blob)
     except Exception as exc:  # a stale or foreign blob: derive again instead
         logger.warning("ignoring an unreadable shared check structure: %s", exc)
-    with _lock:
-        _local[name] = compiled
-        while len(_local) > LOCAL_SIZE:
-            _local.popitem(last=False)
+    _local.put(name, compiled)
     return compiled
 
 

@@ -13,7 +13,6 @@ and text) and evaluated again for each new set of values.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -31,9 +30,10 @@ from engine.check.symbolic import (
     translate,
     vanishes,
 )
+from engine.lru import LRU
 
-_CACHE: OrderedDict[str, Compiled] = OrderedDict()
 CACHE_SIZE = 64
+_CACHE: LRU[str, Compiled] = LRU(CACHE_SIZE)
 
 
 class Compiled:
@@ -209,11 +209,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     cached = compiled is not None
     if compiled is None:
         compiled = Compiled(job)
-        _CACHE[key] = compiled
-        if len(_CACHE) > CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    else:
-        _CACHE.move_to_end(key)
+        _CACHE.put(key, compiled)
     reply = evaluate(compiled.quantities, compiled.leaves, compiled.defs, job["values"])
     reply.update(text=compiled.text, latex=compiled.latex, cached=cached,
                  zero=[list(p) for p, z in compiled.zero.items() if z])

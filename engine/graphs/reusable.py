@@ -9,18 +9,18 @@ Values are never cached; every request still runs the graph and its tapes afresh
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any, TypeVar
 
 import numpy as np
 
 from engine.graphs.graph import Graph, Limits
+from engine.lru import LRU
 from engine.tensor import Value
 
 SHAPE_MEMO_SIZE = 8  # distinct leaf-shape combinations remembered per graph
 _T = TypeVar("_T")
+_MISSING = object()  # a remembered answer may be None
 
 
 class ReusableGraph(Graph):
@@ -30,9 +30,8 @@ class ReusableGraph(Graph):
     def __init__(self, nodes: dict[str, Any], last: str, leaves: tuple[str, ...],
                  limits: Limits):
         super().__init__(nodes, last, leaves, limits)
-        self._shapes: OrderedDict[tuple, dict[str, tuple[int, ...]]] = OrderedDict()
-        self._known: OrderedDict[tuple, Any] = OrderedDict()
-        self._lock = threading.Lock()
+        self._shapes: LRU[tuple, dict[str, tuple[int, ...]]] = LRU(SHAPE_MEMO_SIZE)
+        self._known: LRU[tuple, Any] = LRU(SHAPE_MEMO_SIZE)
 
     @classmethod
     def of(cls, graph: Graph) -> ReusableGraph:
@@ -51,16 +50,11 @@ class ReusableGraph(Graph):
         A failure (a shape error, a limit) is not remembered: it raises every time.
         """
         key = (limits, tuple([np.shape(leaf_values[nid]) for nid in self.leaves]))
-        with self._lock:
-            known = self._shapes.get(key)
-            if known is not None:
-                self._shapes.move_to_end(key)
-                return dict(known)
+        known = self._shapes.get(key)
+        if known is not None:
+            return dict(known)
         shapes = super().infer_shapes(leaf_values, limits)
-        with self._lock:
-            self._shapes[key] = shapes
-            while len(self._shapes) > SHAPE_MEMO_SIZE:
-                self._shapes.popitem(last=False)
+        self._shapes.put(key, shapes)
         return dict(shapes)
 
     def remembered(self, what: str, shapes: Mapping[str, tuple[int, ...]], extra: Hashable,
@@ -69,13 +63,9 @@ class ReusableGraph(Graph):
         gave them) and ``extra``, computed once per leaf shapes: the leaves' shapes decide
         every other. The answer is shared: callers must not change it."""
         key = (what, tuple([shapes[nid] for nid in self.leaves]), extra)
-        with self._lock:
-            if key in self._known:
-                self._known.move_to_end(key)
-                return self._known[key]  # type: ignore[no-any-return]
+        known = self._known.get(key, _MISSING)
+        if known is not _MISSING:
+            return known  # type: ignore[no-any-return]
         answer = compute()
-        with self._lock:
-            self._known[key] = answer
-            while len(self._known) > SHAPE_MEMO_SIZE:
-                self._known.popitem(last=False)
+        self._known.put(key, answer)
         return answer

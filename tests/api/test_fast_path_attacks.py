@@ -350,5 +350,5 @@ def test_many_distinct_big_graphs_keep_the_memo_and_the_plans_bounded(client, se
         assert form_nodes(nodes) is not None
         if k % 16 == 0:  # a few through the service too
             post(client, "evaluate", graph(*nodes, values={"y": 0.5}, check="none"))
-    assert len(seen._seen) <= seen.size
+    assert len(seen) <= seen.size
     assert len(service.plans) <= 4 and service.plans.nodes <= 10 * LINKS

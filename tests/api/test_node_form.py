@@ -23,6 +23,7 @@ from app.wire.node_form import (
     json_digest,
 )
 from app.wire.requests import ComputeRequest, Graph, Node
+from engine.lru import LRU
 
 MODEL = TypeAdapter(list[Node])  # the model alone, without the plain pass in front
 
@@ -260,7 +261,7 @@ def test_released_nodes_keep_their_count_and_cannot_be_read() -> None:
 
 
 def test_the_digests_remembered_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(node_form, "PASSED", node_form._Digests(2))
+    monkeypatch.setattr(node_form, "PASSED", LRU(2))
     lists = [_long(float(k)) for k in range(3)]
     for raw in lists:
         assert isinstance(form_nodes(raw), KeyedNodes)
