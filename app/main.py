@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.service = Service(settings)
+    app.state.computing = 0  # compute requests in flight (app.dispatch: inline when alone)
 
     app.include_router(compute.router)
     app.include_router(symbolic.router)

@@ -57,9 +57,12 @@ from engine.ops import OPS
 from engine.tape.collector import collector_paused
 
 # Estimated work under which a request computes on the event loop (app.dispatch): about
-# 0.2 ms, the seed's examples and graphs of a dozen small nodes. Anything costlier goes to
-# a worker thread, through admission control.
+# 0.2 ms, the seed's examples and graphs of a dozen small nodes; about 2 ms when no other
+# compute request is in flight (nobody waits behind it). Anything costlier, or needing
+# more memory than INLINE_MAX_BYTES, goes to a worker thread, through admission control.
 INLINE_MAX_WORK = 200_000.0
+INLINE_ALONE_MAX_WORK = 2_000_000.0
+INLINE_MAX_BYTES = 16 * 2**20
 
 
 class _Estimated(Exception):
@@ -107,14 +110,15 @@ class Service:
         it may ask Redis)."""
         return self.graphs.state()
 
-    def run(self, endpoint: Endpoint, request: ComputeRequest, *, inline: bool = False,
+    def run(self, endpoint: Endpoint, request: ComputeRequest, *, inline: float = 0.0,
             cancel: budget.Cancel | None = None, held: list[float] | None = None
             ) -> dict[str, Any]:
         """One compute request, as the response's JSON data.
 
         Its cost is estimated once its shapes are known and before anything runs: past
-        the cost limits it is refused (CostError); ``inline`` (on the event loop) it must
-        be tiny (else NotInline); in a worker thread it waits for room in the process's
+        the cost limits it is refused (CostError); ``inline`` (on the event loop, at most
+        that much work) it must be tiny (else NotInline); in a worker thread (``inline``
+        0) it waits for room in the process's
         memory budget (else Saturated). ``cancel`` stops it at the next op boundary.
         The room it was admitted with is given back on return, unless the caller passes
         ``held``: then the caller gives it back (``release``), once the answer is sent.
@@ -125,7 +129,7 @@ class Service:
 
         def admit(estimate: cost.Estimate) -> None:
             if inline:
-                if estimate.work > INLINE_MAX_WORK:
+                if estimate.work > inline or estimate.bytes > INLINE_MAX_BYTES:
                     raise NotInline
                 return
             if not mine:

@@ -1,7 +1,7 @@
 """What the cost model adds to a small request (target: at most 3%).
 
 The seed's third example, `check: none`, as the service runs it on the event loop
-(``Service.run(..., inline=True)``: parse, shapes, estimate, compute, encode), against
+(``Service.run(..., inline=INLINE_MAX_WORK)``: parse, shapes, estimate, compute, encode), against
 the same with the estimate switched off (``engine.derive.setup.charge`` a no-op),
 interleaved in one process: their difference is what estimating adds. The ratio is
 that time over a whole request: the same body POSTed to a live server on a kept-alive
@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from app.endpoints import GRADIENT
-from app.service import Service
+from app.service import INLINE_MAX_WORK, Service
 from app.settings import Settings
 from app.wire.requests import ComputeRequest
 from bench.common import (
@@ -72,7 +72,7 @@ def run(quick: bool = False) -> list[Target]:
             request = ComputeRequest.model_validate(body)
 
             def with_model(request: ComputeRequest = request) -> object:
-                return service.run(GRADIENT, request, inline=True)
+                return service.run(GRADIENT, request, inline=INLINE_MAX_WORK)
 
             times = interleaved_per_call(
                 {"with": with_model, "without": _without_estimate(with_model),

@@ -13,8 +13,8 @@ from dataclasses import replace
 import numpy as np
 
 from engine import cost
+from engine.derive import coloured_hessian, higher
 from engine.derive import hessian as hessian_mod
-from engine.derive import higher
 from engine.derive import sparse as sparse_mod
 from engine.derive.points import Points
 from engine.derive.query import (
@@ -128,13 +128,17 @@ def hessian(q: Query, points: Points | None = None) -> Result:
     _check_block_rank(s)
     what = s.what("Hessian", over_points="per-point Hessian")
     check_work(q, s.points * n, n, what)
-    s.charge(what, lambda g: cost.hessian(g, n, s.points))
+    priced = s.charge(what, lambda g: cost.hessian(g, n, s.points))
     tensors: dict[str, Tensor] = {}
     h = hessian_mod.hessian(
         s.rerun(tensors), [s.leaves[i] for i in s.sources], watch=s.watched(),
         watch_accessed_variables=q.watch_accessed_variables, output_gradients=s.seeds(),
         unconnected_gradients=q.unconnected_gradients,
         points=None if s.batch is None else s.points,
+        columns=coloured_hessian.columns_for(
+            getattr(q.graph, "remembered", None), s.shapes,
+            (tuple(s.sources), tuple(s.targets), q.watch, q.watch_accessed_variables),
+            priced, n),
     )
     gradients = arrays_by_id(s.sources, h.gradients)
     blocks = blocks_by_id(s.sources, h.blocks)

@@ -37,6 +37,7 @@ def hessian(
     output_gradients: Any = None,
     unconnected_gradients: str = "none",
     points: int | None = None,
+    columns: Columns | None = None,
 ) -> HessianResult:
     """Second derivatives of the scalar ``fn()`` with respect to ``sources``.
 
@@ -48,7 +49,8 @@ def hessian(
     in ``blocks`` (zeros with ``unconnected_gradients="zero"``), as a block-by-block
     ``outer.jacobian`` would. With ``points`` (engine.derive.points), every value
     carries a leading axis of that many points and so does every block: each point's
-    own Hessian.
+    own Hessian. ``columns`` computes the Jacobian of the flattened gradient at one point
+    instead of ``hessian_columns`` (engine.derive.coloured_hessian: from a few seeds).
     """
     sources = list(sources)
     rec = record_gradient(fn, sources, watch=watch,
@@ -57,8 +59,9 @@ def hessian(
                           unconnected_gradients=unconnected_gradients, points=points)
     batch = () if points is None else (points,)
     shapes = [s.shape[len(batch):] for s in sources]
-    blocks, matrix = assemble(rec, sources, shapes, hessian_columns(rec, sources, batch),
-                              unconnected_gradients, batch)
+    cols = (hessian_columns(rec, sources, batch) if batch or columns is None
+            else columns(rec, sources))
+    blocks, matrix = assemble(rec, sources, shapes, cols, unconnected_gradients, batch)
     return HessianResult(summed(rec.targets), rec.grads, blocks, matrix, list(rec.inner.notes))
 
 
@@ -153,6 +156,11 @@ class RecordedGradient:
         source's elements, at one point)."""
         ends = np.cumsum([0] + [sizes[i] for i in self.live])
         return {i: int(start) for i, start in zip(self.live, ends, strict=False)}
+
+
+# The Jacobian of ``RecordedGradient.flat`` by each source at one point, as
+# ``hessian_columns`` gives it: (rows of flat, elements of the source), or None.
+Columns = Callable[[RecordedGradient, list[Tensor]], list[np.ndarray | None]]
 
 
 def record_gradient(

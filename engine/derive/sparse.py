@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from engine.derive.colouring import Colouring, colour_rows
-from engine.derive.hessian import record_gradient
+from engine.derive.hessian import RecordedGradient, record_gradient
 from engine.derive.pattern import MAX_PAIRS, PatternTooLarge, hessian_pattern, propagate
 from engine.tape.gradient_tape import GradientTape, jacobian_rows
 from engine.tape.structure import summed
@@ -101,30 +101,44 @@ def sparse_hessian(
     rec = record_gradient(fn, sources, watch=watch,
                           watch_accessed_variables=watch_accessed_variables,
                           unconnected_gradients=unconnected_gradients)
-    sizes = [s.size for s in sources]
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    n = int(offsets[-1])
-    rows, cols, _ = hessian_pattern(rec.inner.raw_entries, rec.targets, sources, max_pairs)
+    rows, cols, n = hessian_pattern(rec.inner.raw_entries, rec.targets, sources, max_pairs)
     colouring = colour_rows(rows, cols, (n, n), max_pairs)
     if on_colours is not None:
         on_colours(colouring.count)
-    # the flattened gradient holds the live sources' rows only; a row of no live
-    # source is zero (its gradient is None: nothing depends on that source)
+    values = coloured_values(rec, sources, rows, cols, colouring)
+    return SparseHessian(
+        summed(rec.targets), rows, cols, values, (n, n), colouring.count, int(rows.size),
+        describe(rows, cols, (n, n), colouring), colouring.colours, gradients=rec.grads,
+    )
+
+
+def coloured_values(rec: RecordedGradient, sources: list[Tensor], rows: np.ndarray,
+                    cols: np.ndarray, colouring: Colouring) -> np.ndarray:
+    """The Hessian's entries at ``(rows, cols)`` (its pattern, flattened sources) from one
+    reverse sweep of ``rec.flat`` seeded with the indicators of ``colouring``'s colours."""
+    if rec.flat is None or not colouring.count or not rows.size:
+        return np.zeros(rows.size)
+    seeds, live_row = colour_seeds(rec, sources, colouring)
+    compressed = compressed_sweep(rec.outer, rec.flat, sources, seeds, live_row.size)
+    return np.where(live_row[rows], compressed[colouring.colours[rows], cols], 0.0)
+
+
+def colour_seeds(rec: RecordedGradient, sources: list[Tensor], colouring: Colouring
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The compressed sweep's seeds, one row per colour over ``rec.flat``, and which rows
+    of the flattened sources are live: ``flat`` holds the live sources' rows only, and a
+    row of no live source is zero (its gradient is None: nothing depends on that source)."""
+    sizes = [s.size for s in sources]
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    n = int(offsets[-1])
     live_row = np.zeros(n, dtype=bool)
     position = np.full(n, -1, dtype=np.int64)
     for i, start in rec.starts(sizes).items():
         live_row[offsets[i] : offsets[i + 1]] = True
         position[offsets[i] : offsets[i + 1]] = np.arange(start, start + sizes[i])
-    values = np.zeros(rows.size)
-    if rec.flat is not None and colouring.count and rows.size:
-        seeds = np.zeros((colouring.count, rec.flat.size))
-        seeds[colouring.colours[live_row], position[live_row]] = 1.0
-        compressed = _compressed(rec.outer, rec.flat, sources, seeds, n)
-        values = np.where(live_row[rows], compressed[colouring.colours[rows], cols], 0.0)
-    return SparseHessian(
-        summed(rec.targets), rows, cols, values, (n, n), colouring.count, int(rows.size),
-        describe(rows, cols, (n, n), colouring), colouring.colours, gradients=rec.grads,
-    )
+    seeds = np.zeros((colouring.count, 0 if rec.flat is None else rec.flat.size))
+    seeds[colouring.colours[live_row], position[live_row]] = 1.0
+    return seeds, live_row
 
 
 def sparse_jacobian(
@@ -164,7 +178,7 @@ def sparse_jacobian(
         seeds = seeds.reshape((colouring.count, *target.shape))
         # the sweep is not part of what a recording tape differentiates
         with tape.stop_recording() if tape.recording else contextlib.nullcontext():
-            compressed = _compressed(tape, target, sources, seeds, n)
+            compressed = compressed_sweep(tape, target, sources, seeds, n)
         values = compressed[colouring.colours[rows], cols]
     return SparseJacobian(
         target, rows, cols, values, (m, n), colouring.count, int(rows.size),
@@ -172,7 +186,7 @@ def sparse_jacobian(
     )
 
 
-def _compressed(
+def compressed_sweep(
     tape: GradientTape, target: Tensor, sources: list[Tensor], seeds: np.ndarray, n: int
 ) -> np.ndarray:
     """One reverse sweep of ``target`` seeded with ``seeds`` (k rows): the (k, n) matrix

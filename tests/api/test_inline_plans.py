@@ -157,3 +157,18 @@ def test_big_graphs_sent_in_turn_stay_built(client, monkeypatch):
     for body in bodies * 3:
         post(client, "gradient", body)
     assert len(builds) == 3 and len(plans) == 3  # each built once, none evicted by the others
+
+
+def test_a_hessian_sent_again_or_by_id_answers_the_same_bytes(client):
+    """The first sight of a graph is the n-seed sweep; later ones, inline or registered,
+    are its coloured sweep (engine.derive.coloured_hessian): the same numbers."""
+    from app.examples import rosenbrock
+
+    body = {"graph": rosenbrock(100)["graph"], "check": "none"}
+    answers = [client.post("/v1/hessian", json=body) for _ in range(3)]
+    stored = client.post("/v1/graphs", json={"graph": body["graph"]})
+    assert stored.status_code == 201, stored.text
+    by_id = client.post("/v1/hessian", json={"graph_id": stored.json()["graph_id"],
+                                             "check": "none"})
+    assert {a.status_code for a in [*answers, by_id]} == {200}
+    assert len({a.content for a in [*answers, by_id]}) == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 
@@ -12,3 +14,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("slow") and "differential" in item.nodeid:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _colour_every_sparse_pattern() -> Iterator[None]:
+    """Drawn graphs have a few sources, where colours seldom pay (engine.derive.
+    coloured_hessian detects a pattern when that costs less than the n-seed sweep, and
+    uses its colours at a quarter of the sources or fewer): here a graph seen twice is
+    always detected and any colouring with fewer colours than sources is used, so the
+    roads cover the coloured sweep."""
+    from engine.derive import coloured_hessian as ch
+
+    before = ch.worth_detecting, ch.worth_colouring
+    ch.worth_detecting = lambda priced, n: True
+    ch.worth_colouring = lambda colours, n: 0 < colours < n
+    yield
+    ch.worth_detecting, ch.worth_colouring = before

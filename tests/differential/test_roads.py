@@ -141,7 +141,8 @@ test_gradient_roads, test_gradient_roads_long = quick_and_long(_gradient_roads)
 
 def _hessian_roads(client: TestClient, data: st.DataObject) -> None:
     """Hessian matrix == its blocks laid out in sources order == format coo == derivative
-    order 2 (scalar sources) == finite differences; HTTP == library."""
+    order 2 (scalar sources) == finite differences == the same request again (a sparse
+    pattern's coloured sweep); HTTP == library."""
     g = data.draw(graphs(), label="graph")
     body = data.draw(options(g, scalar_nodes(g)), label="request")
     targets, sources = target_list(body), listed_sources(g, body)
@@ -157,6 +158,8 @@ def _hessian_roads(client: TestClient, data: st.DataObject) -> None:
             same(value(got["hessian"][si][sj]), lib.hessian[si][sj], f"library block {si},{sj}")
     close(matrix, matrix_from_blocks(got["hessian"], sources, sizes),
           what="matrix vs hessian[si][sj] laid out in sources order")
+    again = http(client, "hessian", body)  # a graph seen before: its colouring, if sparse
+    close(value(again["matrix"]), matrix, what="the same request again vs the first")
 
     f = scalar_fn(g, body.get("output_gradients"), targets)
     mask = np.concatenate([np.full(sizes[s], active(g, body, s, targets)) for s in sources])

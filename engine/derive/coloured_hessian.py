@@ -1,0 +1,158 @@
+"""A dense Hessian from a few coloured seeds, when a reused graph's pattern is sparse.
+
+A dense Hessian of n sources is one reverse sweep carrying n seed rows. When its
+pattern is sparse, the sparse Hessian's colouring (engine.derive.sparse) gives the same
+numbers from one seed per colour, 3 for the tridiagonal Rosenbrock Hessian, and the
+dense matrix is those numbers written into zeros. Detecting the pattern costs more
+than the n-seed sweep it saves for small n, so it is done for a graph that comes back
+(a registered graph, an inline graph sent again: ``ReusableGraph.remembered``), on its
+second request with the same shapes, sources and target, and the plan is kept: the
+pattern follows from the graph and its shapes alone, never from values.
+
+The coloured sweep is exact where every number is finite: each entry of the compressed
+result sums one non-zero and exact zeros. A NaN or infinity would be spread over a whole
+colour, so then the n-seed sweep runs instead, as it would have without a colouring.
+
+What this keeps is bounded: at most ``PLANS_KEPT`` plans in the process, each at most
+``PLAN_MAX_BYTES`` (a larger one is not worth keeping: its pattern is nearly dense), and
+detection itself at most ``PAIRS_PER_SOURCE`` index pairs per source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine import cost
+from engine.derive.colouring import colour_rows
+from engine.derive.hessian import Columns, RecordedGradient, hessian_columns
+from engine.derive.pattern import PatternTooLarge, hessian_pattern
+from engine.derive.sparse import colour_seeds, compressed_sweep
+from engine.lru import LRU
+from engine.tensor import Tensor
+
+# A colouring is used when its seeds are at most this fraction of the sources: the
+# compressed sweep must save more than writing its numbers into the dense matrix costs.
+MAX_SEED_FRACTION = 0.25
+SIGHTS_BEFORE_DETECTING = 1  # requests answered by the n-seed sweep before detection
+PLANS_KEPT = 64
+PLAN_MAX_BYTES = 256 * 1024
+PAIRS_PER_SOURCE = 32  # detection's bound: a pattern denser than this is served densely
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class ColouredPlan:
+    """A Hessian pattern over the flattened sources, compressed by a colouring into
+    ``seeds`` (one row per colour over the flattened gradient), with where each non-zero
+    is read from (``take``, in the compressed result) and written to (``put``, in the
+    n x n matrix); ``dead``: the non-zeros of rows no live source has (zero), if any."""
+
+    n: int
+    seeds: np.ndarray
+    take: np.ndarray
+    put: np.ndarray
+    dead: np.ndarray | None
+
+    @property
+    def nbytes(self) -> int:
+        arrays = (self.seeds, self.take, self.put, self.dead)
+        return sum(a.nbytes for a in arrays if a is not None)
+
+
+class _Sightings:
+    """How often one graph was asked one Hessian at one set of shapes (the graph's memory
+    keeps it; the plan, once detected, is kept in ``_PLANS`` under it)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+_PLANS: LRU[_Sightings, ColouredPlan | None] = LRU(PLANS_KEPT)
+
+Remembered = Callable[[str, Mapping[str, tuple[int, ...]], Hashable, Callable[[], object]], object]
+
+
+def columns_for(remembered: Remembered | None, shapes: Mapping[str, tuple[int, ...]],
+                question: Hashable, priced: cost.GraphCost | None, n: int) -> Columns:
+    """The Jacobian of the flattened gradient (``hessian_columns``'s answer), coloured
+    when the graph is reused (``remembered``: its memory), was asked ``question`` at these
+    ``shapes`` before, and its pattern is sparse. ``priced``: the graph's costs, when the
+    request was priced, for the n-seed sweep over ``n`` sources it was admitted for."""
+    if remembered is None:
+        return hessian_columns
+    may_detect = worth_detecting(priced, n)
+
+    def columns(rec: RecordedGradient, sources: list[Tensor]) -> list[np.ndarray | None]:
+        seen = remembered("hessian sightings", shapes, question, _Sightings)
+        assert isinstance(seen, _Sightings)
+        seen.count += 1
+        plan = _PLANS.get(seen, _MISSING)
+        if plan is _MISSING:
+            if seen.count <= SIGHTS_BEFORE_DETECTING or not may_detect:
+                return hessian_columns(rec, sources)
+            plan = detect(rec, sources)
+            _PLANS.put(seen, plan)
+        assert plan is None or isinstance(plan, ColouredPlan)
+        found = None if plan is None else coloured_columns(rec, sources, plan)
+        return hessian_columns(rec, sources) if found is None else found
+
+    return columns
+
+
+def worth_detecting(priced: cost.GraphCost | None, n: int) -> bool:
+    """Whether detection costs no more than the n-seed sweep the request was admitted
+    for (unpriced: the library's caller decides what runs)."""
+    return priced is None or cost.sparse_hessian(priced, n).work <= cost.hessian(priced, n).work
+
+
+def worth_colouring(colours: int, n: int) -> bool:
+    """Whether a sweep of ``colours`` seeds pays against one of ``n``."""
+    return 0 < colours <= MAX_SEED_FRACTION * n
+
+
+def detect(rec: RecordedGradient, sources: list[Tensor]) -> ColouredPlan | None:
+    """The pattern, its colouring and the compressed sweep's seeds, or None when colours
+    would not pay (too many, or a pattern too dense to detect or to keep)."""
+    if rec.flat is None:
+        return None
+    max_pairs = PAIRS_PER_SOURCE * max(sum(s.size for s in sources), 32)
+    try:
+        rows, cols, n = hessian_pattern(rec.inner.raw_entries, rec.targets, sources, max_pairs)
+        colouring = colour_rows(rows, cols, (n, n), max_pairs)
+    except PatternTooLarge:
+        return None
+    if not worth_colouring(colouring.count, n):
+        return None
+    seeds, live_row = colour_seeds(rec, sources, colouring)
+    dead = ~live_row[rows]
+    plan = ColouredPlan(n, seeds, colouring.colours[rows] * n + cols, rows * n + cols,
+                        dead if dead.any() else None)
+    return plan if plan.nbytes <= PLAN_MAX_BYTES else None
+
+
+def coloured_columns(rec: RecordedGradient, sources: list[Tensor], plan: ColouredPlan
+                     ) -> list[np.ndarray | None] | None:
+    """``hessian_columns``'s blocks from one coloured sweep, or None where a number is
+    not finite (see the module)."""
+    if rec.flat is None or rec.flat.size != plan.seeds.shape[1]:
+        return None
+    if not np.isfinite(rec.flat.value).all():
+        return None
+    values = compressed_sweep(rec.outer, rec.flat, sources, plan.seeds, plan.n).ravel()[plan.take]
+    if not np.isfinite(values).all():
+        return None
+    if plan.dead is not None:
+        values[plan.dead] = 0.0
+    matrix = np.zeros((plan.n, plan.n))
+    matrix.reshape(-1)[plan.put] = values
+    sizes = [s.size for s in sources]
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    starts = rec.starts(sizes)
+    if len(starts) < len(sources):  # the rows of ``flat``: its live sources' only
+        matrix = np.concatenate([matrix[offsets[i] : offsets[i + 1]] for i in starts])
+    if len(sources) == 1:
+        return [matrix]
+    return [matrix[:, offsets[j] : offsets[j + 1]] for j in range(len(sources))]

@@ -1,0 +1,151 @@
+"""A reused graph's dense Hessian from a few coloured seeds (engine.derive.coloured_hessian):
+the same numbers as the n-seed sweep, and the n-seed sweep wherever colours would not do."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from app.examples import rosenbrock
+from bench.rosenbrock import exact_hessian
+from engine import cost
+from engine.derive import coloured_hessian, derivatives, sparse
+from engine.derive.query import Query
+from engine.graphs.build import build_graph
+from engine.graphs.reusable import ReusableGraph
+
+
+@pytest.fixture(autouse=True)
+def _fresh_plans():
+    coloured_hessian._PLANS.clear()
+    yield
+    coloured_hessian._PLANS.clear()
+
+
+@pytest.fixture
+def sweeps(monkeypatch) -> list[int]:
+    """The seed rows of every coloured sweep that ran."""
+    seen: list[int] = []
+    run = coloured_hessian.compressed_sweep
+
+    def spy(tape, target, sources, seeds, n):
+        seen.append(seeds.shape[0])
+        return run(tape, target, sources, seeds, n)
+
+    monkeypatch.setattr(coloured_hessian, "compressed_sweep", spy)
+    return seen
+
+
+def node(nid: str, op: str, *inputs: Any, **attrs: Any) -> dict[str, Any]:
+    return {"id": nid, "op": op, "inputs": list(inputs), **attrs}
+
+
+def var(nid: str, value: Any) -> dict[str, Any]:
+    return {"id": nid, "op": "variable", "value": value}
+
+
+def both(nodes: list[dict[str, Any]], times: int = 3, **query: Any) -> tuple[Any, list[Any]]:
+    """The Hessian of a graph never reused (the n-seed sweep), and of one graph asked
+    ``times`` times."""
+    once = derivatives.hessian(Query(graph=build_graph(nodes), **query))
+    reused = ReusableGraph.of(build_graph(nodes))
+    return once, [derivatives.hessian(Query(graph=reused, **query)) for _ in range(times)]
+
+
+def assert_same(a: Any, b: Any) -> None:
+    np.testing.assert_array_equal(a.matrix, b.matrix)
+    assert a.hessian.keys() == b.hessian.keys()
+    for i, row in a.hessian.items():
+        for j, block in row.items():
+            other = b.hessian[i][j]
+            assert (block is None) == (other is None), (i, j)
+            if block is not None:
+                np.testing.assert_array_equal(block, other)
+
+
+def test_rosenbrock_second_sight_takes_three_seeds_and_gives_the_exact_hessian(sweeps):
+    n = 64
+    nodes = rosenbrock(n)["graph"]["nodes"]
+    once, (first, second, third) = both(nodes)
+    assert sweeps == [3, 3]  # the first sight is the n-seed sweep; then 3 colours
+    want = exact_hessian(np.asarray(nodes[0]["value"]))
+    np.testing.assert_allclose(second.matrix, want, rtol=1e-12, atol=1e-9)
+    for got in (first, second, third):
+        assert_same(got, once)
+
+
+def test_several_sources_an_unconnected_one_and_weights(sweeps):
+    """Blocks between sources, a source with no path (None blocks), output_gradients:
+    block by block as the n-seed sweep gives them."""
+    nodes = [
+        var("a", [0.3, -0.7, 1.1, 0.5, 2.0, -1.3, 0.9, 0.2]),
+        var("b", [1.5, 0.4, -0.6, 0.8, 1.2, -0.9, 0.1, 0.7]),
+        var("c", [2.0, 3.0]),
+        node("ab", "mul", "a", "b"),
+        node("s", "sin", "ab"),
+        node("e", "exp", "a"),
+        node("t", "add", "s", "e"),
+        node("f", "sum", "t"),
+    ]
+    for unconnected in ("none", "zero"):
+        sweeps.clear()
+        coloured_hessian._PLANS.clear()
+        once, runs = both(nodes, sources=["a", "c", "b"], unconnected_gradients=unconnected,
+                          output_gradients={"f": 2.5})
+        assert sweeps and all(k < 18 for k in sweeps)
+        for got in runs:
+            assert_same(got, once)
+        assert (runs[-1].hessian["a"]["c"] is None) == (unconnected == "none")
+
+
+def test_a_number_that_is_not_finite_takes_the_n_seed_sweep(sweeps):
+    """x^1.5 at 0: a finite gradient, but an infinite second derivative, which would
+    be spread over its colour."""
+    x = [0.0] + [float(v) for v in np.linspace(0.5, 2.0, 15)]
+    nodes = [var("x", x), node("r", "pow", "x", 1.5), node("f", "sum", "r")]
+    once, runs = both(nodes)
+    assert sweeps == [1, 1]  # a diagonal pattern: one colour, run and then not used
+    assert np.isinf(once.matrix[0, 0])
+    for got in runs:
+        np.testing.assert_array_equal(got.matrix, once.matrix)
+
+
+def test_a_dense_pattern_keeps_the_n_seed_sweep(sweeps):
+    nodes = [var("x", [float(v) for v in range(1, 17)]), node("s", "sum", "x"),
+             node("f", "square", "s")]
+    once, runs = both(nodes)
+    assert sweeps == []
+    for got in runs:
+        assert_same(got, once)
+
+
+def test_plans_are_bounded_in_number_and_size(monkeypatch):
+    monkeypatch.setattr(coloured_hessian, "PLANS_KEPT", 2)
+    monkeypatch.setattr(coloured_hessian, "_PLANS", coloured_hessian.LRU(2))
+    for n in (40, 48, 56):
+        both(rosenbrock(n)["graph"]["nodes"], times=2)
+    assert len(coloured_hessian._PLANS) == 2
+    monkeypatch.setattr(coloured_hessian, "PLAN_MAX_BYTES", 1024)
+    reused = ReusableGraph.of(build_graph(rosenbrock(64)["graph"]["nodes"]))
+    for _ in range(3):
+        derivatives.hessian(Query(graph=reused))
+    assert None in [coloured_hessian._PLANS.get(k) for k in list(coloured_hessian._PLANS._items)]
+
+
+def test_detection_is_paid_only_where_it_costs_less_than_the_sweep():
+    small, large = (cost.graph_cost(g, g.infer_shapes(g.leaf_values({}), g.limits))
+                    for g in (build_graph(rosenbrock(n)["graph"]["nodes"]) for n in (4, 100)))
+    assert not coloured_hessian.worth_detecting(small, 4)
+    assert coloured_hessian.worth_detecting(large, 100)
+    assert coloured_hessian.worth_detecting(None, 4)  # the library, unpriced
+
+
+def test_the_sparse_format_reads_the_same_numbers():
+    """format coo and the coloured dense matrix share one colouring and one sweep."""
+    nodes = rosenbrock(50)["graph"]["nodes"]
+    _, runs = both(nodes)
+    coo = derivatives.hessian(Query(graph=build_graph(nodes), format="coo")).sparse
+    assert isinstance(coo, sparse.SparseResult)
+    np.testing.assert_array_equal(coo.todense(), runs[-1].matrix)
