@@ -31,6 +31,7 @@ class PlanCache:
         self._graphs: OrderedDict[Hashable, ReusableGraph] = OrderedDict()
         self._nodes = 0
         self._lock = threading.Lock()
+        self._building: dict[Hashable, _Build] = {}
 
     def __len__(self) -> int:
         return len(self._graphs)
@@ -44,17 +45,36 @@ class PlanCache:
         """The graph built for ``key`` before, else ``build()``'s (kept if it fits).
 
         ``key`` must decide the graph: two node lists with equal keys build the same
-        graph. A build that raises keeps nothing.
+        graph. A build that raises keeps nothing. Requests that ask for a key while it is
+        being built wait for that build instead of building it again (eight clients that
+        send one new 100,000-node graph at once build it once); if it fails, each builds
+        its own, to raise its own error.
         """
         with self._lock:
             known = self._graphs.get(key)
             if known is not None:
                 self._graphs.move_to_end(key)
                 return known
-        graph = ReusableGraph.of(build())
+            pending = self._building.get(key)
+            mine = pending is None
+            if pending is None:
+                pending = self._building[key] = _Build()
+        if not mine:
+            pending.done.wait()
+            return pending.graph if pending.graph is not None else ReusableGraph.of(build())
+        try:
+            graph = pending.graph = ReusableGraph.of(build())
+            self._keep(key, graph)
+        finally:
+            with self._lock:
+                del self._building[key]
+            pending.done.set()  # waiters find ``pending.graph`` still None if it raised
+        return graph
+
+    def _keep(self, key: Hashable, graph: ReusableGraph) -> None:
         size = len(graph.nodes)
         if size > self.max_nodes or self.max_graphs < 1:
-            return graph
+            return
         with self._lock:
             if key not in self._graphs:
                 self._graphs[key] = graph
@@ -62,4 +82,11 @@ class PlanCache:
                 while len(self._graphs) > self.max_graphs or self._nodes > self.max_nodes:
                     _, old = self._graphs.popitem(last=False)
                     self._nodes -= len(old.nodes)
-        return graph
+
+
+class _Build:
+    """A build in progress: done once it has ended, with its graph if it succeeded."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.graph: ReusableGraph | None = None

@@ -92,3 +92,59 @@ def test_a_kept_graph_remembers_its_costs_per_leaf_shapes():
     assert graph.remembered("cost", shapes, None, cost) is first and calls == [1]
     wider = graph.infer_shapes({"x": np.zeros(3)}, graph.limits)
     assert graph.remembered("cost", wider, None, cost) is not first and calls == [1, 1]
+
+
+def _at_once(count: int, call) -> list:
+    """``call()`` from ``count`` threads released together; their answers or errors."""
+    import threading
+
+    start = threading.Barrier(count)
+    out: list = [None] * count
+
+    def run(i: int) -> None:
+        start.wait()
+        try:
+            out[i] = call()
+        except Exception as exc:  # noqa: BLE001 - the answer under test
+            out[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def test_clients_sending_one_new_graph_at_once_build_it_once():
+    import time
+
+    cache = PlanCache()
+    nodes = chain(200)
+    calls: list[int] = []
+
+    def slow_build():
+        calls.append(1)
+        time.sleep(0.2)  # long enough that every other thread asks meanwhile
+        return build_graph(nodes)
+
+    graphs = _at_once(8, lambda: cache.get("k", slow_build))
+    assert len(calls) == 1
+    assert all(g is graphs[0] for g in graphs) and isinstance(graphs[0], ReusableGraph)
+
+
+def test_when_the_shared_build_fails_each_waiter_raises_its_own_error():
+    import time
+
+    cache = PlanCache()
+    calls: list[int] = []
+
+    def failing():
+        calls.append(1)
+        time.sleep(0.1)
+        return build_graph([{"id": "y", "op": "sin", "inputs": ["nowhere"]}])
+
+    errors = _at_once(4, lambda: cache.get("bad", failing))
+    assert all(isinstance(e, GraphError) for e in errors)
+    assert len(calls) == 4 and len(cache) == 0
+    assert not cache._building  # nothing left pending: a later request builds afresh
