@@ -29,7 +29,7 @@ from engine import cost
 from engine.derive.colouring import colour_rows
 from engine.derive.hessian import Columns, RecordedGradient, hessian_columns
 from engine.derive.pattern import PatternTooLarge, hessian_pattern
-from engine.derive.sparse import colour_seeds, compressed_sweep
+from engine.derive.sparse import colour_seeds, sweep_blocks
 from engine.lru import LRU
 from engine.tensor import Tensor
 
@@ -141,7 +141,11 @@ def coloured_columns(rec: RecordedGradient, sources: list[Tensor], plan: Coloure
         return None
     if not np.isfinite(rec.flat.value).all():
         return None
-    values = compressed_sweep(rec.outer, rec.flat, sources, plan.seeds, plan.n).ravel()[plan.take]
+    blocks = sweep_blocks(rec.outer, rec.flat, sources, plan.seeds)
+    k = plan.seeds.shape[0]
+    compressed = np.concatenate([np.zeros((k, s.size)) if b is None else b
+                                 for s, b in zip(sources, blocks, strict=True)], axis=1)
+    values = compressed.ravel()[plan.take]
     if not np.isfinite(values).all():
         return None
     if plan.dead is not None:
@@ -153,6 +157,6 @@ def coloured_columns(rec: RecordedGradient, sources: list[Tensor], plan: Coloure
     starts = rec.starts(sizes)
     if len(starts) < len(sources):  # the rows of ``flat``: its live sources' only
         matrix = np.concatenate([matrix[offsets[i] : offsets[i + 1]] for i in starts])
-    if len(sources) == 1:
-        return [matrix]
-    return [matrix[:, offsets[j] : offsets[j + 1]] for j in range(len(sources))]
+    # None where the sweep met no path, as ``hessian_columns`` (``assemble`` reads it)
+    return [None if b is None else matrix[:, offsets[j] : offsets[j + 1]]
+            for j, b in enumerate(blocks)]

@@ -109,7 +109,10 @@ def assemble(
     sizes = [math.prod(shape) for shape in shapes]
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
     paths: dict[int, int] = {}  # gradient block -> bit mask of the sources it has a path from
-    if rec.flat is not None:
+    if rec.flat is not None and len(sources) == 1:
+        # ``flat`` is the one gradient: its column is None exactly where it has no path
+        paths = {0: 1} if cols[0] is not None else {}
+    elif rec.flat is not None:
         masks = backprop.paths_from(rec.outer.raw_entries, sources,
                                     [rec.grads[i] for i in rec.live])
         paths = dict(zip(rec.live, masks, strict=True))

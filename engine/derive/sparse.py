@@ -191,14 +191,19 @@ def compressed_sweep(
 ) -> np.ndarray:
     """One reverse sweep of ``target`` seeded with ``seeds`` (k rows): the (k, n) matrix
     of seed-weighted sums of Jacobian rows, sources flattened in order."""
-    rows = jacobian_rows(tape, target, sources, seeds)
     k = seeds.shape[0]
-    blocks = [
-        np.zeros((k, s.size)) if r is None
-        else r.numpy().reshape(k, s.size)
-        for s, r in zip(sources, rows, strict=True)
-    ]
+    blocks = [np.zeros((k, s.size)) if b is None else b
+              for s, b in zip(sources, sweep_blocks(tape, target, sources, seeds), strict=True)]
     return np.concatenate(blocks, axis=1) if blocks else np.zeros((k, n))
+
+
+def sweep_blocks(tape: GradientTape, target: Tensor, sources: list[Tensor], seeds: np.ndarray
+                 ) -> list[np.ndarray | None]:
+    """``compressed_sweep``'s blocks, one per source, (k, its size), or None where the
+    sweep met no path to it."""
+    k = seeds.shape[0]
+    return [None if r is None else r.numpy().reshape(k, s.size)
+            for s, r in zip(sources, jacobian_rows(tape, target, sources, seeds), strict=True)]
 
 
 def describe(

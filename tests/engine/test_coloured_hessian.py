@@ -28,13 +28,13 @@ def _fresh_plans():
 def sweeps(monkeypatch) -> list[int]:
     """The seed rows of every coloured sweep that ran."""
     seen: list[int] = []
-    run = coloured_hessian.compressed_sweep
+    run = coloured_hessian.sweep_blocks
 
-    def spy(tape, target, sources, seeds, n):
+    def spy(tape, target, sources, seeds):
         seen.append(seeds.shape[0])
-        return run(tape, target, sources, seeds, n)
+        return run(tape, target, sources, seeds)
 
-    monkeypatch.setattr(coloured_hessian, "compressed_sweep", spy)
+    monkeypatch.setattr(coloured_hessian, "sweep_blocks", spy)
     return seen
 
 
