@@ -8,12 +8,12 @@ broadcast to 10^6 elements is a few bytes), so a candidate runs inline only unti
 shapes are known: if its estimated work is over ``service.INLINE_MAX_WORK``, the
 service says ``NotInline`` before computing anything and it moves to a thread.
 
-A request alone (no other compute request in flight) may spend up to
-``service.INLINE_ALONE_MAX_WORK`` there, about 2 ms: nobody waits behind it, and a single
-client's round trip (a Rosenbrock Hessian of 100 sources) saves the hop, a third of its
-time. Under concurrent load, where others would queue behind the loop (a flood of such
-Hessians from 16 clients took ``/healthz`` from 9 ms to 71 ms at p99), the small bound
-holds.
+A request alone (``app.activity``: nothing else computing, no other client lately) may
+spend up to ``service.INLINE_ALONE_MAX_WORK`` there, about 2 ms: nobody waits behind it,
+and a single client's round trip (a Rosenbrock Hessian of 100 sources) saves the hop, a
+quarter of its time. Under concurrent load, where others would queue behind the loop (a
+flood of such Hessians from 16 clients, all inline, took ``/healthz`` from 9 ms to 71 ms
+at p99), the small bound holds.
 
 Everything else runs in the threadpool, admitted by the process's memory budget
 (``app.admission``), so ``/healthz`` and other requests keep being answered while
@@ -33,6 +33,7 @@ from fastapi import Request, Response
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
+from app.activity import Activity
 from app.endpoints import Endpoint
 from app.service import INLINE_ALONE_MAX_WORK, INLINE_MAX_WORK, NotInline, Service
 from app.wire.requests import ComputeRequest
@@ -89,15 +90,10 @@ async def compute(http: Request, endpoint: Endpoint, request: ComputeRequest) ->
     threadpool."""
     state = http.app.state
     service: Service = state.service  # not a dependency: ~11 µs less per request
-    state.computing += 1
+    activity: Activity = state.activity
+    alone = activity.start(http.scope.get("client"))
     try:
         if is_tiny(endpoint, request):
-            if state.computing == 1:
-                # let requests already received reach this count before trusting it:
-                # the loop runs each to its first wait, so one tick would not do
-                await asyncio.sleep(0)
-                await asyncio.sleep(0)
-            alone = state.computing == 1
             try:
                 return WireJSON(service.run(
                     endpoint, request,
@@ -106,7 +102,7 @@ async def compute(http: Request, endpoint: Endpoint, request: ComputeRequest) ->
                 pass
         return await _in_thread(http, service, endpoint, request)
     finally:
-        state.computing -= 1
+        activity.end()
 
 
 async def _in_thread(http: Request, service: Service, endpoint: Endpoint,

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import cors, docs, log_format, openapi, playground, problems
+from app.activity import Activity
 from app.admission import Saturated
 from app.graph_store import StoreUnavailable
 from app.guards import BodyGuard
@@ -74,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.service = Service(settings)
-    app.state.computing = 0  # compute requests in flight (app.dispatch: inline when alone)
+    app.state.activity = Activity()  # who computes: app.dispatch runs a lone request inline
 
     app.include_router(compute.router)
     app.include_router(symbolic.router)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from app import dispatch
+from app.activity import Activity
 from app.endpoints import ENDPOINTS
 from app.examples import rosenbrock
 from app.service import INLINE_ALONE_MAX_WORK, INLINE_MAX_WORK
@@ -99,15 +100,41 @@ def test_a_request_alone_may_spend_more_on_the_loop_and_not_when_others_wait(cli
     monkeypatch.setattr(client.app.state.service, "run", spy)
     alone = post(client, "hessian", body)
     assert threads == [(threads[0][0], INLINE_ALONE_MAX_WORK)]
-    threads.clear()
-    client.app.state.computing = 1  # as if another request were computing
-    try:
-        crowded = post(client, "hessian", body)
-    finally:
-        client.app.state.computing = 0
-    (loop, tried), (pool, again) = threads
-    assert (tried, again) == (INLINE_MAX_WORK, 0.0) and loop != pool
-    assert crowded["matrix"] == alone["matrix"]
+    activity = client.app.state.activity
+    for crowd in ("computing", "another client"):
+        threads.clear()
+        if crowd == "computing":
+            activity.computing += 1  # as if another request were computing
+        else:
+            activity.start(("192.0.2.1", 40000))  # another client, a moment ago
+            activity.end()
+        try:
+            crowded = post(client, "hessian", body)
+        finally:
+            if crowd == "computing":
+                activity.computing -= 1
+        (loop, tried), (pool, again) = threads
+        assert (tried, again) == (INLINE_MAX_WORK, 0.0) and loop != pool, crowd
+        assert crowded["matrix"] == alone["matrix"]
+
+
+def test_activity_tells_a_lone_client_from_a_crowd():
+    clock = [100.0]
+    activity = Activity(window=0.01, clock=lambda: clock[0])
+    assert activity.start("a")  # nobody else
+    activity.end()
+    clock[0] += 0.001
+    assert activity.start("a")  # the same client again: still alone
+    assert not activity.start("b")  # while a computes
+    activity.end()
+    activity.end()
+    clock[0] += 0.005
+    assert not activity.start("a")  # b started 5 ms ago
+    activity.end()
+    clock[0] += 0.02
+    assert activity.start("a")  # b is quiet for longer than the window
+    activity.end()
+    assert activity.computing == 0
 
 
 # ----------------------------------------- off_loop: the client's presence, polled
