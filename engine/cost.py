@@ -219,12 +219,15 @@ def hessian(g: GraphCost, n: float, points: int = 1) -> Estimate:
     return Estimate(work, peak, response, g.costliest)
 
 
-def sparse_hessian(g: GraphCost, n: float, colours: float = 1.0) -> Estimate:
-    """A recorded gradient, its pattern, and one compressed sweep of ``colours`` rows."""
+def sparse_hessian(g: GraphCost, n: float, colours: float = 1.0, dense: bool = False
+                   ) -> Estimate:
+    """A recorded gradient, its pattern, and one compressed sweep of ``colours`` rows;
+    ``dense``: answered as the whole n x n matrix and its blocks, as ``hessian``."""
     pattern = PATTERN_WORK * g.bytes / FLOAT_BYTES
     work = g.forward + pattern + RECORDED * (g.sweep() + g.sweep(colours))
     working = RECORDED * (g.bytes + g.chunk(colours) * (g.frontier + 2 * g.widest)) + g.scratch
-    response, peak = _answer(3 * n * colours + n, working)
+    numbers = 2 * n * n + 2 * n if dense else 3 * n * colours + n
+    response, peak = _answer(numbers, working)
     return Estimate(work, peak, response, g.costliest)
 
 

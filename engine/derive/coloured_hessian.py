@@ -9,12 +9,18 @@ than the n-seed sweep it saves for small n, so it is done for a graph that comes
 second request with the same shapes, sources and target, and the plan is kept: the
 pattern follows from the graph and its shapes alone, never from values.
 
+A dense Hessian whose n-seed sweep is over the cost limits (1,000 sources at the
+defaults) is instead priced as the sparse Hessian answered densely, and detected on its
+first sight (``columns_within``): it is answered if its pattern is sparse and the
+coloured sweep fits, and refused as before otherwise.
+
 The coloured sweep is exact where every number is finite: each entry of the compressed
 result sums one non-zero and exact zeros. A NaN or infinity would be spread over a whole
-colour, so then the n-seed sweep runs instead, as it would have without a colouring.
+colour, so then the n-seed sweep runs instead, as it would have without a colouring (or,
+over the limits, the request is refused).
 
 What this keeps is bounded: at most ``PLANS_KEPT`` plans in the process, each at most
-``PLAN_MAX_BYTES`` (a larger one is not worth keeping: its pattern is nearly dense), and
+``PLAN_MAX_BYTES`` (a larger one is used once and detected again when needed), and
 detection itself at most ``PAIRS_PER_SOURCE`` index pairs per source.
 """
 
@@ -41,6 +47,7 @@ PLANS_KEPT = 64
 PLAN_MAX_BYTES = 256 * 1024
 PAIRS_PER_SOURCE = 32  # detection's bound: a pattern denser than this is served densely
 _MISSING = object()
+_TOO_LARGE = object()  # a plan detected, used once and not kept: past PLAN_MAX_BYTES
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,7 @@ class _Sightings:
         self.count = 0
 
 
-_PLANS: LRU[_Sightings, ColouredPlan | None] = LRU(PLANS_KEPT)
+_PLANS: LRU[_Sightings, object] = LRU(PLANS_KEPT)  # a plan, None (colours do not pay), _TOO_LARGE
 
 Remembered = Callable[[str, Mapping[str, tuple[int, ...]], Hashable, Callable[[], object]], object]
 
@@ -89,17 +96,65 @@ def columns_for(remembered: Remembered | None, shapes: Mapping[str, tuple[int, .
         seen = remembered("hessian sightings", shapes, question, _Sightings)
         assert isinstance(seen, _Sightings)
         seen.count += 1
-        plan = _PLANS.get(seen, _MISSING)
-        if plan is _MISSING:
-            if seen.count <= SIGHTS_BEFORE_DETECTING or not may_detect:
-                return hessian_columns(rec, sources)
-            plan = detect(rec, sources)
-            _PLANS.put(seen, plan)
-        assert plan is None or isinstance(plan, ColouredPlan)
+        detect_now = seen.count > SIGHTS_BEFORE_DETECTING and may_detect
+        plan = _plan(seen, rec, sources, detect_now)
         found = None if plan is None else coloured_columns(rec, sources, plan)
         return hessian_columns(rec, sources) if found is None else found
 
     return columns
+
+
+def columns_within(remembered: Remembered | None, shapes: Mapping[str, tuple[int, ...]],
+                   question: Hashable, settle: Callable[[int], None],
+                   refusal: Exception) -> Columns:
+    """As ``columns_for``, for a request whose n-seed sweep is over the cost limits: the
+    coloured sweep from the first sight, priced once its colours are known (``settle``
+    hears them, and may refuse), else ``refusal`` (a pattern too dense to pay, a number
+    that is not finite)."""
+
+    def columns(rec: RecordedGradient, sources: list[Tensor]) -> list[np.ndarray | None]:
+        seen = None
+        if remembered is not None:
+            seen = remembered("hessian sightings", shapes, question, _Sightings)
+            assert isinstance(seen, _Sightings)
+        plan = _plan(seen, rec, sources, detect_now=True, reuse_large=True)
+        if plan is None:
+            raise refusal
+        settle(plan.seeds.shape[0])
+        found = coloured_columns(rec, sources, plan)
+        if found is None:
+            raise refusal
+        return found
+
+    return columns
+
+
+def _plan(seen: _Sightings | None, rec: RecordedGradient, sources: list[Tensor],
+          detect_now: bool, reuse_large: bool = False) -> ColouredPlan | None:
+    """The plan kept for ``seen``, else one detected now if ``detect_now``: kept if it is
+    small enough (else remembered as too large, which ``reuse_large`` detects again)."""
+    plan = _MISSING if seen is None else _PLANS.get(seen, _MISSING)
+    if plan is _TOO_LARGE and reuse_large:
+        plan = _MISSING
+    if plan is _TOO_LARGE or (plan is _MISSING and not detect_now):
+        return None
+    if plan is _MISSING:
+        plan = detect(rec, sources)
+        if seen is not None:
+            kept = _TOO_LARGE if plan is not None and plan.nbytes > PLAN_MAX_BYTES else plan
+            _PLANS.put(seen, kept)
+    assert plan is None or isinstance(plan, ColouredPlan)
+    return plan
+
+
+def known_not_to_pay(remembered: Remembered | None, shapes: Mapping[str, tuple[int, ...]],
+                     question: Hashable) -> bool:
+    """Whether this graph was asked ``question`` at ``shapes`` before and its pattern
+    was found too dense for colours to pay (a request can be refused before recording)."""
+    if remembered is None:
+        return False
+    seen = remembered("hessian sightings", shapes, question, _Sightings)
+    return _PLANS.get(seen, _MISSING) is None
 
 
 def worth_detecting(priced: cost.GraphCost | None, n: int) -> bool:
@@ -115,7 +170,7 @@ def worth_colouring(colours: int, n: int) -> bool:
 
 def detect(rec: RecordedGradient, sources: list[Tensor]) -> ColouredPlan | None:
     """The pattern, its colouring and the compressed sweep's seeds, or None when colours
-    would not pay (too many, or a pattern too dense to detect or to keep)."""
+    would not pay (too many, or a pattern too dense to detect)."""
     if rec.flat is None:
         return None
     max_pairs = PAIRS_PER_SOURCE * max(sum(s.size for s in sources), 32)
@@ -128,9 +183,8 @@ def detect(rec: RecordedGradient, sources: list[Tensor]) -> ColouredPlan | None:
         return None
     seeds, live_row = colour_seeds(rec, sources, colouring)
     dead = ~live_row[rows]
-    plan = ColouredPlan(n, seeds, colouring.colours[rows] * n + cols, rows * n + cols,
+    return ColouredPlan(n, seeds, colouring.colours[rows] * n + cols, rows * n + cols,
                         dead if dead.any() else None)
-    return plan if plan.nbytes <= PLAN_MAX_BYTES else None
 
 
 def coloured_columns(rec: RecordedGradient, sources: list[Tensor], plan: ColouredPlan

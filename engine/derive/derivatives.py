@@ -28,7 +28,7 @@ from engine.derive.query import (
 )
 from engine.derive.setup import Setup, set_up
 from engine.derive.sparse import SparseResult
-from engine.errors import ComputeLimitError, GraphError, ShapeError
+from engine.errors import ComputeLimitError, CostError, GraphError, ShapeError
 from engine.graphs.graph import NUMPY_MAX_RANK
 from engine.notes import Note
 from engine.tape.gradient_tape import GradientTape
@@ -128,23 +128,50 @@ def hessian(q: Query, points: Points | None = None) -> Result:
     _check_block_rank(s)
     what = s.what("Hessian", over_points="per-point Hessian")
     check_work(q, s.points * n, n, what)
-    priced = s.charge(what, lambda g: cost.hessian(g, n, s.points))
     tensors: dict[str, Tensor] = {}
     h = hessian_mod.hessian(
         s.rerun(tensors), [s.leaves[i] for i in s.sources], watch=s.watched(),
         watch_accessed_variables=q.watch_accessed_variables, output_gradients=s.seeds(),
         unconnected_gradients=q.unconnected_gradients,
         points=None if s.batch is None else s.points,
-        columns=coloured_hessian.columns_for(
-            getattr(q.graph, "remembered", None), s.shapes,
-            (tuple(s.sources), tuple(s.targets), q.watch, q.watch_accessed_variables),
-            priced, n),
+        columns=_dense_columns(s, n, what),
     )
     gradients = arrays_by_id(s.sources, h.gradients)
     blocks = blocks_by_id(s.sources, h.blocks)
     notes = with_target(h.notes) + s.notes(tensors, gradients) + _null_blocks(blocks, gradients)
     return s.result(tensors, notes, gradients=gradients, hessian=blocks,
                     matrix=h.matrix, trace=first_order_trace(q, points) if q.trace else None)
+
+
+def _dense_columns(s: Setup, n: int, what: str) -> hessian_mod.Columns | None:
+    """The dense Hessian's sweep, priced: the n-seed one (coloured once the graph comes
+    back, engine.derive.coloured_hessian), or, when that is over the cost limits, the
+    coloured sweep from the first sight if its pattern allows, priced as the sparse
+    Hessian answered densely; else the n-seed sweep's refusal."""
+    q = s.query
+    question = (tuple(s.sources), tuple(s.targets), q.watch, q.watch_accessed_variables)
+    remembered = getattr(q.graph, "remembered", None)
+    try:
+        priced = s.charge(what, lambda g: cost.hessian(g, n, s.points))
+    except CostError as refusal:
+        if s.batch is not None or coloured_hessian.known_not_to_pay(remembered, s.shapes,
+                                                                     question):
+            raise
+        sparse_priced = s.charge(f"{what} from its sparsity pattern",
+                                 lambda g: cost.sparse_hessian(g, n, dense=True))
+        if sparse_priced is None:
+            raise
+        graph_cost = sparse_priced
+
+        def settle_colours(colours: int) -> None:
+            settle(q, cost.sparse_hessian(graph_cost, n, colours, dense=True),
+                   f"{what}'s coloured sweep ({colours} colours)")
+
+        return coloured_hessian.columns_within(remembered, s.shapes, question,
+                                               settle_colours, refusal)
+    if s.batch is not None:
+        return None
+    return coloured_hessian.columns_for(remembered, s.shapes, question, priced, n)
 
 
 SHOWN_BLOCKS = 10  # a note names at most this many null blocks

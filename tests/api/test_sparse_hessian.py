@@ -69,3 +69,27 @@ def test_an_unknown_format_is_a_422(client):
     r = client.post("/v1/hessian", json={**SEED_3, "format": "csr"})
     assert r.status_code == 422
     assert "format" in r.text
+
+
+def test_a_dense_hessian_past_the_sweeps_limits_is_answered_from_its_colours(client):
+    """1,000 sources at the default limits: the n-seed sweep is refused by its estimate,
+    the coloured one is not; a dense pattern of the same size is still refused."""
+    from bench.rosenbrock import exact_hessian
+
+    body = {"graph": rosenbrock(1000)["graph"], "check": "none"}
+    answer = client.post("/v1/hessian", json=body)
+    assert answer.status_code == 200, answer.text[:300]
+    matrix = np.asarray(answer.json()["matrix"])
+    want = exact_hessian(np.asarray(body["graph"]["nodes"][0]["value"]))
+    np.testing.assert_allclose(matrix, want, rtol=1e-12, atol=1e-9)
+    x = np.linspace(0.5, 1.5, 1000).tolist()
+    dense = {"graph": {"nodes": [
+        {"id": "x", "op": "variable", "value": x},
+        {"id": "a", "op": "sin", "inputs": ["x"]}, {"id": "b", "op": "mul", "inputs": ["a", "x"]},
+        {"id": "c", "op": "exp", "inputs": ["b"]}, {"id": "d", "op": "tanh", "inputs": ["c"]},
+        {"id": "e", "op": "mul", "inputs": ["d", "a"]}, {"id": "s", "op": "sum", "inputs": ["e"]},
+        {"id": "f", "op": "square", "inputs": ["s"]}]}, "check": "none"}
+    refused = client.post("/v1/hessian", json=dense)
+    assert refused.status_code == 422, refused.text[:300]
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert "Hessian is estimated" in refused.json()["detail"]

@@ -16,7 +16,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(autouse=True, scope="module")  # not "session": it would outlive this folder
 def _colour_every_sparse_pattern() -> Iterator[None]:
     """Drawn graphs have a few sources, where colours seldom pay (engine.derive.
     coloured_hessian detects a pattern when that costs less than the n-seed sweep, and

@@ -13,6 +13,7 @@ from bench.rosenbrock import exact_hessian
 from engine import cost
 from engine.derive import coloured_hessian, derivatives, sparse
 from engine.derive.query import Query
+from engine.errors import CostError
 from engine.graphs.build import build_graph
 from engine.graphs.reusable import ReusableGraph
 
@@ -131,7 +132,8 @@ def test_plans_are_bounded_in_number_and_size(monkeypatch):
     reused = ReusableGraph.of(build_graph(rosenbrock(64)["graph"]["nodes"]))
     for _ in range(3):
         derivatives.hessian(Query(graph=reused))
-    assert None in [coloured_hessian._PLANS.get(k) for k in list(coloured_hessian._PLANS._items)]
+    kept = [coloured_hessian._PLANS.get(k) for k in list(coloured_hessian._PLANS._items)]
+    assert coloured_hessian._TOO_LARGE in kept  # used once, not kept
 
 
 def test_detection_is_paid_only_where_it_costs_less_than_the_sweep():
@@ -149,3 +151,62 @@ def test_the_sparse_format_reads_the_same_numbers():
     coo = derivatives.hessian(Query(graph=build_graph(nodes), format="coo")).sparse
     assert isinstance(coo, sparse.SparseResult)
     np.testing.assert_array_equal(coo.todense(), runs[-1].matrix)
+
+
+# ------------------------------------------------ over the limits of the n-seed sweep
+
+
+def limited(graph: Any, **query: Any) -> Query:
+    """A query under the service's default cost limits."""
+    from app.limits import cost_limits
+    from app.settings import Settings
+
+    return Query(graph=graph, cost_limits=cost_limits(Settings()), **query)
+
+
+def n_seed_estimate(graph: Any, n: int) -> cost.Estimate:
+    return cost.hessian(cost.graph_cost(graph, graph.infer_shapes(
+        graph.leaf_values({}), graph.limits)), n)
+
+
+def test_a_dense_hessian_past_the_sweeps_limits_comes_from_its_colours_at_first_sight(sweeps):
+    """1,000 sources: the n-seed sweep is over the default limits (its working memory),
+    its 3 colours are not."""
+    nodes = rosenbrock(1000)["graph"]["nodes"]
+    graph = build_graph(nodes)
+    with pytest.raises(CostError):
+        cost.enforce(n_seed_estimate(graph, 1000), limited(graph).cost_limits, "Hessian")
+    got = derivatives.hessian(limited(graph))
+    assert sweeps == [3]
+    want = exact_hessian(np.asarray(nodes[0]["value"]))
+    np.testing.assert_allclose(got.matrix, want, rtol=1e-12, atol=1e-9)
+    assert got.hessian["x"]["x"].shape == (1000, 1000)
+    reused = ReusableGraph.of(build_graph(nodes))
+    for _ in range(2):
+        np.testing.assert_array_equal(derivatives.hessian(limited(reused)).matrix, got.matrix)
+
+
+def test_past_the_limits_a_dense_pattern_or_a_number_not_finite_keeps_the_refusal(sweeps):
+    n = 1000
+    x = np.linspace(0.5, 1.5, n).tolist()
+    dense = [var("x", x), node("a", "sin", "x"), node("b", "mul", "a", "x"),
+             node("c", "exp", "b"), node("d", "tanh", "c"), node("e", "mul", "d", "a"),
+             node("s", "sum", "e"), node("f", "square", "s")]
+    reused = ReusableGraph.of(build_graph(dense))
+    with pytest.raises(CostError):
+        cost.enforce(n_seed_estimate(reused, n), limited(reused).cost_limits, "Hessian")
+    for _ in range(2):  # the second time without recording: the pattern is known
+        with pytest.raises(CostError, match="Hessian is estimated"):
+            derivatives.hessian(limited(reused))
+    assert coloured_hessian.known_not_to_pay(
+        reused.remembered, reused.infer_shapes(reused.leaf_values({}), reused.limits),
+        (("x",), ("f",), (), True))
+    at_zero = [var("x", [0.0, *x[1:]]), node("r", "pow", "x", 1.5), node("a", "sin", "x"),
+               node("b", "mul", "a", "x"), node("c", "exp", "b"), node("d", "tanh", "c"),
+               node("e", "add", "r", "d"), node("f", "sum", "e")]
+    graph = build_graph(at_zero)
+    with pytest.raises(CostError):
+        cost.enforce(n_seed_estimate(graph, n), limited(graph).cost_limits, "Hessian")
+    with pytest.raises(CostError, match="Hessian is estimated"):
+        derivatives.hessian(limited(graph))
+    assert sweeps == [1]  # one colour (diagonal), swept, then refused: inf at x[0]
