@@ -24,10 +24,22 @@ from engine.errors import (
     ShapeError,
     short,
 )
-from engine.ops import OPS, OPS_FN
+from engine.graphs.run_plan import (
+    CALL_APPLY,
+    CALL_CONST_REF,
+    CALL_LEAF,
+    CALL_REF,
+    CALL_REF_CONST,
+    CALL_REF_REF,
+    LEAF_OPS,
+    Step,
+    inputs_of,
+    plan_steps,
+)
+from engine.ops import OPS
 from engine.tensor import Tensor, Value, Variable, constant
 
-LEAF_OPS = ("variable", "constant")
+
 _NUMBER = (int, float, np.integer, np.floating)
 _MAX_INT = 2**1023  # ints below this convert to float64 without overflow
 _CHECK_EVERY = 256  # nodes between two budget checks
@@ -78,11 +90,6 @@ class Node:
 
 # Computes one op node from its id, the node and its input tensors (Graph.run).
 Apply = Callable[[str, Node, list[Tensor]], Tensor]
-# One node of a run's plan (Graph._steps): its id, the node, its op's function (None for
-# a leaf), how it is called (_CALL_* below), its inputs as called (_CALL_ANY: a tuple of all).
-Step = tuple[str, Node, Callable[..., Tensor] | None, int, Any, Any]
-_CALL_REF, _CALL_REF_REF, _CALL_REF_CONST, _CALL_CONST_REF, _CALL_ANY = range(5)
-_CALL_LEAF, _CALL_APPLY = 5, 6  # a leaf; an op node computed by run's ``apply``
 
 
 def with_node(err: EngineError, node: str, field: str | None) -> EngineError:
@@ -271,22 +278,11 @@ class Graph:
         return constant(value, name=node.id)
 
     def _steps(self) -> list[Step]:
-        """The run's plan, made once per graph (a registered graph keeps it): per node in
-        order, its id, the node, its op's function (None for a leaf), how to call it and
-        its inputs, each the position of a node before it or an inline constant's tensor.
-
-        Positions, not ids: a run keeps its tensors in a list while it runs (on a long
-        graph, looking ids up in a dict of every node costs a fifth of the run). Inline
-        constants become their tensors here, once: a tensor is immutable and no tape
-        watches a constant unless asked (a request watches leaves only), so every run
-        may share them. A node of one or two inputs and no attrs is called with its
-        inputs directly, with no argument list. Two threads may both make the plan;
-        they make the same."""
+        """The run's plan (engine.graphs.run_plan), made once per graph. Two threads may
+        both make it; they make the same."""
         steps = self._plan
         if steps is None:
-            position = {nid: k for k, nid in enumerate(self.nodes)}
-            steps = [_step(nid, node, position) for nid, node in self.nodes.items()]
-            self._plan = steps
+            steps = self._plan = plan_steps(self.nodes)
         return steps
 
     def run(
@@ -300,7 +296,7 @@ class Graph:
         """
         steps = self._steps()
         if apply is not None:
-            steps = [(nid, node, fn, _CALL_APPLY if fn else _CALL_LEAF, _inputs(call, a, b),
+            steps = [(nid, node, fn, CALL_APPLY if fn else CALL_LEAF, inputs_of(call, a, b),
                       None) for nid, node, fn, call, a, b in steps]
         done: list[Tensor] = []  # each node's tensor, at its position in the plan
         put = done.append
@@ -310,21 +306,21 @@ class Graph:
             for start in range(0, len(steps), _CHECK_EVERY):
                 check("graph evaluation")
                 for nid, node, fn, call, a, b in steps[start:start + _CHECK_EVERY]:
-                    if call == _CALL_REF_REF:  # the usual node, first
+                    if call == CALL_REF_REF:  # the usual node, first
                         out = fn(done[a], done[b])
-                    elif call == _CALL_REF:
+                    elif call == CALL_REF:
                         out = fn(done[a])
-                    elif call == _CALL_REF_CONST:
+                    elif call == CALL_REF_CONST:
                         out = fn(done[a], b)
-                    elif call == _CALL_LEAF:
+                    elif call == CALL_LEAF:
                         given = leaf_values[nid]
                         put(given if isinstance(given, Tensor) else self._leaf(node, given))
                         continue
-                    elif call == _CALL_CONST_REF:
+                    elif call == CALL_CONST_REF:
                         out = fn(a, done[b])
                     else:
                         args = [done[x] if type(x) is int else x for x in a]
-                        if call == _CALL_APPLY:
+                        if call == CALL_APPLY:
                             out = apply(nid, node, args)  # type: ignore[misc]
                         else:
                             out = fn(*args, **node.attrs) if node.attrs else fn(*args)
@@ -337,44 +333,6 @@ class Graph:
                 raise
             raise with_node(e, nid, e.field) from e
         return dict(zip(self.order, done, strict=True))
-
-
-def _step(nid: str, node: Node, position: Mapping[str, int]) -> Step:
-    """One node's step of the run's plan (Graph._steps): the usual shapes spelled out, as
-    a long graph makes one per node."""
-    inputs = node.inputs
-    if node.op in LEAF_OPS:
-        return (nid, node, None, _CALL_LEAF, None, None)
-    fn = OPS_FN[node.op]
-    if not node.attrs and 0 < len(inputs) <= 2:
-        a = inputs[0]
-        if len(inputs) == 1:
-            if type(a) is str:
-                return (nid, node, fn, _CALL_REF, position[a], None)
-        elif type(a) is str:
-            b = inputs[1]
-            if type(b) is str:
-                return (nid, node, fn, _CALL_REF_REF, position[a], position[b])
-            return (nid, node, fn, _CALL_REF_CONST, position[a], _constant(nid, 1, b))
-        elif type(inputs[1]) is str:
-            return (nid, node, fn, _CALL_CONST_REF, _constant(nid, 0, a), position[inputs[1]])
-    ins = tuple([position[x] if type(x) is str else _constant(nid, i, x)
-                 for i, x in enumerate(inputs)])
-    return (nid, node, fn, _CALL_ANY, ins, None)
-
-
-def _constant(nid: str, i: int, x: InlineConstant) -> Tensor:
-    """An inline constant's tensor, named as the trace names it."""
-    return constant(x.value, f"{nid}.inputs[{i}]")
-
-
-def _inputs(call: int, a: Any, b: Any) -> tuple[Any, ...]:
-    """A step's inputs as one tuple, however its call spells them."""
-    if call == _CALL_REF:
-        return (a,)
-    if call in (_CALL_REF_REF, _CALL_REF_CONST, _CALL_CONST_REF):
-        return (a, b)
-    return a  # type: ignore[no-any-return]  # _CALL_ANY: all of them already
 
 
 def _check_rank(nid: str, shape: tuple[int, ...], limits: Limits) -> None:
