@@ -39,7 +39,6 @@ from engine.graphs.run_plan import (
 from engine.ops import OPS
 from engine.tensor import Tensor, Value, Variable, constant
 
-
 _NUMBER = (int, float, np.integer, np.floating)
 _MAX_INT = 2**1023  # ints below this convert to float64 without overflow
 _CHECK_EVERY = 256  # nodes between two budget checks
