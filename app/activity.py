@@ -29,9 +29,11 @@ class Activity:
         self._last: OrderedDict[Hashable, float] = OrderedDict()
 
     def start(self, connection: Hashable) -> bool:
-        """Count a compute request of ``connection`` in; whether it is alone (nothing else
-        computing, no other connection started one within the window). ``end`` counts it
-        out."""
+        """Count a compute request of ``connection`` (ASGI's ``client``: host and port) in;
+        whether it is alone (nothing else computing, no other connection started one
+        within the window). ``end`` counts it out. A connection that cannot be told apart
+        from others is never alone: behind a gateway that forwards the client's address
+        (``--proxy-headers``), every client of one host has port 0."""
         now = self.clock()
         last = self._last
         while last:
@@ -43,7 +45,8 @@ class Activity:
         last[connection] = now
         last.move_to_end(connection)
         self.computing += 1
-        return others == 0 and self.computing == 1
+        known = type(connection) in (tuple, list) and len(connection) == 2 and connection[1]
+        return bool(known) and others == 0 and self.computing == 1
 
     def end(self) -> None:
         self.computing -= 1

@@ -148,7 +148,10 @@ class Service:
 
     def estimate(self, endpoint: Endpoint, request: ComputeRequest) -> cost.Estimate:
         """What ``request`` would cost, from its shapes, without computing it (a dry run,
-        to size requests against the limits); a CostError where ``run`` would refuse it."""
+        to size requests against the limits); a CostError where ``run`` would refuse it
+        from its shapes alone. A Hessian priced by its colouring (format coo, or a dense
+        one whose n-seed sweep is over the limits) is estimated at one colour here: its
+        colours, known once it records, may still refuse it."""
         seen: list[cost.Estimate] = []
 
         def stop(estimate: cost.Estimate) -> None:

@@ -14,14 +14,19 @@ defaults) is instead priced as the sparse Hessian answered densely, and detected
 first sight (``columns_within``): it is answered if its pattern is sparse and the
 coloured sweep fits, and refused as before otherwise.
 
-The coloured sweep is exact where every number is finite: each entry of the compressed
-result sums one non-zero and exact zeros. A NaN or infinity would be spread over a whole
-colour, so then the n-seed sweep runs instead, as it would have without a colouring (or,
-over the limits, the request is refused).
+The coloured sweep gives the n-seed sweep's numbers where every number is finite: each
+entry of the compressed result sums one non-zero and exact zeros (to the last bit, but
+where a BLAS call sums over k seed rows in another order than over n). A NaN or infinity
+would be spread over a whole colour, so then the n-seed sweep runs instead, as it would
+have without a colouring, and the plan is not used again for that graph (over the
+limits, the request is refused).
 
 What this keeps is bounded: at most ``PLANS_KEPT`` plans in the process, each at most
-``PLAN_MAX_BYTES`` (a larger one is used once and detected again when needed), and
-detection itself at most ``PAIRS_PER_SOURCE`` index pairs per source.
+``PLAN_MAX_BYTES`` (a larger one is used once: under the limits the n-seed sweep answers
+later requests, over them it is detected again), and detection builds at most
+``PAIRS_PER_SOURCE`` index pairs per source in one step (engine.derive.pattern bounds
+what it holds at once by a few steps' worth). Detection under the limits runs only where
+it and the most colours it would use cost no more than the n-seed sweep admitted.
 """
 
 from __future__ import annotations
@@ -46,6 +51,10 @@ SIGHTS_BEFORE_DETECTING = 1  # requests answered by the n-seed sweep before dete
 PLANS_KEPT = 64
 PLAN_MAX_BYTES = 256 * 1024
 PAIRS_PER_SOURCE = 32  # detection's bound: a pattern denser than this is served densely
+# Work units per index detection gathers (measured: about 14 ns each, all included); the
+# cost model's pattern term counts elements, not the sets they carry, so detection is
+# also stopped past the work its request was admitted for, counted in these.
+GATHER_WORK = 16.0
 _MISSING = object()
 _TOO_LARGE = object()  # a plan detected, used once and not kept: past PLAN_MAX_BYTES
 
@@ -55,18 +64,16 @@ class ColouredPlan:
     """A Hessian pattern over the flattened sources, compressed by a colouring into
     ``seeds`` (one row per colour over the flattened gradient), with where each non-zero
     is read from (``take``, in the compressed result) and written to (``put``, in the
-    n x n matrix); ``dead``: the non-zeros of rows no live source has (zero), if any."""
+    n x n matrix)."""
 
     n: int
     seeds: np.ndarray
     take: np.ndarray
     put: np.ndarray
-    dead: np.ndarray | None
 
     @property
     def nbytes(self) -> int:
-        arrays = (self.seeds, self.take, self.put, self.dead)
-        return sum(a.nbytes for a in arrays if a is not None)
+        return self.seeds.nbytes + self.take.nbytes + self.put.nbytes
 
 
 class _Sightings:
@@ -91,33 +98,39 @@ def columns_for(remembered: Remembered | None, shapes: Mapping[str, tuple[int, .
     if remembered is None:
         return hessian_columns
     may_detect = worth_detecting(priced, n)
+    # detection may take half the work the n-seed sweep was admitted for
+    allowed = None if priced is None else gathers(cost.hessian(priced, n).work / 2)
 
     def columns(rec: RecordedGradient, sources: list[Tensor]) -> list[np.ndarray | None]:
         seen = remembered("hessian sightings", shapes, question, _Sightings)
         assert isinstance(seen, _Sightings)
         seen.count += 1
         detect_now = seen.count > SIGHTS_BEFORE_DETECTING and may_detect
-        plan = _plan(seen, rec, sources, detect_now)
+        plan = _plan(seen, rec, sources, detect_now, allowed)
         found = None if plan is None else coloured_columns(rec, sources, plan)
+        if plan is not None and found is None:
+            # a number not finite here: the n-seed sweep now, and from now on, so that
+            # no request pays both sweeps twice
+            _PLANS.put(seen, None)
         return hessian_columns(rec, sources) if found is None else found
 
     return columns
 
 
 def columns_within(remembered: Remembered | None, shapes: Mapping[str, tuple[int, ...]],
-                   question: Hashable, settle: Callable[[int], None],
+                   question: Hashable, admitted: float, settle: Callable[[int], None],
                    refusal: Exception) -> Columns:
     """As ``columns_for``, for a request whose n-seed sweep is over the cost limits: the
-    coloured sweep from the first sight, priced once its colours are known (``settle``
-    hears them, and may refuse), else ``refusal`` (a pattern too dense to pay, a number
-    that is not finite)."""
+    coloured sweep from the first sight, its detection within the ``admitted`` work,
+    priced once its colours are known (``settle`` hears them, and may refuse), else
+    ``refusal`` (a pattern too dense to pay or to find, a number that is not finite)."""
 
     def columns(rec: RecordedGradient, sources: list[Tensor]) -> list[np.ndarray | None]:
         seen = None
         if remembered is not None:
             seen = remembered("hessian sightings", shapes, question, _Sightings)
             assert isinstance(seen, _Sightings)
-        plan = _plan(seen, rec, sources, detect_now=True, reuse_large=True)
+        plan = _plan(seen, rec, sources, True, gathers(admitted), reuse_large=True)
         if plan is None:
             raise refusal
         settle(plan.seeds.shape[0])
@@ -130,7 +143,8 @@ def columns_within(remembered: Remembered | None, shapes: Mapping[str, tuple[int
 
 
 def _plan(seen: _Sightings | None, rec: RecordedGradient, sources: list[Tensor],
-          detect_now: bool, reuse_large: bool = False) -> ColouredPlan | None:
+          detect_now: bool, allowed: int | None, reuse_large: bool = False
+          ) -> ColouredPlan | None:
     """The plan kept for ``seen``, else one detected now if ``detect_now``: kept if it is
     small enough (else remembered as too large, which ``reuse_large`` detects again)."""
     plan = _MISSING if seen is None else _PLANS.get(seen, _MISSING)
@@ -139,7 +153,7 @@ def _plan(seen: _Sightings | None, rec: RecordedGradient, sources: list[Tensor],
     if plan is _TOO_LARGE or (plan is _MISSING and not detect_now):
         return None
     if plan is _MISSING:
-        plan = detect(rec, sources)
+        plan = detect(rec, sources, allowed)
         if seen is not None:
             kept = _TOO_LARGE if plan is not None and plan.nbytes > PLAN_MAX_BYTES else plan
             _PLANS.put(seen, kept)
@@ -149,8 +163,9 @@ def _plan(seen: _Sightings | None, rec: RecordedGradient, sources: list[Tensor],
 
 def known_not_to_pay(remembered: Remembered | None, shapes: Mapping[str, tuple[int, ...]],
                      question: Hashable) -> bool:
-    """Whether this graph was asked ``question`` at ``shapes`` before and its pattern
-    was found too dense for colours to pay (a request can be refused before recording)."""
+    """Whether this graph was asked ``question`` at ``shapes`` before and colours were
+    found not to pay (a pattern too dense, or none at all: a zero Hessian, which only the
+    n-seed sweep answers), so that a request over the limits is refused before recording."""
     if remembered is None:
         return False
     seen = remembered("hessian sightings", shapes, question, _Sightings)
@@ -158,9 +173,12 @@ def known_not_to_pay(remembered: Remembered | None, shapes: Mapping[str, tuple[i
 
 
 def worth_detecting(priced: cost.GraphCost | None, n: int) -> bool:
-    """Whether detection costs no more than the n-seed sweep the request was admitted
-    for (unpriced: the library's caller decides what runs)."""
-    return priced is None or cost.sparse_hessian(priced, n).work <= cost.hessian(priced, n).work
+    """Whether detection and the most colours that would be used cost no more than the
+    n-seed sweep the request was admitted for (unpriced: the library's caller decides)."""
+    if priced is None:
+        return True
+    most = cost.sparse_hessian(priced, n, MAX_SEED_FRACTION * n)
+    return most.work <= cost.hessian(priced, n).work
 
 
 def worth_colouring(colours: int, n: int) -> bool:
@@ -168,23 +186,29 @@ def worth_colouring(colours: int, n: int) -> bool:
     return 0 < colours <= MAX_SEED_FRACTION * n
 
 
-def detect(rec: RecordedGradient, sources: list[Tensor]) -> ColouredPlan | None:
+def gathers(work: float) -> int:
+    """How many indices detection may gather for ``work`` units (engine.cost's ~1 ns)."""
+    return int(work / GATHER_WORK)
+
+
+def detect(rec: RecordedGradient, sources: list[Tensor], allowed: int | None = None
+           ) -> ColouredPlan | None:
     """The pattern, its colouring and the compressed sweep's seeds, or None when colours
-    would not pay (too many, or a pattern too dense to detect)."""
+    would not pay (too many, or a pattern too dense to detect, or one that would gather
+    more than ``allowed`` indices to find)."""
     if rec.flat is None:
         return None
     max_pairs = PAIRS_PER_SOURCE * max(sum(s.size for s in sources), 32)
     try:
-        rows, cols, n = hessian_pattern(rec.inner.raw_entries, rec.targets, sources, max_pairs)
+        rows, cols, n = hessian_pattern(rec.inner.raw_entries, rec.targets, sources, max_pairs,
+                                        allowed)
         colouring = colour_rows(rows, cols, (n, n), max_pairs)
     except PatternTooLarge:
         return None
     if not worth_colouring(colouring.count, n):
         return None
-    seeds, live_row = colour_seeds(rec, sources, colouring)
-    dead = ~live_row[rows]
-    return ColouredPlan(n, seeds, colouring.colours[rows] * n + cols, rows * n + cols,
-                        dead if dead.any() else None)
+    seeds, _live = colour_seeds(rec, sources, colouring)
+    return ColouredPlan(n, seeds, colouring.colours[rows] * n + cols, rows * n + cols)
 
 
 def coloured_columns(rec: RecordedGradient, sources: list[Tensor], plan: ColouredPlan
@@ -202,14 +226,14 @@ def coloured_columns(rec: RecordedGradient, sources: list[Tensor], plan: Coloure
     values = compressed.ravel()[plan.take]
     if not np.isfinite(values).all():
         return None
-    if plan.dead is not None:
-        values[plan.dead] = 0.0
     matrix = np.zeros((plan.n, plan.n))
     matrix.reshape(-1)[plan.put] = values
     sizes = [s.size for s in sources]
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     starts = rec.starts(sizes)
-    if len(starts) < len(sources):  # the rows of ``flat``: its live sources' only
+    if len(starts) < len(sources):
+        # the rows of ``flat``: its live sources' only (a row of no live source read
+        # another row's number from the colour they share, and is dropped here)
         matrix = np.concatenate([matrix[offsets[i] : offsets[i + 1]] for i in starts])
     # None where the sweep met no path, as ``hessian_columns`` (``assemble`` reads it)
     return [None if b is None else matrix[:, offsets[j] : offsets[j + 1]]

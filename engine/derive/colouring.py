@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.derive.pattern import MAX_PAIRS, Pattern, expand, from_coo, guard, unique
+from engine.derive.index_sets import MAX_PAIRS, Pattern, expand, from_coo, guard, unique
 
 SEED = 0x5EED  # the greedy order's tie-break: fixed, so a colouring is reproducible
 

@@ -167,7 +167,8 @@ def _dense_columns(s: Setup, n: int, what: str) -> hessian_mod.Columns | None:
             settle(q, cost.sparse_hessian(graph_cost, n, colours, dense=True),
                    f"{what}'s coloured sweep ({colours} colours)")
 
-        return coloured_hessian.columns_within(remembered, s.shapes, question,
+        admitted = cost.sparse_hessian(graph_cost, n, dense=True).work
+        return coloured_hessian.columns_within(remembered, s.shapes, question, admitted,
                                                settle_colours, refusal)
     if s.batch is not None:
         return None

@@ -13,167 +13,47 @@ shapes alone), and every nonlinear interaction adds pairs to a global Hessian pa
 - a ``Bilinear`` op adds S(u) x S(v) per term u·v only (mul: S(a_e) x S(b_e)).
 
 A pattern is a superset of the true non-zeros (shapes say nothing about values), so
-a compressed evaluation over it is exact. Sets are CSR index arrays, and each entry
-costs a few numpy calls over its elements: no Python loop per element.
+a compressed evaluation over it is exact. Sets are CSR index arrays
+(engine.derive.index_sets), and each entry costs a few numpy calls over its elements.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from engine import budget
+from engine.derive.index_sets import (
+    MAX_PAIRS,
+    Pattern,
+    PatternTooLarge,
+    collect,
+    empty,
+    from_coo,
+    guard,
+    identity,
+    row_products,
+    union,
+    unique,
+)
+from engine.derive.index_sets import gathered_bound as _gathered
+from engine.derive.index_sets import pair_bound as _limit
 from engine.ops import dependence
-from engine.ops.dependence import Groups, IndexMap, Pairs
+from engine.ops.dependence import Groups, IndexMap
 from engine.ops.registry import Bilinear, OpDef, Sparsity
 from engine.tape.entries import entries as entries_of
 from engine.tensor import Tensor
 
+__all__ = ["MAX_PAIRS", "PatternTooLarge", "hessian_pattern", "jacobian_pattern", "propagate"]
+
 if TYPE_CHECKING:
     from engine.tape.entries import RawEntry
 
-# Index pairs one step may build before the pattern is declared too large (8 bytes
-# each, a few arrays of them): a dense 8,000 x 8,000 Hessian is as far as sets go.
-MAX_PAIRS = 1 << 26
-# The bound in force: ``propagate``'s ``max_pairs`` for the steps it runs.
-_limit: ContextVar[int] = ContextVar("max_pairs", default=MAX_PAIRS)
-
-
-class PatternTooLarge(ValueError):
-    """The index sets would exceed the bound (``max_pairs``): the pattern is too dense
-    for sets to pay; a dense Hessian or Jacobian (engine.derive.hessian) is the way."""
-
-
-@dataclass(frozen=True)
-class Pattern:
-    """Per element of a tensor (a CSR row), the sorted flat source indices it depends on."""
-
-    indptr: np.ndarray  # int64, one more than the rows
-    indices: np.ndarray  # int64 column indices, sorted and unique within each row
-    ncols: int
-
-    @property
-    def nrows(self) -> int:
-        return self.indptr.size - 1
-
-    @property
-    def nnz(self) -> int:
-        return int(self.indices.size)
-
-    def lengths(self) -> np.ndarray:
-        return np.diff(self.indptr)
-
-    def row_ids(self) -> np.ndarray:
-        """The row of every stored index."""
-        return np.repeat(np.arange(self.nrows, dtype=np.int64), self.lengths())
-
-    def coo(self) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, cols) of every dependence, row-major."""
-        return self.row_ids(), self.indices
-
-    def todense(self) -> np.ndarray:
-        out = np.zeros((self.nrows, self.ncols), dtype=bool)
-        out[self.coo()] = True
-        return out
-
-
-def empty(nrows: int, ncols: int) -> Pattern:
-    return Pattern(np.zeros(nrows + 1, dtype=np.int64), np.zeros(0, dtype=np.int64), ncols)
-
-
-def unique(keys: np.ndarray) -> np.ndarray:
-    """Sorted distinct values: a sort and a mask (numpy 2's ``np.unique`` hashes first,
-    several times slower on the 10^5-10^6 int64 keys met here). A stable sort, as the
-    keys are mostly concatenated sorted runs, which it merges in near-linear time."""
-    keys = np.sort(keys, kind="stable")
-    if keys.size < 2:
-        return keys
-    keep = np.empty(keys.size, dtype=bool)
-    keep[0] = True
-    np.not_equal(keys[1:], keys[:-1], out=keep[1:])
-    return keys[keep]
-
-
-def from_coo(rows: np.ndarray, cols: np.ndarray, nrows: int, ncols: int) -> Pattern:
-    """A pattern from (row, col) pairs in any order, duplicates allowed."""
-    if rows.size == 0:
-        return empty(nrows, ncols)
-    keys = unique(rows * np.int64(max(ncols, 1)) + cols)
-    rows, cols = np.divmod(keys, np.int64(max(ncols, 1)))
-    indptr = np.zeros(nrows + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=nrows), out=indptr[1:])
-    return Pattern(indptr, cols, ncols)
-
-
-def guard(total: int, what: str) -> None:
-    """PatternTooLarge when ``what`` would hold more index pairs than the bound in force."""
-    limit = _limit.get()
-    if total > limit:
-        raise PatternTooLarge(
-            f"{what} would hold {total} index pairs, over the limit of {limit}: the pattern "
-            "is too dense for index sets"
-        )
-
-
-def expand(p: Pattern, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The indices of rows ``rows`` of ``p`` (repeats allowed), each with the position in
-    ``rows`` it came from: the gather at the heart of every step."""
-    starts = p.indptr[rows]
-    lens = p.indptr[rows + 1] - starts
-    total = int(lens.sum())
-    guard(total, "an index map")
-    which = np.repeat(np.arange(rows.size, dtype=np.int64), lens)
-    # position in p.indices: the row's start, plus the rank within the row's run
-    pos = np.arange(total, dtype=np.int64) + np.repeat(starts - (np.cumsum(lens) - lens), lens)
-    return which, p.indices[pos]
-
-
-def collect(m: IndexMap, p: Pattern, nslots: int) -> Pattern:
-    """Per slot of ``m``, the union of the rows of ``p`` (the input's sets) it depends on."""
-    if isinstance(m, Groups):
-        if m.of_slot.size == 0 or m.members.slot.size == 0:
-            return empty(nslots, p.ncols)
-        ngroups = int(max(m.of_slot.max(), m.members.slot.max())) + 1
-        per_group = collect(m.members, p, ngroups)
-        used = np.flatnonzero(m.of_slot >= 0)
-        return collect(Pairs(used, m.of_slot[used]), per_group, nslots)
-    which, cols = expand(p, m.elem)
-    if m.slot.size and np.all(np.diff(m.slot) > 0):
-        # one input row per slot, slots in order: the gathered rows are a valid CSR already
-        indptr = np.zeros(nslots + 1, dtype=np.int64)
-        indptr[m.slot + 1] = p.indptr[m.elem + 1] - p.indptr[m.elem]
-        return Pattern(np.cumsum(indptr), cols, p.ncols)
-    return from_coo(m.slot[which], cols, nslots, p.ncols)
-
-
-def union(parts: Sequence[Pattern], nrows: int, ncols: int) -> Pattern:
-    """Row-wise union of patterns of the same rows."""
-    parts = [q for q in parts if q.nnz]
-    if not parts:
-        return empty(nrows, ncols)
-    if len(parts) == 1:
-        return parts[0]
-    rows = np.concatenate([q.row_ids() for q in parts])
-    cols = np.concatenate([q.indices for q in parts])
-    return from_coo(rows, cols, nrows, ncols)
-
-
-def row_products(a: Pattern, b: Pattern) -> tuple[np.ndarray, np.ndarray]:
-    """Per row r, every pair of A(r) x B(r): the interactions of one op's elements."""
-    which, j = expand(b, a.row_ids())  # per stored index of A, its row of B
-    return a.indices[which], j
-
-
-def identity(offset: int, size: int, ncols: int) -> Pattern:
-    """A source's own pattern: element k depends on column ``offset + k``."""
-    return Pattern(
-        np.arange(size + 1, dtype=np.int64), np.arange(offset, offset + size, dtype=np.int64),
-        ncols,
-    )
+# Patterns held at once may total this many steps' worth of ``max_pairs``.
+HELD_PER_STEP = 8
 
 
 # ------------------------------------------------------------ the propagation
@@ -259,18 +139,22 @@ def propagate(
     *,
     hessian: bool = False,
     max_pairs: int = MAX_PAIRS,
+    max_gathered: int | None = None,
 ) -> TapePattern:
     """Index-set patterns of every tensor reached from ``sources`` (or, given ``targets``,
     of those the targets depend on), and with ``hessian`` the targets' Hessian pattern.
 
     A source that is also an op's output (an intermediate tensor) keeps its own columns
     besides what its op gives it, as the reverse sweep's cotangents do. PatternTooLarge
-    when a step would build more than ``max_pairs`` index pairs.
+    when a step would build more than ``max_pairs`` index pairs, or all steps would
+    gather more than ``max_gathered`` indices (the work a caller allows).
     """
     token = _limit.set(max_pairs)
+    count = _gathered.set(None if max_gathered is None else [0, max_gathered])
     try:
         return _propagate(entries, sources, targets, hessian)
     finally:
+        _gathered.reset(count)
         _limit.reset(token)
 
 
@@ -290,10 +174,23 @@ def _propagate(
         own[id(s)] = union([own[id(s)], mine], s.size, n) if id(s) in own else mine
     patterns.update(own)
     live = None if targets is None else live_entries(entries, targets)
+    # Given targets, a pattern is dropped after its last reader (all the caller reads is
+    # the targets'), so what is held is the frontier, not every tensor's; held or not,
+    # the total is bounded (HELD_PER_STEP steps' worth of the bound in force).
+    last_read = {} if targets is None else {  # id(tensor) -> the last entry reading it
+        id(x): k for k, (_op, ins, _out, _attrs) in enumerate(entries_of(entries)) for x in ins}
+    kept = set() if targets is None else {id(t) for t in targets}
+    held = sum(p.nnz for p in patterns.values())
     pairs = _Pairs(n) if hessian else None
+    read: tuple[Tensor, ...] = ()  # the previous entry's inputs
     for k, (op, inputs, output, attrs) in enumerate(entries_of(entries)):
         if not k % 256:
             budget.check("sparsity detection")
+        for x in read:
+            if last_read.get(id(x)) == k - 1 and id(x) not in kept:
+                dropped = patterns.pop(id(x), None)
+                held -= 0 if dropped is None else dropped.nnz
+        read = inputs if last_read else ()
         if live is not None and id(output) not in live:
             continue
         ins = [patterns.get(id(x)) for x in inputs]
@@ -316,6 +213,8 @@ def _propagate(
             out = union([out, own[id(output)]], m, n)
         if out.nnz:
             patterns[id(output)] = out
+            held += out.nnz
+            guard(held // HELD_PER_STEP, "the patterns held at once (a step's worth each)")
     return TapePattern(sizes, n, patterns, pairs.symmetric() if pairs is not None else None)
 
 
@@ -367,10 +266,11 @@ def jacobian_pattern(
 
 def hessian_pattern(
     entries: Sequence[RawEntry], targets: Sequence[Tensor], sources: Sequence[Tensor],
-    max_pairs: int = MAX_PAIRS,
+    max_pairs: int = MAX_PAIRS, max_gathered: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """(rows, cols, n): the symmetric Hessian pattern of the sum of ``targets`` over the
     flattened sources, both triangles, row-major."""
-    found = propagate(entries, sources, targets, hessian=True, max_pairs=max_pairs)
+    found = propagate(entries, sources, targets, hessian=True, max_pairs=max_pairs,
+                      max_gathered=max_gathered)
     assert found.hessian is not None
     return (*found.hessian, found.n)

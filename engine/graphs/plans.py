@@ -15,10 +15,12 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
+from engine import budget
 from engine.graphs.graph import Graph
 from engine.graphs.reusable import ReusableGraph
 
 MAX_GRAPHS = 16
+WAIT_SLICE_SECONDS = 0.05  # a request waiting for another's build checks its budget this often
 MAX_NODES = 200_000  # over every graph held
 
 
@@ -47,21 +49,24 @@ class PlanCache:
         ``key`` must decide the graph: two node lists with equal keys build the same
         graph. A build that raises keeps nothing. Requests that ask for a key while it is
         being built wait for that build instead of building it again (eight clients that
-        send one new 100,000-node graph at once build it once); if it fails, each builds
-        its own, to raise its own error.
+        send one new 100,000-node graph at once build it once), within their own time
+        budget; if it fails (the graph's fault, or its request's: a client gone, a budget
+        spent), one of them builds it next, and so on, each raising its own error.
         """
-        with self._lock:
-            known = self._graphs.get(key)
-            if known is not None:
-                self._graphs.move_to_end(key)
-                return known
-            pending = self._building.get(key)
-            mine = pending is None
-            if pending is None:
-                pending = self._building[key] = _Build()
-        if not mine:
-            pending.done.wait()
-            return pending.graph if pending.graph is not None else ReusableGraph.of(build())
+        while True:
+            with self._lock:
+                known = self._graphs.get(key)
+                if known is not None:
+                    self._graphs.move_to_end(key)
+                    return known
+                pending = self._building.get(key)
+                if pending is None:
+                    pending = self._building[key] = _Build()
+                    break  # this request builds
+            while not pending.done.wait(WAIT_SLICE_SECONDS):
+                budget.check("waiting for the same graph's build")
+            if pending.graph is not None:
+                return pending.graph
         try:
             graph = pending.graph = ReusableGraph.of(build())
             self._keep(key, graph)

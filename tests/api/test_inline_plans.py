@@ -159,16 +159,28 @@ def test_big_graphs_sent_in_turn_stay_built(client, monkeypatch):
     assert len(builds) == 3 and len(plans) == 3  # each built once, none evicted by the others
 
 
-def test_a_hessian_sent_again_or_by_id_answers_the_same_bytes(client):
+def test_a_hessian_sent_again_or_by_id_answers_the_same_bytes(client, monkeypatch):
     """The first sight of a graph is the n-seed sweep; later ones, inline or registered,
     are its coloured sweep (engine.derive.coloured_hessian): the same numbers."""
     from app.examples import rosenbrock
+    from engine.derive import coloured_hessian
 
-    body = {"graph": rosenbrock(100)["graph"], "check": "none"}
-    answers = [client.post("/v1/hessian", json=body) for _ in range(3)]
+    coloured: list[int] = []
+    sweep = coloured_hessian.sweep_blocks
+
+    def spy(tape, target, sources, seeds):
+        coloured.append(seeds.shape[0])
+        return sweep(tape, target, sources, seeds)
+
+    monkeypatch.setattr(coloured_hessian, "sweep_blocks", spy)
+    body = {"graph": rosenbrock(97)["graph"], "check": "none"}  # no other test sends it
+    first = client.post("/v1/hessian", json=body)
+    assert first.status_code == 200 and coloured == []
+    again = [client.post("/v1/hessian", json=body) for _ in range(2)]
     stored = client.post("/v1/graphs", json={"graph": body["graph"]})
     assert stored.status_code == 201, stored.text
     by_id = client.post("/v1/hessian", json={"graph_id": stored.json()["graph_id"],
                                              "check": "none"})
-    assert {a.status_code for a in [*answers, by_id]} == {200}
-    assert len({a.content for a in [*answers, by_id]}) == 1
+    assert {a.status_code for a in [*again, by_id]} == {200}
+    assert coloured == [3, 3, 3]
+    assert len({a.content for a in [first, *again, by_id]}) == 1

@@ -22,11 +22,11 @@ def _colour_every_sparse_pattern() -> Iterator[None]:
     coloured_hessian detects a pattern when that costs less than the n-seed sweep, and
     uses its colours at a quarter of the sources or fewer): here a graph seen twice is
     always detected and any colouring with fewer colours than sources is used, so the
-    roads cover the coloured sweep."""
+    roads cover the coloured sweep. The plans made so are dropped afterwards."""
     from engine.derive import coloured_hessian as ch
 
-    before = ch.worth_detecting, ch.worth_colouring
-    ch.worth_detecting = lambda priced, n: True
-    ch.worth_colouring = lambda colours, n: 0 < colours < n
-    yield
-    ch.worth_detecting, ch.worth_colouring = before
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ch, "worth_detecting", lambda priced, n: True)
+        patch.setattr(ch, "worth_colouring", lambda colours, n: 0 < colours < n)
+        yield
+    ch._PLANS.clear()

@@ -160,6 +160,11 @@ def _hessian_roads(client: TestClient, data: st.DataObject) -> None:
           what="matrix vs hessian[si][sj] laid out in sources order")
     again = http(client, "hessian", body)  # a graph seen before: its colouring, if sparse
     close(value(again["matrix"]), matrix, what="the same request again vs the first")
+    for si in sources:
+        close_or_none(value(again["gradients"][si]), value(got["gradients"][si]), si)
+        for sj in sources:
+            close_or_none(value(again["hessian"][si][sj]), value(got["hessian"][si][sj]),
+                          f"again: block {si},{sj}")
 
     f = scalar_fn(g, body.get("output_gradients"), targets)
     mask = np.concatenate([np.full(sizes[s], active(g, body, s, targets)) for s in sources])

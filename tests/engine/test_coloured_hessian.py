@@ -40,7 +40,7 @@ def sweeps(monkeypatch) -> list[int]:
 
 
 def node(nid: str, op: str, *inputs: Any, **attrs: Any) -> dict[str, Any]:
-    return {"id": nid, "op": op, "inputs": list(inputs), **attrs}
+    return {"id": nid, "op": op, "inputs": list(inputs), **({"attrs": attrs} if attrs else {})}
 
 
 def var(nid: str, value: Any) -> dict[str, Any]:
@@ -107,7 +107,7 @@ def test_a_number_that_is_not_finite_takes_the_n_seed_sweep(sweeps):
     x = [0.0] + [float(v) for v in np.linspace(0.5, 2.0, 15)]
     nodes = [var("x", x), node("r", "pow", "x", 1.5), node("f", "sum", "r")]
     once, runs = both(nodes)
-    assert sweeps == [1, 1]  # a diagonal pattern: one colour, run and then not used
+    assert sweeps == [1]  # a diagonal pattern: one colour, tried once, then not again
     assert np.isinf(once.matrix[0, 0])
     for got in runs:
         np.testing.assert_array_equal(got.matrix, once.matrix)
@@ -123,7 +123,6 @@ def test_a_dense_pattern_keeps_the_n_seed_sweep(sweeps):
 
 
 def test_plans_are_bounded_in_number_and_size(monkeypatch):
-    monkeypatch.setattr(coloured_hessian, "PLANS_KEPT", 2)
     monkeypatch.setattr(coloured_hessian, "_PLANS", coloured_hessian.LRU(2))
     for n in (40, 48, 56):
         both(rosenbrock(n)["graph"]["nodes"], times=2)
@@ -210,3 +209,41 @@ def test_past_the_limits_a_dense_pattern_or_a_number_not_finite_keeps_the_refusa
     with pytest.raises(CostError, match="Hessian is estimated"):
         derivatives.hessian(limited(graph))
     assert sweeps == [1]  # one colour (diagonal), swept, then refused: inf at x[0]
+
+
+def _wide_chain(n: int, steps: int) -> list[dict[str, Any]]:
+    """32 elements that each depend on all n sources, carried through ``steps`` adds:
+    every step's pattern holds 32 n indices, and the Hessian is diagonal (square(x))."""
+    nodes = [var("x", np.linspace(0.5, 1.5, n).tolist()), node("s", "sum", "x"),
+             node("a0", "broadcast_to", "s", shape=[32])]
+    nodes += [node(f"a{k + 1}", "add", f"a{k}", 1.0) for k in range(steps)]
+    return nodes + [node("q", "square", "x"), node("sq", "sum", "q"),
+                    node("sa", "sum", f"a{steps}"), node("f", "add", "sq", "sa")]
+
+
+@pytest.mark.parametrize("steps", [1000, 2000])
+def test_detection_holds_a_frontier_and_gathers_no_more_than_it_was_allowed(steps):
+    """A pattern carried through a long chain: detection keeps only the patterns still
+    to be read, and stops past the work its request was admitted for. With 1,000 steps
+    the n-seed sweep is over the limits and detection over its allowance: refused; with
+    2,000 it is within them: detection stops, and the n-seed sweep answers."""
+    import tracemalloc
+
+    graph = ReusableGraph.of(build_graph(_wide_chain(1000, steps)))
+    over = steps == 1000
+    tracemalloc.start()
+    try:
+        if over:
+            with pytest.raises(CostError):
+                derivatives.hessian(limited(graph, target="f"))
+        else:
+            first, second = (derivatives.hessian(limited(graph, target="f")) for _ in range(2))
+            np.testing.assert_array_equal(first.matrix, second.matrix)
+            np.testing.assert_array_equal(np.diag(second.matrix), np.full(1000, 2.0))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 96 * 2**20  # holding every step's pattern took 250 MB to 500 MB
+    # remembered as not paying: the next request over the limits is refused before it
+    # records, and one within them takes the n-seed sweep without detecting again
+    assert list(coloured_hessian._PLANS._items.values()) == [None]

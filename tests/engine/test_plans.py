@@ -148,3 +148,27 @@ def test_when_the_shared_build_fails_each_waiter_raises_its_own_error():
     assert all(isinstance(e, GraphError) for e in errors)
     assert len(calls) == 4 and len(cache) == 0
     assert not cache._building  # nothing left pending: a later request builds afresh
+
+
+def test_when_the_builder_fails_for_its_own_reasons_the_next_one_builds_and_keeps_it():
+    """A build may fail for its request's sake (its client gone, its budget spent): the
+    waiters do not all build at once; one does, and keeps the graph for the rest."""
+    import time
+
+    cache = PlanCache()
+    nodes = chain(50)
+    calls: list[int] = []
+
+    def build():
+        calls.append(1)
+        time.sleep(0.1)
+        if len(calls) == 1:
+            raise TimeoutError("the first request's budget is spent")
+        return build_graph(nodes)
+
+    answers = _at_once(5, lambda: cache.get("k", build))
+    errors = [a for a in answers if isinstance(a, Exception)]
+    graphs = [a for a in answers if not isinstance(a, Exception)]
+    assert len(errors) == 1 and isinstance(errors[0], TimeoutError)
+    assert len(graphs) == 4 and all(g is graphs[0] for g in graphs)
+    assert len(calls) == 2 and cache.get("k", build) is graphs[0]

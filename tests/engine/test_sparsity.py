@@ -15,7 +15,7 @@ import pytest
 
 from bench import rosenbrock
 from engine import GradientTape, Variable, sparse_hessian, sparse_jacobian
-from engine.derive import pattern as sparsity_mod
+from engine.derive import index_sets
 from engine.derive.colouring import is_valid
 from engine.derive.hessian import hessian
 from engine.derive.pattern import hessian_pattern, jacobian_pattern, propagate
@@ -335,14 +335,14 @@ def test_index_maps_run_forwards_on_labels() -> None:
 
 
 def test_collect_unions_and_dedupes() -> None:
-    p = sparsity_mod.from_coo(np.array([0, 0, 1, 2]), np.array([3, 1, 1, 0]), 3, 4)
+    p = index_sets.from_coo(np.array([0, 0, 1, 2]), np.array([3, 1, 1, 0]), 3, 4)
     np.testing.assert_array_equal(p.indptr, [0, 2, 3, 4])
     np.testing.assert_array_equal(p.indices, [1, 3, 1, 0])
     pairs = dependence.Pairs(np.array([0, 0, 1]), np.array([0, 1, 2]))
-    q = sparsity_mod.collect(pairs, p, 2)
+    q = index_sets.collect(pairs, p, 2)
     np.testing.assert_array_equal(q.todense(), [[False, True, False, True], [True, False, False,
                                                                             False]])
     groups = dependence.grouped(np.array([0, 0, -1]), np.array([0, 0, 1]))
-    r = sparsity_mod.collect(groups, p, 3)
+    r = index_sets.collect(groups, p, 3)
     assert r.lengths().tolist() == [2, 2, 0]
     assert math.prod(r.todense().shape) == 12
