@@ -77,3 +77,20 @@ def make_client() -> Callable[..., TestClient]:
         return _client(make_settings(**overrides), raise_server_exceptions)
 
     return make
+
+
+@pytest.fixture
+def coloured_sweeps(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The seed rows of every coloured Hessian sweep that runs during the test
+    (engine.derive.coloured_hessian), in order."""
+    from engine.derive import coloured_hessian
+
+    seen: list[int] = []
+    sweep = coloured_hessian.sweep_blocks
+
+    def spy(tape: Any, target: Any, sources: Any, seeds: Any) -> Any:
+        seen.append(seeds.shape[0])
+        return sweep(tape, target, sources, seeds)
+
+    monkeypatch.setattr(coloured_hessian, "sweep_blocks", spy)
+    return seen

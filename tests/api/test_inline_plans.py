@@ -159,20 +159,12 @@ def test_big_graphs_sent_in_turn_stay_built(client, monkeypatch):
     assert len(builds) == 3 and len(plans) == 3  # each built once, none evicted by the others
 
 
-def test_a_hessian_sent_again_or_by_id_answers_the_same_bytes(client, monkeypatch):
+def test_a_hessian_sent_again_or_by_id_answers_the_same_bytes(client, coloured_sweeps):
     """The first sight of a graph is the n-seed sweep; later ones, inline or registered,
     are its coloured sweep (engine.derive.coloured_hessian): the same numbers."""
     from app.examples import rosenbrock
-    from engine.derive import coloured_hessian
 
-    coloured: list[int] = []
-    sweep = coloured_hessian.sweep_blocks
-
-    def spy(tape, target, sources, seeds):
-        coloured.append(seeds.shape[0])
-        return sweep(tape, target, sources, seeds)
-
-    monkeypatch.setattr(coloured_hessian, "sweep_blocks", spy)
+    coloured = coloured_sweeps
     body = {"graph": rosenbrock(97)["graph"], "check": "none"}  # no other test sends it
     first = client.post("/v1/hessian", json=body)
     assert first.status_code == 200 and coloured == []

@@ -25,20 +25,6 @@ def _fresh_plans():
     coloured_hessian._PLANS.clear()
 
 
-@pytest.fixture
-def sweeps(monkeypatch) -> list[int]:
-    """The seed rows of every coloured sweep that ran."""
-    seen: list[int] = []
-    run = coloured_hessian.sweep_blocks
-
-    def spy(tape, target, sources, seeds):
-        seen.append(seeds.shape[0])
-        return run(tape, target, sources, seeds)
-
-    monkeypatch.setattr(coloured_hessian, "sweep_blocks", spy)
-    return seen
-
-
 def node(nid: str, op: str, *inputs: Any, **attrs: Any) -> dict[str, Any]:
     return {"id": nid, "op": op, "inputs": list(inputs), **({"attrs": attrs} if attrs else {})}
 
@@ -66,18 +52,18 @@ def assert_same(a: Any, b: Any) -> None:
                 np.testing.assert_array_equal(block, other)
 
 
-def test_rosenbrock_second_sight_takes_three_seeds_and_gives_the_exact_hessian(sweeps):
+def test_rosenbrock_second_sight_takes_three_seeds_and_gives_the_exact_hessian(coloured_sweeps):
     n = 64
     nodes = rosenbrock(n)["graph"]["nodes"]
     once, (first, second, third) = both(nodes)
-    assert sweeps == [3, 3]  # the first sight is the n-seed sweep; then 3 colours
+    assert coloured_sweeps == [3, 3]  # the first sight is the n-seed sweep; then 3 colours
     want = exact_hessian(np.asarray(nodes[0]["value"]))
     np.testing.assert_allclose(second.matrix, want, rtol=1e-12, atol=1e-9)
     for got in (first, second, third):
         assert_same(got, once)
 
 
-def test_several_sources_an_unconnected_one_and_weights(sweeps):
+def test_several_sources_an_unconnected_one_and_weights(coloured_sweeps):
     """Blocks between sources, a source with no path (None blocks), output_gradients:
     block by block as the n-seed sweep gives them."""
     nodes = [
@@ -91,33 +77,33 @@ def test_several_sources_an_unconnected_one_and_weights(sweeps):
         node("f", "sum", "t"),
     ]
     for unconnected in ("none", "zero"):
-        sweeps.clear()
+        coloured_sweeps.clear()
         coloured_hessian._PLANS.clear()
         once, runs = both(nodes, sources=["a", "c", "b"], unconnected_gradients=unconnected,
                           output_gradients={"f": 2.5})
-        assert sweeps and all(k < 18 for k in sweeps)
+        assert coloured_sweeps and all(k < 18 for k in coloured_sweeps)
         for got in runs:
             assert_same(got, once)
         assert (runs[-1].hessian["a"]["c"] is None) == (unconnected == "none")
 
 
-def test_a_number_that_is_not_finite_takes_the_n_seed_sweep(sweeps):
+def test_a_number_that_is_not_finite_takes_the_n_seed_sweep(coloured_sweeps):
     """x^1.5 at 0: a finite gradient, but an infinite second derivative, which would
     be spread over its colour."""
     x = [0.0] + [float(v) for v in np.linspace(0.5, 2.0, 15)]
     nodes = [var("x", x), node("r", "pow", "x", 1.5), node("f", "sum", "r")]
     once, runs = both(nodes)
-    assert sweeps == [1]  # a diagonal pattern: one colour, tried once, then not again
+    assert coloured_sweeps == [1]  # a diagonal pattern: one colour, tried once, then not again
     assert np.isinf(once.matrix[0, 0])
     for got in runs:
         np.testing.assert_array_equal(got.matrix, once.matrix)
 
 
-def test_a_dense_pattern_keeps_the_n_seed_sweep(sweeps):
+def test_a_dense_pattern_keeps_the_n_seed_sweep(coloured_sweeps):
     nodes = [var("x", [float(v) for v in range(1, 17)]), node("s", "sum", "x"),
              node("f", "square", "s")]
     once, runs = both(nodes)
-    assert sweeps == []
+    assert coloured_sweeps == []
     for got in runs:
         assert_same(got, once)
 
@@ -168,7 +154,7 @@ def n_seed_estimate(graph: Any, n: int) -> cost.Estimate:
         graph.leaf_values({}), graph.limits)), n)
 
 
-def test_a_dense_hessian_past_the_sweeps_limits_comes_from_its_colours_at_first_sight(sweeps):
+def test_a_dense_hessian_past_the_sweeps_limits_comes_from_its_colours_at_first_sight(coloured_sweeps):
     """1,000 sources: the n-seed sweep is over the default limits (its working memory),
     its 3 colours are not."""
     nodes = rosenbrock(1000)["graph"]["nodes"]
@@ -176,7 +162,7 @@ def test_a_dense_hessian_past_the_sweeps_limits_comes_from_its_colours_at_first_
     with pytest.raises(CostError):
         cost.enforce(n_seed_estimate(graph, 1000), limited(graph).cost_limits, "Hessian")
     got = derivatives.hessian(limited(graph))
-    assert sweeps == [3]
+    assert coloured_sweeps == [3]
     want = exact_hessian(np.asarray(nodes[0]["value"]))
     np.testing.assert_allclose(got.matrix, want, rtol=1e-12, atol=1e-9)
     assert got.hessian["x"]["x"].shape == (1000, 1000)
@@ -185,7 +171,7 @@ def test_a_dense_hessian_past_the_sweeps_limits_comes_from_its_colours_at_first_
         np.testing.assert_array_equal(derivatives.hessian(limited(reused)).matrix, got.matrix)
 
 
-def test_past_the_limits_a_dense_pattern_or_a_number_not_finite_keeps_the_refusal(sweeps):
+def test_past_the_limits_a_dense_pattern_or_a_number_not_finite_keeps_the_refusal(coloured_sweeps):
     n = 1000
     x = np.linspace(0.5, 1.5, n).tolist()
     dense = [var("x", x), node("a", "sin", "x"), node("b", "mul", "a", "x"),
@@ -208,7 +194,7 @@ def test_past_the_limits_a_dense_pattern_or_a_number_not_finite_keeps_the_refusa
         cost.enforce(n_seed_estimate(graph, n), limited(graph).cost_limits, "Hessian")
     with pytest.raises(CostError, match="Hessian is estimated"):
         derivatives.hessian(limited(graph))
-    assert sweeps == [1]  # one colour (diagonal), swept, then refused: inf at x[0]
+    assert coloured_sweeps == [1]  # one colour (diagonal), swept, then refused: inf at x[0]
 
 
 def _wide_chain(n: int, steps: int) -> list[dict[str, Any]]:
