@@ -154,7 +154,7 @@ def n_seed_estimate(graph: Any, n: int) -> cost.Estimate:
         graph.leaf_values({}), graph.limits)), n)
 
 
-def test_a_dense_hessian_past_the_sweeps_limits_comes_from_its_colours_at_first_sight(coloured_sweeps):
+def test_a_dense_hessian_past_the_sweeps_limits_comes_from_its_colours(coloured_sweeps):
     """1,000 sources: the n-seed sweep is over the default limits (its working memory),
     its 3 colours are not."""
     nodes = rosenbrock(1000)["graph"]["nodes"]
