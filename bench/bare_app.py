@@ -5,7 +5,8 @@ the seed's third example (z = x**2 + y**3) by hand. ``/v1/gradient`` is a plain
 ``def`` (run in the threadpool), as the issue's baseline was measured and as the
 service runs any request that is not tiny; ``/v1/gradient-async`` is the same
 endpoint as ``async def``, which is how the service runs a tiny request (inline),
-so the benchmark reports the service against both.
+so the benchmark reports the service against both; ``/v1/gradient-expression-async``
+takes the seed as infix text, the service's expression form.
 """
 
 from __future__ import annotations
@@ -41,6 +42,16 @@ class Request(BaseModel):
     check: str = "auto"
 
 
+class ExpressionRequest(BaseModel):
+    """The seed as infix text (``x**2 + y**3``): the bare endpoint does not parse it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    expression: str = Field(max_length=65536)
+    values: dict[str, float] = Field(default_factory=dict)
+    check: str = "auto"
+
+
 app = FastAPI()
 
 
@@ -49,9 +60,11 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def answer(request: Request) -> dict[str, Any]:
+def answer(request: Request | ExpressionRequest) -> dict[str, Any]:
     """The seed's gradient, by hand."""
-    values = {n.id: n.value for n in request.graph.nodes if n.value is not None}
+    values: dict[str, float] = {}
+    if isinstance(request, Request):
+        values = {n.id: n.value for n in request.graph.nodes if n.value is not None}
     values.update(request.values)
     x, y = values["x"], values["y"]
     return {
@@ -69,4 +82,9 @@ def gradient(request: Request) -> dict[str, Any]:
 
 @app.post("/v1/gradient-async")
 async def gradient_async(request: Request) -> dict[str, Any]:
+    return answer(request)
+
+
+@app.post("/v1/gradient-expression-async")
+async def gradient_expression_async(request: ExpressionRequest) -> dict[str, Any]:
     return answer(request)
