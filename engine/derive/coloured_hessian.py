@@ -55,6 +55,7 @@ PAIRS_PER_SOURCE = 32  # detection's bound: a pattern denser than this is served
 # cost model's pattern term counts elements, not the sets they carry, so detection is
 # also stopped past the work its request was admitted for, counted in these.
 GATHER_WORK = 16.0
+GATHER_FLOOR_WORK = 5e7  # about 50 ms: what any request's detection may gather for
 _MISSING = object()
 _TOO_LARGE = object()  # a plan detected, used once and not kept: past PLAN_MAX_BYTES
 
@@ -164,8 +165,11 @@ def _plan(seen: _Sightings | None, rec: RecordedGradient, sources: list[Tensor],
 def known_not_to_pay(remembered: Remembered | None, shapes: Mapping[str, tuple[int, ...]],
                      question: Hashable) -> bool:
     """Whether this graph was asked ``question`` at ``shapes`` before and colours were
-    found not to pay (a pattern too dense, or none at all: a zero Hessian, which only the
-    n-seed sweep answers), so that a request over the limits is refused before recording."""
+    found not to pay, so that a request over the limits is refused before recording: a
+    pattern too dense, or too costly to find within a request's allowance, or none at all
+    (a zero Hessian, which only the n-seed sweep answers), or a number that was not
+    finite at some point (which turns colouring off for that graph and question, for
+    every client, until the entry is evicted)."""
     if remembered is None:
         return False
     seen = remembered("hessian sightings", shapes, question, _Sightings)
@@ -187,8 +191,10 @@ def worth_colouring(colours: int, n: int) -> bool:
 
 
 def gathers(work: float) -> int:
-    """How many indices detection may gather for ``work`` units (engine.cost's ~1 ns)."""
-    return int(work / GATHER_WORK)
+    """How many indices detection may gather for ``work`` units (engine.cost's ~1 ns),
+    and at least for ``GATHER_FLOOR_WORK`` (a small graph's dense pattern is cheap to find
+    but priced by its few elements)."""
+    return int(max(work, GATHER_FLOOR_WORK) / GATHER_WORK)
 
 
 def detect(rec: RecordedGradient, sources: list[Tensor], allowed: int | None = None

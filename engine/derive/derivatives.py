@@ -237,7 +237,10 @@ def _sparse_hessian(s: Setup, n: int) -> Result:
         h = sparse_mod.sparse_hessian(s.rerun(tensors), srcs, watch=s.watched(),
                                       watch_accessed_variables=q.watch_accessed_variables,
                                       unconnected_gradients=q.unconnected_gradients,
-                                      max_pairs=limit, on_colours=within_cost)
+                                      max_pairs=limit, on_colours=within_cost,
+                                      max_gathered=None if priced is None else
+                                      coloured_hessian.gathers(
+                                          cost.sparse_hessian(priced, n).work))
     except sparse_mod.PatternTooLarge as e:
         raise ComputeLimitError(f"the Hessian's sparsity pattern is too dense: {e}",
                                 field="format") from None

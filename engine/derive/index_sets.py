@@ -26,8 +26,9 @@ gathered_bound: ContextVar[list[int] | None] = ContextVar("gathered", default=No
 
 
 class PatternTooLarge(ValueError):
-    """The index sets would exceed the bound (``max_pairs``): the pattern is too dense
-    for sets to pay; a dense Hessian or Jacobian (engine.derive.hessian) is the way."""
+    """The index sets would exceed a bound (a step's ``max_pairs``, what is held at once,
+    what a caller allows gathered in all): the pattern is too dense, or too costly to
+    find, for sets to pay; a dense Hessian or Jacobian (engine.derive.hessian) is the way."""
 
 
 @dataclass(frozen=True)

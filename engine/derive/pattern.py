@@ -35,12 +35,12 @@ from engine.derive.index_sets import (
     from_coo,
     guard,
     identity,
+    pair_bound,
     row_products,
     union,
     unique,
 )
 from engine.derive.index_sets import gathered_bound as _gathered
-from engine.derive.index_sets import pair_bound as _limit
 from engine.ops import dependence
 from engine.ops.dependence import Groups, IndexMap
 from engine.ops.registry import Bilinear, OpDef, Sparsity
@@ -52,8 +52,10 @@ __all__ = ["MAX_PAIRS", "PatternTooLarge", "hessian_pattern", "jacobian_pattern"
 if TYPE_CHECKING:
     from engine.tape.entries import RawEntry
 
-# Patterns held at once may total this many steps' worth of ``max_pairs``.
+# Patterns held at once may total this many steps' worth of ``max_pairs``, and at least
+# HELD_FLOOR indices (8 bytes each), however small the steps' bound.
 HELD_PER_STEP = 8
+HELD_FLOOR = 1 << 22
 
 
 # ------------------------------------------------------------ the propagation
@@ -146,16 +148,17 @@ def propagate(
 
     A source that is also an op's output (an intermediate tensor) keeps its own columns
     besides what its op gives it, as the reverse sweep's cotangents do. PatternTooLarge
-    when a step would build more than ``max_pairs`` index pairs, or all steps would
-    gather more than ``max_gathered`` indices (the work a caller allows).
+    when a step would build more than ``max_pairs`` index pairs, the patterns held at
+    once would pass ``HELD_PER_STEP`` steps' worth of them (or ``HELD_FLOOR``), or all
+    steps would gather more than ``max_gathered`` indices (the work a caller allows).
     """
-    token = _limit.set(max_pairs)
+    token = pair_bound.set(max_pairs)
     count = _gathered.set(None if max_gathered is None else [0, max_gathered])
     try:
         return _propagate(entries, sources, targets, hessian)
     finally:
         _gathered.reset(count)
-        _limit.reset(token)
+        pair_bound.reset(token)
 
 
 def _propagate(
@@ -176,11 +179,13 @@ def _propagate(
     live = None if targets is None else live_entries(entries, targets)
     # Given targets, a pattern is dropped after its last reader (all the caller reads is
     # the targets'), so what is held is the frontier, not every tensor's; held or not,
-    # the total is bounded (HELD_PER_STEP steps' worth of the bound in force).
+    # the total is bounded (HELD_PER_STEP steps' worth of the bound in force, or
+    # HELD_FLOOR).
     last_read = {} if targets is None else {  # id(tensor) -> the last entry reading it
         id(x): k for k, (_op, ins, _out, _attrs) in enumerate(entries_of(entries)) for x in ins}
     kept = set() if targets is None else {id(t) for t in targets}
     held = sum(p.nnz for p in patterns.values())
+    most_held = max(HELD_PER_STEP * pair_bound.get(), HELD_FLOOR)
     pairs = _Pairs(n) if hessian else None
     read: tuple[Tensor, ...] = ()  # the previous entry's inputs
     for k, (op, inputs, output, attrs) in enumerate(entries_of(entries)):
@@ -213,8 +218,11 @@ def _propagate(
             out = union([out, own[id(output)]], m, n)
         if out.nnz:
             patterns[id(output)] = out
-            held += out.nnz
-            guard(held // HELD_PER_STEP, "the patterns held at once (a step's worth each)")
+            replaced = patterns.get(id(output))  # a source's own pattern, counted already
+            held += out.nnz - (0 if replaced is None else replaced.nnz)
+            if held > most_held:
+                raise PatternTooLarge(f"the patterns held at once would total {held} indices, "
+                                      f"over the limit of {most_held}")
     return TapePattern(sizes, n, patterns, pairs.symmetric() if pairs is not None else None)
 
 

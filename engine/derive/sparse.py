@@ -85,6 +85,7 @@ def sparse_hessian(
     unconnected_gradients: str = "none",
     max_pairs: int = MAX_PAIRS,
     on_colours: Callable[[int], None] | None = None,
+    max_gathered: int | None = None,
 ) -> SparseHessian:
     """The Hessian of the scalar ``fn()`` (a list of scalars is summed), sparse.
 
@@ -92,7 +93,8 @@ def sparse_hessian(
     gradient); the pattern comes from the inner tape's entries, and the whole Hessian
     from one reverse sweep of the flattened gradient seeded with the colour indicators.
     ``max_pairs`` bounds the index pairs detection may build (PatternTooLarge past it:
-    a pattern that dense is better served by ``engine.derive.hessian.hessian``). ``on_colours``
+    a pattern that dense is better served by ``engine.derive.hessian.hessian``), and
+    ``max_gathered`` the indices it may gather in all (the work allowed). ``on_colours``
     hears how many seed rows the compressed sweep will carry, before it runs (and may
     raise to refuse it). ``unconnected_gradients`` shapes ``gradients`` as the dense
     Hessian's: None or zeros for a source with no path.
@@ -101,7 +103,8 @@ def sparse_hessian(
     rec = record_gradient(fn, sources, watch=watch,
                           watch_accessed_variables=watch_accessed_variables,
                           unconnected_gradients=unconnected_gradients)
-    rows, cols, n = hessian_pattern(rec.inner.raw_entries, rec.targets, sources, max_pairs)
+    rows, cols, n = hessian_pattern(rec.inner.raw_entries, rec.targets, sources, max_pairs,
+                                    max_gathered)
     colouring = colour_rows(rows, cols, (n, n), max_pairs)
     if on_colours is not None:
         on_colours(colouring.count)

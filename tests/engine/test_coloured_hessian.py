@@ -233,3 +233,41 @@ def test_detection_holds_a_frontier_and_gathers_no_more_than_it_was_allowed(step
     # remembered as not paying: the next request over the limits is refused before it
     # records, and one within them takes the n-seed sweep without detecting again
     assert list(coloured_hessian._PLANS._items.values()) == [None]
+
+
+def test_many_elementwise_terms_are_not_taken_for_a_dense_pattern(coloured_sweeps):
+    """300 terms sin(k x), all held until they are added up: 300,000 indices at once,
+    past 8 steps' worth of detection's small per-step bound, yet a diagonal Hessian."""
+    n, terms = 1000, 300
+    nodes = [var("x", np.linspace(0.1, 1.0, n).tolist())]
+    for k in range(1, terms + 1):
+        nodes += [node(f"m{k}", "mul", "x", float(k)), node(f"s{k}", "sin", f"m{k}")]
+    nodes.append(node("a1", "add", "s1", 0.0))
+    nodes += [node(f"a{k}", "add", f"a{k - 1}", f"s{k}") for k in range(2, terms + 1)]
+    nodes.append(node("f", "sum", f"a{terms}"))
+    got = derivatives.hessian(limited(ReusableGraph.of(build_graph(nodes)), target="f"))
+    assert coloured_sweeps == [1]
+    x = np.linspace(0.1, 1.0, n)
+    k = np.arange(1, terms + 1)[:, None]
+    np.testing.assert_allclose(got.matrix, np.diag(-(k**2 * np.sin(k * x)).sum(axis=0)),
+                               rtol=1e-10, atol=1e-8)
+
+
+def test_a_sparse_hessian_whose_pattern_costs_more_than_its_estimate_is_refused_early():
+    """Sets of 1,000 sources carried by 512 elements through 400 steps: about 2 x 10^8
+    indices to gather, priced by elements as a few milliseconds. Detection stops at its
+    allowance: a 422 (compute limit, field format) within a fraction of a second."""
+    import time
+
+    from engine.errors import ComputeLimitError
+
+    nodes = [var("x", np.linspace(0.5, 1.5, 1000).tolist()), node("s", "sum", "x"),
+             node("a0", "broadcast_to", "s", shape=[512])]
+    nodes += [node(f"a{k + 1}", "add", f"a{k}", 1.0) for k in range(400)]
+    nodes += [node("q", "square", "x"), node("sq", "sum", "q"),
+              node("sa", "sum", "a400"), node("f", "add", "sq", "sa")]
+    started = time.perf_counter()
+    with pytest.raises(ComputeLimitError, match="more work than it was allowed") as refused:
+        derivatives.hessian(limited(build_graph(nodes), target="f", format="coo"))
+    assert refused.value.field == "format"
+    assert time.perf_counter() - started < 5.0  # it took 1.05 s to answer before; now ~0.1 s
