@@ -118,8 +118,8 @@ class Service:
         Its cost is estimated once its shapes are known and before anything runs: past
         the cost limits it is refused (CostError); ``inline`` (on the event loop, at most
         that much work) it must be tiny (else NotInline); in a worker thread (``inline``
-        0) it waits for room in the process's
-        memory budget (else Saturated). ``cancel`` stops it at the next op boundary.
+        0) it waits for room in the process's memory budget (else Saturated). ``cancel``
+        stops it at the next op boundary.
         The room it was admitted with is given back on return, unless the caller passes
         ``held``: then the caller gives it back (``release``), once the answer is sent.
         An estimate that grows once more is known (a sparse Hessian's colours) takes the

@@ -39,8 +39,8 @@ import numpy as np
 from engine import cost
 from engine.derive.colouring import colour_rows
 from engine.derive.hessian import Columns, RecordedGradient, hessian_columns
-from engine.derive.pattern import PatternTooLarge, hessian_pattern
-from engine.derive.sparse import colour_seeds, sweep_blocks
+from engine.derive.pattern import PatternTooLarge, gathered_for, hessian_pattern
+from engine.derive.sparse import colour_seeds, side_by_side, sweep_blocks
 from engine.lru import LRU
 from engine.tensor import Tensor
 
@@ -51,11 +51,6 @@ SIGHTS_BEFORE_DETECTING = 1  # requests answered by the n-seed sweep before dete
 PLANS_KEPT = 64
 PLAN_MAX_BYTES = 256 * 1024
 PAIRS_PER_SOURCE = 32  # detection's bound: a pattern denser than this is served densely
-# Work units per index detection gathers (measured: about 14 ns each, all included); the
-# cost model's pattern term counts elements, not the sets they carry, so detection is
-# also stopped past the work its request was admitted for, counted in these.
-GATHER_WORK = 16.0
-GATHER_FLOOR_WORK = 5e7  # about 50 ms: what any request's detection may gather for
 _MISSING = object()
 _TOO_LARGE = object()  # a plan detected, used once and not kept: past PLAN_MAX_BYTES
 
@@ -100,7 +95,7 @@ def columns_for(remembered: Remembered | None, shapes: Mapping[str, tuple[int, .
         return hessian_columns
     may_detect = worth_detecting(priced, n)
     # detection may take half the work the n-seed sweep was admitted for
-    allowed = None if priced is None else gathers(cost.hessian(priced, n).work / 2)
+    allowed = None if priced is None else gathered_for(cost.hessian(priced, n).work / 2)
 
     def columns(rec: RecordedGradient, sources: list[Tensor]) -> list[np.ndarray | None]:
         seen = remembered("hessian sightings", shapes, question, _Sightings)
@@ -131,7 +126,7 @@ def columns_within(remembered: Remembered | None, shapes: Mapping[str, tuple[int
         if remembered is not None:
             seen = remembered("hessian sightings", shapes, question, _Sightings)
             assert isinstance(seen, _Sightings)
-        plan = _plan(seen, rec, sources, True, gathers(admitted), reuse_large=True)
+        plan = _plan(seen, rec, sources, True, gathered_for(admitted), reuse_large=True)
         if plan is None:
             raise refusal
         settle(plan.seeds.shape[0])
@@ -190,13 +185,6 @@ def worth_colouring(colours: int, n: int) -> bool:
     return 0 < colours <= MAX_SEED_FRACTION * n
 
 
-def gathers(work: float) -> int:
-    """How many indices detection may gather for ``work`` units (engine.cost's ~1 ns),
-    and at least for ``GATHER_FLOOR_WORK`` (a small graph's dense pattern is cheap to find
-    but priced by its few elements)."""
-    return int(max(work, GATHER_FLOOR_WORK) / GATHER_WORK)
-
-
 def detect(rec: RecordedGradient, sources: list[Tensor], allowed: int | None = None
            ) -> ColouredPlan | None:
     """The pattern, its colouring and the compressed sweep's seeds, or None when colours
@@ -226,9 +214,7 @@ def coloured_columns(rec: RecordedGradient, sources: list[Tensor], plan: Coloure
     if not np.isfinite(rec.flat.value).all():
         return None
     blocks = sweep_blocks(rec.outer, rec.flat, sources, plan.seeds)
-    k = plan.seeds.shape[0]
-    compressed = np.concatenate([np.zeros((k, s.size)) if b is None else b
-                                 for s, b in zip(sources, blocks, strict=True)], axis=1)
+    compressed = side_by_side(blocks, sources, plan.seeds.shape[0], plan.n)
     values = compressed.ravel()[plan.take]
     if not np.isfinite(values).all():
         return None

@@ -16,6 +16,7 @@ from engine import cost
 from engine.derive import coloured_hessian, higher
 from engine.derive import hessian as hessian_mod
 from engine.derive import sparse as sparse_mod
+from engine.derive.pattern import gathered_for
 from engine.derive.points import Points
 from engine.derive.query import (
     Query,
@@ -157,11 +158,10 @@ def _dense_columns(s: Setup, n: int, what: str) -> hessian_mod.Columns | None:
         if s.batch is not None or coloured_hessian.known_not_to_pay(remembered, s.shapes,
                                                                      question):
             raise
-        sparse_priced = s.charge(f"{what} from its sparsity pattern",
-                                 lambda g: cost.sparse_hessian(g, n, dense=True))
-        if sparse_priced is None:
+        graph_cost = s.charge(f"{what} from its sparsity pattern",
+                              lambda g: cost.sparse_hessian(g, n, dense=True))
+        if graph_cost is None:
             raise
-        graph_cost = sparse_priced
 
         def settle_colours(colours: int) -> None:
             settle(q, cost.sparse_hessian(graph_cost, n, colours, dense=True),
@@ -239,8 +239,7 @@ def _sparse_hessian(s: Setup, n: int) -> Result:
                                       unconnected_gradients=q.unconnected_gradients,
                                       max_pairs=limit, on_colours=within_cost,
                                       max_gathered=None if priced is None else
-                                      coloured_hessian.gathers(
-                                          cost.sparse_hessian(priced, n).work))
+                                      gathered_for(cost.sparse_hessian(priced, n).work))
     except sparse_mod.PatternTooLarge as e:
         raise ComputeLimitError(f"the Hessian's sparsity pattern is too dense: {e}",
                                 field="format") from None

@@ -33,6 +33,7 @@ from engine.derive.index_sets import (
     collect,
     empty,
     from_coo,
+    gathered_bound,
     guard,
     identity,
     pair_bound,
@@ -40,18 +41,23 @@ from engine.derive.index_sets import (
     union,
     unique,
 )
-from engine.derive.index_sets import gathered_bound as _gathered
 from engine.ops import dependence
 from engine.ops.dependence import Groups, IndexMap
 from engine.ops.registry import Bilinear, OpDef, Sparsity
 from engine.tape.entries import entries as entries_of
 from engine.tensor import Tensor
 
-__all__ = ["MAX_PAIRS", "PatternTooLarge", "hessian_pattern", "jacobian_pattern", "propagate"]
+__all__ = ["MAX_PAIRS", "PatternTooLarge", "gathered_for", "hessian_pattern", "jacobian_pattern",
+           "propagate"]
 
 if TYPE_CHECKING:
     from engine.tape.entries import RawEntry
 
+# Work units per index detection gathers (measured: about 14 ns each, all included); the
+# cost model's pattern term counts elements, not the sets they carry, so a caller stops
+# detection past the work its request was admitted for (``gathered_for``), counted in these.
+GATHER_WORK = 16.0
+GATHER_FLOOR_WORK = 5e7  # about 50 ms: what any request's detection may gather for
 # Patterns held at once may total this many steps' worth of ``max_pairs``, and at least
 # HELD_FLOOR indices (8 bytes each), however small the steps' bound.
 HELD_PER_STEP = 8
@@ -134,6 +140,13 @@ def live_entries(entries: Sequence[RawEntry], targets: Iterable[Tensor]) -> set[
     return live
 
 
+def gathered_for(work: float) -> int:
+    """How many indices detection may gather for ``work`` units (engine.cost's ~1 ns),
+    and at least for ``GATHER_FLOOR_WORK`` (a small graph's dense pattern is cheap to find
+    but priced by its few elements): ``propagate``'s ``max_gathered``."""
+    return int(max(work, GATHER_FLOOR_WORK) / GATHER_WORK)
+
+
 def propagate(
     entries: Sequence[RawEntry],
     sources: Sequence[Tensor],
@@ -153,11 +166,11 @@ def propagate(
     steps would gather more than ``max_gathered`` indices (the work a caller allows).
     """
     token = pair_bound.set(max_pairs)
-    count = _gathered.set(None if max_gathered is None else [0, max_gathered])
+    count = gathered_bound.set(None if max_gathered is None else [0, max_gathered])
     try:
         return _propagate(entries, sources, targets, hessian)
     finally:
-        _gathered.reset(count)
+        gathered_bound.reset(count)
         pair_bound.reset(token)
 
 

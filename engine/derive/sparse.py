@@ -194,10 +194,15 @@ def compressed_sweep(
 ) -> np.ndarray:
     """One reverse sweep of ``target`` seeded with ``seeds`` (k rows): the (k, n) matrix
     of seed-weighted sums of Jacobian rows, sources flattened in order."""
-    k = seeds.shape[0]
-    blocks = [np.zeros((k, s.size)) if b is None else b
-              for s, b in zip(sources, sweep_blocks(tape, target, sources, seeds), strict=True)]
-    return np.concatenate(blocks, axis=1) if blocks else np.zeros((k, n))
+    return side_by_side(sweep_blocks(tape, target, sources, seeds), sources, seeds.shape[0], n)
+
+
+def side_by_side(blocks: list[np.ndarray | None], sources: list[Tensor], k: int, n: int
+                 ) -> np.ndarray:
+    """``sweep_blocks``'s blocks as one (k, n) matrix, zeros where the sweep met no path."""
+    filled = [np.zeros((k, s.size)) if b is None else b
+              for s, b in zip(sources, blocks, strict=True)]
+    return np.concatenate(filled, axis=1) if filled else np.zeros((k, n))
 
 
 def sweep_blocks(tape: GradientTape, target: Tensor, sources: list[Tensor], seeds: np.ndarray
