@@ -11,6 +11,7 @@ import pytest
 
 from app import rendering
 from app.examples import rosenbrock
+from app.wire.responses import rendered
 from bench.rosenbrock import exact_hessian
 from tests.api.support import graph, op, post, var
 
@@ -53,3 +54,13 @@ def test_a_block_that_is_not_the_matrix_is_written_on_its_own(client):
     np.testing.assert_array_equal(np.asarray(answer["hessian"]["x"]["x"]), h[:2, :2])
     np.testing.assert_array_equal(np.asarray(answer["hessian"]["x"]["y"]), h[:2, 2])
     np.testing.assert_array_equal(h, [[6.0, 0.0, 2.0], [0.0, 6.0, 4.0], [2.0, 4.0, 0.0]])
+
+
+@pytest.mark.parametrize("shape", [(1000, 1000), (70_000,), (3, 70_000), (300, 300, 3),
+                                   (2, 1, 65_537), (65_537, 1), (5, 0)])
+def test_a_large_array_written_in_slabs_is_the_same_text(shape):
+    """``rendered`` writes a large array a slab of rows at a time (the event loop gets the
+    interpreter lock between slabs): the bytes are those of one ``orjson.dumps``."""
+    value = np.random.default_rng(7).standard_normal(shape)
+    whole = orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
+    assert orjson.dumps({"m": rendered(value)}) == b'{"m":' + whole + b"}"
