@@ -260,7 +260,14 @@ class Service:
             if release is not None:  # a long list's JSON, not needed from here on
                 release(built)
             return built
-        return parse_named("" if expression is None else expression, self.limits, given).graph
+        text = "" if expression is None else expression
+        # the same text with the same named values parses to the same graph (the names
+        # only decide its refusals), so a client's loop over new values parses it once
+        spelled = text if isinstance(text, str) else tuple(text.items())
+        return self.plans.get(
+            ("expression", spelled, frozenset(given)),
+            lambda: parse_named(text, self.limits, given).graph,
+        )
 
     # -------------------------------------------------------------- registered graphs
 

@@ -176,3 +176,23 @@ def test_a_hessian_sent_again_or_by_id_answers_the_same_bytes(client, coloured_s
     assert {a.status_code for a in [*again, by_id]} == {200}
     assert coloured == [3, 3, 3]
     assert len({a.content for a in [first, *again, by_id]}) == 1
+
+
+def test_an_expression_sent_again_is_parsed_once_and_still_refuses(client, monkeypatch):
+    service: Service = client.app.state.service
+    monkeypatch.setattr(service, "plans", PlanCache())
+    body = {"expression": "x**2 + e*y", "values": {"x": 2.0, "y": 3.0}, "check": "none"}
+    first = post(client, "gradient", body)
+    again = post(client, "gradient", {**body, "values": {"x": 1.0, "y": -1.0}})
+    assert len(service.plans) == 1
+    assert first["gradients"] == {"x": 4.0, "y": pytest.approx(2.718281828459045)}
+    assert again["outputs"] == {"f": pytest.approx(1.0 - 2.718281828459045)}
+    # the names a request gives decide its refusals, so the parsed text does not skip them
+    r = client.post("/v1/gradient", json={**body, "values": {"x": 1.0, "y": 1.0, "e": 2.0}})
+    assert r.status_code == 422 and r.json()["field"] == "values.e"
+    renamed = post(client, "gradient", {**body, "expression": "g = x**2 + e*y"})
+    assert list(renamed["outputs"]) == ["g"] and len(service.plans) == 2
+    named = {"expressions": {"u": "x*y", "v": "x+y"}, "values": {"x": 2.0, "y": 3.0}}
+    swapped = {"expressions": {"v": "x+y", "u": "x*y"}, "values": {"x": 2.0, "y": 3.0}}
+    assert list(post(client, "evaluate", named)["outputs"]) == ["u", "v"]
+    assert list(post(client, "evaluate", swapped)["outputs"]) == ["v", "u"]
