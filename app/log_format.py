@@ -15,6 +15,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+import orjson
+
 from app import observability
 
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
@@ -34,7 +36,7 @@ class JsonFormatter(logging.Formatter):
         message = record.getMessage()
         if record.name == REQUEST_LOG and message.startswith("{") and message.endswith("}"):
             # the request's own object (with its request_id): spliced, not parsed again
-            return json.dumps(head, separators=(",", ":"))[:-1] + "," + message[1:]
+            return orjson.dumps(head).decode()[:-1] + "," + message[1:]
         info = observability.current()
         if info is not None:
             head["request_id"] = info.request_id

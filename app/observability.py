@@ -16,7 +16,6 @@ processes start), prometheus-client keeps values in per-process files there and
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import os
 import re
@@ -25,6 +24,7 @@ import time
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+import orjson
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -294,4 +294,4 @@ def _log_line(scope: Scope, info: RequestInfo, endpoint: str, status: int, secon
         line["check"] = {"method": info.check_method, "status": info.check_status}
     if info.problem is not None:
         line["problem"] = info.problem
-    return json.dumps(line, separators=(",", ":"))
+    return orjson.dumps(line).decode()  # a fifth of json.dumps' time, on every request
