@@ -63,6 +63,9 @@ from engine.tape.collector import collector_paused
 INLINE_MAX_WORK = 200_000.0
 INLINE_ALONE_MAX_WORK = 2_000_000.0
 INLINE_MAX_BYTES = 16 * 2**20
+# Value names in the key of a parsed expression kept for reuse (the names decide its
+# refusals); a request naming more parses afresh, so a key is never a body's worth of names.
+MAX_KEYED_NAMES = 64
 
 
 class _Estimated(Exception):
@@ -261,13 +264,14 @@ class Service:
                 release(built)
             return built
         text = "" if expression is None else expression
+        names = frozenset(given)
+        if len(names) > MAX_KEYED_NAMES:  # a key that large would be held with the graph
+            return parse_named(text, self.limits, given).graph
         # the same text with the same named values parses to the same graph (the names
         # only decide its refusals), so a client's loop over new values parses it once
         spelled = text if isinstance(text, str) else tuple(text.items())
-        return self.plans.get(
-            ("expression", spelled, frozenset(given)),
-            lambda: parse_named(text, self.limits, given).graph,
-        )
+        return self.plans.get(("expression", spelled, names),
+                              lambda: parse_named(text, self.limits, given).graph)
 
     # -------------------------------------------------------------- registered graphs
 

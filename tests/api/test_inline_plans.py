@@ -196,3 +196,17 @@ def test_an_expression_sent_again_is_parsed_once_and_still_refuses(client, monke
     swapped = {"expressions": {"v": "x+y", "u": "x*y"}, "values": {"x": 2.0, "y": 3.0}}
     assert list(post(client, "evaluate", named)["outputs"]) == ["u", "v"]
     assert list(post(client, "evaluate", swapped)["outputs"]) == ["v", "u"]
+
+
+def test_an_expression_with_many_value_names_is_parsed_but_not_kept(client, monkeypatch):
+    from app.service import MAX_KEYED_NAMES
+
+    service: Service = client.app.state.service
+    monkeypatch.setattr(service, "plans", PlanCache())
+    names = {f"v{i}": 1.0 for i in range(MAX_KEYED_NAMES + 1)}
+    body = {"expression": "x**2", "values": {"x": 3.0, **names}, "check": "none"}
+    r = client.post("/v1/gradient", json=body)
+    assert r.status_code == 422 and r.json()["field"] == "values"  # names it does not use
+    assert len(service.plans) == 0
+    assert post(client, "gradient", {**body, "values": {"x": 3.0}})["gradients"] == {"x": 6.0}
+    assert len(service.plans) == 1
