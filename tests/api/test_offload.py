@@ -43,6 +43,7 @@ CASES = {
     "malformed": json.dumps(VALID).encode()[:-100] + b"}, oops",
     "not an object": json.dumps([0.5] * BIG).encode(),
     "NaN token": json.dumps(VALID).encode().replace(b"0.125,", b"NaN,", 1),
+    "not text": json.dumps(VALID).encode().replace(b'"x"', b'"x\xff"', 1),
 }
 
 
@@ -100,7 +101,9 @@ def test_the_answers_are_the_expected_ones(make_client, calls):
     assert any(loc[:5] == ("body", "graph", "nodes", 3, "inputs") for loc in locs), locs
     status, _, body = answer(client, "/v1/evaluate", CASES["malformed"])
     assert status == 400 and body["type"].endswith("/malformed-json"), body
-    assert calls == [True, True, True]
+    status, _, body = answer(client, "/v1/evaluate", CASES["not text"])  # once a 500
+    assert status == 400 and body["detail"] == "There was an error parsing the body", body
+    assert calls == [True, True, True, True]
 
 
 def test_a_small_body_stays_on_the_loop(client, calls):

@@ -1,0 +1,103 @@
+"""``app.offload.decode_json`` gives what ``json.loads`` gives (orjson where it can): the same
+value with the same types, or the same JSONDecodeError; and the service answers a body
+the same whichever of the two decoded it."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app import offload
+from app.offload import decode_json
+from tests.api.support import graph, op, var
+
+
+def typed(value: Any) -> Any:
+    """``value`` with every number's type spelled out (1 and 1.0, -0.0 and 0.0, NaN)."""
+    if isinstance(value, dict):
+        return ("dict", [(k, typed(v)) for k, v in value.items()])
+    if isinstance(value, list):
+        return ("list", [typed(v) for v in value])
+    if isinstance(value, float):
+        return ("float", "nan" if math.isnan(value) else value.hex())
+    return (type(value).__name__, value)
+
+
+def same_as_json_loads(body: bytes) -> None:
+    try:
+        expected: Any = typed(json.loads(body))
+    except ValueError as exc:  # JSONDecodeError, or UnicodeDecodeError for bytes not text
+        expected = ("error", type(exc), str(exc))
+    try:
+        got: Any = typed(decode_json(body))
+    except ValueError as exc:
+        got = ("error", type(exc), str(exc))
+    assert got == expected, body[:200]
+
+
+ODD = [
+    b'{"a": 1, "b": 2, "a": 3}',  # the last of a duplicate key, in the first one's place
+    b"1e400", b"-1e400", b"[1e-400]", b"-0", b"-0.0", b"NaN", b"[Infinity, -Infinity]",
+    b"18446744073709551615", b"18446744073709551616", b"-9223372036854775808",
+    b"-9223372036854775809", b"[123456789012345678901234567890]",
+    b"0.12345678901234567890123", b'"\\ud800"', b'"\\u0000"', b"\xef\xbb\xbf{}",
+    '{"x": "é"}'.encode("utf-16"), b'["\xc3\xa9"]', b"[1, 2", b"{} x", b"", b" ", b"[01]",
+    b"{'a': 1}", b"[1,]", b"\xff", b'{"a": 1.5e308, "b": 2.2250738585072014e-308}',
+]
+
+
+@pytest.mark.parametrize("body", ODD, ids=range(len(ODD)))
+def test_odd_bodies_decode_as_json_loads_decodes_them(body):
+    same_as_json_loads(body)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.text()
+    | st.integers(min_value=-(2**70), max_value=2**70),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON)
+def test_any_document_decodes_as_json_loads_decodes_it(value):
+    same_as_json_loads(json.dumps(value).encode())  # NaN and Infinity written as tokens
+    same_as_json_loads(json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+
+
+BODIES = {
+    "valid": json.dumps(graph(var("x", 3.0), op("y", "pow", "x", 2), check="none")).encode(),
+    "NaN token": b'{"graph": {"nodes": [{"id": "x", "op": "variable", "value": NaN}]}, '
+                 b'"check": "none"}',
+    "huge int attr": json.dumps(graph(
+        var("x", [1.0, 2.0]), op("s", "sum", "x", axis=2**64))).encode(),
+    "huge order": json.dumps(
+        {"expression": "x^2", "values": {"x": 1.0}, "order": 2**70}).encode(),
+    "byte-order mark": b"\xef\xbb\xbf" + json.dumps(graph(var("x", 2.0), check="none")).encode(),
+    "not text": b'{"expression": "x\xff", "values": {"x": 1.0}}',
+    "malformed": b'{"expression": "x^2", "values": {"x": 1.0}',
+    "lone surrogate": b'{"expression": "x\\ud800", "values": {"x": 1.0}}',
+}
+
+
+@pytest.mark.parametrize("case", list(BODIES))
+@pytest.mark.parametrize("path", ["/v1/gradient", "/v1/derivative", "/v1/graphs"])
+def test_the_service_answers_as_with_json_loads(make_client, monkeypatch, case, path):
+    def answer() -> tuple[int, Any]:  # a new client each time: a graph registers as new
+        r = make_client().post(
+            path, content=BODIES[case], headers={"content-type": "application/json"})
+        data = r.json()
+        if isinstance(data, dict):
+            data.pop("request_id", None)
+        return r.status_code, data
+
+    fast = answer()
+    monkeypatch.setattr(offload, "decode_json", json.loads)
+    assert fast == answer()
+    assert fast[0] < 500
