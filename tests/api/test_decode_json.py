@@ -47,7 +47,8 @@ ODD = [
     b"-9223372036854775809", b"[123456789012345678901234567890]",
     b"0.12345678901234567890123", b'"\\ud800"', b'"\\u0000"', b"\xef\xbb\xbf{}",
     '{"x": "é"}'.encode("utf-16"), b'["\xc3\xa9"]', b"[1, 2", b"{} x", b"", b" ", b"[01]",
-    b"{'a': 1}", b"[1,]", b"\xff", b'{"a": 1.5e308, "b": 2.2250738585072014e-308}',
+    b"{'a': 1}", b"[1,]", b"\xff", b"[" + b"7" * 5000 + b"]",  # past Python's int digits
+    b'{"a": 1.5e308, "b": 2.2250738585072014e-308}',
 ]
 
 
@@ -81,6 +82,7 @@ BODIES = {
         {"expression": "x^2", "values": {"x": 1.0}, "order": 2**70}).encode(),
     "byte-order mark": b"\xef\xbb\xbf" + json.dumps(graph(var("x", 2.0), check="none")).encode(),
     "not text": b'{"expression": "x\xff", "values": {"x": 1.0}}',
+    "past the digits of an int": b'{"expression": "x", "values": {"x": 1' + b"2" * 5000 + b"}}",
     "malformed": b'{"expression": "x^2", "values": {"x": 1.0}',
     "lone surrogate": b'{"expression": "x\\ud800", "values": {"x": 1.0}}',
 }
