@@ -161,6 +161,32 @@ def test_a_problem_is_logged_with_its_type_and_no_body(client, log):
     assert "evil" not in json.dumps(line)
 
 
+def test_a_path_no_json_encoder_takes_as_it_is_is_still_logged(log):
+    """uvicorn replaces undecodable bytes in a path; an ASGI server that keeps them as lone
+    surrogates (surrogateescape) must not break the request's log line."""
+    import asyncio
+
+    from app.observability import Observability
+
+    async def answer(scope, receive, send):
+        await send({"type": "http.response.start", "status": 404, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/v1/\udcff", "root_path": "",
+             "headers": [(b"x-request-id", b"odd-path")]}
+    asyncio.run(Observability(answer)(scope, receive, send))
+    assert sent[0]["status"] == 404
+    assert log.by_id("odd-path")["path"] == "/v1/\udcff"
+
+
 def test_the_log_can_be_turned_off(make_client, log):
     quiet = make_client(log_requests=False)
     quiet.get("/healthz", headers={"X-Request-ID": "quiet-1"})
