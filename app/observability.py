@@ -296,6 +296,11 @@ def _log_line(scope: Scope, info: RequestInfo, endpoint: str, status: int, secon
     if info.problem is not None:
         line["problem"] = info.problem
     try:
-        return orjson.dumps(line).decode()  # a fifth of json.dumps' time, on every request
-    except TypeError:  # a path with a lone surrogate (an ASGI server that keeps them)
-        return json.dumps(line, separators=(",", ":"))
+        out = orjson.dumps(line)  # a fifth of json.dumps' time, on every request
+        if out.isascii():
+            return out.decode()
+    except TypeError:  # a lone surrogate in the path (an ASGI server that keeps them)
+        pass
+    # A path in other characters is escaped, as json.dumps does: the line stays one line
+    # (U+2028 is a line break to some readers) and ASCII, whatever stderr's encoding.
+    return json.dumps(line, separators=(",", ":"))

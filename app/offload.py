@@ -53,7 +53,7 @@ class _Decoded(Request):
         return self._raw
 
     async def json(self) -> Any:
-        if isinstance(self._decoded, ValueError):  # malformed JSON, or bytes that are not text
+        if isinstance(self._decoded, UNDECODABLE):
             raise self._decoded  # where FastAPI's own decoding would have raised it
         return self._decoded
 
@@ -64,6 +64,12 @@ class _Decoded(Request):
 # expression retries at every digit of every long float (30 µs on 2.6 KB of them).
 _DIGITS_AS_ZEROS = bytes.maketrans(b"123456789", b"000000000")
 _LONG_DIGITS = b"0" * 19
+
+
+# What json.loads raises for a body it cannot decode: malformed JSON, bytes that are not
+# text, an integer past Python's digits, nesting deeper than the interpreter's recursion
+# (only under a DERIV_MAX_JSON_DEPTH raised past it). FastAPI answers them 400 or 422.
+UNDECODABLE = (ValueError, RecursionError)
 
 
 def decode_json(body: bytes) -> Any:
@@ -99,8 +105,8 @@ def _decode_and_validate(field: Any, body: bytes) -> Any:
     """The body as FastAPI makes it: ``json.loads``, then the field's own validation
     (``ModelField.validate``: the model in Python mode, errors under ``("body", ...)``).
 
-    A malformed body is returned (its JSONDecodeError, or UnicodeDecodeError for bytes that
-    are not text) for FastAPI's handler to report;
+    A body that does not decode is returned (its error: ``UNDECODABLE``) for FastAPI's
+    handler to report;
     invalid fields raise the RequestValidationError FastAPI would raise.
     """
     # the collector's rescans of the objects a big body decodes to (all alive) cost more
@@ -108,7 +114,7 @@ def _decode_and_validate(field: Any, body: bytes) -> Any:
     with collector_paused:
         try:
             data = decode_json(body)
-        except ValueError as exc:  # for FastAPI's handler to report (_Decoded.json)
+        except UNDECODABLE as exc:  # for FastAPI's handler to report (_Decoded.json)
             return exc
         value, errors = field.validate(data, {}, loc=("body",))
     if errors:
@@ -132,7 +138,7 @@ class OffloadedBodyRoute(APIRoute):
             if len(body) < OFF_LOOP_MIN_BYTES:
                 try:
                     decoded: Any = decode_json(body)
-                except ValueError as exc:  # reported by FastAPI's handler (_Decoded.json)
+                except UNDECODABLE as exc:  # reported by FastAPI's handler (_Decoded.json)
                     decoded = exc
                 return await handler(_Decoded(request, body, decoded))
             decoded = await off_loop(_decode_and_validate, field, body)

@@ -64,8 +64,10 @@ INLINE_MAX_WORK = 200_000.0
 INLINE_ALONE_MAX_WORK = 2_000_000.0
 INLINE_MAX_BYTES = 16 * 2**20
 # Value names in the key of a parsed expression kept for reuse (the names decide its
-# refusals); a request naming more parses afresh, so a key is never a body's worth of names.
+# refusals), and their characters; a request naming more parses afresh, so a key is never
+# a body's worth of names (one name may be as long as the body).
 MAX_KEYED_NAMES = 64
+MAX_KEYED_NAME_CHARS = 4096
 
 
 class _Estimated(Exception):
@@ -265,8 +267,8 @@ class Service:
             return built
         text = "" if expression is None else expression
         names = frozenset(given)
-        if len(names) > MAX_KEYED_NAMES:  # a key that large would be held with the graph
-            return parse_named(text, self.limits, given).graph
+        if len(names) > MAX_KEYED_NAMES or sum(map(len, names)) > MAX_KEYED_NAME_CHARS:
+            return parse_named(text, self.limits, given).graph  # a key to hold: too large
         # the same text with the same named values parses to the same graph (the names
         # only decide its refusals), so a client's loop over new values parses it once
         spelled = text if isinstance(text, str) else tuple(text.items())

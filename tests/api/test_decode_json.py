@@ -72,6 +72,18 @@ def test_any_document_decodes_as_json_loads_decodes_it(value):
     same_as_json_loads(json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass"))
 
 
+# Numbers as people write them: up to 18 digits a run (orjson's side of decode_json), more
+# digits than a float holds, exponents that round near the ends of the range.
+NUMBER = st.from_regex(r"-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,18})?([eE][-+]?[0-9]{1,3})?",
+                       fullmatch=True)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(NUMBER, min_size=1, max_size=8))
+def test_any_number_decodes_as_json_loads_decodes_it(numbers):
+    same_as_json_loads(("[" + ",".join(numbers) + "]").encode())
+
+
 BODIES = {
     "valid": json.dumps(graph(var("x", 3.0), op("y", "pow", "x", 2), check="none")).encode(),
     "NaN token": b'{"graph": {"nodes": [{"id": "x", "op": "variable", "value": NaN}]}, '
@@ -100,6 +112,16 @@ def test_the_service_answers_as_with_json_loads(make_client, monkeypatch, case, 
         return r.status_code, data
 
     fast = answer()
-    monkeypatch.setattr(offload, "decode_json", json.loads)
+    # FastAPI's own decoding: app.offload hands the request over untouched
+    monkeypatch.setattr(offload, "is_json_media_type", lambda _content_type: False)
     assert fast == answer()
     assert fast[0] < 500
+
+
+def test_nesting_past_the_interpreters_recursion_is_a_400(make_client):
+    """Only where an operator raised DERIV_MAX_JSON_DEPTH past what json.loads recurses."""
+    deep = b'{"expression": "x", "values": {"x": ' + b"[" * 5000 + b"1" + b"]" * 5000 + b"}}"
+    client = make_client(max_json_depth=10_000)
+    for body in (deep, deep + b" " * offload.OFF_LOOP_MIN_BYTES):  # on the loop, in a thread
+        r = client.post("/v1/gradient", content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 400, r.text[:300]

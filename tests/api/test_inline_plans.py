@@ -198,12 +198,14 @@ def test_an_expression_sent_again_is_parsed_once_and_still_refuses(client, monke
     assert list(post(client, "evaluate", swapped)["outputs"]) == ["v", "u"]
 
 
-def test_an_expression_with_many_value_names_is_parsed_but_not_kept(client, monkeypatch):
-    from app.service import MAX_KEYED_NAMES
+@pytest.mark.parametrize("many", ["names", "characters"])
+def test_an_expression_with_many_value_names_is_parsed_but_not_kept(client, monkeypatch, many):
+    from app.service import MAX_KEYED_NAME_CHARS, MAX_KEYED_NAMES
 
     service: Service = client.app.state.service
     monkeypatch.setattr(service, "plans", PlanCache())
-    names = {f"v{i}": 1.0 for i in range(MAX_KEYED_NAMES + 1)}
+    names = ({f"v{i}": 1.0 for i in range(MAX_KEYED_NAMES + 1)} if many == "names"
+             else {"v" * (MAX_KEYED_NAME_CHARS + 1): 1.0})
     body = {"expression": "x**2", "values": {"x": 3.0, **names}, "check": "none"}
     r = client.post("/v1/gradient", json=body)
     assert r.status_code == 422 and r.json()["field"] == "values"  # names it does not use

@@ -31,8 +31,10 @@ class Lines(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.INFO)
         self.lines: list[dict] = []
+        self.raw: list[str] = []  # the lines as written
 
     def emit(self, record: logging.LogRecord) -> None:
+        self.raw.append(record.getMessage())
         self.lines.append(json.loads(record.getMessage()))
 
     def by_id(self, request_id: str) -> dict:
@@ -161,7 +163,7 @@ def test_a_problem_is_logged_with_its_type_and_no_body(client, log):
     assert "evil" not in json.dumps(line)
 
 
-def test_a_path_no_json_encoder_takes_as_it_is_is_still_logged(log):
+def test_a_path_of_any_characters_is_logged_on_one_ascii_line(log):
     """uvicorn replaces undecodable bytes in a path; an ASGI server that keeps them as lone
     surrogates (surrogateescape) must not break the request's log line."""
     import asyncio
@@ -180,11 +182,16 @@ def test_a_path_no_json_encoder_takes_as_it_is_is_still_logged(log):
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "http", "method": "GET", "path": "/v1/\udcff", "root_path": "",
-             "headers": [(b"x-request-id", b"odd-path")]}
-    asyncio.run(Observability(answer)(scope, receive, send))
-    assert sent[0]["status"] == 404
-    assert log.by_id("odd-path")["path"] == "/v1/\udcff"
+    paths = {"odd-path": "/v1/\udcff", "line-breaks": "/v1/a\u2028b\u2029c\x85d\u00e9"}
+    for request_id, path in paths.items():
+        scope = {"type": "http", "method": "GET", "path": path, "root_path": "",
+                 "headers": [(b"x-request-id", request_id.encode())]}
+        asyncio.run(Observability(answer)(scope, receive, send))
+        assert log.by_id(request_id)["path"] == path
+    assert [m["status"] for m in sent if "status" in m] == [404, 404]
+    # a path in other characters is written escaped: one ASCII line, whatever reads it
+    raw = [r for r in log.raw if "line-breaks" in r]
+    assert len(raw) == 1 and raw[0].isascii() and len(raw[0].splitlines()) == 1
 
 
 def test_the_log_can_be_turned_off(make_client, log):
