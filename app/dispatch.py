@@ -6,7 +6,12 @@ check). Such requests run inline, where blocking the loop for tens of microsecon
 cheaper than the hop. What a request *contains* cannot prove it tiny (one scalar
 broadcast to 10^6 elements is a few bytes), so a candidate runs inline only until its
 shapes are known: if its estimated work is over ``service.INLINE_MAX_WORK``, the
-service says ``NotInline`` before computing anything and it moves to a thread.
+service says ``NotInline`` before computing anything and it moves to a thread. Its
+check (the default ``auto``, or ``sympy``) runs inline only from SymPy's derivative of
+its structure compiled in this process (engine.check.shared_checks), a few evaluations;
+the first request of a structure, or one whose check needs a SymPy worker, says
+``NotInline`` once computed and computes again in a thread (a tiny graph's work, spent
+twice), where the check may wait.
 
 A request alone (``app.activity``: nothing else computing, no other client lately) may
 spend up to ``service.INLINE_ALONE_MAX_WORK`` there, about 2 ms: nobody waits behind it,
@@ -57,7 +62,7 @@ def is_tiny(endpoint: Endpoint, request: ComputeRequest) -> bool:
     """Whether ``request`` may try to compute on the event loop (see the module)."""
     if (
         not endpoint.inline
-        or request.check != "none"
+        or request.check == "numeric"  # finite differences run the graph many times
         or request.graph_id is not None
         or request.points is not None
         or request.trace

@@ -43,6 +43,7 @@ from app.wire.requests import Node as WireNode
 from engine import budget, cost
 from engine.check import shared_checks, symbolic_query, sympy_pool, verify
 from engine.check.agreement import CheckReport
+from engine.check.shared_checks import NotLocal
 from engine.check.symbolic_query import SymbolicQuery, SymbolicResult
 from engine.derive import points
 from engine.derive.kinds import Kind
@@ -76,7 +77,9 @@ class _Estimated(Exception):
 
 class NotInline(Exception):
     """A request sent to run inline turned out, once its shapes were known, to cost more
-    than the event loop may spend: run it in a worker thread instead."""
+    than the event loop may spend, or its check to need more than SymPy's derivative
+    compiled here (a worker, the shared store, finite differences): run it in a worker
+    thread instead."""
 
 
 class Service:
@@ -146,7 +149,7 @@ class Service:
                 mine.append(more)
 
         try:
-            return self._run(endpoint, request, admit, cancel)
+            return self._run(endpoint, request, admit, cancel, local_check=bool(inline))
         finally:
             if held is None:
                 self.release(mine)
@@ -178,8 +181,8 @@ class Service:
             self.admission.leave(total)
 
     def _run(self, endpoint: Endpoint, request: ComputeRequest,
-             admit: Callable[[cost.Estimate], None], cancel: budget.Cancel | None
-             ) -> dict[str, Any]:
+             admit: Callable[[cost.Estimate], None], cancel: budget.Cancel | None,
+             local_check: bool = False) -> dict[str, Any]:
         kind = endpoint.kind
         with budget.time_budget(self.settings.time_budget_seconds, cancel):
             query = Query(
@@ -217,7 +220,7 @@ class Service:
         checked_query, checked = query, result
         if request.points is not None:  # the check runs on the first point
             checked_query, checked = points.first_point(query, request.points, result)
-        report = self._check(kind, checked_query, checked, request.check)
+        report = self._check(kind, checked_query, checked, request.check, local_check)
         observability.note_check(report.method, report.status)
         return endpoint.render(result, report)
 
@@ -320,12 +323,16 @@ class Service:
         """Delete a registered graph (GraphNotFound if absent)."""
         self.graphs.delete(gid)
 
-    def _check(self, kind: Kind, query: Query, result: Result, method: str
-               ) -> CheckReport:
-        """The cross-check runs under its own budget; running out is a status, not an error."""
+    def _check(self, kind: Kind, query: Query, result: Result, method: str,
+               local: bool = False) -> CheckReport:
+        """The cross-check runs under its own budget; running out is a status, not an error.
+        ``local`` (on the event loop): only from SymPy's derivative compiled here, else
+        NotInline (the request computes again in a thread, where the check may wait)."""
         try:
             with budget.time_budget(self.settings.time_budget_seconds):
-                return verify.check(kind, query, result, method, self.check_limits)
+                return verify.check(kind, query, result, method, self.check_limits, local)
+        except NotLocal:
+            raise NotInline from None
         except BudgetExceeded as exc:
             ran = method if method in ("sympy", "numeric") else "none"
             return CheckReport(method=ran, status="timeout", detail=exc.detail)

@@ -43,7 +43,7 @@ def numeric_deadline(limits: CheckLimits) -> float:
 
 
 def by_sympy(job: dict[str, Any], result: Result, unwatched: list[str], limits: CheckLimits,
-             work: int = 0, heavy: bool = False) -> CheckReport:
+             work: int = 0, heavy: bool = False, local_only: bool = False) -> CheckReport:
     """SymPy's reference for ``job`` within the budget, compared with the tape.
 
     The budget covers the wait for a worker too; ``work`` (the estimate) and ``heavy``
@@ -66,7 +66,7 @@ def by_sympy(job: dict[str, Any], result: Result, unwatched: list[str], limits: 
     pool = sympy_pool.get_pool(limits.sympy_workers)
     try:  # a structure derived before, here or on another replica, is evaluated here
         reply = shared_checks.reply(job, structure_key(job),
-                                    lambda j: pool.run(j, seconds, admission))
+                                    lambda j: pool.run(j, seconds, admission), local_only)
     except sympy_pool.WorkerBusy as e:
         return tally.report("sympy", status="timeout", detail=f"{e}; not checked by SymPy")
     except sympy_pool.WorkerTimeout as e:

@@ -63,16 +63,28 @@ def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+class NotLocal(Exception):
+    """A check asked to run from this process's memory alone (``local_only``) needs more:
+    the shared store or a SymPy worker, which wait on another process."""
+
+
 def reply(
-    job: dict[str, Any], key: str, run_worker: Callable[[dict[str, Any]], dict[str, Any]]
+    job: dict[str, Any], key: str, run_worker: Callable[[dict[str, Any]], dict[str, Any]],
+    local_only: bool = False,
 ) -> dict[str, Any]:
     """The worker's reply to ``job`` (``key``: its structure key), computed here when the
     structure is known and smooth, else by ``run_worker`` (asked to export what it derives
-    when the structure is new here)."""
+    when the structure is new here). ``local_only``: NotLocal rather than waiting on the
+    shared store or a worker (a caller on an event loop, which then moves to a thread)."""
     name = digest(key)
     found = _local.get(name, _UNKNOWN)
     known = found is not _UNKNOWN
     compiled = None if found is _UNKNOWN else found
+    if local_only:
+        answer = None if compiled is None else compiled.evaluate(job["values"])
+        if answer is None:
+            raise NotLocal("the check needs the shared store or a SymPy worker")
+        return answer
     if not known and _shared is not None:
         blob = _shared.get(f"check:{name}")
         if blob is not None and len(blob) <= MAX_BLOB_BYTES:

@@ -25,6 +25,7 @@ from engine.check.job import (
     sympy_work,
 )
 from engine.check.limits import CheckLimits
+from engine.check.shared_checks import NotLocal
 
 if TYPE_CHECKING:
     from engine.derive.kinds import Kind
@@ -36,17 +37,22 @@ DEFAULT_LIMITS = CheckLimits()
 
 
 def check(kind: Kind, query: Query, result: Result, method: str = "auto",
-          limits: CheckLimits = DEFAULT_LIMITS) -> CheckReport:
+          limits: CheckLimits = DEFAULT_LIMITS, local_only: bool = False) -> CheckReport:
     """Cross-check ``result`` of ``kind`` by ``method``; never raises for numerical reasons.
 
     Skipped for ``none``, timed, a checker bug turned into ``skipped`` (it must not fail
-    the request it checks), and a disagreement logged loudly.
+    the request it checks), and a disagreement logged loudly. ``local_only``: only from
+    SymPy's derivative compiled in this process (engine.check.shared_checks), else
+    NotLocal, before anything waits or differentiates numerically (a caller on an event
+    loop, which then checks in a thread).
     """
     if method == "none":
         return CheckReport(method="none", status="skipped", detail="check not requested")
     start = time.perf_counter()
     try:
-        report = _check(kind, query, result, method, limits)
+        report = _check(kind, query, result, method, limits, local_only)
+    except NotLocal:
+        raise
     except Exception as e:
         log.exception("check %s of a %s failed", method, kind.name)
         report = CheckReport(method=method if method != "auto" else "none", status="skipped",
@@ -58,8 +64,8 @@ def check(kind: Kind, query: Query, result: Result, method: str = "auto",
     return report
 
 
-def _check(kind: Kind, query: Query, result: Result, method: str, limits: CheckLimits
-           ) -> CheckReport:
+def _check(kind: Kind, query: Query, result: Result, method: str, limits: CheckLimits,
+           local_only: bool = False) -> CheckReport:
     """The one policy every kind goes through: auto -> SymPy -> numeric fallback."""
     job, shapes, unwatched = build_job(kind, query, result, limits)
     why = not_checkable(job)
@@ -69,11 +75,13 @@ def _check(kind: Kind, query: Query, result: Result, method: str, limits: CheckL
         sympy_why = sympy_too_big(job, shapes, limits, auto=True)
         numeric_ok, numeric_why = numeric_fits(job, shapes, limits)
         if not sympy_why:
-            report = methods.by_sympy(job, result, unwatched, limits, sympy_work(job, shapes))
+            report = methods.by_sympy(job, result, unwatched, limits, sympy_work(job, shapes),
+                                      local_only=local_only)
             if not sympy_failed(report) or not numeric_ok:
                 return report
             return fell_back(report, methods.by_numeric(job, result, unwatched, limits))
         if numeric_ok:
+            _not_local(local_only)
             report = methods.by_numeric(job, result, unwatched, limits)
             report.detail = f"{report.detail} (not SymPy: {sympy_why})"
             return report
@@ -85,10 +93,17 @@ def _check(kind: Kind, query: Query, result: Result, method: str, limits: CheckL
                                 sympy_too_big(job, shapes, limits, auto=False), work, limits)
         if why:
             return CheckReport(method="sympy", status="skipped", detail=why)
-        return methods.by_sympy(job, result, unwatched, limits, work, heavy)
+        return methods.by_sympy(job, result, unwatched, limits, work, heavy, local_only)
     if method == "numeric":
+        _not_local(local_only)
         return methods.by_numeric(job, result, unwatched, limits)
     return CheckReport(method="none", status="skipped", detail=f"unknown method {method!r}")
+
+
+def _not_local(local_only: bool) -> None:
+    """Finite differences run the graph again and again: not for a local-only check."""
+    if local_only:
+        raise NotLocal("finite differences run the graph many times")
 
 
 def sympy_failed(report: CheckReport) -> bool:

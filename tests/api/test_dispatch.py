@@ -15,6 +15,8 @@ from app.endpoints import ENDPOINTS
 from app.examples import rosenbrock
 from app.service import INLINE_ALONE_MAX_WORK, INLINE_MAX_WORK
 from app.wire.requests import ComputeRequest
+from engine.check import shared_checks
+from engine.lru import LRU
 from tests.api.support import SEED_3, graph, op, post, var
 
 SEED = {**SEED_3, "check": "none"}
@@ -24,19 +26,19 @@ def _request(body: dict) -> ComputeRequest:
     return ComputeRequest.model_validate(body)
 
 
-def test_the_seed_without_a_check_is_tiny():
-    assert dispatch.is_tiny(ENDPOINTS["gradient"], _request(SEED))
-    expression = {"expression": "x**2", "values": {"x": 3}, "check": "none"}
+@pytest.mark.parametrize("check", ["none", "auto", "sympy"])
+def test_the_seed_is_tiny_unless_differenced(check):
+    assert dispatch.is_tiny(ENDPOINTS["gradient"], _request({**SEED, "check": check}))
+    expression = {"expression": "x**2", "values": {"x": 3}, "check": check}
     assert dispatch.is_tiny(ENDPOINTS["evaluate"], _request(expression))
-    assert dispatch.is_tiny(ENDPOINTS["hessian"], _request(SEED))
+    assert dispatch.is_tiny(ENDPOINTS["hessian"], _request({**SEED, "check": check}))
 
 
 @pytest.mark.parametrize(
     ("kind", "body"),
     [
-        ("gradient", {**SEED, "check": "auto"}),  # may wait on a SymPy worker
-        ("gradient", {**SEED, "check": "numeric"}),
-        ("hessian", {**SEED, "check": "auto"}),
+        ("gradient", {**SEED, "check": "numeric"}),  # runs the graph again and again
+        ("hessian", {**SEED, "check": "numeric"}),
         ("gradient", graph(var("x", [0.5] * 200), op("y", "sin", "x"), check="none")),
         ("gradient", graph(*[var(f"v{i}", 1.0) for i in range(40)], check="none")),
         ("gradient", {"graph_id": "g_" + "0" * 64, "check": "none"}),
@@ -60,6 +62,52 @@ def test_where_requests_run(client, monkeypatch):
     post(client, "gradient", {**SEED, "check": "numeric"})
     loop_thread, pool_thread = threads
     assert loop_thread != pool_thread
+
+
+def _where_it_ran(client, monkeypatch) -> list[tuple[str, float]]:
+    """(thread, inline bound) of every ``service.run`` from here on."""
+    threads: list[tuple[str, float]] = []
+    run = client.app.state.service.run
+
+    def spy(kind, request, **how):
+        threads.append((threading.current_thread().name, how.get("inline", 0.0)))
+        return run(kind, request, **how)
+
+    monkeypatch.setattr(client.app.state.service, "run", spy)
+    return threads
+
+
+def _same_check(a: dict, b: dict) -> None:
+    for answer in (a, b):
+        answer["check"].pop("elapsed_ms")
+    assert a == b
+
+
+@pytest.mark.parametrize("check", ["auto", "sympy"])
+def test_a_check_compiled_here_is_done_on_the_loop_and_nothing_else_is(client, monkeypatch,
+                                                                       check):
+    """The first request of a structure computes inline, finds no SymPy derivative of it
+    compiled here, and computes again in a thread, where the worker derives it; the next
+    one is checked from the compiled derivative, inline. A structure the worker must
+    answer (a kink) leaves the loop every time."""
+    monkeypatch.setattr(shared_checks, "_local", LRU(shared_checks.LOCAL_SIZE))
+    threads = _where_it_ran(client, monkeypatch)
+    body = {**SEED, "check": check}
+    first = post(client, "gradient", body)
+    (loop, tried), (pool, again) = threads
+    assert tried > 0 and again == 0.0 and loop != pool
+    threads.clear()
+    second = post(client, "gradient", body)
+    assert threads == [(loop, tried)]  # inline only
+    assert second["check"]["method"] == "sympy" and second["check"]["status"] == "agree"
+    _same_check(first, second)
+    moved = post(client, "gradient", {**SEED, "values": {"x": 1.0, "y": -2.0}, "check": check})
+    assert moved["gradients"] == {"x": 2.0, "y": 12.0} and moved["check"]["status"] == "agree"
+    threads.clear()
+    kink = {"expression": "abs(x) + x^2", "values": {"x": 0.0}, "check": check}
+    answers = [post(client, "gradient", kink) for _ in range(2)]
+    assert [inline for _, inline in threads] == [tried, 0.0, tried, 0.0]
+    _same_check(*answers)
 
 
 def test_a_small_body_that_costs_much_leaves_the_event_loop(client, monkeypatch):
