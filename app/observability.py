@@ -124,11 +124,14 @@ def request_id_headers() -> dict[str, str] | None:
 
 
 def note_graph(nodes: int) -> None:
-    """The engine bridge built a graph of ``nodes`` nodes for this request."""
-    GRAPH_NODES.observe(nodes)
+    """The engine bridge built a graph of ``nodes`` nodes for this request: counted once,
+    though a request tried inline may build it again in a thread (app.dispatch)."""
     info = _current.get()
     if info is not None:
+        if info.nodes is not None:
+            return
         info.nodes = nodes
+    GRAPH_NODES.observe(nodes)
 
 
 _CHECK_CHILDREN: dict[tuple[str, str], Counter] = {}

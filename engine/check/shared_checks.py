@@ -34,7 +34,12 @@ from engine.lru import LRU
 logger = logging.getLogger(__name__)
 
 LOCAL_SIZE = 128  # compiled structures kept per process
-MAX_TREE = 4_000  # SymPy nodes over all entries of a structure compiled here
+MAX_TREE = 4_000  # SymPy nodes of one entry of a structure compiled here
+# ... and over every entry of one evaluated for a caller on an event loop (``local_only``),
+# which must not hold it long: an evaluation took 7 to 45 us for structures of 8 to 54,528
+# nodes with shared parts (compiled with common subexpressions), and may take about 30 ns
+# a node without them
+LOCAL_ONLY_MAX_TREE = 4_000
 MAX_BLOB_BYTES = 1 << 20  # one exported structure, as JSON
 
 
@@ -81,9 +86,10 @@ def reply(
     known = found is not _UNKNOWN
     compiled = None if found is _UNKNOWN else found
     if local_only:
-        answer = None if compiled is None else compiled.evaluate(job["values"])
+        small = compiled is not None and compiled.size <= LOCAL_ONLY_MAX_TREE
+        answer = compiled.evaluate(job["values"]) if small else None
         if answer is None:
-            raise NotLocal("the check needs the shared store or a SymPy worker")
+            raise NotLocal("the check needs the shared store, a SymPy worker or a thread")
         return answer
     if not known and _shared is not None:
         blob = _shared.get(f"check:{name}")
@@ -218,6 +224,11 @@ def _expr(tree: Any, symbols: dict[str, Any], functions: dict[str, Any]) -> Any:
     raise ValueError(f"{head!r} is not a function this module compiles")
 
 
+def _size(tree: list) -> int:
+    """Nodes of an expression tree (``_tree``'s lists)."""
+    return 1 + sum(_size(a) for a in tree[1:] if isinstance(a, list))
+
+
 class Compiled:
     """One structure's entries as a float function of its leaves (None when not smooth)."""
 
@@ -238,6 +249,7 @@ class Compiled:
         }
         self.shapes: dict[tuple[str, ...], tuple[int, ...]] = {}
         self.function = None
+        self.size = 0  # SymPy nodes over every entry: what an evaluation costs
         if parts["entries"] is not None:
             symbols = {str(s): s for syms in self.leaves.values() for s in syms}
             functions = _smooth_functions()
@@ -245,6 +257,7 @@ class Compiled:
             for path, shape, trees in parts["entries"]:
                 self.shapes[tuple(path)] = tuple(shape)
                 exprs += [_expr(t, symbols, functions) for t in trees]
+                self.size += sum(map(_size, trees))
             flat = [s for syms in self.leaves.values() for s in syms]
             # dummify: the generated code names no leaf, whatever its node id reads like
             self.function = sp.lambdify(flat, exprs, modules="math", cse=True, dummify=True)

@@ -4,6 +4,7 @@ how work in the threadpool is stopped when no one waits for it any more."""
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 
 import numpy as np
@@ -77,10 +78,17 @@ def _where_it_ran(client, monkeypatch) -> list[tuple[str, float]]:
     return threads
 
 
+def _graphs_counted(client) -> float:
+    """Graphs of compute requests, as /metrics counts them."""
+    found = re.search(r"^deriv_graph_nodes_count (\S+)$", client.get("/metrics").text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
 def _same_check(a: dict, b: dict) -> None:
-    for answer in (a, b):
-        answer["check"].pop("elapsed_ms")
-    assert a == b
+    def timeless(answer: dict) -> dict:
+        return {**answer, "check": {**answer["check"], "elapsed_ms": None}}
+
+    assert timeless(a) == timeless(b)
 
 
 @pytest.mark.parametrize("check", ["auto", "sympy"])
@@ -93,9 +101,11 @@ def test_a_check_compiled_here_is_done_on_the_loop_and_nothing_else_is(client, m
     monkeypatch.setattr(shared_checks, "_local", LRU(shared_checks.LOCAL_SIZE))
     threads = _where_it_ran(client, monkeypatch)
     body = {**SEED, "check": check}
+    counted = _graphs_counted(client)
     first = post(client, "gradient", body)
     (loop, tried), (pool, again) = threads
     assert tried > 0 and again == 0.0 and loop != pool
+    assert _graphs_counted(client) == counted + 1  # built twice, one request's graph
     threads.clear()
     second = post(client, "gradient", body)
     assert threads == [(loop, tried)]  # inline only
@@ -103,6 +113,14 @@ def test_a_check_compiled_here_is_done_on_the_loop_and_nothing_else_is(client, m
     _same_check(first, second)
     moved = post(client, "gradient", {**SEED, "values": {"x": 1.0, "y": -2.0}, "check": check})
     assert moved["gradients"] == {"x": 2.0, "y": 12.0} and moved["check"]["status"] == "agree"
+    threads.clear()
+    monkeypatch.setattr(shared_checks, "LOCAL_ONLY_MAX_TREE", 7)  # the seed's tree is 8 nodes
+    _same_check(post(client, "gradient", body), second)  # too large to evaluate on the loop
+    assert [inline for _, inline in threads] == [tried, 0.0]
+    monkeypatch.setattr(shared_checks, "LOCAL_ONLY_MAX_TREE", 8)
+    threads.clear()
+    post(client, "gradient", body)
+    assert [inline for _, inline in threads] == [tried]
     threads.clear()
     kink = {"expression": "abs(x) + x^2", "values": {"x": 0.0}, "check": check}
     answers = [post(client, "gradient", kink) for _ in range(2)]

@@ -85,3 +85,37 @@ def test_a_leaf_named_like_code_stays_a_name():
     )
     compiled = Compiled.load(blob)
     assert compiled.evaluate({"x": 3.0})["values"]["outputs"]["t"].tolist() == [9.0]
+
+
+def test_a_local_only_reply_comes_from_a_structure_compiled_here_or_not_at_all(monkeypatch):
+    """``local_only`` (a caller on an event loop): the compiled structure's numbers, the
+    same a later ordinary call gives; NotLocal, with nothing waited on, for a structure
+    not compiled here, one the worker answers, or one too large to evaluate there."""
+    from engine.lru import LRU
+
+    monkeypatch.setattr(shared_checks, "_local", LRU(shared_checks.LOCAL_SIZE))
+    x = sp.Symbol("x", real=True)
+    blob = _structure([sp.sin(x) * x, x**2])
+    job = {"values": {"x": 0.5, "w": [0.0, 0.0]}}
+    asked: list[dict] = []
+
+    def worker(j: dict) -> dict:
+        asked.append(j)
+        return {"values": {}, "compiled": blob}
+
+    with pytest.raises(shared_checks.NotLocal):
+        shared_checks.reply(job, "k", worker, local_only=True)
+    assert asked == []
+    shared_checks.reply(job, "k", worker)  # the worker derives it and it is compiled here
+    assert len(asked) == 1 and asked[0]["export"] is True
+    local = shared_checks.reply(job, "k", worker, local_only=True)
+    assert len(asked) == 1
+    np.testing.assert_allclose(local["values"]["gradients"]["x"], [np.sin(0.5) * 0.5, 0.25])
+    monkeypatch.setattr(shared_checks, "LOCAL_ONLY_MAX_TREE", 0)
+    with pytest.raises(shared_checks.NotLocal):
+        shared_checks.reply(job, "k", worker, local_only=True)
+    shared_checks._remember(shared_checks.digest("abs"), _structure([sp.Abs(x), x]))
+    monkeypatch.setattr(shared_checks, "LOCAL_ONLY_MAX_TREE", 10**9)
+    with pytest.raises(shared_checks.NotLocal):  # not smooth: the worker's, always
+        shared_checks.reply(job, "abs", worker, local_only=True)
+    assert len(asked) == 1

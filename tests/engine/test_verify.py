@@ -342,3 +342,20 @@ def test_auto_check_answers_within_four_times_an_unchecked_request(client: Any) 
         median_seconds(method)
     assert client.post("/v1/gradient", json=body).json()["check"]["method"] == "sympy"
     assert median_seconds("auto") < 4 * median_seconds("none")
+
+
+def test_a_local_only_check_never_differences_or_waits() -> None:
+    """On an event loop (``local_only``) finite differences are refused before they run,
+    and SymPy's answer comes only from a structure compiled here (shared_checks)."""
+    from engine.check.shared_checks import NotLocal
+    from engine.derive import derivatives
+
+    g = build_graph([{"id": "x", "op": "variable", "value": 0.7},
+                     {"id": "y", "op": "sin", "inputs": ["x"]},
+                     {"id": "z", "op": "mul", "inputs": ["y", 123.25]}])
+    q = Query(graph=g)
+    r = derivatives.gradient(q)
+    for method in ("numeric", "sympy", "auto"):
+        with pytest.raises(NotLocal):
+            check(KINDS["gradient"], q, r, method, local_only=True)
+    assert check(KINDS["gradient"], q, r, "none", local_only=True).status == "skipped"
