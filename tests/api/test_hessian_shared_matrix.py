@@ -11,6 +11,7 @@ import pytest
 
 from app import rendering
 from app.examples import rosenbrock
+from app.wire import responses
 from app.wire.responses import rendered
 from bench.rosenbrock import exact_hessian
 from tests.api.support import graph, op, post, var
@@ -56,11 +57,32 @@ def test_a_block_that_is_not_the_matrix_is_written_on_its_own(client):
     np.testing.assert_array_equal(h, [[6.0, 0.0, 2.0], [0.0, 6.0, 4.0], [2.0, 4.0, 0.0]])
 
 
+@pytest.mark.parametrize("slabs", [True, False])
 @pytest.mark.parametrize("shape", [(1000, 1000), (70_000,), (3, 70_000), (300, 300, 3),
                                    (2, 1, 65_537), (65_537, 1), (5, 0)])
-def test_a_large_array_written_in_slabs_is_the_same_text(shape):
-    """``rendered`` writes a large array a slab of rows at a time (the event loop gets the
-    interpreter lock between slabs): the bytes are those of one ``orjson.dumps``."""
+def test_a_large_array_written_in_slabs_is_the_same_text(monkeypatch, shape, slabs):
+    """``rendered`` writes a large array of much text a slab of rows at a time (the event
+    loop gets the interpreter lock between slabs): the bytes are those of one
+    ``orjson.dumps``, mostly zeros or not."""
+    monkeypatch.setattr(responses, "SLAB_MIN_TEXT", 0 if slabs else 10**12)
     value = np.random.default_rng(7).standard_normal(shape)
-    whole = orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
-    assert orjson.dumps({"m": rendered(value)}) == b'{"m":' + whole + b"}"
+    for written in (value, np.where(np.abs(value) > 2.5, value, 0.0)):
+        whole = orjson.dumps(written, option=orjson.OPT_SERIALIZE_NUMPY)
+        assert orjson.dumps({"m": rendered(written)}) == b'{"m":' + whole + b"}"
+
+
+def test_only_an_array_of_much_text_is_written_in_slabs(monkeypatch):
+    calls: list[tuple[int, ...]] = []
+    dumps = orjson.dumps
+
+    def counted(value, *args, **kwargs):
+        calls.append(np.shape(value))
+        return dumps(value, *args, **kwargs)
+
+    monkeypatch.setattr(responses.orjson, "dumps", counted)
+    tridiagonal = np.diag(np.full(1000, 2.0)) + np.diag(np.full(999, -1.0), 1)
+    rendered(tridiagonal)  # 4 MB of text, mostly "0.0"
+    assert calls == [(1000, 1000)]
+    calls.clear()
+    rendered(np.random.default_rng(1).standard_normal((1000, 1000)))  # about 20 MB
+    assert len(calls) == 16 and calls[0] == (65, 1000)
