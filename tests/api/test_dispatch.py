@@ -50,21 +50,6 @@ def test_anything_larger_goes_to_the_threadpool(kind, body):
     assert not dispatch.is_tiny(ENDPOINTS[kind], _request(body))
 
 
-def test_where_requests_run(client, monkeypatch):
-    threads: list[str] = []
-    run = client.app.state.service.run
-
-    def spy(kind, request, **how):
-        threads.append(threading.current_thread().name)
-        return run(kind, request, **how)
-
-    monkeypatch.setattr(client.app.state.service, "run", spy)
-    post(client, "gradient", SEED)
-    post(client, "gradient", {**SEED, "check": "numeric"})
-    loop_thread, pool_thread = threads
-    assert loop_thread != pool_thread
-
-
 def _where_it_ran(client, monkeypatch) -> list[tuple[str, float]]:
     """(thread, inline bound) of every ``service.run`` from here on."""
     threads: list[tuple[str, float]] = []
@@ -76,6 +61,14 @@ def _where_it_ran(client, monkeypatch) -> list[tuple[str, float]]:
 
     monkeypatch.setattr(client.app.state.service, "run", spy)
     return threads
+
+
+def test_where_requests_run(client, monkeypatch):
+    threads = _where_it_ran(client, monkeypatch)
+    post(client, "gradient", SEED)
+    post(client, "gradient", {**SEED, "check": "numeric"})
+    (loop_thread, _), (pool_thread, _) = threads
+    assert loop_thread != pool_thread
 
 
 def _graphs_counted(client) -> float:
@@ -135,14 +128,7 @@ def test_a_small_body_that_costs_much_leaves_the_event_loop(client, monkeypatch)
     body = graph(var("x", 0.5), op("b", "broadcast_to", "x", shape=[100_000]),
                  op("s", "sin", "b"), op("t", "sum", "s"), check="none")
     assert dispatch.is_tiny(ENDPOINTS["gradient"], _request(body))
-    threads: list[tuple[str, bool]] = []
-    run = client.app.state.service.run
-
-    def spy(kind, request, **how):
-        threads.append((threading.current_thread().name, how.get("inline", False)))
-        return run(kind, request, **how)
-
-    monkeypatch.setattr(client.app.state.service, "run", spy)
+    threads = _where_it_ran(client, monkeypatch)
     answer = post(client, "gradient", body)
     assert answer["gradients"]["x"] == pytest.approx(100_000 * np.cos(0.5))
     (loop, tried_inline), (pool, inline_again) = threads
@@ -156,14 +142,7 @@ def test_a_request_alone_may_spend_more_on_the_loop_and_not_when_others_wait(cli
     while other compute requests are in flight, within the bound when it is alone."""
     body = {"graph": rosenbrock(100)["graph"], "check": "none"}
     assert dispatch.is_tiny(ENDPOINTS["hessian"], _request(body))
-    threads: list[tuple[str, float]] = []
-    run = client.app.state.service.run
-
-    def spy(kind, request, **how):
-        threads.append((threading.current_thread().name, how.get("inline", 0.0)))
-        return run(kind, request, **how)
-
-    monkeypatch.setattr(client.app.state.service, "run", spy)
+    threads = _where_it_ran(client, monkeypatch)
     alone = post(client, "hessian", body)
     assert threads == [(threads[0][0], INLINE_ALONE_MAX_WORK)]
     activity = client.app.state.activity
