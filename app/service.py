@@ -269,14 +269,17 @@ class Service:
                 release(built)
             return built
         text = "" if expression is None else expression
+
+        def parse() -> Graph:
+            return parse_named(text, self.limits, given).graph
+
         names = frozenset(given)
         if len(names) > MAX_KEYED_NAMES or sum(map(len, names)) > MAX_KEYED_NAME_CHARS:
-            return parse_named(text, self.limits, given).graph  # a key to hold: too large
+            return parse()  # a key to hold: too large
         # the same text with the same named values parses to the same graph (the names
         # only decide its refusals), so a client's loop over new values parses it once
         spelled = text if isinstance(text, str) else tuple(text.items())
-        return self.plans.get(("expression", spelled, names),
-                              lambda: parse_named(text, self.limits, given).graph)
+        return self.plans.get(("expression", spelled, names), parse)
 
     # -------------------------------------------------------------- registered graphs
 
