@@ -230,8 +230,8 @@ def _propagate(
         if id(output) in own:
             out = union([out, own[id(output)]], m, n)
         if out.nnz:
-            patterns[id(output)] = out
             replaced = patterns.get(id(output))  # a source's own pattern, counted already
+            patterns[id(output)] = out
             held += out.nnz - (0 if replaced is None else replaced.nnz)
             if held > most_held:
                 raise PatternTooLarge(f"the patterns held at once would total {held} indices, "

@@ -346,3 +346,27 @@ def test_collect_unions_and_dedupes() -> None:
     r = index_sets.collect(groups, p, 3)
     assert r.lengths().tolist() == [2, 2, 0]
     assert math.prod(r.todense().shape) == 12
+
+
+def test_the_patterns_held_at_once_are_bounded(monkeypatch) -> None:
+    """Twenty tensors whose every element depends on all 50 sources, alive together until
+    they are added up, hold 50,000 indices at once: past 8 steps' worth of a 2,500-pair
+    bound (20,000), with no floor; the default floor lets it through."""
+    from engine.derive import pattern
+
+    x = Variable(np.linspace(-0.5, 0.7, 50))
+
+    def fn():
+        y = F.sum(x) * np.ones(50)  # linear: no second-order pairs on the way
+        parts = [y * (k + 1.0) for k in range(20)]
+        total = parts[0]
+        for p in parts[1:]:
+            total = total + p
+        return F.square(F.sum(total))  # 2,500 pairs: every one
+
+    monkeypatch.setattr(pattern, "HELD_FLOOR", 0)
+    with pytest.raises(PatternTooLarge, match="held at once would total"):
+        sparse_hessian(fn, [x], max_pairs=2500)
+    monkeypatch.setattr(pattern, "HELD_FLOOR", 1 << 22)
+    got = sparse_hessian(fn, [x], max_pairs=2500)
+    assert_matches_dense(got, hessian(fn, [x]).matrix)
