@@ -82,27 +82,20 @@ def run(quick: bool = False) -> list[Target]:
     rounds, seconds = (2, 2.0) if quick else (5, 5.0)
     with serve("app.main:app") as service, serve("bench.bare_app:app") as bare:
         report = verify_answers(service, bare)
-        post_load(service + "/v1/gradient", seed_body("none"), 1.0)  # warm both up
-        post_load(bare + "/v1/gradient", seed_body("none"), 1.0)
-        post_load(bare + "/v1/gradient-async", seed_body("none"), 1.0)
-        post_load(service + "/v1/gradient", seed_body("auto"), 1.0)
-        post_load(service + "/v1/gradient", seed_text("none"), 1.0)
-        post_load(bare + "/v1/gradient-expression-async", seed_text("none"), 1.0)
+        runs = {
+            "service check=none": (service + "/v1/gradient", seed_body("none")),
+            "service check=auto": (service + "/v1/gradient", seed_body("auto")),
+            "bare FastAPI + pydantic": (bare + "/v1/gradient", seed_body("none")),
+            "bare, async def": (bare + "/v1/gradient-async", seed_body("none")),
+            "service, expression, check=none": (service + "/v1/gradient", seed_text("none")),
+            "bare, expression, async def": (bare + "/v1/gradient-expression-async",
+                                            seed_text("none")),
+        }
+        for url, body in runs.values():  # warm both up
+            post_load(url, body, 1.0)
 
         # 4: throughput with a few connections open
-        tput = rounds_of(
-            {
-                "service check=none": (service + "/v1/gradient", seed_body("none")),
-                "service check=auto": (service + "/v1/gradient", seed_body("auto")),
-                "bare FastAPI + pydantic": (bare + "/v1/gradient", seed_body("none")),
-                "bare, async def": (bare + "/v1/gradient-async", seed_body("none")),
-                "service, expression, check=none": (service + "/v1/gradient",
-                                                    seed_text("none")),
-                "bare, expression, async def": (bare + "/v1/gradient-expression-async",
-                                                seed_text("none")),
-            },
-            rounds, seconds, connections=4,
-        )
+        tput = rounds_of(runs, rounds, seconds, connections=4)
         # 6: request time, one request at a time
         latency = rounds_of(
             {
