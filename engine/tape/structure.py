@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -16,18 +17,20 @@ def flatten(tree: Any) -> list[Any]:
 
 def unflatten(tree: Any, leaves: list[Any]) -> Any:
     """Rebuild ``tree``'s structure around ``leaves``."""
-    it = iter(leaves)
+    return _build(tree, iter(leaves))
 
-    def build(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {k: build(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [build(v) for v in node]
-        if isinstance(node, tuple):
-            return tuple(build(v) for v in node)
-        return next(it)
 
-    return build(tree)
+def _build(node: Any, leaves: Iterator[Any]) -> Any:
+    # A module function, not a closure calling itself: that closure is a reference cycle
+    # holding the leaves (a gradient, a Hessian) until the cyclic collector runs, and tapes
+    # pause the collector while they record, so under load those arrays piled up.
+    if isinstance(node, dict):
+        return {k: _build(v, leaves) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_build(v, leaves) for v in node]
+    if isinstance(node, tuple):
+        return tuple(_build(v, leaves) for v in node)
+    return next(leaves)
 
 
 def summed(targets: list[Any]) -> Any:
