@@ -14,8 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from app.wire.responses import rendered
-from app.wire.values import encode, encode_for_response, jsonable
+from app.wire.values import encode, encode_for_response, jsonable, written
 from engine.check.agreement import CheckReport
 from engine.derive.query import Result
 
@@ -67,21 +66,21 @@ def hessian(result: Result) -> dict[str, Any]:
                           "values": wire(h.values)}
         body["structure"] = asdict(h.structure)
     else:
-        matrix = wire(result.matrix)
-        is_matrix = None
-        if isinstance(matrix, np.ndarray):  # a block that is the matrix is written once
-            is_matrix, matrix = _same_numbers(result.matrix), rendered(matrix)
+        is_matrix = _same_numbers(result.matrix)  # a block that is the matrix: written once
+        matrix = written(wire(result.matrix))
         body["hessian"] = {
-            a: {b: matrix if is_matrix and is_matrix(v) else wire(v) for b, v in row.items()}
+            a: {b: matrix if is_matrix(v) else wire(v) for b, v in row.items()}
             for a, row in (result.hessian or {}).items()
         }
         body["matrix"] = matrix
     return body
 
 
-def _same_numbers(matrix: np.ndarray) -> Callable[[Any], bool]:
+def _same_numbers(matrix: np.ndarray | None) -> Callable[[Any], bool]:
     """Whether a block is ``matrix`` itself: the same memory read the same way (one source
     of one axis, ``engine.derive.hessian.assemble``), so its JSON is the matrix's."""
+    if not isinstance(matrix, np.ndarray):
+        return lambda _v: False
     where = (matrix.__array_interface__["data"][0], matrix.shape, matrix.strides, matrix.dtype)
 
     def is_matrix(v: Any) -> bool:

@@ -9,18 +9,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import numpy as np
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
 from app.wire.values import EncodedValue
-
-# Elements of a large array written at a time (``rendered``): about 2 ms of the lock each.
-PIECE_ELEMENTS = 1 << 16
-# Bytes of text an array is estimated to write (``rendered``) from which it is written in
-# slabs: about 10 ms of the lock in one call (orjson writes about 1.2 ns a byte here).
-SLAB_MIN_TEXT = 8 << 20
 
 
 class WireJSON(JSONResponse):
@@ -36,40 +29,6 @@ class WireJSON(JSONResponse):
         # orjson: numpy arrays written natively (see values.encode_for_response); the codec
         # has already turned every non-finite number into its string
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
-
-
-def rendered(value: Any) -> orjson.Fragment:
-    """``value`` written now as ``WireJSON`` writes it, to be placed into a body as it is:
-    for a body that holds one large array twice (a one-source Hessian's block and its
-    matrix), which is then encoded once.
-
-    A large array of much text is written a slab of rows at a time, the same bytes:
-    orjson holds the interpreter lock while it writes, and a dense 1,000 x 1,000 Hessian of
-    distinct numbers takes it about 30 ms, which ``/healthz`` on the event loop would wait
-    out. Slabs cost their copies (a tridiagonal one's 4 MB: 11 ms in slabs, 4.4 ms in one
-    call), so an array that writes little text (mostly zeros) is written in one call."""
-    option = orjson.OPT_SERIALIZE_NUMPY
-    if not (isinstance(value, np.ndarray) and value.ndim and len(value) > 1
-            and value.size > PIECE_ELEMENTS and _text_bytes(value) >= SLAB_MIN_TEXT):
-        return orjson.Fragment(orjson.dumps(value, option=option))
-    rows = max(1, PIECE_ELEMENTS // (value.size // len(value)))
-    # each slab's text less its outer brackets (the rows as the whole array's text has
-    # them), joined in one copy: each slice or concatenation of megabytes is a fresh
-    # allocation whose every page faults in, 4x the writing itself on a 1,000 x 1,000 matrix
-    parts: list[bytes | memoryview] = [b"["]
-    for i in range(0, len(value), rows):
-        parts += (memoryview(orjson.dumps(value[i : i + rows], option=option))[1:-1], b",")
-    parts[-1] = b"]"
-    return orjson.Fragment(b"".join(parts))
-
-
-def _text_bytes(value: np.ndarray) -> int:
-    """About the bytes of JSON ``value`` writes: 4 a zero (``0.0,``), 24 any other number
-    (the longest float64 text and its comma); strings (non-finite values) counted long."""
-    if value.dtype != np.float64:
-        return 24 * value.size
-    nonzero = int(np.count_nonzero(value))
-    return 4 * (value.size - nonzero) + 24 * nonzero
 
 
 class Note(BaseModel):

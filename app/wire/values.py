@@ -12,9 +12,16 @@ import math
 from typing import Annotated, Any
 
 import numpy as np
+import orjson
 from pydantic import PlainValidator, WithJsonSchema
 
 NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+# Elements of a large array written at a time (``encode_for_response``): about 2 ms of the
+# interpreter lock each.
+PIECE_ELEMENTS = 1 << 16
+# Bytes of text a finite array is estimated to write from which it is written in slabs:
+# about 10 ms of the lock in one call (orjson writes about 1.2 ns a byte here).
+SLAB_MIN_TEXT = 8 << 20
 MAX_RANK = 32  # of a value and of any node (Limits.max_rank): Jacobians add ranks, numpy allows 64
 _NUMBER_TYPES = frozenset({float, int})
 
@@ -142,16 +149,64 @@ def encode(value: Any) -> Any:
 
 
 def encode_for_response(value: Any) -> Any:
-    """As ``encode``, but a finite array stays a (C-ordered) ndarray.
+    """As ``encode``, but a finite array stays a (C-ordered) ndarray, and a large array is
+    written now, a slab of rows at a time (an ``orjson.Fragment`` of the same bytes).
 
     Why: the response renderer (orjson) writes float64 arrays straight from memory,
     about ten times faster than building nested lists first; that is most of a large
-    Hessian's response time. Non-finite arrays still become lists with the strings.
+    Hessian's response time. But orjson holds the interpreter lock while it writes, and
+    ``/healthz`` on the event loop waits it out: a dense 1,000 x 1,000 array of distinct
+    numbers takes about 30 ms in one call, and one with a non-finite number, built into
+    nested lists with the strings, far longer and about 65 MB. Slabs cost their copies (a
+    tridiagonal one's 4 MB: 11 ms in slabs, 4.4 ms in one call), so a finite array that
+    writes little text (mostly zeros) is written in one call.
     """
-    if isinstance(value, np.ndarray) and value.ndim and value.dtype == np.float64:
-        if np.isfinite(value).all():
-            return np.ascontiguousarray(value)
-    return encode(value)
+    if not (isinstance(value, np.ndarray) and value.ndim and value.dtype == np.float64):
+        return encode(value)
+    finite = bool(np.isfinite(value).all())
+    if value.size > PIECE_ELEMENTS and (not finite or _text_bytes(value) >= SLAB_MIN_TEXT):
+        parts: list[bytes | memoryview] = []
+        _write_in_slabs(value, parts)
+        # joined in one copy: each slice or concatenation of megabytes is a fresh
+        # allocation whose every page faults in, 4x the writing itself on 1,000 x 1,000
+        return orjson.Fragment(b"".join(parts))
+    return np.ascontiguousarray(value) if finite else encode(value)
+
+
+def written(value: Any) -> orjson.Fragment:
+    """Encoded data (``encode_for_response``) written now as the response writes it, to be
+    placed into a body as it is: for a body that holds one array twice (a one-source
+    Hessian's block and its matrix)."""
+    return value if isinstance(value, orjson.Fragment) else orjson.Fragment(_dumps(value))
+
+
+def _dumps(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _write_in_slabs(value: np.ndarray, parts: list[bytes | memoryview]) -> None:
+    """Append ``value``'s JSON text to ``parts``, at most ``PIECE_ELEMENTS`` a call."""
+    if value.size <= PIECE_ELEMENTS:
+        parts.append(_dumps(encode_for_response(value)))  # a piece: never slabs again
+        return
+    row = value.size // len(value)
+    step = max(1, PIECE_ELEMENTS // row)
+    parts.append(b"[")
+    for i in range(0, len(value), step):
+        if i:
+            parts.append(b",")
+        if row > PIECE_ELEMENTS:  # one row is more than a piece: split inside it
+            _write_in_slabs(value[i], parts)
+        else:  # the slab's rows, less the brackets around them
+            parts.append(memoryview(_dumps(encode_for_response(value[i : i + step])))[1:-1])
+    parts.append(b"]")
+
+
+def _text_bytes(value: np.ndarray) -> int:
+    """About the bytes of JSON ``value`` writes: 4 a zero (``0.0,``), 24 any other number
+    (the longest float64 text and its comma; a non-finite one's string is shorter)."""
+    nonzero = int(np.count_nonzero(value))
+    return 4 * (value.size - nonzero) + 24 * nonzero
 
 
 def _nonfinite_str(x: float) -> str:

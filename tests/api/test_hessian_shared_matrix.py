@@ -11,8 +11,8 @@ import pytest
 
 from app import rendering
 from app.examples import rosenbrock
-from app.wire import responses
-from app.wire.responses import rendered
+from app.wire import values
+from app.wire.values import encode_for_response, written
 from bench.rosenbrock import exact_hessian
 from tests.api.support import graph, op, post, var
 
@@ -59,19 +59,35 @@ def test_a_block_that_is_not_the_matrix_is_written_on_its_own(client):
 
 @pytest.mark.parametrize("slabs", [True, False])
 @pytest.mark.parametrize("shape", [(1000, 1000), (70_000,), (3, 70_000), (300, 300, 3),
-                                   (2, 1, 65_537), (65_537, 1), (5, 0)])
+                                   (2, 1, 65_537), (65_537, 1), (1, 2, 140_000), (5, 0)])
 def test_a_large_array_written_in_slabs_is_the_same_text(monkeypatch, shape, slabs):
-    """``rendered`` writes a large array of much text a slab of rows at a time (the event
-    loop gets the interpreter lock between slabs): the bytes are those of one
-    ``orjson.dumps``, mostly zeros or not."""
-    monkeypatch.setattr(responses, "SLAB_MIN_TEXT", 0 if slabs else 10**12)
+    """A large array of much text is written a slab of rows at a time (the event loop gets
+    the interpreter lock between slabs): the bytes are those of one ``orjson.dumps``,
+    mostly zeros or not."""
+    monkeypatch.setattr(values, "SLAB_MIN_TEXT", 0 if slabs else 10**12)
     value = np.random.default_rng(7).standard_normal(shape)
-    for written in (value, np.where(np.abs(value) > 2.5, value, 0.0)):
-        whole = orjson.dumps(written, option=orjson.OPT_SERIALIZE_NUMPY)
-        assert orjson.dumps({"m": rendered(written)}) == b'{"m":' + whole + b"}"
+    for finite in (value, np.where(np.abs(value) > 2.5, value, 0.0)):
+        whole = orjson.dumps(finite, option=orjson.OPT_SERIALIZE_NUMPY)
+        assert orjson.dumps({"m": written(encode_for_response(finite))}) == b'{"m":' + whole + b"}"
 
 
-def test_only_an_array_of_much_text_is_written_in_slabs(monkeypatch):
+@pytest.mark.parametrize("shape", [(1000, 1000), (70_000,), (2, 1, 65_537), (1, 2, 140_000)])
+def test_a_large_array_with_non_finite_numbers_is_written_in_slabs_as_the_codec_writes_it(
+        monkeypatch, shape):
+    """Non-finite numbers are strings (the codec's nested lists): in pieces, never the whole
+    array as Python objects at once, and the same text as the whole written by ``encode``."""
+    value = np.random.default_rng(3).standard_normal(shape)
+    flat = value.reshape(-1)
+    flat[::9_999], flat[1::10_007], flat[2::30_011] = np.nan, np.inf, -np.inf
+    encoded = values.encode(value)
+    calls = _calls(monkeypatch)
+    text = orjson.dumps({"m": encode_for_response(value)})
+    assert text == orjson.dumps({"m": encoded})
+    assert calls and max(np.size(c) for c in calls) <= values.PIECE_ELEMENTS
+
+
+def _calls(monkeypatch) -> list[tuple[int, ...]]:
+    """The shapes ``orjson.dumps`` is given by the codec from now on."""
     calls: list[tuple[int, ...]] = []
     dumps = orjson.dumps
 
@@ -79,10 +95,41 @@ def test_only_an_array_of_much_text_is_written_in_slabs(monkeypatch):
         calls.append(np.shape(value))
         return dumps(value, *args, **kwargs)
 
-    monkeypatch.setattr(responses.orjson, "dumps", counted)
+    monkeypatch.setattr(values.orjson, "dumps", counted)
+    return calls
+
+
+def test_only_an_array_of_much_text_is_written_in_slabs(monkeypatch):
+    calls = _calls(monkeypatch)
     tridiagonal = np.diag(np.full(1000, 2.0)) + np.diag(np.full(999, -1.0), 1)
-    rendered(tridiagonal)  # 4 MB of text, mostly "0.0"
-    assert calls == [(1000, 1000)]
-    calls.clear()
-    rendered(np.random.default_rng(1).standard_normal((1000, 1000)))  # about 20 MB
+    assert isinstance(encode_for_response(tridiagonal), np.ndarray)  # 4 MB, mostly "0.0"
+    assert calls == []
+    encode_for_response(np.random.default_rng(1).standard_normal((1000, 1000)))  # ~20 MB
     assert len(calls) == 16 and calls[0] == (65, 1000)
+
+
+@pytest.mark.parametrize("path", ["evaluate", "gradient", "jacobian"])
+def test_every_large_answer_is_written_in_slabs(client, monkeypatch, path):
+    """Outputs, gradients and Jacobians, not only Hessians: each piece at most
+    ``PIECE_ELEMENTS`` (here 64), with the numbers the engine computed."""
+    monkeypatch.setattr(values, "SLAB_MIN_TEXT", 0)
+    monkeypatch.setattr(values, "PIECE_ELEMENTS", 64)
+    x = np.linspace(0.1, 1.0, 400)
+    body = graph(var("x", x.tolist()), op("c", "reshape", "x", shape=[400, 1]),
+                 op("o", "mul", "c", "x"), op("s", "sin", "o"),
+                 *([op("f", "sum", "s")] if path == "gradient" else []), check="none")
+    if path == "jacobian":
+        body = graph(var("x", x.tolist()), op("s", "sin", "x"), op("f", "mul", "s", "x"),
+                     check="none")
+    calls = _calls(monkeypatch)
+    answer = post(client, path, body)
+    assert len(calls) > 1 and max(np.size(c) for c in calls) <= 64
+    outer = np.outer(x, x)
+    if path == "evaluate":
+        np.testing.assert_allclose(answer["outputs"]["s"], np.sin(outer), rtol=1e-15)
+    elif path == "gradient":
+        np.testing.assert_allclose(answer["gradients"]["x"],
+                                   2 * np.cos(outer) @ x, rtol=1e-12)
+    else:
+        np.testing.assert_allclose(answer["jacobian"]["f"]["x"],
+                                   np.diag(np.cos(x) * x + np.sin(x)), rtol=1e-15)
