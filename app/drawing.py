@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import orjson
 
 from engine.errors import ComputeLimitError
 
@@ -57,6 +58,8 @@ def show(value: Any, limit: int = 4) -> str:
     """
     if value is None:
         return "null"
+    if isinstance(value, orjson.Fragment):  # a large array, written for the wire in slabs
+        value = orjson.loads(orjson.dumps(value))
     if isinstance(value, np.ndarray):
         if value.ndim == 0:
             return _number(value.item())

@@ -163,6 +163,7 @@ def encode_for_response(value: Any) -> Any:
     """
     if not (isinstance(value, np.ndarray) and value.ndim and value.dtype == np.float64):
         return encode(value)
+    value = np.asarray(value)  # a subclass (np.matrix) may keep its rank when indexed
     finite = bool(np.isfinite(value).all())
     if value.size > PIECE_ELEMENTS and (not finite or _text_bytes(value) >= SLAB_MIN_TEXT):
         parts: list[bytes | memoryview] = []

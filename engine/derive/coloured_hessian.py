@@ -115,11 +115,11 @@ def columns_for(remembered: Remembered | None, shapes: Mapping[str, tuple[int, .
 
 def columns_within(remembered: Remembered | None, shapes: Mapping[str, tuple[int, ...]],
                    question: Hashable, admitted: float, settle: Callable[[int], None],
-                   refusal: Exception) -> Columns:
+                   refusal: Callable[[], Exception]) -> Columns:
     """As ``columns_for``, for a request whose n-seed sweep is over the cost limits: the
     coloured sweep from the first sight, its detection within the ``admitted`` work,
     priced once its colours are known (``settle`` hears them, and may refuse), else
-    ``refusal`` (a pattern too dense to pay or to find, a number that is not finite)."""
+    ``refusal()`` (a pattern too dense to pay or to find, a number that is not finite)."""
 
     def columns(rec: RecordedGradient, sources: list[Tensor]) -> list[np.ndarray | None]:
         seen = None
@@ -128,11 +128,11 @@ def columns_within(remembered: Remembered | None, shapes: Mapping[str, tuple[int
             assert isinstance(seen, _Sightings)
         plan = _plan(seen, rec, sources, True, gathered_for(admitted), reuse_large=True)
         if plan is None:
-            raise refusal
+            raise refusal()
         settle(plan.seeds.shape[0])
         found = coloured_columns(rec, sources, plan)
         if found is None:
-            raise refusal
+            raise refusal()
         return found
 
     return columns

@@ -168,8 +168,13 @@ def _dense_columns(s: Setup, n: int, what: str) -> hessian_mod.Columns | None:
                    f"{what}'s coloured sweep ({colours} colours)")
 
         admitted = cost.sparse_hessian(graph_cost, n, dense=True).work
-        return coloured_hessian.columns_within(remembered, s.shapes, question, admitted,
-                                               settle_colours, refusal)
+        # the sweep raises a new one: this one, raised again from the sweep's closure,
+        # would hold that closure's frame in its traceback (a reference cycle)
+        detail, node, field = refusal.detail, refusal.node, refusal.field
+        limit, estimate = refusal.limit, refusal.estimate
+        return coloured_hessian.columns_within(
+            remembered, s.shapes, question, admitted, settle_colours,
+            lambda: CostError(detail, node=node, field=field, limit=limit, estimate=estimate))
     if s.batch is not None:
         return None
     return coloured_hessian.columns_for(remembered, s.shapes, question, priced, n)

@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from app import drawing
+from app.wire import values
 from app.wire.pictures import DRAW_MAX_NODES
 from tests.api.support import SEED_3, graph, op, var
 
@@ -192,6 +193,17 @@ def test_large_tensors_are_labelled_by_their_first_entries_only(client):
     nodes[1] = op("b", "broadcast_to", "x", shape=[1000, 1000])
     r = client.post("/v1/draw", json={**graph(*nodes, op("t", "sum", "s")), "check": "none"})
     assert r.status_code == 422 and r.json()["type"].endswith("cost-limit")
+
+
+def test_a_gradient_written_in_slabs_is_drawn_by_its_first_entries(client, monkeypatch):
+    """A large array is an ``orjson.Fragment`` in the answer (app.wire.values): the picture
+    still reads its numbers (pieces of 4 here, so that a small gradient is one)."""
+    monkeypatch.setattr(values, "PIECE_ELEMENTS", 4)
+    monkeypatch.setattr(values, "SLAB_MIN_TEXT", 0)
+    x = var("x", [0.0, 1.0, 2.0, 4.0, 8.0, 16.0])
+    body = {**graph(x, op("l", "log", "x"), op("f", "sum", "l")), "check": "none"}
+    found = nodes_of(client.post("/v1/draw", json=body))
+    assert "adjoint [Infinity, 1, 0.5, 0.25, ...]" in lines(found["x"])
 
 
 def test_a_replica_without_graphviz_says_so_with_a_503(client, monkeypatch):

@@ -4,6 +4,7 @@ writes those numbers once and places them at both fields, byte for byte as befor
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import orjson
@@ -83,7 +84,7 @@ def test_a_large_array_with_non_finite_numbers_is_written_in_slabs_as_the_codec_
     calls = _calls(monkeypatch)
     text = orjson.dumps({"m": encode_for_response(value)})
     assert text == orjson.dumps({"m": encoded})
-    assert calls and max(np.size(c) for c in calls) <= values.PIECE_ELEMENTS
+    assert calls and max(math.prod(c) for c in calls) <= values.PIECE_ELEMENTS
 
 
 def _calls(monkeypatch) -> list[tuple[int, ...]]:
@@ -123,7 +124,7 @@ def test_every_large_answer_is_written_in_slabs(client, monkeypatch, path):
                      check="none")
     calls = _calls(monkeypatch)
     answer = post(client, path, body)
-    assert len(calls) > 1 and max(np.size(c) for c in calls) <= 64
+    assert len(calls) > 1 and max(math.prod(c) for c in calls) <= 64
     outer = np.outer(x, x)
     if path == "evaluate":
         np.testing.assert_allclose(answer["outputs"]["s"], np.sin(outer), rtol=1e-15)

@@ -12,7 +12,11 @@ import numpy as np
 import pytest
 
 import engine as tf
+from engine.derive import coloured_hessian, derivatives
+from engine.errors import CostError
+from engine.graphs.build import build_graph
 from tests.cycles import ours_in_cycles
+from tests.engine.test_coloured_hessian import limited, node, var
 
 
 def _nested_sources() -> None:
@@ -76,9 +80,22 @@ def _second_gradient_refused() -> None:
         pass
 
 
+def _refused_by_the_coloured_sweep() -> None:
+    """A dense Hessian over the cost limits, seen for the first time: refused from inside
+    the sweep (engine.derive.coloured_hessian.columns_within)."""
+    coloured_hessian._PLANS.clear()
+    x = np.linspace(0.5, 1.5, 1000).tolist()
+    nodes = [var("x", x), node("a", "sin", "x"), node("b", "mul", "a", "x"),
+             node("c", "exp", "b"), node("d", "tanh", "c"), node("e", "mul", "d", "a"),
+             node("s", "sum", "e"), node("f", "square", "s")]
+    with pytest.raises(CostError):
+        derivatives.hessian(limited(build_graph(nodes)))
+
+
 @pytest.mark.parametrize("use", [
     _nested_sources, _persistent_twice_and_jacobian, _nested_tapes_hessian,
     _batch_jacobian, _custom_gradient, _sparse, _second_gradient_refused,
+    _refused_by_the_coloured_sweep,
 ], ids=lambda f: f.__name__.strip("_"))
 def test_nothing_is_left_in_a_cycle(use: Callable[[], None]):
     use()  # first sight: caches fill
