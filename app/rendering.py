@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from app.wire.values import encode, encode_for_response, jsonable, written
+from app.wire.values import encode_for_response, jsonable, written
 from engine.check.agreement import CheckReport
 from engine.derive.query import Result
 
@@ -110,6 +110,7 @@ def note(item: Any) -> dict[str, Any]:
 
 
 def _trace(trace: Any) -> dict[str, Any]:
+    wire = encode_for_response
     return {
         "entries": [
             {
@@ -118,16 +119,16 @@ def _trace(trace: Any) -> dict[str, Any]:
                 "inputs": list(e.inputs),
                 "output": e.output,
                 "shape": list(e.shape),
-                "value": encode(e.value),
-                "grad": encode(e.grad),
+                "value": wire(e.value),
+                "grad": wire(e.grad),
                 "attrs": jsonable(e.attrs),
             }
             for e in trace.entries
         ],
         "text": trace.text,
         "leaves": [
-            {"name": c.name, "kind": c.kind, "shape": list(c.shape), "value": encode(c.value),
-             "grad": encode(c.grad)}
+            {"name": c.name, "kind": c.kind, "shape": list(c.shape), "value": wire(c.value),
+             "grad": wire(c.grad)}
             for c in trace.leaves
         ],
     }

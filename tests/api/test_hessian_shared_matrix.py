@@ -111,14 +111,15 @@ def test_only_an_array_of_much_text_is_written_in_slabs(monkeypatch):
 
 @pytest.mark.parametrize("path", ["evaluate", "gradient", "jacobian"])
 def test_every_large_answer_is_written_in_slabs(client, monkeypatch, path):
-    """Outputs, gradients and Jacobians, not only Hessians: each piece at most
+    """Outputs, gradients, Jacobians and traces, not only Hessians: each piece at most
     ``PIECE_ELEMENTS`` (here 64), with the numbers the engine computed."""
     monkeypatch.setattr(values, "SLAB_MIN_TEXT", 0)
     monkeypatch.setattr(values, "PIECE_ELEMENTS", 64)
     x = np.linspace(0.1, 1.0, 400)
     body = graph(var("x", x.tolist()), op("c", "reshape", "x", shape=[400, 1]),
                  op("o", "mul", "c", "x"), op("s", "sin", "o"),
-                 *([op("f", "sum", "s")] if path == "gradient" else []), check="none")
+                 *([op("f", "sum", "s")] if path == "gradient" else []), check="none",
+                 trace=path == "gradient")
     if path == "jacobian":
         body = graph(var("x", x.tolist()), op("s", "sin", "x"), op("f", "mul", "s", "x"),
                      check="none")
@@ -131,6 +132,11 @@ def test_every_large_answer_is_written_in_slabs(client, monkeypatch, path):
     elif path == "gradient":
         np.testing.assert_allclose(answer["gradients"]["x"],
                                    2 * np.cos(outer) @ x, rtol=1e-12)
+        assert len(calls) > 2 * 400 * 400 // 64  # the trace's s and o too, value and grad
+        entry = {e["output"]: e for e in answer["trace"]["entries"]}["s"]
+        np.testing.assert_allclose(entry["value"], np.sin(outer), rtol=1e-15)
+        np.testing.assert_allclose(entry["grad"], np.ones_like(outer), rtol=0)
+        assert answer["trace"]["leaves"][0]["value"] == x.tolist()
     else:
         np.testing.assert_allclose(answer["jacobian"]["f"]["x"],
                                    np.diag(np.cos(x) * x + np.sin(x)), rtol=1e-15)
