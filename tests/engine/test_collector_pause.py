@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gc
 import threading
+import weakref
 
 import pytest
 
 import engine as tf
+from engine.tape.collector import CollectorPause
 
 
 @pytest.fixture(autouse=True)
@@ -80,3 +82,40 @@ def test_gradient_after_the_with_block_pauses_and_resumes():
     assert gc.isenabled()
     assert float(tape.gradient(y, x)) == 4.0
     assert gc.isenabled()
+
+
+def test_a_pause_that_never_ends_still_collects_what_cycles_hold(monkeypatch):
+    """Under load some tape always records: a tape starting once the pause has lasted
+    ``COLLECT_AFTER_SECONDS`` collects first, so a cycle is not held for the whole load."""
+    monkeypatch.setattr(CollectorPause, "COLLECT_AFTER_SECONDS", 0.0)
+    pause = CollectorPause()
+
+    class Node:
+        pass
+
+    pause.hold()  # a long request, recording all along
+    try:
+        held = Node()
+        held.self = held
+        alive = weakref.ref(held)
+        del held
+        assert alive() is not None  # only the cyclic collector can free it
+        pause.hold()  # another request starts meanwhile
+        pause.release()
+        assert alive() is None
+        assert not gc.isenabled()  # and the pause goes on
+    finally:
+        pause.release()
+    assert gc.isenabled()
+
+
+def test_a_short_pause_does_not_collect(monkeypatch):
+    monkeypatch.setattr(CollectorPause, "COLLECT_AFTER_SECONDS", 3600.0)
+    collected: list[int] = []
+    monkeypatch.setattr(gc, "collect", lambda generation=2: collected.append(generation))
+    pause = CollectorPause()
+    pause.hold()
+    pause.hold()
+    pause.release()
+    pause.release()
+    assert collected == []
