@@ -12,7 +12,9 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 
+from app.sending import PIECE_BYTES, send_in_pieces
 from app.wire.values import EncodedValue
 
 
@@ -29,6 +31,18 @@ class WireJSON(JSONResponse):
         # orjson: numpy arrays written natively (see values.encode_for_response); the codec
         # has already turned every non-finite number into its string
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if len(self.body) <= PIECE_BYTES:
+            await super().__call__(scope, receive, send)
+            return
+        try:  # a large answer: a piece at a time (app.sending), its room held until then
+            await send({"type": "http.response.start", "status": self.status_code,
+                        "headers": self.raw_headers})
+            await send_in_pieces(send, self.body)
+        finally:
+            if self.background is not None:
+                await self.background()
 
 
 class Note(BaseModel):
