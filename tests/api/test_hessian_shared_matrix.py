@@ -140,3 +140,13 @@ def test_every_large_answer_is_written_in_slabs(client, monkeypatch, path):
     else:
         np.testing.assert_allclose(answer["jacobian"]["f"]["x"],
                                    np.diag(np.cos(x) * x + np.sin(x)), rtol=1e-15)
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # np.matrix itself
+def test_a_matrix_subclass_is_written_as_a_plain_array(monkeypatch):
+    """``np.matrix`` keeps two dimensions when indexed: written as its plain array."""
+    monkeypatch.setattr(values, "PIECE_ELEMENTS", 4)
+    monkeypatch.setattr(values, "SLAB_MIN_TEXT", 0)
+    m = np.matrix(np.arange(10.0).reshape(2, 5))
+    m[0, 0] = np.nan
+    assert orjson.dumps(written(encode_for_response(m))) == orjson.dumps(values.encode(m))
