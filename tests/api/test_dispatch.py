@@ -50,6 +50,17 @@ def test_anything_larger_goes_to_the_threadpool(kind, body):
     assert not dispatch.is_tiny(ENDPOINTS[kind], _request(body))
 
 
+def test_many_values_are_not_tiny_and_not_summed(monkeypatch):
+    """More values than a tiny request has elements: refused before their sizes are read."""
+    read: list[object] = []
+    monkeypatch.setattr(dispatch, "_elements", lambda v: read.append(v) or 1)
+    names = {f"v{i}": 1.0 for i in range(dispatch.INLINE_MAX_ELEMENTS + 1)}
+    body = {"expression": "v0", "values": names, "check": "none"}
+    assert not dispatch.is_tiny(ENDPOINTS["gradient"], _request(body))
+    assert read == []
+    assert dispatch.is_tiny(ENDPOINTS["gradient"], _request({**body, "values": {"v0": 1.0}}))
+
+
 def _where_it_ran(client, monkeypatch) -> list[tuple[str, float]]:
     """(thread, inline bound) of every ``service.run`` from here on."""
     threads: list[tuple[str, float]] = []
