@@ -88,6 +88,15 @@ def decode_json(body: bytes) -> Any:
     return json.loads(body)
 
 
+def _decoded_or_error(body: bytes) -> Any:
+    """``decode_json(body)``, or the error it raised (``UNDECODABLE``), for FastAPI's
+    handler to report where its own decoding would have raised it (``_Decoded.json``)."""
+    try:
+        return decode_json(body)
+    except UNDECODABLE as exc:
+        return exc
+
+
 def _body_field(route: APIRoute) -> Any | None:
     """The route's body field if its body is one plain JSON model (the compute routes');
     None otherwise (no body, several parts, forms): those are left to FastAPI."""
@@ -112,10 +121,9 @@ def _decode_and_validate(field: Any, body: bytes) -> Any:
     # the collector's rescans of the objects a big body decodes to (all alive) cost more
     # than decoding it, as on a long tape: paused the same way (engine.tape.collector)
     with collector_paused:
-        try:
-            data = decode_json(body)
-        except UNDECODABLE as exc:  # for FastAPI's handler to report (_Decoded.json)
-            return exc
+        data = _decoded_or_error(body)
+        if isinstance(data, UNDECODABLE):
+            return data
         value, errors = field.validate(data, {}, loc=("body",))
     if errors:
         raise RequestValidationError(errors, body=data)
@@ -136,11 +144,7 @@ class OffloadedBodyRoute(APIRoute):
             if not is_json_media_type(request.headers.get("content-type")):
                 return await handler(request)
             if len(body) < OFF_LOOP_MIN_BYTES:
-                try:
-                    decoded: Any = decode_json(body)
-                except UNDECODABLE as exc:  # reported by FastAPI's handler (_Decoded.json)
-                    decoded = exc
-                return await handler(_Decoded(request, body, decoded))
+                return await handler(_Decoded(request, body, _decoded_or_error(body)))
             decoded = await off_loop(_decode_and_validate, field, body)
             return await handler(_Decoded(request, body, decoded))
 

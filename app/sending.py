@@ -22,9 +22,9 @@ STALL_SECONDS = 30.0
 logger = logging.getLogger("app.sending")
 
 
-async def send_in_pieces(send: Send, body: bytes) -> bool:
-    """``body`` as ``http.response.body`` messages of at most ``PIECE_BYTES``; whether the
-    client took it all (False: it took no piece for ``STALL_SECONDS``)."""
+async def send_in_pieces(send: Send, body: bytes) -> None:
+    """``body`` as ``http.response.body`` messages of at most ``PIECE_BYTES``, until the
+    client takes no piece for ``STALL_SECONDS``."""
     view = memoryview(body)
     for start in range(0, len(body), PIECE_BYTES):
         end = start + PIECE_BYTES
@@ -35,5 +35,4 @@ async def send_in_pieces(send: Send, body: bytes) -> bool:
         except TimeoutError:
             logger.warning("the client took no part of the answer for %.0f s (%d of %d bytes "
                            "sent): its connection is closed", STALL_SECONDS, start, len(body))
-            return False
-    return True
+            return
