@@ -36,6 +36,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.guards import OFF_LOOP_MIN_BYTES, is_json_media_type, off_loop
+from app.wire.bounded import check_counts
+from engine.graphs.graph import Limits
 from engine.tape.collector import collector_paused
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
@@ -110,7 +112,16 @@ def _body_field(route: APIRoute) -> Any | None:
     return field
 
 
-def _decode_and_validate(field: Any, body: bytes) -> Any:
+def _decoded_and_counted(body: bytes, limits: Limits) -> Any:
+    """``_decoded_or_error(body)``, its lists measured against ``limits`` first
+    (``app.wire.bounded.check_counts``: a LimitError past them)."""
+    data = _decoded_or_error(body)
+    if not isinstance(data, UNDECODABLE):
+        check_counts(data, limits)
+    return data
+
+
+def _decode_and_validate(field: Any, body: bytes, limits: Limits) -> Any:
     """The body as FastAPI makes it: ``json.loads``, then the field's own validation
     (``ModelField.validate``: the model in Python mode, errors under ``("body", ...)``).
 
@@ -121,7 +132,7 @@ def _decode_and_validate(field: Any, body: bytes) -> Any:
     # the collector's rescans of the objects a big body decodes to (all alive) cost more
     # than decoding it, as on a long tape: paused the same way (engine.tape.collector)
     with collector_paused:
-        data = _decoded_or_error(body)
+        data = _decoded_and_counted(body, limits)
         if isinstance(data, UNDECODABLE):
             return data
         value, errors = field.validate(data, {}, loc=("body",))
@@ -143,9 +154,11 @@ class OffloadedBodyRoute(APIRoute):
             body = await request.body()
             if not is_json_media_type(request.headers.get("content-type")):
                 return await handler(request)
+            limits = request.app.state.service.limits
             if len(body) < OFF_LOOP_MIN_BYTES:
-                return await handler(_Decoded(request, body, _decoded_or_error(body)))
-            decoded = await off_loop(_decode_and_validate, field, body)
+                decoded = _decoded_and_counted(body, limits)
+                return await handler(_Decoded(request, body, decoded))
+            decoded = await off_loop(_decode_and_validate, field, body, limits)
             return await handler(_Decoded(request, body, decoded))
 
         return offloaded

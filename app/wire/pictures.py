@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic import Field, StrictInt, field_validator, model_validator
 
+from app.wire.bounded import ListOf, MapOf, WireModel
 from app.wire.requests import Graph, GraphId, Ref
 from app.wire.values import Value
 
@@ -28,14 +29,12 @@ seconds and the picture is unreadable."""
 SVG = "image/svg+xml"
 
 
-class PlotRequest(BaseModel):
+class PlotRequest(WireModel):
     """f and its derivatives in one variable over a range, as a picture.
 
     Send exactly one of `graph`, `expression` or `graph_id` (not null); otherwise the
     answer is a 422.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     graph: Graph | None = Field(default=None, description="The computation (or `expression`).")
     expression: str | None = Field(
@@ -45,7 +44,7 @@ class PlotRequest(BaseModel):
         default=None, description="Instead of `graph` or `expression`: a registered graph's id."
     )
     variable: Ref = Field(description="The scalar leaf on the horizontal axis.")
-    range: list[float] = Field(
+    range: ListOf[float] = Field(
         min_length=2,
         max_length=2,
         description=f"`[a, b]`, `a < b`, each within ±{RANGE_MAX:g}: the variable's span.",
@@ -63,7 +62,7 @@ class PlotRequest(BaseModel):
         description=f"Evenly spaced values of the variable, ends included (2 to "
         f"{PLOT_MAX_SAMPLES}).",
     )
-    values: dict[str, Value] = Field(
+    values: MapOf[Value] = Field(
         default_factory=dict, description="Values of the other leaves, held fixed."
     )
     target: Ref | None = Field(

@@ -1,7 +1,7 @@
 """Request models: the graph, its nodes and the compute request, as the wire contract says.
 
-Models are strict: an unknown field is a 422 naming it (TensorFlow also refuses
-unknown keyword arguments), and booleans must be JSON booleans. A node's form is
+Models are strict (``app.wire.bounded``): an unknown field is a 422 naming it, and
+booleans must be JSON booleans. A node's form is
 checked here, once: the service hands the decoded nodes to the engine, which checks
 only what they mean (``engine.graphs.build.check_node``). Graph-level rules
 (references, cycles, arity, attrs, shapes) are the engine's, and its errors name
@@ -14,7 +14,6 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     PlainValidator,
@@ -27,6 +26,7 @@ from pydantic import (
 )
 
 from app.graph_store import GRAPH_ID_PATTERN
+from app.wire.bounded import ListOf, MapOf, WireModel
 from app.wire.node_form import form_nodes
 from app.wire.values import VALUE_SCHEMA, Value, decode
 from engine.tape.collector import collector_paused
@@ -86,14 +86,12 @@ Input = Annotated[
 ]
 
 
-class Node(BaseModel):
+class Node(WireModel):
     """One node: a leaf (`variable`, `constant`) or an op applied to its inputs."""
-
-    model_config = ConfigDict(extra="forbid")
 
     id: NodeId
     op: str = Field(max_length=64, description="A name from `GET /v1/ops`.")
-    inputs: list[Input] = Field(
+    inputs: ListOf[Input] = Field(
         default_factory=list,
         description="Ordered inputs: node ids (in any order; the graph is a DAG) or constants.",
     )
@@ -122,12 +120,10 @@ def _checked_nodes(raw: Any, model: ValidatorFunctionWrapHandler) -> Any:
     return model(raw) if nodes is None else nodes
 
 
-class Graph(BaseModel):
+class Graph(WireModel):
     """A computation as a list of nodes."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    nodes: Annotated[list[Node], WrapValidator(_checked_nodes)] = Field(min_length=1)
+    nodes: Annotated[ListOf[Node], WrapValidator(_checked_nodes)] = Field(min_length=1)
 
 
 def _exactly_one(*names: str) -> Callable[[dict[str, Any]], None]:
@@ -148,11 +144,10 @@ def _exactly_one(*names: str) -> Callable[[dict[str, Any]], None]:
     return add_rule
 
 
-class ComputeRequest(BaseModel):
+class ComputeRequest(WireModel):
     """What to compute: a graph or an expression, with TensorFlow's GradientTape options."""
 
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra=_exactly_one("graph", "expression", "expressions", "graph_id"),
     )
 
@@ -162,7 +157,7 @@ class ComputeRequest(BaseModel):
         description=EXPRESSION_GRAMMAR,
         examples=["x^2 + y^3", "2x sin x", "g = e^(-x^2/2) / sqrt(2pi)"],
     )
-    expressions: dict[str, str] | None = Field(
+    expressions: MapOf[str] | None = Field(
         default=None,
         description=(
             "Several named expressions instead of `expression`, e.g. "
@@ -181,17 +176,17 @@ class ComputeRequest(BaseModel):
             "A 404 problem means this replica does not hold it (any more): register it again."
         ),
     )
-    values: dict[str, Value] = Field(
+    values: MapOf[Value] = Field(
         default_factory=dict, description="Leaf values by id; override a node's own `value`."
     )
-    target: Ref | list[Ref] | None = Field(
+    target: Ref | ListOf[Ref] | None = Field(
         default=None,
         description="Node id or list of ids (a list is summed, as TF does). Default: last node.",
     )
-    sources: list[Ref] | None = Field(
+    sources: ListOf[Ref] | None = Field(
         default=None, description="Ids to differentiate with respect to. Default: watched leaves."
     )
-    watch: list[Ref] = Field(
+    watch: ListOf[Ref] = Field(
         default_factory=list,
         description="Extra ids to watch: constants and non-trainable variables (`tape.watch`).",
     )
@@ -202,7 +197,7 @@ class ComputeRequest(BaseModel):
         default="none",
         description="A source with no path to the target: `none` gives null, `zero` zeros.",
     )
-    output_gradients: dict[str, Value] | None = Field(
+    output_gradients: MapOf[Value] | None = Field(
         default=None,
         description="Upstream gradient per target id, of the target's shape. Default: ones.",
     )
@@ -220,7 +215,7 @@ class ComputeRequest(BaseModel):
             "leaves and a jaxpr-like text. Priced as response bytes before anything runs."
         ),
     )
-    points: list[dict[str, Value]] | dict[str, Value] | None = Field(
+    points: ListOf[MapOf[Value]] | MapOf[Value] | None = Field(
         default=None,
         description=(
             "Many points in one request (`evaluate`, `gradient`, `hessian`): a list of "
@@ -274,10 +269,10 @@ class HessianRequest(ComputeRequest):
     )
 
 
-class GraphRequest(BaseModel):
+class GraphRequest(WireModel):
     """A graph to register: the same `graph` or `expression` a compute request takes."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_exactly_one("graph", "expression"))
+    model_config = ConfigDict(json_schema_extra=_exactly_one("graph", "expression"))
 
     graph: Graph | None = Field(default=None, description="The computation (or `expression`).")
     expression: str | None = Field(
@@ -291,12 +286,10 @@ class GraphRequest(BaseModel):
         return self
 
 
-class SymbolicRequest(BaseModel):
+class SymbolicRequest(WireModel):
     """A function to differentiate symbolically: no values needed."""
 
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra=_exactly_one("graph", "expression", "graph_id")
-    )
+    model_config = ConfigDict(json_schema_extra=_exactly_one("graph", "expression", "graph_id"))
 
     graph: Graph | None = Field(default=None, description="The computation (or `expression`).")
     expression: str | None = Field(
@@ -305,7 +298,7 @@ class SymbolicRequest(BaseModel):
     graph_id: GraphId | None = Field(
         default=None, description="Instead of `graph` or `expression`: a registered graph's id."
     )
-    values: dict[str, Value] = Field(
+    values: MapOf[Value] = Field(
         default_factory=dict,
         description=(
             "Leaf values by id (optional): when every leaf has one (here or in its node's "
@@ -316,7 +309,7 @@ class SymbolicRequest(BaseModel):
     target: Ref | None = Field(
         default=None, description="A scalar node to differentiate. Default: the last node."
     )
-    sources: list[Ref] | None = Field(
+    sources: ListOf[Ref] | None = Field(
         default=None,
         description=(
             "Leaves to differentiate by, in the order of every axis; a tensor leaf counts "

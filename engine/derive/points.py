@@ -37,7 +37,7 @@ from engine.derive.point_plan import (
 )
 from engine.derive.query import Query, Result
 from engine.errors import ComputeLimitError, GraphError, LimitError, ShapeError, short
-from engine.graphs.graph import LEAF_OPS, Graph, Limits, Node, to_value
+from engine.graphs.graph import LEAF_OPS, Graph, Limits, Node, check_count, to_value
 from engine.notes import Note
 from engine.ops.batching import aligned
 from engine.ops.reductions import point_axes
@@ -97,9 +97,7 @@ def _check_leaf(graph: Graph, key: Any, field: str) -> None:
 def _check_count(size: int, limits: Limits) -> None:
     if size < 1:
         raise GraphError("points is empty: give at least one point", field="points")
-    if size > limits.max_points:
-        raise LimitError(f"{size} points, over the limit of {limits.max_points}",
-                         field="points")
+    check_count(size, limits.max_points, "points", field="points")
 
 
 def _check_elements(name: str, arr: np.ndarray, limits: Limits) -> None:

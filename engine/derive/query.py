@@ -15,7 +15,7 @@ import numpy as np
 from engine import cost
 from engine.derive.sparse import SparseResult
 from engine.errors import ComputeLimitError, GraphError, ShapeError
-from engine.graphs.graph import Graph, Limits
+from engine.graphs.graph import Graph, Limits, check_count
 from engine.notes import Note
 from engine.tape.trace import Trace
 from engine.tensor import Tensor, as_value
@@ -67,6 +67,7 @@ def target_ids(q: Query) -> list[str]:
     """The target node ids (the last node by default), each checked to exist."""
     raw = q.graph.last if q.target is None else q.target
     ids = [raw] if isinstance(raw, str) else list(raw)
+    check_count(len(ids), q.limits.max_nodes, "ids in target", field="target")
     if not ids:
         raise GraphError("target must name at least one node", field="target")
     for t in ids:
@@ -76,7 +77,9 @@ def target_ids(q: Query) -> list[str]:
 
 
 def check_leaf_ids(q: Query, ids: Sequence[str], name: str) -> None:
-    """Every id of the field ``name`` is a node, and a leaf when it is ``watch``."""
+    """Every id of the field ``name`` is a node, and a leaf when it is ``watch``; at most
+    as many as a graph has nodes (each id costs the sweep an answer)."""
+    check_count(len(ids), q.limits.max_nodes, f"ids in {name}", field=name)
     for i in ids:
         if i not in q.graph.nodes:
             raise GraphError(f"{name} names {i!r}, which is not a node", node=i, field=name)

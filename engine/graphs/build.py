@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from engine import budget
-from engine.errors import AttrError, GraphError, LimitError, short
+from engine.errors import AttrError, GraphError, short
 from engine.graphs.graph import (
     DEFAULT_LIMITS,
     LEAF_OPS,
@@ -26,6 +26,7 @@ from engine.graphs.graph import (
     InlineConstant,
     Limits,
     Node,
+    check_count,
     held,
     to_value,
     with_node,
@@ -113,9 +114,8 @@ def check_node(nid: str, op: str, inputs: Sequence[Any], attrs: Mapping[str, Any
     if trainable is not None:
         raise GraphError(f"only leaves take 'trainable', not {op} nodes", node=nid,
                          field="trainable")
-    if len(inputs) > limits.max_inputs:
-        raise LimitError(f"{len(inputs)} inputs, over the limit of {limits.max_inputs}",
-                         node=nid, field="inputs")
+    if len(inputs) > limits.max_inputs:  # per node: a comparison, the call only to refuse
+        check_count(len(inputs), limits.max_inputs, "inputs", node=nid, field="inputs")
     if opdef.arity != len(inputs):  # the usual case costs one comparison, not a call
         try:
             opdef.check_arity(len(inputs), node=nid)
@@ -145,10 +145,7 @@ def build_graph(nodes: Sequence[Any], limits: Limits = DEFAULT_LIMITS,
         raise GraphError("the graph's nodes must be a list", field="nodes")
     if not nodes:
         raise GraphError("the graph has no nodes", field="nodes")
-    if len(nodes) > limits.max_nodes:
-        raise LimitError(
-            f"{len(nodes)} nodes, over the limit of {limits.max_nodes}", field="nodes"
-        )
+    check_count(len(nodes), limits.max_nodes, "nodes", field="nodes")
     with collector_paused:  # its rescans of a big graph's young nodes cost more than checking
         parsed: list[Node] = []
         index: dict[str, int] = {}

@@ -68,6 +68,14 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
+def check_count(count: int, limit: int, what: str, *, node: str | None = None,
+                field: str | None = None) -> None:
+    """Refuse ``count`` of ``what`` (nodes, a node's inputs, points, targets) past
+    ``limit``: checked on a list's length before any of its items is read."""
+    if count > limit:
+        raise LimitError(f"{count} {what}, over the limit of {limit}", node=node, field=field)
+
+
 @dataclass(frozen=True, eq=False, slots=True)  # eq=False: arrays have no truth value
 class InlineConstant:
     """A number or array written directly in a node's ``inputs``."""

@@ -1,0 +1,165 @@
+"""Refusing a hostile body costs about what reading it costs (``app.wire.bounded``).
+
+Before: pydantic reported every invalid item, so ``{"graph": {"nodes": [0, 0, ...]}}``
+made one error per two bytes (690,000 for 1.4 MB, about 3 s to refuse), and a node's
+450,000 valid inline constants were each decoded before the engine counted them. Here
+the number of errors a body makes is bounded whatever its size, lists a limit bounds are
+measured before their items are read, and both roads (a small body on the event loop, a
+large one in a worker thread) answer alike.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+import pytest
+from pydantic import ValidationError
+
+from app.guards import OFF_LOOP_MIN_BYTES
+from app.problems import MAX_ERRORS
+from app.wire.bounded import MAX_UNKNOWN_FIELDS, check_counts
+from app.wire.pictures import PlotRequest
+from app.wire.requests import ComputeRequest, GraphRequest, SymbolicRequest
+from engine.errors import LimitError
+from engine.graphs.graph import Limits
+
+SEED = {"expression": "x*y", "values": {"x": 1.0, "y": 2.0}, "check": "none"}
+HEADERS = {"content-type": "application/json"}
+
+
+def hostile(items: int) -> dict[str, dict[str, Any]]:
+    """Bodies that each make ``items`` errors or more when every invalid item is reported."""
+    unknown = {f"k{i}": 0 for i in range(items)}
+    return {
+        "nodes that are numbers": {"graph": {"nodes": [0] * items}},
+        "a node of unknown fields": {
+            "graph": {"nodes": [{"id": "x", "op": "variable", **unknown}]}
+        },
+        "unknown top-level fields": {**SEED, **unknown},
+        "values that are not numbers": {**SEED, "values": {f"v{i}": "x" for i in range(items)}},
+        "watch of numbers": {**SEED, "watch": [0] * items},
+        "target of numbers": {**SEED, "target": [0] * items},
+        "points that are not maps": {**SEED, "points": [0] * items},
+        "points of bad values": {**SEED, "points": [{"x": "a"}] * items},
+        "inputs that are not values": {
+            "graph": {"nodes": [{"id": "s", "op": "add_n", "inputs": [{}] * items}]}
+        },
+        "expressions of numbers": {"expressions": {f"e{i}": 0 for i in range(items)}},
+    }
+
+
+@pytest.mark.parametrize("model", [ComputeRequest, GraphRequest, SymbolicRequest, PlotRequest])
+@pytest.mark.parametrize("case", list(hostile(1)))
+def test_a_body_makes_few_errors_however_many_items_are_wrong(model, case):
+    body = hostile(5_000)[case]
+    with pytest.raises(ValidationError) as info:
+        model.model_validate(body)
+    # one per field at most, and MAX_UNKNOWN_FIELDS for an object's unknown fields
+    assert info.value.error_count() <= len(model.model_fields) + MAX_UNKNOWN_FIELDS
+
+
+def test_the_errors_of_different_fields_are_all_reported():
+    body = {"graph": {"nodes": [0]}, "check": "all", "trace": 1, "watch": [0], "colour": 1}
+    with pytest.raises(ValidationError) as info:
+        ComputeRequest.model_validate(body)
+    locs = {e["loc"][0] for e in info.value.errors()}
+    assert {"graph", "check", "trace", "watch", "colour"} <= locs
+
+
+def test_the_first_unknown_fields_are_named_in_order():
+    body = {**SEED, **{f"k{i}": 0 for i in range(1_000)}}
+    with pytest.raises(ValidationError) as info:
+        ComputeRequest.model_validate(body)
+    unknown = [e["loc"][0] for e in info.value.errors() if e["type"] == "extra_forbidden"]
+    assert unknown == [f"k{i}" for i in range(MAX_UNKNOWN_FIELDS)]
+
+
+def more_of(detail: str) -> int:
+    found = re.search(r"\(and (\d+) more\)", detail)
+    return int(found.group(1)) if found else 0
+
+
+@pytest.mark.parametrize("road", ["on the loop", "in a thread"])
+@pytest.mark.parametrize("case", list(hostile(1)))
+def test_the_problem_counts_few_errors_on_both_roads(client, case, road):
+    body = hostile(5_000 if road == "on the loop" else 60_000)[case]
+    raw = orjson.dumps(body)
+    assert (len(raw) < OFF_LOOP_MIN_BYTES) is (road == "on the loop"), len(raw)
+    r = client.post("/v1/gradient", content=raw, headers=HEADERS)
+    assert r.status_code in (413, 422), r.text
+    problem = r.json()
+    assert problem["detail"]
+    assert more_of(problem["detail"]) < MAX_ERRORS + MAX_UNKNOWN_FIELDS, problem["detail"]
+    assert len(problem.get("errors", [])) <= MAX_ERRORS
+    assert client.get("/healthz").status_code == 200
+
+
+def test_an_unknown_field_still_gets_its_suggestion(client):
+    body = {**SEED, "value": {"x": 1.0}, **{f"k{i}": 0 for i in range(100)}}
+    r = client.post("/v1/gradient", json=body)
+    assert r.status_code == 422
+    assert "did you mean 'values'?" in r.json()["errors"][0]["msg"]
+
+
+LIMITS = Limits(max_nodes=50, max_inputs=4, max_points=6)
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "node", "count"),
+    [
+        ({"graph": {"nodes": [0] * 51}}, "nodes", None, 51),
+        ({"graph": {"nodes": [{"id": "s", "op": "add_n", "inputs": [[0]] * 5}]}}, "inputs", "s", 5),
+        ({"graph": {"nodes": [{"id": 7, "op": "add_n", "inputs": [0] * 5}]}}, "inputs", None, 5),
+        ({"graph": {"nodes": [{"id": "a" * 129, "inputs": [0] * 5}]}}, "inputs", None, 5),
+        ({**SEED, "points": [{}] * 7}, "points", None, 7),
+        ({**SEED, "values": {f"v{i}": 0 for i in range(51)}}, "values", None, 51),
+        ({**SEED, "output_gradients": {f"v{i}": 0 for i in range(51)}}, "output_gradients",
+         None, 51),
+    ],
+)
+def test_lists_are_measured_before_their_items_are_read(body, field, node, count):
+    with pytest.raises(LimitError) as info:
+        check_counts(body, LIMITS)
+    assert info.value.field == field and info.value.node == node
+    assert info.value.detail.startswith(f"{count} ")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"graph": {"nodes": [{"id": "s", "op": "add_n", "inputs": [0] * 4}] * 50}},
+        {**SEED, "points": [{}] * 6, "values": {f"v{i}": 0 for i in range(50)}},
+        {"graph": "nodes"},
+        {"graph": {"nodes": {"a": 1}}},
+        {"points": {"x": [0] * 1000}},
+        [0] * 100,
+        "text",
+    ],
+)
+def test_lists_within_the_limits_pass_the_count(body):
+    check_counts(body, LIMITS)  # raises nothing: the models and the engine judge the rest
+
+
+@pytest.mark.parametrize("road", ["on the loop", "in a thread"])
+def test_a_node_of_too_many_inline_constants_is_refused_by_count(make_client, road):
+    client = make_client(max_inputs=10)
+    items = 10 if road == "on the loop" else 20_000
+    body = {"graph": {"nodes": [{"id": "s", "op": "add_n", "inputs": [[0.5]] * (items + 1)}]}}
+    raw = orjson.dumps(body)
+    assert (len(raw) < OFF_LOOP_MIN_BYTES) is (road == "on the loop")
+    r = client.post("/v1/evaluate", content=raw, headers=HEADERS)
+    assert r.status_code == 413, r.text
+    problem = r.json()
+    assert problem["node"] == "s" and problem["detail"].startswith(f"{items + 1} inputs")
+
+
+@pytest.mark.parametrize("field", ["target", "sources", "watch"])
+def test_more_ids_than_a_graph_has_nodes_are_refused(make_client, field):
+    client = make_client(max_nodes=20)
+    r = client.post("/v1/gradient", json={**SEED, field: ["x"] * 21})
+    assert r.status_code == 413, r.text
+    assert r.json()["detail"] == f"21 ids in {field}, over the limit of 20"
+    ok = client.post("/v1/gradient", json={**SEED, field: ["x"] * 20})
+    assert ok.status_code == 200, ok.text
