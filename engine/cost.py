@@ -35,6 +35,13 @@ Shape = tuple[int, ...]
 OVERHEAD = 6000.0  # work of the Python around one op of a graph run: tensor, tape entry
 SWEEP_OVERHEAD = 3000.0  # and around its rule in one reverse sweep
 NODE_BYTES = 600  # a node's Python objects: its tensor, tape entry, names and dict slots
+# A request pays for the ids it names too: 10,000 scalar targets of a Jacobian once priced
+# at 2e4 took 0.6 s (on the event loop, as tiny), 400 x 400 scalar pairs 5e6 took 1 s.
+ID_WORK = 3000.0  # per id of target, sources and watch: its tensor found, seeded, answered
+CALL_WORK = 60000.0  # per target of a Jacobian: a tape.jacobian call, and sweep, of its own
+PAIR_WORK = 6000.0  # per (target, source) of a Jacobian: a block, or the note why it is None
+PAIR_BYTES = 200  # and what that note adds to the answer
+BLOCK_WORK = 600.0  # per (source, source) block of a Hessian
 PATTERN_WORK = 250.0  # per element of the graph: a sparse Hessian's index sets and colours
 FLOAT_BYTES = 8
 TRACE_ENTRY_BYTES = 400  # one trace entry: its line of text and its JSON object, names and attrs
@@ -198,33 +205,47 @@ def gradient(g: GraphCost, outputs: float, sources: float, trace: bool = False) 
     return Estimate(g.forward + g.sweep(), peak, response, g.costliest)
 
 
-def jacobian(g: GraphCost, rows: float, cols: float, trace: bool = False) -> Estimate:
-    """One vectorised sweep, a seed per target element, or per source element when the
-    target is tall (engine.tape.transposed, which records a sweep and sweeps it again)."""
-    tall = rows > 2 * max(cols, 1)
-    seeds = cols if tall else rows
+def with_ids(estimate: Estimate, ids: int) -> Estimate:
+    """``estimate`` and the work of the ``ids`` ids a request names (target, sources, watch)."""
+    estimate.work += ids * ID_WORK
+    return estimate
+
+
+def jacobian(g: GraphCost, rows: float, cols: float, trace: bool = False, targets: int = 1,
+             sources: int = 1) -> Estimate:
+    """A vectorised sweep per target id, a seed per target element, or per source element
+    when the target is tall (engine.tape.transposed, which records a sweep and sweeps it
+    again); and a block per (target, source) pair. Each target's sweep is priced over the
+    whole graph, as when each target depends on every node."""
+    tall = rows > 2 * max(cols, 1) * targets  # decided per target, on its own rows
+    seeds = cols * targets if tall else rows
     factor = RECORDED if tall else 1.0
-    work = g.forward + factor * (g.sweep() + g.sweep(seeds))
+    pairs = targets * sources
+    work = (g.forward + factor * (targets * g.sweep() + g.sweep(seeds))
+            + targets * CALL_WORK + pairs * PAIR_WORK)
     working = factor * (g.bytes + g.chunk(seeds) * (g.frontier + 2 * g.widest)) + g.scratch
     extra = traced(g, grads=False) if trace else 0.0
-    response, peak = _answer(2 * rows * cols + rows + extra, working)
+    notes = pairs * PAIR_BYTES / NUMBER_BYTES  # as numbers of the same bytes
+    response, peak = _answer(2 * rows * cols + rows + extra + notes, working)
     return Estimate(work, peak, response, g.costliest)
 
 
-def hessian(g: GraphCost, n: float, points: int = 1) -> Estimate:
-    """Nested tapes: a recorded gradient, then one vectorised sweep of n rows over it."""
-    work = g.forward + RECORDED * (g.sweep() + g.sweep(n))
+def hessian(g: GraphCost, n: float, points: int = 1, sources: int = 1) -> Estimate:
+    """Nested tapes: a recorded gradient, then one vectorised sweep of n rows over it; a
+    block per pair of source ids."""
+    work = g.forward + RECORDED * (g.sweep() + g.sweep(n)) + sources**2 * BLOCK_WORK
     working = RECORDED * (g.bytes + g.chunk(n) * (g.frontier + 2 * g.widest)) + g.scratch
     response, peak = _answer(2 * points * n * n + 2 * points * n, working)
     return Estimate(work, peak, response, g.costliest)
 
 
-def sparse_hessian(g: GraphCost, n: float, colours: float = 1.0, dense: bool = False
-                   ) -> Estimate:
+def sparse_hessian(g: GraphCost, n: float, colours: float = 1.0, dense: bool = False,
+                   sources: int = 1) -> Estimate:
     """A recorded gradient, its pattern, and one compressed sweep of ``colours`` rows;
     ``dense``: answered as the whole n x n matrix and its blocks, as ``hessian``."""
     pattern = PATTERN_WORK * g.bytes / FLOAT_BYTES
-    work = g.forward + pattern + RECORDED * (g.sweep() + g.sweep(colours))
+    blocks = sources**2 if dense else 0
+    work = g.forward + pattern + RECORDED * (g.sweep() + g.sweep(colours)) + blocks * BLOCK_WORK
     working = RECORDED * (g.bytes + g.chunk(colours) * (g.frontier + 2 * g.widest)) + g.scratch
     numbers = 2 * n * n + 2 * n if dense else 3 * n * colours + n
     response, peak = _answer(numbers, working)

@@ -89,18 +89,21 @@ def gradient(q: Query, points: Points | None = None) -> Result:
 def jacobian(q: Query) -> Result:
     """d target / d source for each pair, of shape ``target.shape + source.shape``."""
     s = set_up(q)
-    rows, cols = s.elements(s.targets), s.elements(s.sources)
-    s.charge("Jacobian", lambda g: cost.jacobian(g, rows, cols, q.trace))
+    # an id named twice has one block in the answer: made once
+    targets, sources = list(dict.fromkeys(s.targets)), list(dict.fromkeys(s.sources))
+    rows, cols = s.elements(targets), s.elements(sources)
+    s.charge("Jacobian", lambda g: cost.jacobian(g, rows, cols, q.trace, len(targets),
+                                                 len(sources)))
     check_work(q, rows, cols, "Jacobian")
     with GradientTape(persistent=True,
                       watch_accessed_variables=q.watch_accessed_variables) as tape:
         tape.watch(s.watched())
         tensors = s.run()
-    srcs = [tensors[i] for i in s.sources]
+    srcs = [tensors[i] for i in sources]
     jac: dict[str, dict[str, np.ndarray | None]] = {}
     notes: list[Note] = []
-    for t in s.targets:
-        jac[t] = arrays_by_id(s.sources, tape.jacobian(tensors[t], srcs, q.unconnected_gradients))
+    for t in targets:
+        jac[t] = arrays_by_id(sources, tape.jacobian(tensors[t], srcs, q.unconnected_gradients))
         notes += with_target(tape.notes, t)
     notes += s.notes(tensors)
     if q.output_gradients is not None:  # the contract lets every request carry them
@@ -152,22 +155,23 @@ def _dense_columns(s: Setup, n: int, what: str) -> hessian_mod.Columns | None:
     q = s.query
     question = (tuple(s.sources), tuple(s.targets), q.watch, q.watch_accessed_variables)
     remembered = getattr(q.graph, "remembered", None)
+    ids = len(s.sources)
     try:
-        priced = s.charge(what, lambda g: cost.hessian(g, n, s.points))
+        priced = s.charge(what, lambda g: cost.hessian(g, n, s.points, ids))
     except CostError as refusal:
         if s.batch is not None or coloured_hessian.known_not_to_pay(remembered, s.shapes,
                                                                      question):
             raise
         graph_cost = s.charge(f"{what} from its sparsity pattern",
-                              lambda g: cost.sparse_hessian(g, n, dense=True))
+                              lambda g: cost.sparse_hessian(g, n, dense=True, sources=ids))
         if graph_cost is None:
             raise
 
         def settle_colours(colours: int) -> None:
-            settle(q, cost.sparse_hessian(graph_cost, n, colours, dense=True),
+            settle(q, cost.sparse_hessian(graph_cost, n, colours, dense=True, sources=ids),
                    f"{what}'s coloured sweep ({colours} colours)")
 
-        admitted = cost.sparse_hessian(graph_cost, n, dense=True).work
+        admitted = cost.sparse_hessian(graph_cost, n, dense=True, sources=ids).work
         # the sweep raises a new one: this one, raised again from the sweep's closure,
         # would hold that closure's frame in its traceback (a reference cycle)
         detail, node, field = refusal.detail, refusal.node, refusal.field

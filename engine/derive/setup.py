@@ -72,9 +72,12 @@ class Setup:
 
     def charge(self, what: str, price: Callable[[cost.GraphCost], cost.Estimate]
                ) -> cost.GraphCost | None:
-        """``query.charge`` with batched nodes costing B times one point's."""
+        """``query.charge`` with batched nodes costing B times one point's, and the ids the
+        request names paid for."""
         batched = () if self.batch is None else self.batch.batched
-        return charge(self.query, what, self.shapes, price, batched, self.points)
+        ids = len(self.targets) + len(self.sources) + len(self.query.watch)
+        return charge(self.query, what, self.shapes,
+                      lambda g: cost.with_ids(price(g), ids), batched, self.points)
 
     def run(self) -> dict[str, Tensor]:
         """Every node's tensor, once for all points; tapes open around it record it."""
