@@ -205,10 +205,12 @@ def _message(request: Request, error: dict[str, Any]) -> str:
     if not names:
         return str(error.get("msg", ""))
     wrong = clip(loc[-1], MAX_LOC_PART)
-    close = difflib.get_close_matches(loc[-1], names, n=1, cutoff=0.6)
-    meant = ALIASES.get(loc[-1].lower())
-    if not close and meant in names:
-        close = [meant]
+    close: list[str] = []
+    if len(loc[-1]) <= MAX_LOC_PART:  # longer is no typo; difflib took 0.3 s on 2 MB of key
+        close = difflib.get_close_matches(loc[-1], names, n=1, cutoff=0.6)
+        meant = ALIASES.get(loc[-1].lower())
+        if not close and meant in names:
+            close = [meant]
     if close:
         return f"unknown field {wrong!r}: did you mean {close[0]!r}?"
     return (f"unknown field {wrong!r}; the fields here are {', '.join(names[:8])}"

@@ -56,8 +56,9 @@ class WireModel(BaseModel):
 
 def check_counts(body: Any, limits: Limits) -> None:
     """A LimitError for a list or map of a request body longer than its limit allows:
-    nodes, a node's inputs, points; ``values`` and ``output_gradients`` name nodes, so
-    they have at most as many entries. The engine checks the same once it reads them."""
+    nodes, a node's inputs, points; ``values``, ``output_gradients``, ``points`` (a map,
+    or each point of a list) and ``expressions`` name nodes, so they have at most as many
+    entries. The engine checks the same once it reads them."""
     if type(body) is not dict:
         return
     graph = body.get("graph")
@@ -73,7 +74,10 @@ def check_counts(body: Any, limits: Limits) -> None:
     points = body.get("points")
     if type(points) is list:
         check_count(len(points), limits.max_points, "points", field="points")
-    for name in ("values", "output_gradients"):
+        for point in points:
+            if type(point) is dict and len(point) > limits.max_nodes:
+                check_count(len(point), limits.max_nodes, "names in a point", field="points")
+    for name in ("values", "output_gradients", "points", "expressions"):
         named = body.get(name)
         if type(named) is dict:
             check_count(len(named), limits.max_nodes, f"names in {name}", field=name)

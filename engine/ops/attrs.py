@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import AttrError
+from engine.errors import AttrError, short
 
 
 @dataclass(frozen=True)
@@ -28,15 +28,21 @@ class Attr:
     doc: str = ""
 
 
+SHOWN_UNKNOWN = 5  # unknown attrs a refusal names
+
+
 def normalize_attrs(
     op_name: str, specs: Mapping[str, Attr], raw: Mapping[str, Any] | None, node: str | None
 ) -> dict[str, Any]:
     """``raw`` validated against ``specs`` (the attrs of op ``op_name``), defaults filled."""
     raw = dict(raw or {})
-    unknown = sorted(set(raw) - set(specs))
-    if unknown:
+    unknown = [k for k in raw if k not in specs]
+    if unknown:  # the first few named, in the order sent: a body may bring 190,000
         allowed = ", ".join(specs) or "none"
-        raise AttrError(f"unknown attr(s) {unknown} for {op_name}; allowed: {allowed}", node=node)
+        named = ", ".join(short(k, 40) for k in unknown[:SHOWN_UNKNOWN])
+        more = f" and {len(unknown) - SHOWN_UNKNOWN} more" if len(unknown) > SHOWN_UNKNOWN else ""
+        raise AttrError(f"unknown attr(s) [{named}]{more} for {op_name}; allowed: {allowed}",
+                        node=node)
     out = {}
     for name, spec in specs.items():
         if name not in raw:

@@ -163,3 +163,110 @@ def test_more_ids_than_a_graph_has_nodes_are_refused(make_client, field):
     assert r.json()["detail"] == f"21 ids in {field}, over the limit of 20"
     ok = client.post("/v1/gradient", json={**SEED, field: ["x"] * 20})
     assert ok.status_code == 200, ok.text
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({**SEED, "points": {f"v{i}": [0.0] for i in range(51)}}, "points"),
+        ({**SEED, "points": [{f"v{i}": 0.0 for i in range(51)}]}, "points"),
+        ({"expressions": {f"e{i}": "x" for i in range(51)}}, "expressions"),
+    ],
+)
+def test_names_of_points_and_expressions_are_counted(body, field):
+    with pytest.raises(LimitError) as info:
+        check_counts(body, LIMITS)
+    assert info.value.field == field and info.value.detail.startswith("51 names")
+
+
+def wide_expression(names: int) -> str:
+    """A text of ``names`` distinct variables."""
+    return " + ".join(f"w{i}" for i in range(names))
+
+
+def test_unused_value_names_are_searched_in_the_text_a_bounded_number_of_times(
+    client, monkeypatch
+):
+    """A hint for an unused name reads every name of the text: 3,269 names and 206,388
+    unused value names once took 130 s; now at most MAX_HINTED_NAMES are searched."""
+    from engine.graphs import expression
+
+    searched: list[str] = []
+    search = expression.run_together
+    monkeypatch.setattr(expression, "run_together",
+                        lambda name, words: searched.append(name) or search(name, words))
+    values = dict.fromkeys(wide_expression(300).split(" + "), 1.0)
+    values.update({f"zz{i}": 1.0 for i in range(2_000)})
+    r = client.post("/v1/gradient", json={"expression": wide_expression(300), "values": values,
+                                          "check": "none"})
+    assert r.status_code == 422, r.text
+    assert r.json()["field"] == "values"
+    assert 0 < len(searched) <= expression.MAX_HINTED_NAMES
+    # the hint itself is kept: a name run into a longer one is pointed out
+    r = client.post("/v1/gradient", json={"expression": "sinx", "values": {"x": 1.0}})
+    assert r.status_code == 422 and "`sinx` is one name" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("field", ["watch", "sources"])
+def test_listed_ids_are_checked_without_scanning_the_leaves(field, monkeypatch):
+    """Whether an id is a leaf is its node's op: ``in leaves`` scanned a tuple of 10,000
+    leaves for each of 10,000 ids (1.75 s)."""
+    from engine.derive import query
+    from engine.derive.query import Query
+    from engine.graphs.build import build_graph
+
+    class Unscannable(tuple):
+        def __contains__(self, item: object) -> bool:
+            raise AssertionError("the leaves were scanned")
+
+    nodes = [{"id": f"a{i}", "op": "variable", "value": 1.0} for i in range(50)]
+    graph = build_graph([*nodes, {"id": "y", "op": "sin", "inputs": ["a0"]}])
+    graph.leaves = Unscannable(graph.leaves)
+    q = Query(graph=graph, watch=["a49"] * 50 if field == "watch" else ())
+    query.check_leaf_ids(q, ["a49"] * 50 + ["y"] * (field == "sources"), field)
+    if field == "watch":
+        with pytest.raises(query.GraphError, match="which is not a leaf"):
+            query.check_leaf_ids(q, ["y"], field)
+
+
+def test_a_long_unknown_field_gets_no_spelling_search(client, monkeypatch):
+    """difflib reads every character of the key it compares: 2 MB of key took 0.3 s of the
+    event loop. A key longer than any field is no typo of one."""
+    import difflib
+
+    compared: list[str] = []
+    close = difflib.get_close_matches
+    monkeypatch.setattr(difflib, "get_close_matches",
+                        lambda word, *a, **k: compared.append(word) or close(word, *a, **k))
+    r = client.post("/v1/gradient", json={**SEED, "v" * 100_000: 1})
+    assert r.status_code == 422 and "the fields here are" in r.json()["errors"][0]["msg"]
+    assert compared == []
+    r = client.post("/v1/gradient", json={**SEED, "valeus": 1})
+    assert "did you mean 'values'?" in r.json()["errors"][0]["msg"] and compared == ["valeus"]
+
+
+def test_a_small_body_of_many_arrays_is_decoded_off_the_loop(client, monkeypatch):
+    """64 KB of nested one-number arrays took 26 to 42 ms to validate on the event loop."""
+    from app import offload
+
+    where: list[bool] = []
+    decode = offload._decode_and_validate
+    monkeypatch.setattr(offload, "_decode_and_validate",
+                        lambda *args: where.append(True) or decode(*args))
+    nested = [[[[[[0.5]]]]]] * 1000
+    body = orjson.dumps({"expression": "sum(x)", "values": {"x": nested}, "check": "none"})
+    assert len(body) < OFF_LOOP_MIN_BYTES
+    r = client.post("/v1/gradient", content=body, headers=HEADERS)
+    assert r.status_code == 200 and where == [True], r.text
+    r = client.post("/v1/gradient", json=SEED)
+    assert r.status_code == 200 and where == [True]  # the seed stays on the loop
+
+
+def test_a_refusal_names_a_few_unknown_attrs(client):
+    attrs = {f"k{i}": 0 for i in range(10_000)}
+    body = {"graph": {"nodes": [{"id": "x", "op": "variable", "value": [1.0]},
+                                {"id": "s", "op": "sum", "inputs": ["x"], "attrs": attrs}]}}
+    r = client.post("/v1/gradient", json=body)
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert "['k0', 'k1', 'k2', 'k3', 'k4'] and 9995 more" in detail and len(detail) < 400

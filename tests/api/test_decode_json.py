@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app import offload
+from app.guards import OFF_LOOP_MIN_BYTES
 from app.offload import decode_json
 from tests.api.support import graph, op, var
 
@@ -120,8 +121,9 @@ def test_the_service_answers_as_with_json_loads(make_client, monkeypatch, case, 
 
 def test_nesting_past_the_interpreters_recursion_is_a_400(make_client):
     """Only where an operator raised DERIV_MAX_JSON_DEPTH past what json.loads recurses."""
-    deep = b'{"expression": "x", "values": {"x": ' + b"[" * 5000 + b"1" + b"]" * 5000 + b"}}"
+    deep = b'{"expression": "x", "values": {"x": ' + b"[" * 3000 + b"1" + b"]" * 3000 + b"}}"
     client = make_client(max_json_depth=10_000)
-    for body in (deep, deep + b" " * offload.OFF_LOOP_MIN_BYTES):  # on the loop, in a thread
+    assert not offload.decoded_off_loop(deep)
+    for body in (deep, deep + b" " * OFF_LOOP_MIN_BYTES):  # on the loop, in a thread
         r = client.post("/v1/gradient", content=body, headers={"content-type": "application/json"})
         assert r.status_code == 400, r.text[:300]

@@ -78,10 +78,10 @@ def test_a_large_body_gets_the_answer_fastapi_gives_on_the_loop(
     make_client, monkeypatch, calls, case, path
 ):
     client, body = make_client(), CASES[case]
-    assert len(body) > offload.OFF_LOOP_MIN_BYTES
+    assert offload.decoded_off_loop(body)
     off_loop = answer(client, path, body)
     assert calls == [True], "decoded in a worker thread"
-    monkeypatch.setattr(offload, "OFF_LOOP_MIN_BYTES", 10 * len(body))
+    monkeypatch.setattr(offload, "decoded_off_loop", lambda _body: False)
     on_loop = answer(client, path, body)
     assert calls == [True], "not offloaded past the threshold"
     assert off_loop == on_loop
