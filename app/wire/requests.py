@@ -1,11 +1,10 @@
 """Request models: the graph, its nodes and the compute request, as the wire contract says.
 
 Models are strict (``app.wire.bounded``): an unknown field is a 422 naming it, and
-booleans must be JSON booleans. A node's form is
-checked here, once: the service hands the decoded nodes to the engine, which checks
-only what they mean (``engine.graphs.build.check_node``). Graph-level rules
-(references, cycles, arity, attrs, shapes) are the engine's, and its errors name
-the node.
+booleans must be JSON booleans. A node's form is checked here, once: the service hands
+the decoded nodes to the engine, which checks only what they mean
+(``engine.graphs.build.check_node``). Graph-level rules (references, cycles, arity,
+attrs, shapes) are the engine's, and its errors name the node.
 """
 
 from __future__ import annotations
