@@ -39,6 +39,7 @@ NODE_BYTES = 600  # a node's Python objects: its tensor, tape entry, names and d
 # at 2e4 took 0.6 s (on the event loop, as tiny), 400 x 400 scalar pairs 5e6 took 1 s.
 ID_WORK = 3000.0  # per id of target, sources and watch: its tensor found, seeded, answered
 CALL_WORK = 60000.0  # per target of a Jacobian: a tape.jacobian call, and sweep, of its own
+PASS_WORK = 1000.0  # and per op of the tape, which that call plans its sweep over and skips
 PAIR_WORK = 6000.0  # per (target, source) of a Jacobian: a block, or the note why it is None
 PAIR_BYTES = 200  # and what that note adds to the answer
 BLOCK_WORK = 600.0  # per (source, source) block of a Hessian
@@ -81,6 +82,7 @@ class GraphCost:
     widest: float  # the largest tensor, bytes
     scratch: float  # the largest temporary an op allocates beyond its output
     costliest: str | None
+    node_backward: tuple[float, ...] = ()  # each node's VJP work per seed row, in graph order
 
     def sweep(self, rows: float = 1.0) -> float:
         """G(r): one reverse sweep carrying ``rows`` seed rows."""
@@ -112,6 +114,7 @@ def graph_cost(graph: Graph, shapes: Mapping[str, Shape], batched: Collection[st
     costliest = None
     nodes, rules = graph.nodes, OPS
     seen: dict[tuple, Cost] = {}
+    node_backward: list[float] = []
     for nid in graph.order:
         node = nodes[nid]
         shape = shapes[nid]
@@ -121,6 +124,7 @@ def graph_cost(graph: Graph, shapes: Mapping[str, Shape], batched: Collection[st
         if nbytes > widest:
             widest = nbytes
         if node.op in LEAF_OPS:
+            node_backward.append(0.0)
             continue
         ins = tuple([shapes[x] if type(x) is str else x.value.shape for x in node.inputs])
         if node.attrs:
@@ -132,6 +136,7 @@ def graph_cost(graph: Graph, shapes: Mapping[str, Shape], batched: Collection[st
         ops += 1
         forward += cost[0] * scale
         backward += cost[1] * scale
+        node_backward.append(cost[1] * scale)
         if cost[2] * scale > scratch:
             scratch = cost[2] * scale
         if (cost[0] + cost[1]) * scale >= most:
@@ -140,7 +145,8 @@ def graph_cost(graph: Graph, shapes: Mapping[str, Shape], batched: Collection[st
     forward += ops * OVERHEAD
     # the frontier matters only where memory does: a small graph's is at most its total
     frontier = total if total <= SMALL_BYTES else _frontier(graph, shapes, batched, points)
-    return GraphCost(forward, backward, ops, total, frontier, widest, scratch, costliest)
+    return GraphCost(forward, backward, ops, total, frontier, widest, scratch, costliest,
+                     tuple(node_backward))
 
 
 def _frontier(graph: Graph, shapes: Mapping[str, Shape], batched: Collection[str],
@@ -211,23 +217,59 @@ def with_ids(estimate: Estimate, ids: int) -> Estimate:
     return estimate
 
 
-def jacobian(g: GraphCost, rows: float, cols: float, trace: bool = False, targets: int = 1,
-             sources: int = 1) -> Estimate:
-    """A vectorised sweep per target id, a seed per target element, or per source element
-    when the target is tall (engine.tape.transposed, which records a sweep and sweeps it
-    again); and a block per (target, source) pair. Each target's sweep is priced over the
-    whole graph, as when each target depends on every node."""
-    tall = rows > 2 * max(cols, 1) * targets  # decided per target, on its own rows
-    seeds = cols * targets if tall else rows
-    factor = RECORDED if tall else 1.0
-    pairs = targets * sources
-    work = (g.forward + factor * (targets * g.sweep() + g.sweep(seeds))
-            + targets * CALL_WORK + pairs * PAIR_WORK)
-    working = factor * (g.bytes + g.chunk(seeds) * (g.frontier + 2 * g.widest)) + g.scratch
+def jacobian(g: GraphCost, graph: Graph, rows_each: Mapping[str, int], cols: float,
+             trace: bool = False, sources: int = 1) -> Estimate:
+    """One ``tape.jacobian`` call per target id (engine.derive.derivatives.jacobian): a pass
+    over the tape, then one vectorised sweep over the target's ancestors, a seed per target
+    element, or per source element when the target is tall (engine.tape.transposed, which
+    records a sweep and sweeps it again); and a block per (target, source) pair. One
+    target is priced over the whole graph, several each over its own ancestors: forty
+    outputs of `expressions` share their variables, not their sweeps."""
+    calls: dict[str, tuple[float, float]] = {}  # target -> (factor, seeds)
+    for t, rows in rows_each.items():
+        tall = rows > 2 * max(cols, 1)
+        calls[t] = (RECORDED if tall else 1.0, cols if tall else rows)
+    if len(calls) == 1:
+        ((factor, seeds),) = calls.values()
+        swept = factor * (g.sweep() + g.sweep(seeds))
+    else:
+        passes = sum(f for f, _ in calls.values()) * g.ops * PASS_WORK
+        swept = passes + _ancestor_sweeps(g, graph, calls)
+    pairs = len(calls) * sources
+    work = g.forward + swept + len(calls) * CALL_WORK + pairs * PAIR_WORK
+    working = max(f * (g.bytes + g.chunk(s) * (g.frontier + 2 * g.widest))
+                  for f, s in calls.values()) + g.scratch
+    rows = sum(rows_each.values())
     extra = traced(g, grads=False) if trace else 0.0
     notes = pairs * PAIR_BYTES / NUMBER_BYTES  # as numbers of the same bytes
     response, peak = _answer(2 * rows * cols + rows + extra + notes, working)
     return Estimate(work, peak, response, g.costliest)
+
+
+def _ancestor_sweeps(g: GraphCost, graph: Graph, calls: Mapping[str, tuple[float, float]]
+                     ) -> float:
+    """The sweeps of ``calls`` (target -> factor, seeds), each over the op nodes the target
+    depends on: an op's overhead, and its VJP work per seed row and for the pass that
+    plans the sweep. Which targets reach a node are the bits of one int, OR-ed from its
+    consumers in reverse order, so a node shared by several paths counts once per target."""
+    groups: dict[tuple[float, float], list[str]] = {}
+    for t, call in calls.items():
+        groups.setdefault(call, []).append(t)
+    order, nodes, backward = graph.order, graph.nodes, g.node_backward
+    total = 0.0
+    for (factor, seeds), targets in groups.items():
+        reach = {t: 1 << k for k, t in enumerate(targets)}
+        for i in range(len(order) - 1, -1, -1):
+            nid = order[i]
+            mask = reach.get(nid)
+            node = nodes[nid]
+            if not mask or node.op in LEAF_OPS:
+                continue
+            total += factor * mask.bit_count() * (SWEEP_OVERHEAD + (seeds + 1) * backward[i])
+            for x in node.inputs:
+                if type(x) is str:
+                    reach[x] = reach.get(x, 0) | mask
+    return total
 
 
 def hessian(g: GraphCost, n: float, points: int = 1, sources: int = 1) -> Estimate:

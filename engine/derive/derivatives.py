@@ -92,7 +92,8 @@ def jacobian(q: Query) -> Result:
     # an id named twice has one block in the answer: made once
     targets, sources = list(dict.fromkeys(s.targets)), list(dict.fromkeys(s.sources))
     rows, cols = s.elements(targets), s.elements(sources)
-    s.charge("Jacobian", lambda g: cost.jacobian(g, rows, cols, q.trace, len(targets),
+    rows_each = {t: s.elements([t]) for t in targets}
+    s.charge("Jacobian", lambda g: cost.jacobian(g, q.graph, rows_each, cols, q.trace,
                                                  len(sources)))
     check_work(q, rows, cols, "Jacobian")
     with GradientTape(persistent=True,
@@ -155,23 +156,26 @@ def _dense_columns(s: Setup, n: int, what: str) -> hessian_mod.Columns | None:
     q = s.query
     question = (tuple(s.sources), tuple(s.targets), q.watch, q.watch_accessed_variables)
     remembered = getattr(q.graph, "remembered", None)
-    ids = len(s.sources)
+    sources = len(s.sources)  # ids: a block per pair
     try:
-        priced = s.charge(what, lambda g: cost.hessian(g, n, s.points, ids))
+        priced = s.charge(what, lambda g: cost.hessian(g, n, s.points, sources))
     except CostError as refusal:
         if s.batch is not None or coloured_hessian.known_not_to_pay(remembered, s.shapes,
                                                                      question):
             raise
         graph_cost = s.charge(f"{what} from its sparsity pattern",
-                              lambda g: cost.sparse_hessian(g, n, dense=True, sources=ids))
+                              lambda g: cost.sparse_hessian(g, n, dense=True, sources=sources))
         if graph_cost is None:
             raise
 
-        def settle_colours(colours: int) -> None:
-            settle(q, cost.sparse_hessian(graph_cost, n, colours, dense=True, sources=ids),
-                   f"{what}'s coloured sweep ({colours} colours)")
+        def coloured(colours: int = 1) -> cost.Estimate:
+            return cost.with_ids(cost.sparse_hessian(graph_cost, n, colours, dense=True,
+                                                     sources=sources), s.ids)
 
-        admitted = cost.sparse_hessian(graph_cost, n, dense=True, sources=ids).work
+        def settle_colours(colours: int) -> None:
+            settle(q, coloured(colours), f"{what}'s coloured sweep ({colours} colours)")
+
+        admitted = coloured().work
         # the sweep raises a new one: this one, raised again from the sweep's closure,
         # would hold that closure's frame in its traceback (a reference cycle)
         detail, node, field = refusal.detail, refusal.node, refusal.field
@@ -233,7 +237,7 @@ def _sparse_hessian(s: Setup, n: int) -> Result:
         what it needs beyond the first estimate (``q.admit`` hears the larger estimate)."""
         if priced is None:
             return
-        settle(q, cost.sparse_hessian(priced, n, colours),
+        settle(q, cost.with_ids(cost.sparse_hessian(priced, n, colours), s.ids),
                f"sparse Hessian's compressed sweep ({colours} colours)")
 
     limit = q.limits.max_derivative_work

@@ -78,7 +78,7 @@ def target_ids(q: Query) -> list[str]:
 
 def check_leaf_ids(q: Query, ids: Sequence[str], name: str) -> None:
     """Every id of the field ``name`` is a node, and a leaf when it is ``watch``; at most
-    as many as a graph has nodes (each id costs the sweep an answer)."""
+    ``max_nodes`` of them (each id costs the sweep an answer)."""
     check_count(len(ids), q.limits.max_nodes, f"ids in {name}", field=name)
     nodes = q.graph.nodes
     for i in ids:

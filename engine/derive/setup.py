@@ -75,9 +75,13 @@ class Setup:
         """``query.charge`` with batched nodes costing B times one point's, and the ids the
         request names paid for."""
         batched = () if self.batch is None else self.batch.batched
-        ids = len(self.targets) + len(self.sources) + len(self.query.watch)
         return charge(self.query, what, self.shapes,
-                      lambda g: cost.with_ids(price(g), ids), batched, self.points)
+                      lambda g: cost.with_ids(price(g), self.ids), batched, self.points)
+
+    @property
+    def ids(self) -> int:
+        """The ids the request names (target, sources, watch): each is paid for."""
+        return len(self.targets) + len(self.sources) + len(self.query.watch)
 
     def run(self) -> dict[str, Tensor]:
         """Every node's tensor, once for all points; tapes open around it record it."""

@@ -52,6 +52,12 @@ def parse_expression(text: str, limits: Limits = DEFAULT_LIMITS) -> Graph:
     return build_graph(nodes.all(), limits)
 
 
+# Unused value names searched for in the text's names (each search reads every name of
+# the text): 3,269 names and 206,388 value names once took 130 s. The rest are refused
+# later, as names of no node, without the hint.
+MAX_HINTED_NAMES = 64
+
+
 def parse_named(
     expressions: str | Mapping[str, str],
     limits: Limits = DEFAULT_LIMITS,
@@ -77,15 +83,15 @@ def parse_named(
             "so values cannot set it; call the variable something else",
             field=f"values.{name}",
         )
-    words = sorted(used)
     unused = sorted(set(given) - used - set(texts))
+    for name in sorted(set(unused) & set(fn.CONSTANTS)):
+        raise ExpressionError(
+            f"{name} is the constant {fn.SPELLED[name]}, not a variable, "
+            "so values cannot set it",
+            field=f"values.{name}",
+        )
+    words = sorted(used)
     for name in unused[:MAX_HINTED_NAMES]:
-        if name in fn.CONSTANTS:
-            raise ExpressionError(
-                f"{name} is the constant {fn.SPELLED[name]}, not a variable, "
-                "so values cannot set it",
-                field=f"values.{name}",
-            )
         hint = run_together(name, words)
         if hint:
             raise ExpressionError(hint, node=name, field=f"values.{name}")
@@ -106,12 +112,6 @@ def parse_named(
         _name_output(nodes, ref, name)
         outputs.append(name)
     return NamedGraph(build_graph(nodes.all(), limits), tuple(outputs))
-
-
-# Unused value names searched for in the text's names (each search reads every name of
-# the text): 3,269 names and 206,388 value names once took 130 s. The rest are refused
-# later, as names of no node, without the hint.
-MAX_HINTED_NAMES = 64
 
 
 def run_together(name: str, words: Sequence[str]) -> str | None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import AttrError, short
+from engine.errors import AttrError
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,8 @@ def normalize_attrs(
     unknown = [k for k in raw if k not in specs]
     if unknown:  # the first few named, in the order sent: a body may bring 190,000
         allowed = ", ".join(specs) or "none"
-        named = ", ".join(short(k, 40) for k in unknown[:SHOWN_UNKNOWN])
+        named = ", ".join(repr(k if len(k) <= 40 else k[:37] + "...")
+                          for k in unknown[:SHOWN_UNKNOWN])
         more = f" and {len(unknown) - SHOWN_UNKNOWN} more" if len(unknown) > SHOWN_UNKNOWN else ""
         raise AttrError(f"unknown attr(s) [{named}]{more} for {op_name}; allowed: {allowed}",
                         node=node)

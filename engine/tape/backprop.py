@@ -156,7 +156,7 @@ def _accumulate(
     """The sweep proper: each entry's rule, in reverse order, adds its inputs' cotangents
     to ``cts``. ``raw``: the rules get the tensors' values (see ``sweep``)."""
     check = budget.check
-    every = 1 if batch else CHECK_EVERY  # a batched entry is costly: check the budget on each
+    every = CHECK_EVERY
     # A vectorised raw sweep's cotangents are large: a rule may then write into a ``g`` that
     # nothing else holds (OpDef.rule_into), and sums go into the cotangent they add to.
     donate = raw and bool(batch)
@@ -173,6 +173,8 @@ def _accumulate(
             g = cts.get(output) if output in keep else cts.pop(output, None)
             if g is None:
                 continue
+            if batch:  # a batched entry is costly: the budget is checked before each (not
+                check("reverse sweep")  # before each skipped one: a Jacobian per target)
             rule = e[0].rule  # the vjp, in one calling convention (OpDef.rule)
             if rule is None:
                 continue  # not differentiable: no gradient flows through

@@ -1,7 +1,7 @@
 """Refusing a hostile body costs about what reading it costs (``app.wire.bounded``).
 
 Before: pydantic reported every invalid item, so ``{"graph": {"nodes": [0, 0, ...]}}``
-made one error per two bytes (690,000 for 1.4 MB, about 3 s to refuse), and a node's
+made one error per two bytes (690,000 for 1.4 MB, 2 to 3 s to refuse), and a node's
 450,000 valid inline constants were each decoded before the engine counted them. Here
 the number of errors a body makes is bounded whatever its size, lists a limit bounds are
 measured before their items are read, and both roads (a small body on the event loop, a
@@ -66,6 +66,14 @@ def test_the_errors_of_different_fields_are_all_reported():
         ComputeRequest.model_validate(body)
     locs = {e["loc"][0] for e in info.value.errors()}
     assert {"graph", "check", "trace", "watch", "colour"} <= locs
+
+
+@pytest.mark.parametrize("unknown", [MAX_UNKNOWN_FIELDS, MAX_UNKNOWN_FIELDS + 1, 40])
+def test_at_most_so_many_unknown_fields_are_read(unknown):
+    body = {**SEED, **{f"k{i}": 0 for i in range(unknown)}}
+    with pytest.raises(ValidationError) as info:
+        ComputeRequest.model_validate(body)
+    assert info.value.error_count() == min(unknown, MAX_UNKNOWN_FIELDS)
 
 
 def test_the_first_unknown_fields_are_named_in_order():
@@ -205,6 +213,10 @@ def test_unused_value_names_are_searched_in_the_text_a_bounded_number_of_times(
     # the hint itself is kept: a name run into a longer one is pointed out
     r = client.post("/v1/gradient", json={"expression": "sinx", "values": {"x": 1.0}})
     assert r.status_code == 422 and "`sinx` is one name" in r.json()["detail"]
+    # and a value for a constant is named whatever else the request names
+    values = {"x": 1.0, "pi": 3.0, **{f"a{i}": 1.0 for i in range(100)}}
+    r = client.post("/v1/gradient", json={"expression": "x^2", "values": values})
+    assert r.status_code == 422 and r.json()["field"] == "values.pi", r.text
 
 
 @pytest.mark.parametrize("field", ["watch", "sources"])
@@ -270,3 +282,7 @@ def test_a_refusal_names_a_few_unknown_attrs(client):
     assert r.status_code == 422, r.text
     detail = r.json()["detail"]
     assert "['k0', 'k1', 'k2', 'k3', 'k4'] and 9995 more" in detail and len(detail) < 400
+    long = {"k" * 100: 0}
+    body["graph"]["nodes"][1]["attrs"] = long
+    detail = client.post("/v1/gradient", json=body).json()["detail"]
+    assert f"['{'k' * 37}...']" in detail

@@ -97,9 +97,53 @@ def test_many_targets_leave_the_event_loop(client, monkeypatch):
 
 
 @pytest.mark.parametrize("field", ["target", "sources"])
-def test_an_id_named_twice_in_a_jacobian_gets_the_same_answer(client, field):
+def test_an_id_named_twice_in_a_jacobian_is_computed_once(client, field, monkeypatch):
+    from engine.tape.gradient_tape import GradientTape
+
+    calls: list[int] = []
+    jacobian = GradientTape.jacobian
+
+    def counted(self, target, sources, *args, **kwargs):
+        calls.append(len(sources))
+        return jacobian(self, target, sources, *args, **kwargs)
+
+    monkeypatch.setattr(GradientTape, "jacobian", counted)
     item = "f" if field == "target" else "x"
     once = client.post("/v1/jacobian", json={**SEED, field: [item]}).json()
+    first = list(calls)
     twice = client.post("/v1/jacobian", json={**SEED, field: [item] * 3}).json()
-    assert twice["jacobian"] == once["jacobian"]
+    assert calls[len(first):] == first  # the same calls, with the same sources
+    assert twice["jacobian"] == once["jacobian"] and twice["notes"] == once["notes"]
     assert twice["outputs"] == once["outputs"]
+
+
+def expressions(outputs: int, size: int) -> dict[str, Any]:
+    """``outputs`` named expressions over a shared vector: each its own part of the graph."""
+    return {"expressions": {f"f{i}": f"sum(sin(d*x + {i}) * y)" for i in range(outputs)},
+            "values": {"x": 0.5, "y": 1.5, "d": [0.001 * k for k in range(size)]},
+            "sources": ["x", "y"], "check": "none"}
+
+
+def test_each_target_of_a_jacobian_is_priced_over_its_own_nodes(service):
+    """40 outputs of one request share their variables, not their sweeps: priced as if
+    each swept the whole graph, 40 outputs over 20,000 numbers were refused (3.6e9 work
+    units) though they take about 0.1 s."""
+    one, forty = work(service, "jacobian", expressions(1, 20_000)), \
+        work(service, "jacobian", expressions(40, 20_000))
+    assert forty < 60 * one  # about 40 times one output's, not 40 x 40
+    body = expressions(40, 20_000)
+    estimate = service.estimate(ENDPOINTS["jacobian"],
+                                ENDPOINTS["jacobian"].request.model_validate(body))
+    assert estimate.work < Settings().max_work and estimate.bytes < Settings().max_request_bytes
+
+
+def test_a_chain_of_targets_is_priced_over_every_node_each_depends_on(service):
+    """The other end: each target of a chain depends on all before it."""
+    n = 200
+    nodes = [{"id": "x", "op": "variable", "value": 0.5}]
+    nodes += [{"id": f"c{i}", "op": "sin", "inputs": ["x" if i == 0 else f"c{i - 1}"]}
+              for i in range(n)]
+    chain = {"graph": {"nodes": nodes}, "check": "none"}
+    every = work(service, "jacobian", {**chain, "target": [f"c{i}" for i in range(n)]})
+    # target c{i} sweeps i + 1 ops: their overhead alone, summed, besides the calls
+    assert every - n * cost.CALL_WORK >= sum(range(1, n + 1)) * cost.SWEEP_OVERHEAD
