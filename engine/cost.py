@@ -40,6 +40,7 @@ NODE_BYTES = 600  # a node's Python objects: its tensor, tape entry, names and d
 ID_WORK = 3000.0  # per id of target, sources and watch: its tensor found, seeded, answered
 CALL_WORK = 60000.0  # per target of a Jacobian: a tape.jacobian call, and sweep, of its own
 PASS_WORK = 1000.0  # and per op of the tape, which that call plans its sweep over and skips
+MAX_SWEEP_GROUPS = 4  # target sizes priced exactly (engine.cost._ancestor_sweeps)
 PAIR_WORK = 6000.0  # per (target, source) of a Jacobian: a block, or the note why it is None
 PAIR_BYTES = 200  # and what that note adds to the answer
 BLOCK_WORK = 600.0  # per (source, source) block of a Hessian
@@ -251,10 +252,14 @@ def _ancestor_sweeps(g: GraphCost, graph: Graph, calls: Mapping[str, tuple[float
     """The sweeps of ``calls`` (target -> factor, seeds), each over the op nodes the target
     depends on: an op's overhead, and its VJP work per seed row and for the pass that
     plans the sweep. Which targets reach a node are the bits of one int, OR-ed from its
-    consumers in reverse order, so a node shared by several paths counts once per target."""
+    consumers in reverse order, so a node shared by several paths counts once per target.
+    Targets of one (factor, seeds) share a pass; past ``MAX_SWEEP_GROUPS`` of them, all are
+    priced in one pass at the costliest, so the estimate costs a few passes at most."""
     groups: dict[tuple[float, float], list[str]] = {}
     for t, call in calls.items():
         groups.setdefault(call, []).append(t)
+    if len(groups) > MAX_SWEEP_GROUPS:  # one pass each: 5,000 target sizes took 2.2 s
+        groups = {max(groups, key=lambda call: call[0] * (call[1] + 1)): list(calls)}
     order, nodes, backward = graph.order, graph.nodes, g.node_backward
     total = 0.0
     for (factor, seeds), targets in groups.items():
