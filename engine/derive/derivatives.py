@@ -91,8 +91,8 @@ def jacobian(q: Query) -> Result:
     s = set_up(q)
     # an id named twice has one block in the answer: made once
     targets, sources = list(dict.fromkeys(s.targets)), list(dict.fromkeys(s.sources))
-    rows, cols = s.elements(targets), s.elements(sources)
     rows_each = {t: s.elements([t]) for t in targets}
+    rows, cols = sum(rows_each.values()), s.elements(sources)
     s.charge("Jacobian", lambda g: cost.jacobian(g, q.graph, rows_each, cols, q.trace,
                                                  len(sources)))
     check_work(q, rows, cols, "Jacobian")

@@ -83,15 +83,15 @@ def parse_named(
             "so values cannot set it; call the variable something else",
             field=f"values.{name}",
         )
-    unused = sorted(set(given) - used - set(texts))
-    for name in sorted(set(unused) & set(fn.CONSTANTS)):
+    unused = set(given) - used - set(texts)
+    for name in sorted(unused & set(fn.CONSTANTS)):
         raise ExpressionError(
             f"{name} is the constant {fn.SPELLED[name]}, not a variable, "
             "so values cannot set it",
             field=f"values.{name}",
         )
     words = sorted(used)
-    for name in unused[:MAX_HINTED_NAMES]:
+    for name in sorted(unused)[:MAX_HINTED_NAMES]:
         hint = run_together(name, words)
         if hint:
             raise ExpressionError(hint, node=name, field=f"values.{name}")

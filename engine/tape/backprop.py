@@ -156,17 +156,16 @@ def _accumulate(
     """The sweep proper: each entry's rule, in reverse order, adds its inputs' cotangents
     to ``cts``. ``raw``: the rules get the tensors' values (see ``sweep``)."""
     check = budget.check
-    every = CHECK_EVERY
     # A vectorised raw sweep's cotangents are large: a rule may then write into a ``g`` that
     # nothing else holds (OpDef.rule_into), and sums go into the cotangent they add to.
     donate = raw and bool(batch)
     grads: Any = None
     gx = gy = cur = None
     steps = reversed(relevant)
-    for _block in range(0, len(relevant), every):
+    for _block in range(0, len(relevant), CHECK_EVERY):
         check("reverse sweep")
         # once per block of entries: islice costs nothing per entry, unlike a counter
-        for e in islice(steps, every):
+        for e in islice(steps, CHECK_EVERY):
             if donate:  # the last entry's cotangents, held here, would count as holders
                 grads = gx = gy = cur = None
             output = e[1]
