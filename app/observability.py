@@ -20,10 +20,10 @@ import json
 import logging
 import os
 import re
-import sys
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import orjson
 from prometheus_client import (
@@ -39,6 +39,9 @@ from prometheus_client import (
 from prometheus_client import multiprocess as prom_multiprocess
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from app.log_format import RequestLogHandler
 
 __all__ = ["CONTENT_TYPE_LATEST", "Observability", "RequestInfo", "render_metrics"]
 
@@ -203,6 +206,9 @@ class Endpoints:
         return mount + "{path}" if mount else UNMATCHED
 
 
+_own_handler: RequestLogHandler | None = None  # install_log_handler's, once installed
+
+
 def install_log_handler() -> None:
     """Print the request log to stderr when the host configured no logging at all.
 
@@ -211,10 +217,10 @@ def install_log_handler() -> None:
     """
     if logger.handlers or logging.getLogger().handlers:
         return
-    from app.log_format import JsonFormatter  # level and ISO time around the line
+    from app.log_format import RequestLogHandler  # level and ISO time around the line
 
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    global _own_handler
+    handler = _own_handler = RequestLogHandler()
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
@@ -276,15 +282,33 @@ class Observability:
         if info.problem is not None:
             PROBLEMS.labels(info.problem).inc()
         if self.log_requests and logger.isEnabledFor(logging.INFO):
-            # makeRecord + handle: the record without logger.info's stack walk (findCaller).
-            line = _log_line(scope, info, endpoint, status, seconds)
-            logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, (), None))
+            now = time.time()
+            fields = _log_fields(scope, info, endpoint, status, seconds, now)
+            direct = _direct_handler()
+            if direct is None or not direct.write_line(now, fields):
+                # makeRecord + handle: the record without logger.info's stack walk
+                line = json_line(fields)
+                logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0, line,
+                                                (), None))
 
 
-def _log_line(scope: Scope, info: RequestInfo, endpoint: str, status: int, seconds: float) -> str:
-    """The request as one JSON object; never its body, and the path bounded."""
+def _direct_handler() -> RequestLogHandler | None:
+    """The request log's own handler while it is the only one and nothing can filter or
+    drop a record on the way (app.log_format.RequestLogHandler.write_line); else None."""
+    handlers = logger.handlers
+    if len(handlers) != 1 or logger.filters or logger.disabled:
+        return None
+    handler = handlers[0]
+    if handler is not _own_handler or handler.filters or handler.level > logging.INFO:
+        return None
+    return _own_handler
+
+
+def _log_fields(scope: Scope, info: RequestInfo, endpoint: str, status: int, seconds: float,
+                now: float) -> dict[str, object]:
+    """The request's log line's fields; never its body, and the path bounded."""
     line: dict[str, object] = {
-        "ts": round(time.time(), 3),
+        "ts": round(now, 3),
         "request_id": info.request_id,
         "method": scope["method"][:16],
         "path": scope["path"][:MAX_LOGGED_PATH],
@@ -298,12 +322,17 @@ def _log_line(scope: Scope, info: RequestInfo, endpoint: str, status: int, secon
         line["check"] = {"method": info.check_method, "status": info.check_status}
     if info.problem is not None:
         line["problem"] = info.problem
+    return line
+
+
+def json_line(obj: dict[str, object]) -> str:
+    """``obj`` as one line of ASCII JSON."""
     try:
-        out = orjson.dumps(line)  # a fifth of json.dumps' time, on every request
+        out = orjson.dumps(obj)  # a fifth of json.dumps' time, on every request
         if out.isascii():
             return out.decode()
     except TypeError:  # a lone surrogate in the path (an ASGI server that keeps them)
         pass
     # A path in other characters is escaped, as json.dumps does: the line stays one line
     # (U+2028 is a line break to some readers) and ASCII, whatever stderr's encoding.
-    return json.dumps(line, separators=(",", ":"))
+    return json.dumps(obj, separators=(",", ":"))

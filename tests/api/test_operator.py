@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -9,13 +10,13 @@ import subprocess
 import sys
 import time
 import tomllib
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
-from app import log_format
+from app import log_format, observability
 from app.cors import parse_origins
 from app.examples import SEED_3
 from tests.gateway.stack import free_port, wait_until_up
@@ -84,6 +85,38 @@ def test_formatter_writes_level_iso_time_and_message():
     )
     line = json.loads(log_format.JsonFormatter().format(request))
     assert (line["level"], line["request_id"], line["status"]) == ("info", "r1", 200)
+
+
+@pytest.mark.parametrize(
+    "created",
+    [1796489568.0, 1796489568.0005, 1796489568.9995, 1796489568.9999996, 1.5e9 + 0.4995,
+     1796489568.123456],
+)
+def test_a_request_line_written_straight_is_the_line_its_record_makes(created):
+    """The request log's own handler writes a line without a LogRecord (the hot path);
+    it must be the line the formatter makes of the record the logger would get."""
+    fields = {"ts": round(created, 3), "request_id": "r1", "method": "POST",
+              "path": "/v1/gr\u00e4dient\u2028", "endpoint": "/v1/gradient", "status": 200,
+              "duration_ms": 0.5, "nodes": 5, "check": {"method": "none", "status": "skipped"}}
+    handler = log_format.RequestLogHandler()
+    handler.stream = io.StringIO()
+    assert handler.write_line(created, fields)
+    straight = handler.stream.getvalue()
+    record = logging.LogRecord("app.requests", logging.INFO, __file__, 0,
+                               observability.json_line(fields), (), None)
+    record.created = created
+    assert straight == log_format.JsonFormatter().format(record) + "\n"
+    assert straight.isascii() and len(straight.splitlines()) == 1
+    line = json.loads(straight)
+    assert line["time"] == datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+    assert {k: line[k] for k in fields} == fields
+
+
+def test_a_request_line_that_cannot_be_written_goes_to_logging():
+    handler = log_format.RequestLogHandler()
+    handler.stream = io.StringIO()
+    handler.stream.close()
+    assert not handler.write_line(time.time(), {"request_id": "r1"})
 
 
 def test_a_live_server_writes_only_json_lines_access_log_included(tmp_path):
