@@ -181,30 +181,37 @@ def not_checkable(job: Job) -> str:
 
 def sympy_too_big(job: Job, shapes: Shapes, limits: CheckLimits, auto: bool) -> str:
     """Why SymPy should not run on this job, or "" if it should."""
+    return sympy_lines(job, shapes, limits, auto)[0]
+
+
+def sympy_lines(job: Job, shapes: Shapes, limits: CheckLimits, auto: bool
+                ) -> tuple[str, int | None]:
+    """``sympy_too_big``'s answer, and ``sympy_work`` when it was estimated on the way
+    (None otherwise), so a caller that runs SymPy next does not estimate it again."""
     largest = max((math.prod(s) for s in shapes.values()), default=0)
     if len(job["nodes"]) > limits.sympy_max_nodes:
-        return f"{len(job['nodes'])} nodes, over SymPy's limit of {limits.sympy_max_nodes}"
+        return f"{len(job['nodes'])} nodes, over SymPy's limit of {limits.sympy_max_nodes}", None
     if largest > limits.sympy_max_elements:
         return (f"a tensor of {largest} elements, over SymPy's limit of "
-                f"{limits.sympy_max_elements}")
+                f"{limits.sympy_max_elements}"), None
     if not auto:
-        return ""
+        return "", None
     costs, sizes = _costs(job), _sizes(job, shapes)
     entries = sum(c.entries(sizes) for c in costs)
     if entries > limits.sympy_max_derivatives:
         return (f"{entries} {costs[-1].entries_are}, over SymPy's limit of "
-                f"{limits.sympy_max_derivatives}")
+                f"{limits.sympy_max_derivatives}"), None
     work = sympy_work(job, shapes)
     if work > limits.sympy_max_work:
         return f"an estimated {work} units of symbolic work, over SymPy's limit of " \
-               f"{limits.sympy_max_work}"
+               f"{limits.sympy_max_work}", work
     for nid, op, ins, _ in job["nodes"]:
         if op in LINALG_SQUARE and isinstance(ins[0], str) and shapes[ins[0]]:
             n = shapes[ins[0]][-1]
             if n > limits.sympy_max_matrix:
                 return f"{op} of a {n}x{n} matrix at {nid!r}, over SymPy's limit of " \
-                       f"{limits.sympy_max_matrix}"
-    return ""
+                       f"{limits.sympy_max_matrix}", work
+    return "", work
 
 
 def sympy_plan(auto_why: str, explicit_why: str, work: int, limits: CheckLimits

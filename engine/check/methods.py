@@ -95,7 +95,7 @@ def by_sympy(job: dict[str, Any], result: Result, unwatched: list[str], limits: 
 
     for path, tape in tape_values(job, result, unwatched, tally):
         ref = get_path(reply["values"], path)
-        mask = skipped(path, np.shape(ref))
+        mask = skipped(path, np.shape(ref)) if path in skip else None  # None: nothing skipped
         if tape is None and path in zero:
             tally.notes.append(f"{'/'.join(path[1:])}: None on the tape (no path); the "
                                "symbolic derivative is 0 (away from kinks)")

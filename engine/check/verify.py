@@ -20,6 +20,7 @@ from engine.check.job import (
     build_job,
     not_checkable,
     numeric_fits,
+    sympy_lines,
     sympy_plan,
     sympy_too_big,
     sympy_work,
@@ -72,10 +73,11 @@ def _check(kind: Kind, query: Query, result: Result, method: str, limits: CheckL
     if why:
         return CheckReport(method="none", status="skipped", detail=why)
     if method == "auto":
-        sympy_why = sympy_too_big(job, shapes, limits, auto=True)
+        sympy_why, work = sympy_lines(job, shapes, limits, auto=True)
         numeric_ok, numeric_why = numeric_fits(job, shapes, limits)
         if not sympy_why:
-            report = methods.by_sympy(job, result, unwatched, limits, sympy_work(job, shapes),
+            assert work is not None  # estimated on the way to "within SymPy's lines"
+            report = methods.by_sympy(job, result, unwatched, limits, work,
                                       local_only=local_only)
             if not sympy_failed(report) or not numeric_ok:
                 return report

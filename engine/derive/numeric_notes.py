@@ -6,6 +6,7 @@ pays nothing for them.
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 _VALUE = operator.attrgetter("value")
 MAX_NOTES = 20  # a pathological graph must not produce a response of notes
+FEW_VALUES = 32  # past this many values, finiteness is tested in one vectorised pass
 # Ops whose cause of a non-finite value is read off the values (inputs..., output) -> why;
 # the others state one fixed cause (``OpDef.nonfinite``).
 REASONS: dict[str, Callable[..., str]] = {"pow": pow_nonfinite}
@@ -40,13 +42,24 @@ def nonfinite_reason(op: OpDef, inputs: list[Any], output: Any) -> str:
     return op.nonfinite if reason is None else reason(*inputs, output)
 
 
+def _finite(value: Any) -> bool:
+    """Whether ``value`` holds no NaN or infinity; a scalar without numpy's machinery (a
+    tenth of the time: a seed-sized request asks this of every value)."""
+    if type(value) is np.float64:
+        return math.isfinite(value)
+    return bool(np.isfinite(value).all())
+
+
 def _all_finite(values: list[Any]) -> bool:
-    return all(np.isfinite(v).all() for v in values)
+    return all(map(_finite, values))
 
 
 def _every_value_finite(tensors: Mapping[str, Tensor]) -> bool:
     """Whether no tensor holds a NaN or infinity: one vectorized test over the scalars
-    (all of them at once when every value is one, as on a long scalar chain)."""
+    (all of them at once when every value is one, as on a long scalar chain); a few
+    values one by one."""
+    if len(tensors) <= FEW_VALUES:
+        return all(map(_finite, map(_VALUE, tensors.values())))
     try:
         every = np.fromiter(map(_VALUE, tensors.values()), np.float64, len(tensors))
         return bool(np.isfinite(every).all())
@@ -69,7 +82,7 @@ class OnePoint:
         self, node_id: str, output: Any, inputs: list[Any]  # noqa: ARG002 - for points
     ) -> bool:
         """Whether the node made a non-finite value from finite inputs."""
-        return not np.isfinite(output).all() and _all_finite(inputs)
+        return not _finite(output) and _all_finite(inputs)
 
     def kink(
         self, node_id: str, node: Node, inputs: list[Any]  # noqa: ARG002 - for points
@@ -119,7 +132,7 @@ def numeric_notes(
             notes.append(Note("truncated", f"more than {MAX_NOTES} notes; the rest are omitted"))
             return notes
     for source, g in (gradients or {}).items():
-        if g is not None and not np.isfinite(g).all():
+        if g is not None and not _finite(g):
             notes.append(Note("non_finite", "the gradient is not finite"
                               + probe.where_gradient_non_finite(g), source=source))
     return notes
