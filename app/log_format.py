@@ -55,20 +55,24 @@ def _head(created: float) -> dict[str, object]:
     return {"level": "info", "time": iso_time(created), "logger": REQUEST_LOG}
 
 
-_second: list = [None, ""]  # the last whole second formatted, and its text
+# The last whole second formatted, with its text: one tuple, replaced whole, so a thread
+# never reads one second's number with another's text.
+_last_second: tuple[int, str] = (-1, "")
 
 
 def iso_time(created: float) -> str:
     """``created`` as ISO 8601 in UTC to the millisecond, as ``JsonFormatter`` writes it;
     the date and time of day made once a second (a request's line needs it each time)."""
+    global _last_second
     whole = int(created)
     micros = round((created - whole) * 1e6)  # rounded as datetime rounds, then cut
     if micros >= 1_000_000:
         whole, micros = whole + 1, micros - 1_000_000
-    if _second[0] != whole:
-        _second[1] = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        _second[0] = whole
-    return f"{_second[1]}.{micros // 1000:03d}+00:00"
+    second, text = _last_second
+    if second != whole:
+        text = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _last_second = (whole, text)
+    return f"{text}.{micros // 1000:03d}+00:00"
 
 
 class RequestLogHandler(logging.StreamHandler):

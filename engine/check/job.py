@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -115,10 +116,53 @@ def _named_constant(nid: str, value: Any) -> bool:
     return exact is not None and np.ndim(value) == 0 and float(value) == exact
 
 
+# A graph of at most this many nodes and inline constant elements keeps its checks' plans
+# (``planned_job``): what they hold stays small next to the graph itself.
+PLAN_MEMO_NODES = 256
+PLAN_MEMO_ELEMENTS = 4096
+
+
+class JobPlan:
+    """What a check decides from its job's structure alone (the graph, the ids, the
+    shapes; never a value): the job's plain nodes and what ``auto`` decides by. A reused
+    graph keeps it per leaf shapes (``planned_job``), so a client that sends one graph
+    with new values has it made once: for a seed-sized request, a sixth of its check."""
+
+    def __init__(self, nodes: list[list[Any]], need: frozenset[str], frozen: list[str],
+                 layout: list[list[Any]], shapes: Shapes, skeleton: Job,
+                 limits: CheckLimits) -> None:
+        self.nodes, self.need, self.frozen, self.layout = nodes, need, frozen, layout
+        self.shapes = shapes  # of the nodes the job needs
+        self._skeleton, self._limits = skeleton, limits  # the job with its values left out
+
+    @cached_property
+    def unchecked(self) -> str:
+        """``not_checkable``: why neither method checks the job, or ""."""
+        return not_checkable(self._skeleton)
+
+    @cached_property
+    def sympy_auto(self) -> tuple[str, int | None]:
+        """``sympy_lines`` for ``auto``: why SymPy should not run, and its work."""
+        return sympy_lines(self._skeleton, self.shapes, self._limits, auto=True)
+
+    @cached_property
+    def numeric(self) -> tuple[bool, str]:
+        """``numeric_fits``: whether finite differences may run, and why not."""
+        return numeric_fits(self._skeleton, self.shapes, self._limits)
+
+
 def build_job(kind: Kind, query: Query, result: Result, limits: CheckLimits
               ) -> tuple[Job, Shapes, list[str]]:
     """The graph as plain data (ops by name), pruned to what the targets need; shapes;
     and the sources the tape does not watch (None by design, never compared)."""
+    job, plan, unwatched = planned_job(kind, query, result, limits)
+    return job, dict(plan.shapes), unwatched
+
+
+def planned_job(kind: Kind, query: Query, result: Result, limits: CheckLimits
+                ) -> tuple[Job, JobPlan, list[str]]:
+    """``build_job``'s job, with its plan (kept with a small reused graph) and the
+    unwatched sources."""
     graph = query.graph
     costs = [CHECK_COSTS[q] for q in kind.compares]
     order = len(result.derivatives or ())  # 0 but for the derivative kind
@@ -126,31 +170,52 @@ def build_job(kind: Kind, query: Query, result: Result, limits: CheckLimits
                  if n.source is not None and n.reason == "not_watched"]
     by_source = any(c.order(order) for c in costs)
     sources = [s for s in result.sources if s not in unwatched] if by_source else []
-    nodes = plain_nodes(graph, [*result.targets, *sources])
-    need = {node[0] for node in nodes}
     leaf_values = graph.leaf_values(query.values)
     shapes = graph.infer_shapes(leaf_values, getattr(query, "limits", graph.limits))
     weights = {}
     if any(c.of_loss for c in costs):
         weights = {t: np.asarray(w, np.float64) for t, w in (query.output_gradients or {}).items()}
-    job = {
-        "quantities": list(kind.compares),
-        "order": order,
-        "nodes": nodes,
-        "values": {k: v for k, v in leaf_values.items() if k in need},
-        "targets": list(result.targets),
-        "sources": sources,
-        "weights": weights,
-        "frozen": [n[0] for n in nodes if n[1] in OPS and OPS[n[1]].vjp is None],
-        "text_max": limits.text_max_elements,
-        # every source of the result in order, with its size: how a laid-out Hessian
-        # (matrix, sparse) flattens them (engine.check.layout); not used by the methods
-        "layout": [[s, math.prod(shapes[s])] for s in result.sources],
-        # what an unwatched source's entries are by design (None, or zeros): compared as
-        # such (engine.check.agreement), never as a derivative; not used by the methods
-        "unconnected": query.unconnected_gradients,
-    }
-    return job, {k: v for k, v in shapes.items() if k in need}, unwatched
+
+    def job_of(nodes: list[list[Any]], frozen: list[str], layout: list[list[Any]],
+               values: dict[str, Any]) -> Job:
+        return {
+            "quantities": list(kind.compares),
+            "order": order,
+            "nodes": nodes,
+            "values": values,
+            "targets": list(result.targets),
+            "sources": sources,
+            "weights": weights,
+            "frozen": frozen,
+            "text_max": limits.text_max_elements,
+            # every source of the result in order, with its size: how a laid-out Hessian
+            # (matrix, sparse) flattens them (engine.check.layout); not used by the methods
+            "layout": layout,
+            # what an unwatched source's entries are by design (None, or zeros): compared
+            # as such (engine.check.agreement), never as a derivative; not used by the
+            # methods
+            "unconnected": query.unconnected_gradients,
+        }
+
+    def plan() -> JobPlan:
+        nodes = plain_nodes(graph, [*result.targets, *sources])
+        need = frozenset(node[0] for node in nodes)
+        frozen = [n[0] for n in nodes if n[1] in OPS and OPS[n[1]].vjp is None]
+        layout = [[s, math.prod(shapes[s])] for s in result.sources]
+        skeleton = job_of(nodes, frozen, layout, dict.fromkeys(k for k in leaf_values if k in need))
+        return JobPlan(nodes, need, frozen, layout, {k: v for k, v in shapes.items() if k in need},
+                       skeleton, limits)
+
+    remembered = getattr(graph, "remembered", None)
+    if (remembered is None or len(graph.nodes) > PLAN_MEMO_NODES
+            or graph.inline_elements > PLAN_MEMO_ELEMENTS):
+        made = plan()
+    else:
+        made = remembered("check plan", shapes, (tuple(kind.compares), order,
+                          tuple(result.targets), tuple(sources), tuple(result.sources), limits),
+                          plan)
+    values = {k: v for k, v in leaf_values.items() if k in made.need}
+    return job_of(made.nodes, made.frozen, made.layout, values), made, unwatched
 
 
 def _costs(job: Job) -> list[CheckCost]:

@@ -17,10 +17,7 @@ from typing import TYPE_CHECKING
 from engine.check import methods
 from engine.check.agreement import CheckReport
 from engine.check.job import (
-    build_job,
-    not_checkable,
-    numeric_fits,
-    sympy_lines,
+    planned_job,
     sympy_plan,
     sympy_too_big,
     sympy_work,
@@ -68,13 +65,14 @@ def check(kind: Kind, query: Query, result: Result, method: str = "auto",
 def _check(kind: Kind, query: Query, result: Result, method: str, limits: CheckLimits,
            local_only: bool = False) -> CheckReport:
     """The one policy every kind goes through: auto -> SymPy -> numeric fallback."""
-    job, shapes, unwatched = build_job(kind, query, result, limits)
-    why = not_checkable(job)
+    job, plan, unwatched = planned_job(kind, query, result, limits)
+    shapes = plan.shapes
+    why = plan.unchecked
     if why:
         return CheckReport(method="none", status="skipped", detail=why)
     if method == "auto":
-        sympy_why, work = sympy_lines(job, shapes, limits, auto=True)
-        numeric_ok, numeric_why = numeric_fits(job, shapes, limits)
+        sympy_why, work = plan.sympy_auto
+        numeric_ok, numeric_why = plan.numeric
         if not sympy_why:
             assert work is not None  # estimated on the way to "within SymPy's lines"
             report = methods.by_sympy(job, result, unwatched, limits, work,

@@ -178,6 +178,13 @@ class Graph:
         return f"Graph({len(self.nodes)} nodes, last={self.last!r})"
 
     @cached_property
+    def inline_elements(self) -> int:
+        """Elements of the constants written inline among its nodes' inputs (``x * 0.9``'s
+        0.9): what a copy of its nodes as plain data holds beyond their ids."""
+        return sum(int(np.size(x.value)) for n in self.nodes.values() for x in n.inputs
+                   if not isinstance(x, str))
+
+    @cached_property
     def kinked(self) -> tuple[str, ...]:
         """Its op nodes whose op has a kink, in order: a kink-notes walk visits no other."""
         return tuple([i for i, n in self.nodes.items() if n.inputs and OPS[n.op].kink is not None])
