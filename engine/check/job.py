@@ -116,16 +116,17 @@ def _named_constant(nid: str, value: Any) -> bool:
     return exact is not None and np.ndim(value) == 0 and float(value) == exact
 
 
-# A graph of at most this many nodes and inline constant elements keeps its checks' plans
-# (``planned_job``): what they hold stays small next to the graph itself.
-PLAN_MEMO_NODES = 256
-PLAN_MEMO_ELEMENTS = 4096
+# A graph of at most this many nodes and inline constant elements keeps the plan of its
+# last check (``planned_job``): 75 KiB at these bounds, 3 KiB for the seed's graph
+# (tracemalloc), so the 272 graphs the plan cache and the graph store hold keep 20 MB at most.
+PLAN_MEMO_NODES = 128
+PLAN_MEMO_ELEMENTS = 1024
 
 
 class JobPlan:
     """What a check decides from its job's structure alone (the graph, the ids, the
-    shapes; never a value): the job's plain nodes and what ``auto`` decides by. A reused
-    graph keeps it per leaf shapes (``planned_job``), so a client that sends one graph
+    shapes; never a value): the job's plain nodes and what ``auto`` decides by. A small
+    reused graph keeps its last one (``planned_job``), so a client that sends one graph
     with new values has it made once: for a seed-sized request, a sixth of its check."""
 
     def __init__(self, nodes: list[list[Any]], need: frozenset[str], frozen: list[str],
@@ -206,7 +207,7 @@ def planned_job(kind: Kind, query: Query, result: Result, limits: CheckLimits
         return JobPlan(nodes, need, frozen, layout, {k: v for k, v in shapes.items() if k in need},
                        skeleton, limits)
 
-    remembered = getattr(graph, "remembered", None)
+    remembered = getattr(graph, "remembered_last", None)
     if (remembered is None or len(graph.nodes) > PLAN_MEMO_NODES
             or graph.inline_elements > PLAN_MEMO_ELEMENTS):
         made = plan()

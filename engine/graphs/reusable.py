@@ -32,6 +32,7 @@ class ReusableGraph(Graph):
         super().__init__(nodes, last, leaves, limits)
         self._shapes: LRU[tuple, dict[str, tuple[int, ...]]] = LRU(SHAPE_MEMO_SIZE)
         self._known: LRU[tuple, Any] = LRU(SHAPE_MEMO_SIZE)
+        self._last: dict[str, tuple[tuple, Any]] = {}  # remembered_last's, by ``what``
 
     @classmethod
     def of(cls, graph: Graph) -> ReusableGraph:
@@ -68,4 +69,17 @@ class ReusableGraph(Graph):
             return known  # type: ignore[no-any-return]
         answer = compute()
         self._known.put(key, answer)
+        return answer
+
+    def remembered_last(self, what: str, shapes: Mapping[str, tuple[int, ...]],
+                        extra: Hashable, compute: Callable[[], _T]) -> _T:
+        """``remembered``, but only the last answer of each ``what`` is kept: for answers
+        that may weigh more than the graph (a check's plain copy of its nodes), so what a
+        graph keeps is one of them whatever the requests ask."""
+        key = (tuple([shapes[nid] for nid in self.leaves]), extra)
+        last = self._last.get(what)
+        if last is not None and last[0] == key:
+            return last[1]  # type: ignore[no-any-return]
+        answer = compute()
+        self._last[what] = (key, answer)  # one tuple, replaced whole: safe across threads
         return answer

@@ -81,3 +81,16 @@ def test_a_graph_past_the_lines_keeps_no_plan():
     q, result = _gradient(graph, {})
     assert planned_job(KINDS["gradient"], q, result, LIMITS)[1] is not \
            planned_job(KINDS["gradient"], q, result, LIMITS)[1]
+
+
+def test_a_graph_keeps_one_plan_whatever_is_asked():
+    """Plans weigh more than their graph: each asks for its own, only the last is kept."""
+    reused = ReusableGraph.of(build_graph(NODES))
+    q, result = _gradient(reused, {"x": 1.0, "y": 2.0})
+    first = planned_job(KINDS["gradient"], q, result, LIMITS)[1]
+    q2, result2 = _gradient(reused, {"x": [1.0, 2.0], "y": 2.0})  # other leaf shapes
+    second = planned_job(KINDS["gradient"], q2, result2, LIMITS)[1]
+    assert second is not first
+    assert planned_job(KINDS["gradient"], q2, result2, LIMITS)[1] is second
+    assert planned_job(KINDS["gradient"], q, result, LIMITS)[1] is not first  # made again
+    assert len(reused._last) == 1
