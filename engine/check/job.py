@@ -117,10 +117,10 @@ def _named_constant(nid: str, value: Any) -> bool:
 
 
 # A graph of at most this many nodes and inline constant elements keeps the plan of its
-# last check (``planned_job``): 75 KiB at these bounds, 3 KiB for the seed's graph
-# (tracemalloc), so the 272 graphs the plan cache and the graph store hold keep 20 MB at most.
-PLAN_MEMO_NODES = 128
-PLAN_MEMO_ELEMENTS = 1024
+# last check (``planned_job``): 25 KiB at these bounds, 3 KiB for the seed's graph
+# (tracemalloc), so the 272 graphs the plan cache and the graph store hold keep 7 MB at most.
+PLAN_MEMO_NODES = 64
+PLAN_MEMO_ELEMENTS = 256
 
 
 class JobPlan:
