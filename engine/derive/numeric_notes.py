@@ -45,7 +45,7 @@ def nonfinite_reason(op: OpDef, inputs: list[Any], output: Any) -> str:
 def _finite(value: Any) -> bool:
     """Whether ``value`` holds no NaN or infinity; a scalar without numpy's machinery (a
     tenth of the time: a seed-sized request asks this of every value)."""
-    if type(value) is np.float64:
+    if type(value) is np.float64 or (type(value) is np.ndarray and not value.ndim):
         return math.isfinite(value)
     return bool(np.isfinite(value).all())
 

@@ -63,3 +63,18 @@ def test_a_non_finite_leaf_is_not_a_computations_note():
     )
     assert notes_at(graph) == []
     assert np.isnan(graph.run(graph.leaf_values({}))["y"].value)
+
+
+@pytest.mark.parametrize(
+    "gradient",
+    [np.float64(np.inf), np.array(np.nan), np.array([1.0, -np.inf]), np.float64(2.0),
+     np.array(3.0), np.array([1.0, 2.0])],
+    ids=["scalar inf", "0-d nan", "array -inf", "scalar", "0-d", "array"],
+)
+def test_a_gradient_that_is_not_finite_is_noted_whatever_its_form(gradient):
+    """Scalars and 0-d arrays are tested without numpy's machinery: the same answer."""
+    graph = chain()
+    tensors = graph.run(graph.leaf_values({}))
+    notes = [(n.reason, n.source) for n in numeric_notes(graph, tensors, {"x": gradient})]
+    finite = bool(np.isfinite(gradient).all())
+    assert notes == ([] if finite else [("non_finite", "x")])
