@@ -34,7 +34,7 @@ class JsonFormatter(logging.Formatter):
         }
         message = record.getMessage()
         if record.name == REQUEST_LOG and message.startswith("{") and message.endswith("}"):
-            return request_line(record.created, message)
+            return request_line(record.created, message, record.levelname.lower())
         info = observability.current()
         if info is not None:
             head["request_id"] = info.request_id
@@ -44,15 +44,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(head, separators=(",", ":"), default=str)
 
 
-def request_line(created: float, message: str) -> str:
+def request_line(created: float, message: str, level: str = "info") -> str:
     """The request log's line from its record: the head, then the request's own object
     (with its request_id) spliced in, not parsed again."""
-    return json_line(_head(created))[:-1] + "," + message[1:]
+    return json_line(_head(created, level))[:-1] + "," + message[1:]
 
 
-def _head(created: float) -> dict[str, object]:
+def _head(created: float, level: str = "info") -> dict[str, object]:
     """The fields every line starts with, for a request log line made at ``created``."""
-    return {"level": "info", "time": iso_time(created), "logger": REQUEST_LOG}
+    return {"level": level, "time": iso_time(created), "logger": REQUEST_LOG}
 
 
 # The last whole second formatted, with its text: one tuple, replaced whole, so a thread
@@ -90,16 +90,29 @@ class RequestLogHandler(logging.StreamHandler):
         super().__init__(sys.stderr)
         self.setFormatter(JsonFormatter())
 
+    def takes_lines(self) -> bool:
+        """Whether ``write_line`` writes what ``handle`` would: this handler's own format,
+        nothing filtering, info let through."""
+        return (type(self.formatter) is JsonFormatter and not self.filters
+                and self.level <= logging.INFO)
+
     def write_line(self, created: float, fields: dict[str, object]) -> bool:
-        """Write the request's line; False if it could not be (the caller then logs it
-        the usual way, which reports the error as logging does)."""
+        """Write the request's line at info; False if nothing was written (the caller then
+        logs it the usual way, which reports the error as logging does)."""
         text = json_line({**_head(created), **fields}) + self.terminator
+        written = False
         try:
             with self.lock:  # type: ignore[union-attr]  # made by Handler.__init__
                 self.stream.write(text)
+                written = True
                 self.stream.flush()
-        except Exception:  # noqa: BLE001 - a closed or broken stream: logging's own path
-            return False
+        except Exception:  # noqa: BLE001 - a closed or broken stream
+            if not written:
+                return False  # logging's own path tries, and reports
+            # written but not flushed: reported as logging reports it, not written again
+            self.handleError(logging.makeLogRecord(
+                {"name": REQUEST_LOG, "levelno": logging.INFO, "levelname": "INFO",
+                 "msg": text.rstrip("\n")}))
         return True
 
 

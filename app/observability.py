@@ -293,13 +293,12 @@ class Observability:
 
 
 def _direct_handler() -> RequestLogHandler | None:
-    """The request log's own handler while it is the only one and nothing can filter or
-    drop a record on the way (app.log_format.RequestLogHandler.write_line); else None."""
+    """The request log's own handler while a record would reach it alone, unfiltered, in
+    its own format (app.log_format.RequestLogHandler.write_line); else None."""
     handlers = logger.handlers
-    if len(handlers) != 1 or logger.filters or logger.disabled:
+    if len(handlers) != 1 or logger.filters or logger.disabled or logger.propagate:
         return None
-    handler = handlers[0]
-    if handler is not _own_handler or handler.filters or handler.level > logging.INFO:
+    if handlers[0] is not _own_handler or not _own_handler.takes_lines():
         return None
     return _own_handler
 

@@ -219,7 +219,7 @@ class Tally:
         shape = ref.shape
         tape, ref = tape.ravel(), ref.ravel()  # 1-d inside: 0-d arrays cannot be indexed
         if (skip is None and interval is None and ref.size <= FEW_ENTRIES
-                and not isinstance(extra, np.ndarray)
+                and type(extra) in (float, int)
                 and self._add_few(path, shape, tape.tolist(), ref.tolist(), extra, named)):
             return
         skip = np.zeros(ref.shape, bool) if skip is None else np.ravel(skip).astype(bool)

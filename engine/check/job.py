@@ -178,7 +178,7 @@ def planned_job(kind: Kind, query: Query, result: Result, limits: CheckLimits
         weights = {t: np.asarray(w, np.float64) for t, w in (query.output_gradients or {}).items()}
 
     def job_of(nodes: list[list[Any]], frozen: list[str], layout: list[list[Any]],
-               values: dict[str, Any]) -> Job:
+               values: dict[str, Any], weights: dict[str, np.ndarray]) -> Job:
         return {
             "quantities": list(kind.compares),
             "order": order,
@@ -203,7 +203,9 @@ def planned_job(kind: Kind, query: Query, result: Result, limits: CheckLimits
         need = frozenset(node[0] for node in nodes)
         frozen = [n[0] for n in nodes if n[1] in OPS and OPS[n[1]].vjp is None]
         layout = [[s, math.prod(shapes[s])] for s in result.sources]
-        skeleton = job_of(nodes, frozen, layout, dict.fromkeys(k for k in leaf_values if k in need))
+        # without values or weights: kept with the graph, it holds no client data
+        skeleton = job_of(nodes, frozen, layout,
+                          dict.fromkeys(k for k in leaf_values if k in need), {})
         return JobPlan(nodes, need, frozen, layout, {k: v for k, v in shapes.items() if k in need},
                        skeleton, limits)
 
@@ -216,7 +218,7 @@ def planned_job(kind: Kind, query: Query, result: Result, limits: CheckLimits
                           tuple(result.targets), tuple(sources), tuple(result.sources), limits),
                           plan)
     values = {k: v for k, v in leaf_values.items() if k in made.need}
-    return job_of(made.nodes, made.frozen, made.layout, values), made, unwatched
+    return job_of(made.nodes, made.frozen, made.layout, values, weights), made, unwatched
 
 
 def _costs(job: Job) -> list[CheckCost]:

@@ -119,6 +119,45 @@ def test_a_request_line_that_cannot_be_written_goes_to_logging():
     assert not handler.write_line(time.time(), {"request_id": "r1"})
 
 
+def test_a_request_line_at_another_level_keeps_its_level():
+    record = logging.LogRecord("app.requests", logging.WARNING, __file__, 0,
+                               '{"request_id":"r1","status":200}', (), None)
+    line = json.loads(log_format.JsonFormatter().format(record))
+    assert (line["level"], line["request_id"]) == ("warning", "r1")
+
+
+def test_a_line_written_but_not_flushed_is_reported_once_not_written_again(monkeypatch):
+    class Unflushable(io.StringIO):
+        def flush(self):
+            raise BlockingIOError("the pipe is full")
+
+    reported = []
+    handler = log_format.RequestLogHandler()
+    handler.stream = Unflushable()
+    monkeypatch.setattr(handler, "handleError", reported.append)
+    assert handler.write_line(time.time(), {"request_id": "r1"})
+    assert len(handler.stream.getvalue().splitlines()) == 1 and len(reported) == 1
+
+
+def test_the_line_goes_through_logging_when_the_host_wants_it_elsewhere(monkeypatch):
+    """Propagation on, another formatter, a filter: the handler alone would not say what
+    logging would, so records take logging's own path."""
+    own = log_format.RequestLogHandler()
+    logger = logging.getLogger("app.requests")
+    monkeypatch.setattr(observability, "_own_handler", own)
+    monkeypatch.setattr(logger, "handlers", [own])
+    monkeypatch.setattr(logger, "propagate", False)
+    assert observability._direct_handler() is own
+    monkeypatch.setattr(logger, "propagate", True)
+    assert observability._direct_handler() is None
+    monkeypatch.setattr(logger, "propagate", False)
+    own.setFormatter(logging.Formatter("%(message)s"))
+    assert observability._direct_handler() is None
+    own.setFormatter(log_format.JsonFormatter())
+    own.addFilter(logging.Filter("nothing"))
+    assert observability._direct_handler() is None
+
+
 def test_a_live_server_writes_only_json_lines_access_log_included(tmp_path):
     port = free_port()
     out = (tmp_path / "server.log").open("wb")

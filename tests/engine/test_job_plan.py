@@ -94,3 +94,21 @@ def test_a_graph_keeps_one_plan_whatever_is_asked():
     assert planned_job(KINDS["gradient"], q2, result2, LIMITS)[1] is second
     assert planned_job(KINDS["gradient"], q, result, LIMITS)[1] is not first  # made again
     assert len(reused._last) == 1
+
+
+def test_a_kept_plan_holds_no_values_and_no_weights():
+    """Client data is the request's: a kept plan holds ids and shapes only (a variable of a
+    million elements and its output_gradients would otherwise stay with the graph)."""
+    graph = ReusableGraph.of(build_graph([
+        {"id": "x", "op": "variable", "value": [1.0, 2.0, 3.0]},
+        {"id": "y", "op": "mul", "inputs": ["x", "x"]},
+    ]))
+    q = Query(graph=graph, values={"x": [4.0, 5.0, 6.0]},
+              output_gradients={"y": [7.0, 8.0, 9.0]})
+    result = KINDS["gradient"].compute(q)
+    job, plan, _ = planned_job(KINDS["gradient"], q, result, LIMITS)
+    assert job["weights"]["y"].tolist() == [7.0, 8.0, 9.0]
+    assert job["values"]["x"].tolist() == [4.0, 5.0, 6.0]
+    kept = vars(plan)
+    assert kept["_skeleton"]["weights"] == {}
+    assert set(kept["_skeleton"]["values"].values()) == {None}
