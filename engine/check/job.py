@@ -127,7 +127,8 @@ class JobPlan:
     """What a check decides from its job's structure alone (the graph, the ids, the
     shapes; never a value): the job's plain nodes and what ``auto`` decides by. A small
     reused graph keeps its last one (``planned_job``), so a client that sends one graph
-    with new values has it made once: for a seed-sized request, a sixth of its check."""
+    with new values has it made once: for the seed's request, about a third of its check
+    (from 170 to 110 µs of CPU in-process)."""
 
     def __init__(self, nodes: list[list[Any]], need: frozenset[str], frozen: list[str],
                  layout: list[list[Any]], shapes: Shapes, skeleton: Job,
