@@ -1,4 +1,4 @@
-"""Registers the ``load`` marker (a bounded load test against the gateway stack)."""
+"""Registers the ``load`` marker: a latency or memory bound under concurrency, run alone."""
 
 from __future__ import annotations
 
@@ -7,5 +7,5 @@ import pytest
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "load: a bounded load test through nginx and two replicas (run it alone)"
+        "markers", "load: a latency or memory bound under concurrency (run it alone, -n 0)"
     )
