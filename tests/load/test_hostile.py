@@ -53,7 +53,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import httpx
-import pytest
 
 from app.endpoints import ENDPOINTS
 from app.service import Service
@@ -61,15 +60,9 @@ from engine.errors import ComputeLimitError, CostError
 from tests.api.support import broadcast_sines, graph, op, sines, var
 from tests.conftest import make_settings
 from tests.gateway.stack import free_port, wait_until_up
+from tests.load.alone import run_alone
 
-pytestmark = [
-    pytest.mark.load,
-    pytest.mark.timeout(120),
-    pytest.mark.skipif(
-        "PYTEST_XDIST_WORKER" in os.environ,
-        reason="the load test runs alone: pytest -n 0 -m load tests/load",
-    ),
-]
+pytestmark = run_alone(120)
 
 ROOT = Path(__file__).resolve().parents[2]
 SECONDS = float(os.environ.get("HOSTILE_SECONDS", "20"))

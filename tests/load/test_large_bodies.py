@@ -13,7 +13,6 @@ worker ran its own tests, and alone the worst probe took 28 to 43 ms.
 
 from __future__ import annotations
 
-import os
 import statistics
 import threading
 import time
@@ -25,15 +24,9 @@ import pytest
 from app.wire.responses import EvaluateResponse
 from tests.api.large_bodies import HEADERS, constant_body, offload_server
 from tests.api.support import validate_response
+from tests.load.alone import run_alone
 
-pytestmark = [
-    pytest.mark.load,
-    pytest.mark.timeout(120),
-    pytest.mark.skipif(
-        "PYTEST_XDIST_WORKER" in os.environ,
-        reason="a latency bound: runs alone, pytest -n 0 -m load tests/load",
-    ),
-]
+pytestmark = run_alone(120)
 
 CLIENTS = 8
 ROUNDS = 3

@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from tests.gateway.stack import Stack, nginx_binary
+from tests.load.alone import run_alone
 from tests.load.loadgen import Load, mix, summary
 
 NGINX = nginx_binary()
@@ -31,13 +32,8 @@ MAX_RSS_GROWTH = 0.10
 WARMUP = 400
 
 pytestmark = [
-    pytest.mark.load,
-    pytest.mark.timeout(240),
+    *run_alone(240),
     pytest.mark.skipif(NGINX is None, reason="nginx is not installed (apt-get install nginx)"),
-    pytest.mark.skipif(
-        "PYTEST_XDIST_WORKER" in os.environ,
-        reason="the load test runs alone: pytest -n 0 -m load tests/load",
-    ),
 ]
 
 _SAMPLE = re.compile(r'^deriv_http_requests_total\{endpoint="([^"]*)",method="([^"]*)",'
