@@ -88,9 +88,11 @@ def _check(kind: Kind, query: Query, result: Result, method: str, limits: CheckL
         return CheckReport(method="none", status="skipped",
                            detail=f"too large to check: {sympy_why}; {numeric_why}")
     if method == "sympy":
-        work = sympy_work(job, shapes)
-        why, heavy = sympy_plan(sympy_too_big(job, shapes, limits, auto=True),
-                                sympy_too_big(job, shapes, limits, auto=False), work, limits)
+        auto_why, work = plan.sympy_auto  # the work, unless a cheaper line said no first
+        if work is None:
+            work = sympy_work(job, shapes)
+        why, heavy = sympy_plan(auto_why, sympy_too_big(job, shapes, limits, auto=False),
+                                work, limits)
         if why:
             return CheckReport(method="sympy", status="skipped", detail=why)
         return methods.by_sympy(job, result, unwatched, limits, work, heavy, local_only)
