@@ -170,15 +170,9 @@ def _frontier(graph: Graph, shapes: Mapping[str, Shape], batched: Collection[str
 def graph_bytes(graph: Graph) -> int:
     """What a validated graph holds in memory: its leaf values and inline constants, and
     the Python objects of each node (a registered graph is kept across requests)."""
-    total = 0
-    for node in graph.nodes.values():
-        total += NODE_BYTES
-        if node.value is not None:
-            total += FLOAT_BYTES * max(1, int(getattr(node.value, "size", 1)))
-        for x in node.inputs:
-            if type(x) is not str:
-                total += FLOAT_BYTES * max(1, int(getattr(x.value, "size", 1)))
-    return total
+    leaves = sum(max(1, int(getattr(node.value, "size", 1))) for node in graph.nodes.values()
+                 if node.value is not None)
+    return NODE_BYTES * len(graph.nodes) + FLOAT_BYTES * (leaves + graph.inline_elements)
 
 
 def _numbers(count: float) -> float:
@@ -214,8 +208,8 @@ def gradient(g: GraphCost, outputs: float, sources: float, trace: bool = False) 
 
 def with_ids(estimate: Estimate, ids: int) -> Estimate:
     """``estimate`` and the work of the ``ids`` ids a request names (target, sources, watch)."""
-    estimate.work += ids * ID_WORK
-    return estimate
+    return Estimate(estimate.work + ids * ID_WORK, estimate.bytes, estimate.response_bytes,
+                    estimate.costliest)
 
 
 def jacobian(g: GraphCost, graph: Graph, rows_each: Mapping[str, int], cols: float,

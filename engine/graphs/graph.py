@@ -180,9 +180,9 @@ class Graph:
     @cached_property
     def inline_elements(self) -> int:
         """Elements of the constants written inline among its nodes' inputs (``x * 0.9``'s
-        0.9): what a copy of its nodes as plain data holds beyond their ids."""
-        return sum(int(np.size(x.value)) for n in self.nodes.values() for x in n.inputs
-                   if not isinstance(x, str))
+        0.9; an empty one counts one): what its nodes hold beyond their ids and leaves."""
+        return sum(max(1, int(np.size(x.value))) for n in self.nodes.values()
+                   for x in n.inputs if not isinstance(x, str))
 
     @cached_property
     def kinked(self) -> tuple[str, ...]:
