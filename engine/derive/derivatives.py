@@ -9,6 +9,7 @@ and gather the result, its notes and its trace.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -30,18 +31,26 @@ from engine.derive.query import (
 from engine.derive.setup import Setup, set_up
 from engine.derive.sparse import SparseResult
 from engine.errors import ComputeLimitError, CostError, GraphError, ShapeError
+from engine.graphs import untaped
 from engine.graphs.graph import NUMPY_MAX_RANK
 from engine.notes import Note
+from engine.tape.arguments import seeds_for
 from engine.tape.gradient_tape import GradientTape
+from engine.tape.recording import TAPE_STACK
 from engine.tape.trace import Trace, build_trace
 from engine.tensor import Tensor
 
 
 def evaluate(q: Query, points: Points | None = None) -> Result:
-    """Forward values of the targets; no tape beyond the one that must exist, but with a
-    trace: then one that watches every leaf, so that every op is recorded."""
+    """Forward values of the targets; no tape (at one point, none at all: the run makes no
+    Tensor per op), but with a trace: then one that watches every leaf, so that every op
+    is recorded."""
     s = set_up(q, points, sources=False)
     s.charge(s.what("evaluation"), lambda g: cost.evaluate(g, s.elements(s.targets), q.trace))
+    if _untaped(s):
+        values = _run_untaped(s)
+        return s.result(_target_tensors(s, values),
+                        s.notes_at(untaped.ValuesById(q.graph, values)))
     if not q.trace:
         tensors = s.run()
         return s.result(tensors, s.notes(tensors))
@@ -73,6 +82,8 @@ def gradient(q: Query, points: Points | None = None) -> Result:
     s.charge(s.what("gradient"), lambda g: cost.gradient(
         g, s.elements(s.targets), s.elements(s.sources), trace))
     seeds = s.seeds()
+    if _untaped(s):
+        return _untaped_gradient(s, seeds)
     with GradientTape(watch_accessed_variables=q.watch_accessed_variables) as tape:
         tape.watch(s.watched())
         tensors = s.run()
@@ -84,6 +95,39 @@ def gradient(q: Query, points: Points | None = None) -> Result:
     return s.result(tensors, notes, gradients=gradients,
                     trace=build_trace(tape.entries, grads_seen, gradients, _points(s))
                     if trace else None)
+
+
+def _untaped(s: Setup) -> bool:
+    """Whether ``s`` runs with no tape (engine.graphs.untaped): at one point, with no trace
+    to show the recording, and no tape open around the call to record it."""
+    return s.batch is None and not s.query.trace and not TAPE_STACK.logs
+
+
+def _run_untaped(s: Setup) -> list[Any]:
+    """Every node's value, in the graph's order, with no tape."""
+    return untaped.run_values(s.query.graph, {nid: t.value for nid, t in s.leaves.items()})
+
+
+def _target_tensors(s: Setup, values: list[Any], at: list[int] | None = None
+                    ) -> dict[str, Tensor]:
+    """The targets' values (``_run_untaped``'s) as tensors, by id; ``at``: their positions,
+    when known."""
+    at = untaped.positions(s.query.graph, s.targets) if at is None else at
+    return {t: Tensor(values[k]) for t, k in zip(s.targets, at, strict=True)}
+
+
+def _untaped_gradient(s: Setup, seeds: list[Any] | None) -> Result:
+    """``gradient`` with no tape: the tape's answer and notes, in less than half the time."""
+    q = s.query
+    values = _run_untaped(s)
+    at = untaped.positions(q.graph, s.targets)
+    targets = _target_tensors(s, values, at)
+    seeded = [x.value for x in seeds_for([targets[t] for t in s.targets], seeds)]
+    grads, why = untaped.gradient(q.graph, values, at, seeded, s.sources, q.watch,
+                                  q.watch_accessed_variables, q.unconnected_gradients)
+    gradients = arrays_by_id(s.sources, [None if g is None else Tensor(g) for g in grads])
+    notes = why + s.notes_at(untaped.ValuesById(q.graph, values), gradients)
+    return s.result(targets, notes, gradients=gradients)
 
 
 def jacobian(q: Query) -> Result:

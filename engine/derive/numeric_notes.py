@@ -1,14 +1,15 @@
 """Notes on numerics: which node first produced a non-finite value and why, and every kink met.
 
-Computed after the fact from the graph's tensors, so the recording hot path
-pays nothing for them.
+Computed after the fact from the values of the graph's nodes (a tape's run's tensors, read
+through ``TensorValues``, or a run with no tape's values), so the hot path pays nothing for
+them.
 """
 
 from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,9 +30,9 @@ FEW_VALUES = 32  # past this many values, finiteness is tested in one vectorised
 REASONS: dict[str, Callable[..., str]] = {"pow": pow_nonfinite}
 
 
-def input_values(inputs: tuple[Any, ...], tensors: Mapping[str, Tensor]) -> list[Any]:
+def input_values(inputs: tuple[Any, ...], values: Mapping[str, Any]) -> list[Any]:
     return [
-        tensors[x].value if isinstance(x, str) else as_value(getattr(x, "value", x))
+        values[x] if isinstance(x, str) else as_value(getattr(x, "value", x))
         for x in inputs
     ]
 
@@ -54,24 +55,47 @@ def _all_finite(values: list[Any]) -> bool:
     return all(map(_finite, values))
 
 
-def _every_value_finite(tensors: Mapping[str, Tensor]) -> bool:
-    """Whether no tensor holds a NaN or infinity: one vectorized test over the scalars
+def _every_value_finite(values: Mapping[str, Any]) -> bool:
+    """Whether no value holds a NaN or infinity: one vectorized test over the scalars
     (all of them at once when every value is one, as on a long scalar chain); a few
     values one by one."""
-    if len(tensors) <= FEW_VALUES:
-        return all(map(_finite, map(_VALUE, tensors.values())))
+    if len(values) <= FEW_VALUES:
+        return all(map(_finite, values.values()))
     try:
-        every = np.fromiter(map(_VALUE, tensors.values()), np.float64, len(tensors))
+        every = np.fromiter(values.values(), np.float64, len(values))
         return bool(np.isfinite(every).all())
     except (TypeError, ValueError):  # arrays among them
         pass
     scalars = []
-    for v in map(_VALUE, tensors.values()):
+    for v in values.values():
         if type(v) is np.float64:
             scalars.append(v)
         elif not np.isfinite(v).all():
             return False
     return bool(np.isfinite(np.array(scalars, dtype=np.float64)).all())
+
+
+class TensorValues(Mapping[str, Any]):
+    """The values of a mapping of tensors by id, read as they are asked for: what
+    ``numeric_notes`` reads, from a tape's run (a run with no tape has the values alone)."""
+
+    def __init__(self, tensors: Mapping[str, Tensor]) -> None:
+        self._tensors = tensors
+
+    def __getitem__(self, key: str) -> Any:
+        return self._tensors[key].value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._tensors
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tensors)
+
+    def __len__(self) -> int:
+        return len(self._tensors)
+
+    def values(self) -> Any:  # an iterator, not a view: each is read once
+        return map(_VALUE, self._tensors.values())
 
 
 class OnePoint:
@@ -104,26 +128,27 @@ class OnePoint:
 
 def numeric_notes(
     graph: Graph,
-    tensors: Mapping[str, Tensor],
+    values: Mapping[str, Any],
     gradients: Mapping[str, np.ndarray | None] | None = None,
     probe: OnePoint = OnePoint(),  # noqa: B008 - stateless
 ) -> list[Note]:
-    """Non-finite values where they first appear (finite inputs), kinks, non-finite gradients."""
+    """Non-finite values where they first appear (finite inputs), kinks, non-finite gradients;
+    ``values``: each node's value by id (``TensorValues`` of a tape's run's tensors)."""
     notes: list[Note] = []
     # With every value finite there is nothing non-finite to locate: only kinks are left
     # to look for, which skips the per-node finiteness tests (most of this walk's cost).
-    finite = _every_value_finite(tensors)
+    finite = _every_value_finite(values)
     for node_id in graph.kinked if finite else graph.order:
         node = graph.nodes[node_id]
-        if not node.inputs or node_id not in tensors:
+        if not node.inputs or node_id not in values:
             continue  # leaves: their values are the caller's, not a computation's
         op = OPS[node.op]
         if finite and op.kink is None:
             continue
-        inputs = input_values(node.inputs, tensors)
-        if not finite and probe.starts_non_finite(node_id, tensors[node_id].value, inputs):
-            why = nonfinite_reason(op, inputs, tensors[node_id].value)
-            where = probe.where_non_finite(node_id, tensors[node_id].value, inputs)
+        inputs = input_values(node.inputs, values)
+        if not finite and probe.starts_non_finite(node_id, values[node_id], inputs):
+            why = nonfinite_reason(op, inputs, values[node_id])
+            where = probe.where_non_finite(node_id, values[node_id], inputs)
             notes.append(Note("non_finite", f"{node.op}: {why}{where}", node=node_id))
         met = probe.kink(node_id, node, inputs) if op.kink is not None else None
         if met is not None:

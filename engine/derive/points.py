@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.derive.numeric_notes import OnePoint, numeric_notes
+from engine.derive.numeric_notes import OnePoint, TensorValues, numeric_notes
 from engine.derive.point_plan import (
     ALIGNED,
     DIRECT,
@@ -291,7 +291,8 @@ def point_notes(
     """``numeric_notes.numeric_notes`` over points: a node is noted where a non-finite value
     first appears at some point (that point's inputs finite), or where some point meets
     a kink; the kink note says at how many points."""
-    return numeric_notes(graph, tensors, gradients, probe=_OverPoints(graph, batch))
+    return numeric_notes(graph, TensorValues(tensors), gradients,
+                         probe=_OverPoints(graph, batch))
 
 
 class _OverPoints(OnePoint):

@@ -17,7 +17,7 @@ import numpy as np
 
 from engine import budget, cost
 from engine.derive import points as points_mod
-from engine.derive.numeric_notes import input_values
+from engine.derive.numeric_notes import TensorValues, input_values
 from engine.derive.query import Query
 from engine.derive.setup import Setup, set_up
 from engine.errors import ComputeLimitError, GraphError, short
@@ -109,7 +109,7 @@ def _kinks(s: Setup, tensors: dict[str, Tensor]) -> tuple[np.ndarray, list[str]]
             continue
         flags = points_mod.batched_inputs(node, batch.batched)
         hit = points_mod.kink_mask(
-            op, input_values(node.inputs, tensors), flags, node.attrs, batch.size
+            op, input_values(node.inputs, TensorValues(tensors)), flags, node.attrs, batch.size
         )
         if hit.any():
             mask |= hit

@@ -15,7 +15,7 @@ import numpy as np
 
 from engine import cost
 from engine.derive import points as points_mod
-from engine.derive.numeric_notes import numeric_notes
+from engine.derive.numeric_notes import TensorValues, numeric_notes
 from engine.derive.points import Batch, Points
 from engine.derive.query import (
     Query,
@@ -122,10 +122,17 @@ class Setup:
               gradients: Mapping[str, np.ndarray | None] | None = None) -> list[Note]:
         """Several targets summed, then non-finite values and kinks met (at some point,
         over points)."""
-        summed = self.summed_targets() if gradients is not None else []
         if self.batch is None:
-            return summed + numeric_notes(self.query.graph, tensors, gradients)
+            return self.notes_at(TensorValues(tensors), gradients)
+        summed = self.summed_targets() if gradients is not None else []
         return summed + points_mod.point_notes(self.query.graph, self.batch, tensors, gradients)
+
+    def notes_at(self, values: Mapping[str, Any],
+                 gradients: Mapping[str, np.ndarray | None] | None = None) -> list[Note]:
+        """``notes`` at one point, from each node's value by id (a run with no tape has
+        values, no tensors)."""
+        summed = self.summed_targets() if gradients is not None else []
+        return summed + numeric_notes(self.query.graph, values, gradients)
 
     def summed_targets(self) -> list[Note]:
         """A derivative of several targets is of their sum (tf.GradientTape with a list

@@ -41,8 +41,8 @@ from engine.tensor import Tensor, Value, Variable, constant
 
 _NUMBER = (int, float, np.integer, np.floating)
 _MAX_INT = 2**1023  # ints below this convert to float64 without overflow
-_CHECK_EVERY = 256  # nodes between two budget checks
-_BIG_OUTPUT = 4096  # and after every op whose output has more elements than this
+RUN_CHECK_EVERY = 256  # nodes between two budget checks
+BIG_OUTPUT = 4096  # and after every op whose output has more elements than this
 NUMPY_MAX_RANK = 64  # numpy refuses arrays of more dimensions (a ValueError, not ours)
 
 
@@ -185,6 +185,19 @@ class Graph:
                    for x in n.inputs if not isinstance(x, str))
 
     @cached_property
+    def leaf_position(self) -> dict[str, int]:
+        """Each leaf's position in the graph's order (and in its run plan)."""
+        leaves = set(self.leaves)
+        return {nid: k for k, nid in enumerate(self.order) if nid in leaves}
+
+    @cached_property
+    def read_leaves(self) -> frozenset[str]:
+        """The leaves some op reads: those a tape that watches what ops access watches."""
+        leaves = set(self.leaves)
+        return frozenset([x for n in self.nodes.values() for x in n.inputs
+                          if type(x) is str and x in leaves])
+
+    @cached_property
     def kinked(self) -> tuple[str, ...]:
         """Its op nodes whose op has a kink, in order: a kink-notes walk visits no other."""
         return tuple([i for i, n in self.nodes.items() if n.inputs and OPS[n.op].kink is not None])
@@ -228,7 +241,7 @@ class Graph:
         nodes, max_rank, max_elements = self.nodes, limits.max_rank, limits.max_elements
         prod = math.prod
         for k, nid in enumerate(self.order):
-            if not k % _CHECK_EVERY:
+            if not k % RUN_CHECK_EVERY:
                 budget.check("shape inference")
             node = nodes[nid]
             if node.op in LEAF_OPS:
@@ -291,7 +304,7 @@ class Graph:
             return Variable(value, trainable=node.trainable, name=node.id)
         return constant(value, name=node.id)
 
-    def _steps(self) -> list[Step]:
+    def steps(self) -> list[Step]:
         """The run's plan (engine.graphs.run_plan), made once per graph. Two threads may
         both make it; they make the same."""
         steps = self._plan
@@ -308,7 +321,7 @@ class Graph:
         ``apply(node id, node, input tensors)`` computes an op node instead of its op
         alone: engine.derive.points runs each op over a batch of points that way.
         """
-        steps = self._steps()
+        steps = self.steps()
         if apply is not None:
             steps = [(nid, node, fn, CALL_APPLY if fn else CALL_LEAF, inputs_of(call, a, b),
                       None) for nid, node, fn, call, a, b in steps]
@@ -317,9 +330,9 @@ class Graph:
         nid = ""
         check, f64 = budget.check, np.float64
         try:
-            for start in range(0, len(steps), _CHECK_EVERY):
+            for start in range(0, len(steps), RUN_CHECK_EVERY):
                 check("graph evaluation")
-                for nid, node, fn, call, a, b in steps[start:start + _CHECK_EVERY]:
+                for nid, node, fn, call, a, b in steps[start:start + RUN_CHECK_EVERY]:
                     if call == CALL_REF_REF:  # the usual node, first
                         out = fn(done[a], done[b])
                     elif call == CALL_REF:
@@ -339,7 +352,7 @@ class Graph:
                         else:
                             out = fn(*args, **node.attrs) if node.attrs else fn(*args)
                     out._name = nid  # the slot itself: the property's setter is a call
-                    if type(out.value) is not f64 and out.value.size > _BIG_OUTPUT:
+                    if type(out.value) is not f64 and out.value.size > BIG_OUTPUT:
                         check("graph evaluation")  # a costly op: stop at its boundary
                     put(out)
         except EngineError as e:

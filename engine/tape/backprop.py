@@ -246,7 +246,7 @@ def _accumulate(
                 continue
             # _add, inline: the one cotangent of most entries
             if type(gx) is not _f64:  # see _add
-                gx = _fit(gx, x.value, batch)
+                gx = fit_cotangent(gx, x.value, batch)
             if x in cts:
                 cur = cts[x]
                 if type(cur) is _ndarray and cur.size >= IN_PLACE_MIN and _refs(cur) == ALONE:
@@ -262,7 +262,7 @@ def _add(cts: dict[Tensor, Any], x: Tensor, gx: Any, batch: tuple[int, ...]) -> 
     # A numpy-scalar cotangent fits as it is: it belongs to a 0-d input (a rule never
     # returns a cotangent smaller than its input, and a batched one is never 0-d).
     if type(gx) is not _f64:
-        gx = _fit(gx, x.value, batch)
+        gx = fit_cotangent(gx, x.value, batch)
     if x not in cts:
         cts[x] = gx
         return
@@ -308,7 +308,7 @@ def _plus(cur: np.ndarray, gx: Any) -> Any:
     return cur + gx
 
 
-def _fit(gx: Any, xv: Any, batch: tuple[int, ...]) -> Any:
+def fit_cotangent(gx: Any, xv: Any, batch: tuple[int, ...] = ()) -> Any:
     """``gx`` summed down to ``batch + xv.shape`` where broadcasting made it larger."""
     if gx.shape == xv.shape or (batch and gx.shape == batch + xv.shape):
         return gx

@@ -340,28 +340,38 @@ class GradientTape:
                 detail=f"{label}: the target is a gradient computed outside any recording "
                 "tape. " + NESTED_TAPES_HINT,
             )
-        if source not in self._record.watched:
-            if type(source) is Variable and source.trainable:
-                why = (
-                    "a trainable variable is watched when an op reads it while the tape "
-                    "records, and no op read it"
-                    if self._watch_accessed_variables
-                    else "watch_accessed_variables=False: only what tape.watch() names is "
-                    "watched (`watch` in a request)"
-                )
-            else:
-                why = "constants and non-trainable variables need tape.watch() (or `watch` " \
-                    "in a request)"
-            return Note(
-                reason="not_watched",
-                source=source.name,
-                detail=f"{label} is not watched by the tape: {why}",
+        trainable = type(source) is Variable and source.trainable
+        return none_note(label, source.name, source in self._record.watched, trainable,
+                         self._watch_accessed_variables)
+
+
+def none_note(label: str, name: str | None, watched: bool, trainable_variable: bool,
+              watch_accessed_variables: bool) -> Note:
+    """Why a source got no gradient (``tape.notes``), its target recorded: it was not
+    watched (and why not), or no differentiable path leads from it to the target. A
+    gradient taken with no tape (engine.graphs.untaped) says it in the same words."""
+    if not watched:
+        if trainable_variable:
+            why = (
+                "a trainable variable is watched when an op reads it while the tape "
+                "records, and no op read it"
+                if watch_accessed_variables
+                else "watch_accessed_variables=False: only what tape.watch() names is "
+                "watched (`watch` in a request)"
             )
+        else:
+            why = "constants and non-trainable variables need tape.watch() (or `watch` " \
+                "in a request)"
         return Note(
-            reason="unconnected",
-            source=source.name,
-            detail=f"no differentiable path from {label} to the target",
+            reason="not_watched",
+            source=name,
+            detail=f"{label} is not watched by the tape: {why}",
         )
+    return Note(
+        reason="unconnected",
+        source=name,
+        detail=f"no differentiable path from {label} to the target",
+    )
 
 
 def jacobian_rows(

@@ -139,7 +139,7 @@ _f64 = np.float64
 _ndarray = np.ndarray
 
 
-def _as_f64(value: Any) -> Any:
+def as_output(value: Any) -> Any:
     """A forward's output as a Tensor value: float64, and 0-d as a numpy scalar."""
     if type(value) is _ndarray and value.dtype == _f64 and value.ndim:
         return value
@@ -149,7 +149,7 @@ def _as_f64(value: Any) -> Any:
 def _wrap(value: Any) -> Tensor:
     """A Tensor around a forward's output, skipping conversion when it is already float64."""
     t = EagerTensor()
-    t.value = value if type(value) is _f64 else _as_f64(value)
+    t.value = value if type(value) is _f64 else as_output(value)
     return t
 
 
@@ -241,11 +241,11 @@ def op_function(op: OpDef) -> Callable[..., Tensor]:
         if not isinstance(x, tensor):
             if raw_sweep():
                 value = forward(x) if _attrs is no_attrs else forward(x, **_attrs)
-                return value if type(value) is _f64 else _as_f64(value)
+                return value if type(value) is _f64 else as_output(value)
             x = _as_tensor(x)
         value = forward(x.value) if _attrs is no_attrs else forward(x.value, **_attrs)
         ans = eager()
-        ans.value = value if type(value) is _f64 else _as_f64(value)
+        ans.value = value if type(value) is _f64 else as_output(value)
         for log in tapes_now():
             watched = log.watched
             if x in watched or (type(x) is variable and log.reads(x)):
@@ -257,7 +257,7 @@ def op_function(op: OpDef) -> Callable[..., Tensor]:
         if not isinstance(a, tensor):
             if not isinstance(b, tensor) and raw_sweep():
                 value = forward(a, b) if _attrs is no_attrs else forward(a, b, **_attrs)
-                return value if type(value) is _f64 else _as_f64(value)
+                return value if type(value) is _f64 else as_output(value)
             a = _as_tensor(a)
         if not isinstance(b, tensor):
             # ``y * 0.9``: the cached constant without a call to _as_tensor, when it has one
@@ -270,7 +270,7 @@ def op_function(op: OpDef) -> Callable[..., Tensor]:
         value = (forward(a.value, b.value) if _attrs is no_attrs
                  else forward(a.value, b.value, **_attrs))
         ans = eager()
-        ans.value = value if type(value) is _f64 else _as_f64(value)
+        ans.value = value if type(value) is _f64 else as_output(value)
         for log in tapes_now():
             watched = log.watched
             # ``reads`` of both inputs, both always asked (either may be a Variable to
@@ -299,7 +299,7 @@ def op_function(op: OpDef) -> Callable[..., Tensor]:
         if variadic and ((inputs and isinstance(inputs[0], list | tuple)) or "values" in attrs):
             inputs, attrs = _list_call(op, inputs, attrs)
         if raw_sweep() and not any(isinstance(x, tensor) for x in inputs):
-            return _as_f64(forward(*inputs, **attrs))
+            return as_output(forward(*inputs, **attrs))
         xs = tuple([_as_tensor(x) for x in inputs])
         ans = _wrap(forward(*[x.value for x in xs], **attrs))
         for log in tapes_now():

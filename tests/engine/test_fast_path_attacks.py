@@ -58,7 +58,7 @@ def compute(graph: Any, kind: str, **fields: Any) -> Any:
 
 def constants_of(graph: Any) -> list[np.ndarray]:
     """Copies of the inline constants the graph's run plan shares across runs."""
-    graph._steps()
+    graph.steps()
     out = []
     for step in graph._plan:
         for item in step[4:]:

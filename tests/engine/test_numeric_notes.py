@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.derive.numeric_notes import numeric_notes
+from engine.derive.numeric_notes import TensorValues, numeric_notes
 from engine.graphs.build import build_graph
 from engine.graphs.reusable import ReusableGraph
 
 
 def notes_at(graph, **values):
     tensors = graph.run(graph.leaf_values(values))
-    return [(n.reason, n.node) for n in numeric_notes(graph, tensors)]
+    return [(n.reason, n.node) for n in numeric_notes(graph, TensorValues(tensors))]
 
 
 def chain(x0=0.5, leaf=None):
@@ -75,6 +75,7 @@ def test_a_gradient_that_is_not_finite_is_noted_whatever_its_form(gradient):
     """Scalars and 0-d arrays are tested without numpy's machinery: the same answer."""
     graph = chain()
     tensors = graph.run(graph.leaf_values({}))
-    notes = [(n.reason, n.source) for n in numeric_notes(graph, tensors, {"x": gradient})]
+    notes = [(n.reason, n.source)
+             for n in numeric_notes(graph, TensorValues(tensors), {"x": gradient})]
     finite = bool(np.isfinite(gradient).all())
     assert notes == ([] if finite else [("non_finite", "x")])

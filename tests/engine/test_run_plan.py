@@ -62,11 +62,11 @@ def test_inline_constants_are_built_once_and_shared_by_every_run():
     )
     values = graph.leaf_values({})
     graph.run(values)
-    plan = {step[0]: step for step in graph._steps()}
+    plan = {step[0]: step for step in graph.steps()}
     constant = plan["rc"][5]
     assert constant.name == "rc.inputs[1]" and constant.value == 2.0
     again = graph.run({**values, "x": np.float64(5.0)})
-    assert graph._steps()[-1] is plan["rr"] and plan["rc"][5] is constant
+    assert graph.steps()[-1] is plan["rr"] and plan["rc"][5] is constant
     assert again["rr"].value == (5.0 - 2.0) * 4.0  # new leaf values, the same constants
 
 

@@ -1,0 +1,232 @@
+"""A gradient with no tape (engine.graphs.untaped) gives the tape's answer bit for bit, and
+so does an evaluation: for every op and case, with every input a source, some inputs
+watched but not asked for, an op node among the sources, a constant leaf or an inline
+constant among the inputs, a weighted non-scalar target and a summed scalar one; and
+TF's semantics of what is watched and connected, with the tape's notes on why a source
+gets no gradient."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from engine.derive import derivatives
+from engine.derive.query import Query, Result
+from engine.graphs import untaped as untaped_mod
+from engine.graphs.build import build_graph
+from engine.ops.registry import Case, OpDef
+from tests.engine.op_cases import op_cases, rng_for
+from tests.gradcheck import sample_inputs
+
+MODES = ("variables", "first-source", "op-source", "constant-leaf", "inline")
+
+
+@pytest.fixture
+def untaped(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The kind of each computation since that ran with no tape."""
+    ran: list[str] = []
+    real_gradient, real_run = derivatives._untaped_gradient, derivatives._run_untaped
+
+    def gradient(*args: Any) -> Result:
+        ran.append("gradient")
+        return real_gradient(*args)
+
+    def run(s: Any) -> list:
+        ran.append("run")
+        return real_run(s)
+
+    monkeypatch.setattr(derivatives, "_untaped_gradient", gradient)
+    monkeypatch.setattr(derivatives, "_run_untaped", run)
+    return ran
+
+
+def taped(q: Query, monkeypatch: pytest.MonkeyPatch, kind: Any = None) -> Result:
+    """``derivatives.gradient`` (or ``kind``) on the tape's road alone."""
+    with monkeypatch.context() as m:
+        m.setattr(derivatives, "_untaped", lambda _s: False)
+        return (kind or derivatives.gradient)(q)
+
+
+def assert_same(got: Result, want: Result) -> None:
+    """Equal bit for bit: outputs, gradients (None where None), notes."""
+    assert got.outputs.keys() == want.outputs.keys()
+    for k, v in want.outputs.items():
+        np.testing.assert_array_equal(got.outputs[k], v, err_msg=k)
+    assert (got.gradients is None) == (want.gradients is None)
+    assert list(got.gradients or {}) == list(want.gradients or {})
+    for k, v in (want.gradients or {}).items():
+        if v is None:
+            assert got.gradients[k] is None, k
+        else:
+            assert got.gradients[k] is not None, k
+            np.testing.assert_array_equal(got.gradients[k], v, err_msg=k)
+            assert np.shape(got.gradients[k]) == np.shape(v), k
+    assert [(n.reason, n.detail, n.node, n.source) for n in got.notes] == [
+        (n.reason, n.detail, n.node, n.source) for n in want.notes]
+
+
+def _graph_and_queries(op: OpDef, case: Case, mode: str) -> tuple[list[dict], list[dict]]:
+    """y = op(x0, ...), yy = y * y, t = sum(yy); queries for y (weighted) and t."""
+    rng = rng_for(op, case, "untaped")
+    inputs = sample_inputs(op, case, rng)
+    nodes: list[dict[str, Any]] = []
+    refs: list[Any] = []
+    for i, x in enumerate(inputs):
+        value = np.asarray(x, dtype=float).tolist()
+        if mode == "inline" and i == len(inputs) - 1 and len(inputs) > 1:
+            refs.append(value)  # written inline among the node's inputs
+            continue
+        leaf = "constant" if mode == "constant-leaf" and i == 0 and len(inputs) > 1 else "variable"
+        nodes.append({"id": f"x{i}", "op": leaf, "value": value})
+        refs.append(f"x{i}")
+    nodes += [
+        {"id": "y", "op": op.name, "inputs": refs, "attrs": dict(case.attrs)},
+        {"id": "yy", "op": "mul", "inputs": ["y", "y"]},
+        {"id": "t", "op": "sum", "inputs": ["yy"]},
+    ]
+    variables = [n["id"] for n in nodes if n["op"] == "variable"]
+    sources = {"first-source": variables[:1], "op-source": ["y", *variables[:1]]}.get(mode)
+    shape = np.shape(op.forward(*inputs, **op.normalize_attrs(case.attrs)))
+    weight = rng.standard_normal(shape).tolist()
+    queries = [{"target": "y", "output_gradients": {"y": weight}, "sources": sources},
+               {"target": "t", "sources": sources}]
+    return nodes, queries
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("op", "case"), op_cases())
+def test_every_op_gives_the_tapes_gradient_with_no_tape(
+    op: OpDef, case: Case, mode: str, monkeypatch: pytest.MonkeyPatch, untaped: list[str]
+) -> None:
+    nodes, queries = _graph_and_queries(op, case, mode)
+    graph = build_graph(nodes)
+    for kw in queries:
+        q = Query(graph, **kw)
+        assert_same(derivatives.gradient(q), taped(q, monkeypatch))
+    q = Query(graph, target=["y", "t"])
+    assert_same(derivatives.evaluate(q), taped(q, monkeypatch, derivatives.evaluate))
+    assert untaped == ["gradient", "run", "gradient", "run", "run"]
+
+
+def _chain(**variable: Any) -> list[dict[str, Any]]:
+    return [
+        {"id": "x", "op": "variable", "value": 0.5, **variable},
+        {"id": "w", "op": "variable", "value": 0.9},
+        {"id": "c", "op": "constant", "value": 2.0},
+        {"id": "s", "op": "sin", "inputs": ["x"]},
+        {"id": "m", "op": "mul", "inputs": ["s", "w"]},
+        {"id": "a", "op": "add", "inputs": ["m", 0.1]},
+        {"id": "p", "op": "pow", "inputs": ["a", "c"]},
+        {"id": "d", "op": "div", "inputs": [1.5, "p"]},
+        {"id": "q", "op": "mul", "inputs": ["d", "d"]},
+        {"id": "k", "op": "exp", "inputs": ["c"]},
+        {"id": "z", "op": "mul", "inputs": ["q", "k"]},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("variable", "kw"),
+    [
+        ({}, {}),
+        ({}, {"sources": ["x", "x", "w"]}),  # a source named twice gets it twice
+        ({}, {"sources": ["w"]}),  # x watched, not asked for: its path is skipped
+        ({}, {"target": ["q", "d", "q"]}),  # targets summed, one named twice
+        ({}, {"output_gradients": {"z": 3.0}}),
+        ({}, {"watch": ["c"], "sources": ["x", "c"]}),  # a watched constant
+        ({}, {"sources": ["x", "c"]}),  # an unwatched constant: None, and why
+        ({}, {"sources": ["c"], "unconnected_gradients": "zero"}),
+        ({"trainable": False}, {"sources": ["x", "w"]}),
+        ({}, {"watch_accessed_variables": False, "watch": ["w"], "sources": ["x", "w"]}),
+        ({}, {"watch_accessed_variables": False, "watch": ["x", "w"]}),
+        ({}, {"target": "x", "sources": ["x"]}),  # read by sin: watched
+        ({}, {"target": "c", "sources": ["x"]}),  # not connected
+        # op nodes as sources: held when they read a watched leaf, at some remove
+        ({}, {"sources": ["s", "x", "m"]}),
+        ({}, {"sources": ["k", "x"]}),  # k reads only an unwatched constant: not held
+        ({}, {"watch": ["c"], "sources": ["k", "x", "c"]}),
+        ({}, {"target": "s", "sources": ["s", "x"]}),
+        ({}, {"target": ["q", "s"], "sources": ["d", "s"], "output_gradients": {"s": 2.0}}),
+    ],
+)
+def test_tf_semantics_hold_on_both_roads(
+    variable: dict, kw: dict, monkeypatch: pytest.MonkeyPatch, untaped: list[str]
+) -> None:
+    q = Query(build_graph(_chain(**variable)), **kw)
+    assert_same(derivatives.gradient(q), taped(q, monkeypatch))
+    assert untaped == ["gradient", "run"]
+
+
+def test_a_variable_no_op_reads_is_not_watched_even_as_its_own_target(
+    monkeypatch: pytest.MonkeyPatch, untaped: list[str]
+) -> None:
+    """TF: ``tape.gradient(v, v)`` for a variable nothing read while recording is None."""
+    graph = build_graph([
+        {"id": "v", "op": "variable", "value": 1.0},
+        {"id": "x", "op": "variable", "value": 2.0},
+        {"id": "y", "op": "sin", "inputs": ["x"]},
+    ])
+    q = Query(graph, target="v", sources=["v"])
+    got = derivatives.gradient(q)
+    assert got.gradients == {"v": None}
+    assert_same(got, taped(q, monkeypatch))
+    assert [n.reason for n in got.notes] == ["not_watched"]
+
+
+def test_non_finite_values_and_kinks_give_the_same_notes(
+    monkeypatch: pytest.MonkeyPatch, untaped: list[str]
+) -> None:
+    graph = build_graph([
+        {"id": "x", "op": "variable", "value": [0.0, -1.0, 2.0]},
+        {"id": "r", "op": "relu", "inputs": ["x"]},
+        {"id": "l", "op": "log", "inputs": ["r"]},
+        {"id": "t", "op": "sum", "inputs": ["l"]},
+    ])
+    q = Query(graph)
+    got = derivatives.gradient(q)
+    assert {n.reason for n in got.notes} >= {"non_finite", "kink"}
+    assert_same(got, taped(q, monkeypatch))
+    assert untaped == ["gradient", "run"]
+
+
+def test_a_tape_open_around_the_call_records_it(untaped: list[str]) -> None:
+    """With a tape recording (a caller's nested tapes), the tape's road runs, so that the
+    outer tape records the gradient (higher orders)."""
+    import engine as tf
+
+    graph = build_graph(_chain())
+    with tf.GradientTape():
+        derivatives.gradient(Query(graph))
+    assert untaped == []
+
+
+def test_a_long_chain_is_swept_with_no_tape(monkeypatch: pytest.MonkeyPatch,
+                                            untaped: list[str]) -> None:
+    """The benchmark's shape (sin, mul by a variable, add a constant, repeated) past a few
+    budget-check blocks; the same float64 answer as the tape's."""
+    nodes: list[dict[str, Any]] = [{"id": "x", "op": "variable", "value": 0.25},
+                                   {"id": "w", "op": "variable", "value": 0.95}]
+    prev = "x"
+    for k in range(1500):
+        nodes += [{"id": f"s{k}", "op": "sin", "inputs": [prev]},
+                  {"id": f"m{k}", "op": "mul", "inputs": [f"s{k}", "w"]},
+                  {"id": f"a{k}", "op": "add", "inputs": [f"m{k}", 0.1]}]
+        prev = f"a{k}"
+    q = Query(build_graph(nodes), values={"x": 0.3})
+    assert_same(derivatives.gradient(q), taped(q, monkeypatch))
+    assert untaped == ["gradient", "run"]
+
+
+def test_watched_reads_the_graph_as_a_tape_would() -> None:
+    graph = build_graph(_chain())
+    assert untaped_mod.watched(graph, "x", (), True)
+    assert not untaped_mod.watched(graph, "c", (), True)
+    assert untaped_mod.watched(graph, "c", ("c",), True)
+    assert not untaped_mod.watched(graph, "x", (), False)
+
+
+def test_an_unknown_unconnected_gradients_mode_is_refused_as_the_tape_refuses_it() -> None:
+    q = Query(build_graph(_chain()), unconnected_gradients="zeros")
+    with pytest.raises(ValueError, match="zeros"):
+        derivatives.gradient(q)
