@@ -117,7 +117,8 @@ def _target_tensors(s: Setup, values: list[Any], at: list[int] | None = None
 
 
 def _untaped_gradient(s: Setup, seeds: list[Any] | None) -> Result:
-    """``gradient`` with no tape: the tape's answer and notes, in less than half the time."""
+    """``gradient`` with no tape: the tape's answer and notes, bit for bit, with no Tensor
+    or tape entry made per op."""
     q = s.query
     values = _run_untaped(s)
     at = untaped.positions(q.graph, s.targets)

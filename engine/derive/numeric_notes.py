@@ -59,15 +59,16 @@ def _every_value_finite(values: Mapping[str, Any]) -> bool:
     """Whether no value holds a NaN or infinity: one vectorized test over the scalars
     (all of them at once when every value is one, as on a long scalar chain); a few
     values one by one."""
+    each = values.values()
     if len(values) <= FEW_VALUES:
-        return all(map(_finite, values.values()))
+        return all(map(_finite, each))
     try:
-        every = np.fromiter(values.values(), np.float64, len(values))
+        every = np.fromiter(each, np.float64, len(values))
         return bool(np.isfinite(every).all())
     except (TypeError, ValueError):  # arrays among them
         pass
     scalars = []
-    for v in values.values():
+    for v in each:
         if type(v) is np.float64:
             scalars.append(v)
         elif not np.isfinite(v).all():
@@ -94,8 +95,8 @@ class TensorValues(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self._tensors)
 
-    def values(self) -> Any:  # an iterator, not a view: each is read once
-        return map(_VALUE, self._tensors.values())
+    def values(self) -> Any:  # a list (a Collection, in the mapping's order)
+        return list(map(_VALUE, self._tensors.values()))
 
 
 class OnePoint:

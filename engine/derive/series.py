@@ -102,6 +102,7 @@ def _kinks(s: Setup, tensors: dict[str, Tensor]) -> tuple[np.ndarray, list[str]]
     graph, batch = s.query.graph, s.batch
     mask = np.zeros(batch.size, dtype=bool)
     nodes: list[str] = []
+    values = TensorValues(tensors)
     for node_id in graph.order:
         node = graph.nodes[node_id]
         op = OPS.get(node.op)
@@ -109,7 +110,7 @@ def _kinks(s: Setup, tensors: dict[str, Tensor]) -> tuple[np.ndarray, list[str]]
             continue
         flags = points_mod.batched_inputs(node, batch.batched)
         hit = points_mod.kink_mask(
-            op, input_values(node.inputs, TensorValues(tensors)), flags, node.attrs, batch.size
+            op, input_values(node.inputs, values), flags, node.attrs, batch.size
         )
         if hit.any():
             mask |= hit

@@ -192,7 +192,8 @@ class Graph:
 
     @cached_property
     def read_leaves(self) -> frozenset[str]:
-        """The leaves some op reads: those a tape that watches what ops access watches."""
+        """The leaves some op reads (of which a tape that watches what ops access watches
+        the trainable variables)."""
         leaves = set(self.leaves)
         return frozenset([x for n in self.nodes.values() for x in n.inputs
                           if type(x) is str and x in leaves])

@@ -6,8 +6,10 @@ needs the recording itself (one point, no trace, no second order, no tape open a
 the call), ``run_values`` runs it on raw values and ``sweep`` walks the plan backwards
 with the rules the tape's sweep calls (``OpDef.rule``, on raw values as engine.tape.backprop's
 raw sweep gives them), keeping cotangents in a list by position. No Tensor, tape entry
-or watched set is made per op: on a 100,000-op scalar chain, under half the time of
-recording and sweeping a tape.
+or watched set is made per op: on a 100,000-op scalar chain, about two thirds of the time
+of recording and sweeping a tape. The loops are the tape's (``Graph.run``,
+engine.tape.backprop's sweep) written again for positions and raw values, since a call
+more per node is what each of them saves.
 
 ``gradient`` answers what GradientTape would, bit for bit: a source is watched as the
 tape would watch it; cotangents flow from the targets along ops with a rule, only into
@@ -17,6 +19,7 @@ no gradient gets None (or zeros) and the tape's note on why (``none_note``).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -36,24 +39,29 @@ from engine.graphs.run_plan import (
 from engine.notes import Note
 from engine.tape.arguments import unconnected_mode
 from engine.tape.backprop import (
+    ALONE,
     BOTH_NEEDED,
     CHECK_EVERY,
     FIRST_NEEDED,
+    IN_PLACE_MIN,
     ONE_INPUT_NEEDED,
     SECOND_NEEDED,
     fit_cotangent,
+    plus_into,
 )
 from engine.tape.gradient_tape import none_note
 from engine.tape.recording import TAPE_STACK, as_output
 from engine.tensor import Value, as_value
 
 _f64 = np.float64
+_ndarray = np.ndarray
+_refs = sys.getrefcount
 
 
 class ValuesById(Mapping[str, Any]):
     """A run's values (``run_values``) read by node id. The dict from ids to values is
     made only when an id is looked up (numeric notes on a graph with a kink or a
-    non-finite value), and a graph keeps no map of its own from ids to positions."""
+    non-finite value): a graph keeps a map of its leaves' positions only."""
 
     def __init__(self, graph: Graph, values: list[Any]) -> None:
         self._order = graph.order
@@ -77,8 +85,8 @@ class ValuesById(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self._values)
 
-    def values(self) -> Any:  # an iterator, not a view: each is read once
-        return iter(self._values)
+    def values(self) -> Any:  # the run's own list (a Collection, in the graph's order)
+        return self._values
 
 
 def positions(graph: Graph, ids: Sequence[str]) -> list[int]:
@@ -134,8 +142,9 @@ def run_values(graph: Graph, leaf_values: Mapping[str, Value]) -> list[Any]:
         for start in range(0, len(steps), RUN_CHECK_EVERY):
             check("graph evaluation")
             for nid, node, fn, call, a, b in steps[start:start + RUN_CHECK_EVERY]:
-                # an op with no attrs and one or two inputs: its forward, called as
-                # its function calls it on raw values (as_output: the same float64)
+                # the usual calls (an op with no attrs, one or two inputs, see run_plan)
+                # call its forward as its function would on raw values; as_output below
+                # makes the same float64
                 if call == CALL_REF_REF:
                     out = fn.op.forward(done[a], done[b])
                 elif call == CALL_REF:
@@ -219,6 +228,8 @@ def sweep(graph: Graph, values: list[Any], targets: Sequence[int], seeds: Sequen
     keep = {k for k in sources if steps[k][2] is not None}  # op nodes asked for
     n = len(steps)
     cts: list[Any] = [None] * n
+    if not sources:
+        return []
     for k, seed in zip(targets, seeds, strict=True):
         if reach[k]:
             cts[k] = seed if cts[k] is None else cts[k] + seed
@@ -240,37 +251,34 @@ def sweep(graph: Graph, values: list[Any], targets: Sequence[int], seeds: Sequen
                 rule = fn.op.rule
                 if rule is None:  # not differentiable: no gradient flows through
                     continue
-                # The usual calls spelled out, each cotangent added inline (``_add``): a
-                # call per node costs a third of the sweep on a scalar chain.
+                # The usual calls spelled out (no argument list built per node). A rule runs
+                # only for inputs on a path from a source, as on the tape, where a node with
+                # none is not even recorded as on a path (an op node asked for as a source).
                 if call == CALL_REF:
-                    (gx,) = rule(g, ONE_INPUT_NEEDED, values[k], values[a])
+                    if reach[a]:
+                        (gx,) = rule(g, ONE_INPUT_NEEDED, values[k], values[a])
+                        _add(cts, a, gx, values)
                 elif call == CALL_REF_REF:
-                    if not reach[a]:
-                        _, gx = rule(g, SECOND_NEEDED, values[k], values[a], values[b])
-                        a = b
+                    if reach[a]:
+                        if reach[b]:
+                            gx, gy = rule(g, BOTH_NEEDED, values[k], values[a], values[b])
+                            _add(cts, b, gy, values)  # as the tape's sweep: the second's first
+                        else:
+                            gx, _ = rule(g, FIRST_NEEDED, values[k], values[a], values[b])
+                        _add(cts, a, gx, values)
                     elif reach[b]:
-                        gx, gy = rule(g, BOTH_NEEDED, values[k], values[a], values[b])
-                        if gy is not None:  # as the tape's sweep: the second's first
-                            if type(gy) is not _f64:
-                                gy = fit_cotangent(gy, values[b])
-                            cur = cts[b]
-                            cts[b] = gy if cur is None else cur + gy
-                    else:
-                        gx, _ = rule(g, FIRST_NEEDED, values[k], values[a], values[b])
+                        _, gy = rule(g, SECOND_NEEDED, values[k], values[a], values[b])
+                        _add(cts, b, gy, values)
                 elif call == CALL_REF_CONST:
-                    gx, _ = rule(g, FIRST_NEEDED, values[k], values[a], b.value)
+                    if reach[a]:
+                        gx, _ = rule(g, FIRST_NEEDED, values[k], values[a], b.value)
+                        _add(cts, a, gx, values)
                 elif call == CALL_CONST_REF:
-                    _, gx = rule(g, SECOND_NEEDED, values[k], a.value, values[b])
-                    a = b
+                    if reach[b]:
+                        _, gy = rule(g, SECOND_NEEDED, values[k], a.value, values[b])
+                        _add(cts, b, gy, values)
                 else:
                     _pass_back(rule, g, values, values[k], a, node.attrs, reach, cts)
-                    continue
-                if gx is None:
-                    continue
-                if type(gx) is not _f64:
-                    gx = fit_cotangent(gx, values[a])
-                cur = cts[a]
-                cts[a] = gx if cur is None else cur + gx
     finally:
         TAPE_STACK.raw = was_raw
     return [cts[k] for k in sources]
@@ -278,21 +286,33 @@ def sweep(graph: Graph, values: list[Any], targets: Sequence[int], seeds: Sequen
 
 def _pass_back(rule: Any, g: Any, values: list[Any], ans: Any, inputs: tuple[Any, ...],
                attrs: dict[str, Any], reach: list[bool], cts: list[Any]) -> None:
-    """A node called with any inputs (``CALL_ANY``): its rule, and its inputs' cotangents
-    added to ``cts`` in the tape sweep's order (of two inputs, the second's first)."""
+    """A node called with any inputs (``CALL_ANY``): its rule, if an input is on a path from
+    a source, and their cotangents added to ``cts`` in the tape sweep's order (of two
+    inputs, the second's first)."""
     needs = tuple([type(x) is int and reach[x] for x in inputs])
+    if True not in needs:
+        return
     grads = rule(g, needs, ans, *[values[x] if type(x) is int else x.value for x in inputs],
                  **attrs)
     if len(grads) != len(inputs):
         raise AssertionError("one cotangent per input")
     for i in (1, 0) if len(inputs) == 2 else range(len(inputs)):
-        if needs[i] and grads[i] is not None:
+        if needs[i]:
             _add(cts, inputs[i], grads[i], values)
 
 
 def _add(cts: list[Any], k: int, gx: Any, values: list[Any]) -> None:
-    """Add ``gx`` to the cotangent at ``k``, summed down to that node's shape first."""
+    """Add ``gx`` (None: nothing) to the cotangent at ``k``, summed down to that node's shape
+    first; into the cotangent's own memory when it is large and nothing else holds it, as
+    the tape's sweep adds (engine.tape.backprop.plus_into)."""
+    if gx is None:
+        return
     if type(gx) is not _f64:
         gx = fit_cotangent(gx, values[k])
     cur = cts[k]
-    cts[k] = gx if cur is None else cur + gx
+    if cur is None:
+        cts[k] = gx
+    elif type(cur) is _ndarray and cur.size >= IN_PLACE_MIN and _refs(cur) == ALONE:
+        cts[k] = plus_into(cur, gx)
+    else:
+        cts[k] = cur + gx

@@ -250,7 +250,7 @@ def _accumulate(
             if x in cts:
                 cur = cts[x]
                 if type(cur) is _ndarray and cur.size >= IN_PLACE_MIN and _refs(cur) == ALONE:
-                    cts[x] = _plus(cur, gx)
+                    cts[x] = plus_into(cur, gx)
                 else:
                     cts[x] = cur + gx
             else:
@@ -268,7 +268,7 @@ def _add(cts: dict[Tensor, Any], x: Tensor, gx: Any, batch: tuple[int, ...]) -> 
         return
     cur = cts[x]
     if type(cur) is _ndarray and cur.size >= IN_PLACE_MIN and _refs(cur) == ALONE:
-        cts[x] = _plus(cur, gx)
+        cts[x] = plus_into(cur, gx)
     else:
         cts[x] = cur + gx
 
@@ -298,7 +298,7 @@ def _alone() -> tuple[int, int]:
 ALONE, ONLY_HERE = _alone()
 
 
-def _plus(cur: np.ndarray, gx: Any) -> Any:
+def plus_into(cur: np.ndarray, gx: Any) -> Any:
     """``cur + gx``, written into ``cur`` (the caller has seen that only ``cts`` holds it)
     when it owns its memory (no view of another array's) and the sum has its shape and
     dtype: the same numbers as ``cur + gx``, without a new array."""

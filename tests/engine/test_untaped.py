@@ -16,11 +16,12 @@ from engine.derive import derivatives
 from engine.derive.query import Query, Result
 from engine.graphs import untaped as untaped_mod
 from engine.graphs.build import build_graph
+from engine.ops import OPS
 from engine.ops.registry import Case, OpDef
 from tests.engine.op_cases import op_cases, rng_for
 from tests.gradcheck import sample_inputs
 
-MODES = ("variables", "first-source", "op-source", "constant-leaf", "inline")
+MODES = ("variables", "first-source", "op-source", "op-source-alone", "constant-leaf", "inline")
 
 
 @pytest.fixture
@@ -87,7 +88,8 @@ def _graph_and_queries(op: OpDef, case: Case, mode: str) -> tuple[list[dict], li
         {"id": "t", "op": "sum", "inputs": ["yy"]},
     ]
     variables = [n["id"] for n in nodes if n["op"] == "variable"]
-    sources = {"first-source": variables[:1], "op-source": ["y", *variables[:1]]}.get(mode)
+    sources = {"first-source": variables[:1], "op-source": ["y", *variables[:1]],
+               "op-source-alone": ["y"]}.get(mode)
     shape = np.shape(op.forward(*inputs, **op.normalize_attrs(case.attrs)))
     weight = rng.standard_normal(shape).tolist()
     queries = [{"target": "y", "output_gradients": {"y": weight}, "sources": sources},
@@ -230,3 +232,99 @@ def test_an_unknown_unconnected_gradients_mode_is_refused_as_the_tape_refuses_it
     q = Query(build_graph(_chain()), unconnected_gradients="zeros")
     with pytest.raises(ValueError, match="zeros"):
         derivatives.gradient(q)
+
+
+def _count_rules(calls: list) -> dict[str, Any]:
+    """Every op's rule, counted as (op, needs) each time a sweep calls it; the rules it
+    replaced, to put back (an OpDef is frozen: set past its guard)."""
+    saved = {}
+    for op in OPS.values():
+        if op.rule is None:
+            continue
+        saved[op.name] = op.rule
+
+        def counted(g: Any, needs: Any, *args: Any, _rule: Any = op.rule, _name: str = op.name,
+                    **attrs: Any) -> Any:
+            calls.append((_name, tuple(needs)))
+            return _rule(g, needs, *args, **attrs)
+
+        object.__setattr__(op, "rule", counted)
+    return saved
+
+
+@pytest.mark.parametrize("sources", [["m"], ["w"], ["b"], ["x"], ["b", "m"]])
+def test_rules_run_only_where_the_tape_runs_them(sources: list[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above an op node asked for as a source nothing is on a path from a source: the tape
+    runs no rule there, and neither does the sweep with no tape (its work would grow with
+    everything upstream of the source)."""
+    graph = build_graph([
+        {"id": "x", "op": "variable", "value": 0.3},
+        {"id": "c", "op": "constant", "value": 2.0},
+        {"id": "e", "op": "exp", "inputs": ["c"]},
+        {"id": "a", "op": "sin", "inputs": ["x"]},
+        {"id": "b", "op": "sin", "inputs": ["a"]},
+        {"id": "m", "op": "mul", "inputs": ["x", "e"]},
+        {"id": "w", "op": "where", "inputs": [1.0, "b", "m"]},
+        {"id": "t", "op": "mul", "inputs": ["w", "m"]},
+    ])
+    q = Query(graph, sources=sources)
+    calls: list = []
+    saved = _count_rules(calls)
+    try:
+        got = derivatives.gradient(q)
+        untaped_calls, calls[:] = list(calls), []
+        want = taped(q, monkeypatch)
+        taped_calls = list(calls)
+    finally:
+        for name, rule in saved.items():
+            object.__setattr__(OPS[name], "rule", rule)
+    assert_same(got, want)
+    assert untaped_calls == taped_calls
+
+
+def test_large_cotangents_add_as_on_the_tape(monkeypatch: pytest.MonkeyPatch,
+                                             untaped: list[str]) -> None:
+    """A 20,000-element leaf read by several ops: its cotangents (past IN_PLACE_MIN) are
+    summed into one another's memory on both roads, to the same bits."""
+    rng = np.random.default_rng(5)
+    nodes: list[dict[str, Any]] = [{"id": "x", "op": "variable",
+                                    "value": rng.standard_normal(20_000).tolist()}]
+    nodes += [{"id": f"m{i}", "op": "mul", "inputs": ["x", float(i) + 0.5]} for i in range(6)]
+    nodes += [{"id": "s", "op": "add_n", "inputs": [f"m{i}" for i in range(6)]},
+              {"id": "q", "op": "mul", "inputs": ["s", "s"]},
+              {"id": "t", "op": "sum", "inputs": ["q"]}]
+    q = Query(build_graph(nodes))
+    assert_same(derivatives.gradient(q), taped(q, monkeypatch))
+    # add's rule gives both inputs one array: r, p and q then hold the same cotangent, and
+    # r's rule adds into p's; summed in place, q's would change too (nothing may be)
+    aliased = build_graph([
+        nodes[0],
+        {"id": "p", "op": "mul", "inputs": ["x", 2.0]},
+        {"id": "q", "op": "mul", "inputs": ["x", 3.0]},
+        {"id": "r", "op": "mul", "inputs": ["p", 4.0]},
+        {"id": "s", "op": "add", "inputs": ["p", "q"]},
+        {"id": "f", "op": "add", "inputs": ["s", "r"]},
+        {"id": "t", "op": "sum", "inputs": ["f"]},
+    ])
+    q = Query(aliased)
+    got = derivatives.gradient(q)
+    assert_same(got, taped(q, monkeypatch))
+    np.testing.assert_array_equal(got.gradients["x"], np.full(20_000, 2.0 + 3.0 + 8.0))
+    assert untaped == ["gradient", "run", "gradient", "run"]
+
+
+@pytest.mark.parametrize("seed", [np.inf, -np.inf, np.nan, 0.0])
+def test_empty_arrays_and_non_finite_seeds(seed: float, monkeypatch: pytest.MonkeyPatch,
+                                           untaped: list[str]) -> None:
+    graph = build_graph([
+        {"id": "e", "op": "variable", "value": []},
+        {"id": "x", "op": "variable", "value": [1.0, -2.0]},
+        {"id": "se", "op": "sin", "inputs": ["e"]},
+        {"id": "y", "op": "mul", "inputs": ["x", "x"]},
+        {"id": "t", "op": "add", "inputs": ["y", 1.0]},
+    ])
+    q = Query(graph, target=["t", "se"], output_gradients={"t": [seed, 1.0], "se": []})
+    got = derivatives.gradient(q)
+    assert_same(got, taped(q, monkeypatch))
+    assert untaped == ["gradient", "run"]
