@@ -130,12 +130,16 @@ class JobPlan:
     with new values has it made once: for the seed's request, about a third of its check
     (from 170 to 110 µs of CPU in-process)."""
 
-    def __init__(self, nodes: list[list[Any]], need: frozenset[str], frozen: list[str],
-                 layout: list[list[Any]], shapes: Shapes, skeleton: Job,
+    def __init__(self, skeleton: Job, need: frozenset[str], shapes: Shapes,
                  limits: CheckLimits) -> None:
-        self.nodes, self.need, self.frozen, self.layout = nodes, need, frozen, layout
+        self._skeleton = skeleton  # the job with its values and weights left out
+        self.need = need  # the ids of its nodes
         self.shapes = shapes  # of the nodes the job needs
-        self._skeleton, self._limits = skeleton, limits  # the job with its values left out
+        self._limits = limits
+
+    def job(self, values: dict[str, Any], weights: dict[str, np.ndarray]) -> Job:
+        """The job of one request: the plan's, with that request's values and weights."""
+        return {**self._skeleton, "values": values, "weights": weights}
 
     @cached_property
     def unchecked(self) -> str:
@@ -178,37 +182,29 @@ def planned_job(kind: Kind, query: Query, result: Result, limits: CheckLimits
     if any(c.of_loss for c in costs):
         weights = {t: np.asarray(w, np.float64) for t, w in (query.output_gradients or {}).items()}
 
-    def job_of(nodes: list[list[Any]], frozen: list[str], layout: list[list[Any]],
-               values: dict[str, Any], weights: dict[str, np.ndarray]) -> Job:
-        return {
+    def plan() -> JobPlan:
+        nodes = plain_nodes(graph, [*result.targets, *sources])
+        need = frozenset(node[0] for node in nodes)
+        skeleton = {
             "quantities": list(kind.compares),
             "order": order,
             "nodes": nodes,
-            "values": values,
+            # without values or weights: kept with the graph, it holds no client data
+            "values": dict.fromkeys(k for k in leaf_values if k in need),
             "targets": list(result.targets),
             "sources": sources,
-            "weights": weights,
-            "frozen": frozen,
+            "weights": {},
+            "frozen": [n[0] for n in nodes if n[1] in OPS and OPS[n[1]].vjp is None],
             "text_max": limits.text_max_elements,
             # every source of the result in order, with its size: how a laid-out Hessian
             # (matrix, sparse) flattens them (engine.check.layout); not used by the methods
-            "layout": layout,
+            "layout": [[s, math.prod(shapes[s])] for s in result.sources],
             # what an unwatched source's entries are by design (None, or zeros): compared
             # as such (engine.check.agreement), never as a derivative; not used by the
             # methods
             "unconnected": query.unconnected_gradients,
         }
-
-    def plan() -> JobPlan:
-        nodes = plain_nodes(graph, [*result.targets, *sources])
-        need = frozenset(node[0] for node in nodes)
-        frozen = [n[0] for n in nodes if n[1] in OPS and OPS[n[1]].vjp is None]
-        layout = [[s, math.prod(shapes[s])] for s in result.sources]
-        # without values or weights: kept with the graph, it holds no client data
-        skeleton = job_of(nodes, frozen, layout,
-                          dict.fromkeys(k for k in leaf_values if k in need), {})
-        return JobPlan(nodes, need, frozen, layout, {k: v for k, v in shapes.items() if k in need},
-                       skeleton, limits)
+        return JobPlan(skeleton, need, {k: v for k, v in shapes.items() if k in need}, limits)
 
     remembered = getattr(graph, "remembered_last", None)
     if (remembered is None or len(graph.nodes) > PLAN_MEMO_NODES
@@ -219,7 +215,7 @@ def planned_job(kind: Kind, query: Query, result: Result, limits: CheckLimits
                           tuple(result.targets), tuple(sources), tuple(result.sources), limits),
                           plan)
     values = {k: v for k, v in leaf_values.items() if k in made.need}
-    return job_of(made.nodes, made.frozen, made.layout, values, weights), made, unwatched
+    return made.job(values, weights), made, unwatched
 
 
 def _costs(job: Job) -> list[CheckCost]:
