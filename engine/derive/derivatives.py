@@ -49,7 +49,7 @@ def evaluate(q: Query, points: Points | None = None) -> Result:
     s.charge(s.what("evaluation"), lambda g: cost.evaluate(g, s.elements(s.targets), q.trace))
     if _untaped(s):
         values = _run_untaped(s)
-        return s.result(_target_tensors(s, values),
+        return s.result(_target_tensors(s, values, untaped.positions(q.graph, s.targets)),
                         s.notes_at(untaped.ValuesById(q.graph, values)))
     if not q.trace:
         tensors = s.run()
@@ -108,11 +108,8 @@ def _run_untaped(s: Setup) -> list[Any]:
     return untaped.run_values(s.query.graph, {nid: t.value for nid, t in s.leaves.items()})
 
 
-def _target_tensors(s: Setup, values: list[Any], at: list[int] | None = None
-                    ) -> dict[str, Tensor]:
-    """The targets' values (``_run_untaped``'s) as tensors, by id; ``at``: their positions,
-    when known."""
-    at = untaped.positions(s.query.graph, s.targets) if at is None else at
+def _target_tensors(s: Setup, values: list[Any], at: list[int]) -> dict[str, Tensor]:
+    """The targets' values (``_run_untaped``'s, the targets at ``at``) as tensors, by id."""
     return {t: Tensor(values[k]) for t, k in zip(s.targets, at, strict=True)}
 
 

@@ -114,17 +114,17 @@ def watched(graph: Graph, leaf: str, watch: Collection[str],
                              and node.trainable and leaf in graph.read_leaves)
 
 
-def recorded(graph: Graph, sources: Sequence[str], watch: Collection[str],
-             watch_accessed_variables: bool) -> list[bool]:
-    """Per source, whether a tape around the graph's run would hold it: a leaf it watches,
-    or an op node that reads, at some remove, a leaf it watches (a tape records every op
-    that reads what it holds)."""
+def recorded(graph: Graph, sources: Sequence[str], where: Sequence[int],
+             watch: Collection[str], watch_accessed_variables: bool) -> list[bool]:
+    """Per source (at ``where``, its ``positions``), whether a tape around the graph's run
+    would hold it: a leaf it watches, or an op node that reads, at some remove, a leaf it
+    watches (a tape records every op that reads what it holds)."""
     leaf = graph.leaf_position
     if all(i in leaf for i in sources):
         return [watched(graph, i, watch, watch_accessed_variables) for i in sources]
     held = reach_from(graph.steps(), [k for i, k in leaf.items()
                                       if watched(graph, i, watch, watch_accessed_variables)])
-    return [held[k] for k in positions(graph, sources)]
+    return [held[k] for k in where]
 
 
 def run_values(graph: Graph, leaf_values: Mapping[str, Value]) -> list[Any]:
@@ -200,8 +200,8 @@ def gradient(graph: Graph, values: list[Any], targets: Sequence[int], seeds: Seq
     is not watched or not connected (zeros with ``unconnected_gradients="zero"``), and
     the tape's notes on why."""
     mode = unconnected_mode(unconnected_gradients)
-    seen = recorded(graph, sources, watch, watch_accessed_variables)
     where = positions(graph, sources)
+    seen = recorded(graph, sources, where, watch, watch_accessed_variables)
     swept = iter(sweep(graph, values, targets, seeds,
                        [k for k, w in zip(where, seen, strict=True) if w]))
     grads = [next(swept) if w else None for w in seen]
