@@ -79,7 +79,13 @@ class ProblemResponse(Response):
     media_type = PROBLEM_MEDIA_TYPE
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        """UTF-8 JSON; a lone surrogate that a detail quotes back from the body (a name
+        sent as ``"\\ud800"``) has no UTF-8 form, so such a problem is written escaped."""
+        text = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:
+            return json.dumps(content, separators=(",", ":")).encode("ascii")
 
 
 def clip(text: Any, limit: int = MAX_DETAIL) -> str:
