@@ -212,7 +212,8 @@ def planned_job(kind: Kind, query: Query, result: Result, limits: CheckLimits
         made = plan()
     else:
         made = remembered("check plan", shapes, (tuple(kind.compares), order,
-                          tuple(result.targets), tuple(sources), tuple(result.sources), limits),
+                          tuple(result.targets), tuple(sources), tuple(result.sources), limits,
+                          query.unconnected_gradients),
                           plan)
     values = {k: v for k, v in leaf_values.items() if k in made.need}
     return made.job(values, weights), made, unwatched

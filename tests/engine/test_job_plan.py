@@ -112,3 +112,35 @@ def test_a_kept_plan_holds_no_values_and_no_weights():
     kept = vars(plan)
     assert kept["_skeleton"]["weights"] == {}
     assert set(kept["_skeleton"]["values"].values()) == {None}
+
+
+OPTIONS = [  # every request option the job depends on, beside values and weights
+    {"sources": ["x", "w"], "unconnected_gradients": "zero"},
+    {"sources": ["x", "w"], "unconnected_gradients": "none"},
+    {"sources": ["x", "w"], "watch": ["w"], "unconnected_gradients": "none"},
+    {"sources": ["x", "w"], "watch_accessed_variables": False, "watch": ["x"]},
+    {"sources": ["x"]},
+]
+
+
+@pytest.mark.parametrize("order", [OPTIONS, OPTIONS[::-1]], ids=["forward", "reversed"])
+def test_a_kept_plan_is_the_job_made_afresh_whatever_options_came_before(order):
+    """A plan kept from an earlier request with other options (``unconnected_gradients``
+    says what an unwatched source's entries are) must not be this request's: the check of
+    a right answer would say "disagree"."""
+    nodes = [{"id": "x", "op": "variable", "value": 2.0},
+             {"id": "w", "op": "variable", "value": 3.0, "trainable": False},
+             {"id": "z", "op": "mul", "inputs": ["x", "w"]}]
+    reused = ReusableGraph.of(build_graph(nodes))
+    for options in order * 2:
+        q = Query(graph=reused, **options)
+        result = KINDS["gradient"].compute(q)
+        job, _, unwatched = planned_job(KINDS["gradient"], q, result, LIMITS)
+        fresh_q = Query(graph=build_graph(nodes), **options)
+        fresh_result = KINDS["gradient"].compute(fresh_q)
+        fresh, _, fresh_unwatched = planned_job(KINDS["gradient"], fresh_q, fresh_result,
+                                                LIMITS)
+        assert (job, unwatched) == (fresh, fresh_unwatched), options
+        for method in ("sympy", "numeric"):
+            report = verify.check(KINDS["gradient"], q, result, method, LIMITS)
+            assert report.status == "agree", (options, method, report.detail)
