@@ -66,6 +66,8 @@ class _Build:
         self.defs: list[tuple[sp.Symbol, sp.Expr]] = []
         self._views: dict[frozenset[str], dict[str, np.ndarray]] = {}
         self._gradients: dict[str, np.ndarray] | None = None
+        # non-finite weights, each a symbol until a quantity is put (see ``_weight``)
+        self.stand_ins: dict[sp.Symbol, sp.Expr] = {}
 
     def view(self, cuts: frozenset[str]) -> dict[str, np.ndarray]:
         if cuts not in self._views:
@@ -79,6 +81,10 @@ class _Build:
         return self.view(self.frozen if source in self.shapes else self.frozen | {source})
 
     def put(self, path: Path, arr: np.ndarray, check_zero: bool = True) -> None:
+        if self.stand_ins:
+            arr = arr.copy()
+            for idx in np.ndindex(arr.shape):
+                arr[idx] = sp.sympify(arr[idx]).xreplace(self.stand_ins)
         self.quantities[path] = arr
         if check_zero:  # what a None (no path) on the tape claims
             self.zero[path] = vanishes(arr)
@@ -92,9 +98,22 @@ class _Build:
             if w is None:
                 terms.extend(arr.flat)
             else:
-                wo = np.broadcast_to(objects(w), arr.shape)
+                wo = np.broadcast_to(self._weight(w), arr.shape)
                 terms.extend(a * b for a, b in zip(wo.flat, arr.flat, strict=True))
         return sp.Add(*terms)
+
+    def _weight(self, w: Any) -> np.ndarray:
+        """``w`` as exact numbers, a non-finite one as a symbol standing in for it until
+        ``put``: SymPy's ``nan`` absorbs what it multiplies, so d(nan * sin(u)) / dx would
+        be 0 where the tape's is nan * cos(u) * du/dx, while a term the source does not
+        reach (another part of a concat) must still add nothing."""
+        out = objects(w)
+        for idx in np.ndindex(out.shape):
+            if out[idx].is_finite is not True:
+                stand_in = sp.Dummy(f"w{len(self.stand_ins)}", real=True)
+                self.stand_ins[stand_in] = out[idx]
+                out[idx] = stand_in
+        return out
 
     def gradients(self) -> dict[str, np.ndarray]:
         """d loss / d source per source (shared by the gradient and the Hessian)."""
