@@ -18,7 +18,7 @@ import sympy as sp
 
 from engine.errors import ShapeError
 from engine.ops import dependence as rules
-from engine.ops.costs import LAPACK_FLOP, scaled, size
+from engine.ops.costs import LAPACK_CALL, LAPACK_COPY, LAPACK_FLOP, scaled, size
 from engine.ops.dependence import Pairs
 from engine.ops.matrices import mT, over_points, stack_batch, stack_ids
 from engine.ops.registry import Case, Domain, F, OpDef, Shape, Sparsity, defop
@@ -53,6 +53,12 @@ def _smat(a: np.ndarray) -> sp.Matrix:
 def _matrices(a: Shape) -> int:
     """Matrices in a stack (..., n, n)."""
     return size(a[:-2])
+
+
+def _calls(matrices: int, copied: int) -> float:
+    """The work around the LAPACK calls of ``matrices`` matrices, each copying ``copied``
+    elements in and out (engine.ops.costs.LAPACK_CALL)."""
+    return matrices * (LAPACK_CALL + LAPACK_COPY * copied)
 
 
 # ----------------------------------------------------------------------- inv
@@ -114,7 +120,8 @@ inv = defop(
         nonfinite="singular matrix",
         family="linalg",
         sparsity=Sparsity(_inv_deps),
-        cost=scaled(lambda a, _out: 2.0 * _matrices(a) * a[-1] ** 3, LAPACK_FLOP),
+        cost=scaled(lambda a, _out: 2.0 * _matrices(a) * a[-1] ** 3, LAPACK_FLOP,
+                    calls=lambda a, _out: _calls(_matrices(a), 3 * a[-1] ** 2)),
         sample=well_conditioned,
     )
 )
@@ -153,7 +160,8 @@ det = defop(
         cases=(Case(((3, 3),)), Case(((2, 2, 2),)), Case(((1, 1),))),
         family="linalg",
         sparsity=Sparsity(_det_deps),
-        cost=scaled(lambda a, _out: 2 / 3 * _matrices(a) * a[-1] ** 3, LAPACK_FLOP),
+        cost=scaled(lambda a, _out: 2 / 3 * _matrices(a) * a[-1] ** 3, LAPACK_FLOP,
+                    calls=lambda a, _out: _calls(_matrices(a), a[-1] ** 2)),
         sample=well_conditioned,
     )
 )
@@ -242,6 +250,11 @@ def _solve_flops(a: Shape, b: Shape, out: Shape) -> float:
     return matrices * (2 / 3 * n**3 + 2.0 * n * n * k)
 
 
+def _solve_calls(a: Shape, b: Shape, out: Shape) -> float:
+    matrices, n, k = _solve_stack(a, b, out)
+    return _calls(matrices, n * n + 2 * n * k)
+
+
 def _solve_scratch(a: Shape, b: Shape, out: Shape) -> float:
     """LAPACK works on float64 copies of the broadcast A and b."""
     matrices, n, _k = _solve_stack(a, b, out)
@@ -271,7 +284,7 @@ solve = defop(
         nonfinite="singular matrix",
         family="linalg",
         sparsity=Sparsity(_solve_deps),
-        cost=scaled(_solve_flops, LAPACK_FLOP, scratch=_solve_scratch),
+        cost=scaled(_solve_flops, LAPACK_FLOP, scratch=_solve_scratch, calls=_solve_calls),
         sample=well_conditioned,
     )
 )

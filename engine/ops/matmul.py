@@ -13,7 +13,7 @@ import numpy as np
 
 from engine.errors import ShapeError
 from engine.ops import dependence as rules
-from engine.ops.costs import BLAS_FLOP, scaled, size
+from engine.ops.costs import BLAS_CALL, BLAS_FLOP, scaled, size
 from engine.ops.dependence import Pairs
 from engine.ops.matrices import mT, over_points, stack_batch, stack_ids
 from engine.ops.registry import Bilinear, Case, Domain, F, OpDef, Shape, Sparsity, defop
@@ -89,6 +89,13 @@ def _matmul_flops(a: Shape, _b: Shape, out: Shape) -> float:
     return 2.0 * size(out) * a[-1]
 
 
+def _matmul_calls(a: Shape, b: Shape, out: Shape) -> float:
+    """A BLAS call per product of the stack (its rows times columns in ``out`` each)."""
+    rows = a[-2] if len(a) >= 2 else 1
+    cols = b[-1] if len(b) >= 2 else 1
+    return BLAS_CALL * (size(out) // max(1, rows * cols))
+
+
 matmul = defop(
     OpDef(
         name="matmul",
@@ -112,6 +119,6 @@ matmul = defop(
         ),
         family="linalg",
         sparsity=Sparsity(_matmul_deps, Bilinear(((0, 1),), _matmul_terms)),
-        cost=scaled(_matmul_flops, BLAS_FLOP),
+        cost=scaled(_matmul_flops, BLAS_FLOP, calls=_matmul_calls),
     )
 )

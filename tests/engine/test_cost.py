@@ -79,6 +79,18 @@ def _inv(batch: int, n: int) -> list[dict]:
             {"id": "s", "op": "inv", "inputs": ["Ab"]}, {"id": "t", "op": "sum", "inputs": ["s"]}]
 
 
+def _stacked(op: str, batch: int, n: int, times: int = 1) -> list[dict]:
+    """``op`` applied ``times`` in turn to a stack of ``batch`` small matrices (matmul by
+    itself): the calls around each matrix, not the flops, are the cost."""
+    nodes = _inv(batch, n)[:4]  # x, the matrix, its stack "Ab"
+    prev = "Ab"
+    for i in range(times):
+        nodes.append({"id": f"m{i}", "op": op, "inputs": [prev, prev] if op == "matmul"
+                      else [prev]})
+        prev = f"m{i}"
+    return [*nodes, {"id": "t", "op": "sum", "inputs": [prev]}]
+
+
 def _matmul(n: int) -> list[dict]:
     r = np.random.default_rng(0)
     return [{"id": "a", "op": "variable", "value": r.random((n, n)).tolist()},
@@ -124,6 +136,12 @@ SPREAD = [
     ("gradient", "30 broadcast solves of 150 x 150", _solve(30, 150), {}),
     ("gradient", "matmul 200 x 200", _matmul(200), {}),
     ("gradient", "20 broadcast inverses of 100 x 100", _inv(20, 100), {}),
+    ("gradient", "6 inverses in turn of 10^5 stacked 1 x 1", _stacked("inv", 100_000, 1, 6), {}),
+    ("gradient", "3 inverses in turn of 20,000 stacked 4 x 4", _stacked("inv", 20_000, 4, 3), {}),
+    ("gradient", "det of 50,000 stacked 2 x 2", _stacked("det", 50_000, 2), {}),
+    ("gradient", "solve of 50,000 stacked 4 x 4", _solve(50_000, 4), {}),
+    ("gradient", "4 matmuls in turn of 50,000 stacked 2 x 2", _stacked("matmul", 50_000, 2, 4),
+     {}),
     ("hessian", "Rosenbrock n = 100", _rosenbrock(100), {}),
     ("hessian", "Rosenbrock n = 2000 as coordinates", _rosenbrock(2000), {"format": "coo"}),
     ("jacobian", "matmul 20 x 20, Jacobian of its tanh", _matmul(20), {"target": "d"}),
