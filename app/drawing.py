@@ -9,22 +9,29 @@ with the reason from its note.
 Every user string (node ids, values' text) reaches DOT only inside a quoted string,
 escaped (``dot_string``); nodes are named ``n0, n1, ...`` so no id is ever DOT syntax.
 ``dot`` escapes text for SVG itself (``<``, ``&``, quotes). It runs as a subprocess
-with a bounded input and a timeout, so a slow layout costs a 422, never a hung worker.
+with a bounded input and a timeout, so a slow layout costs a 422, never a hung worker;
+one at a time per process (``app.turns``), killed when its client goes away.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import orjson
 
+from app.turns import Turns
+from engine import budget
 from engine.errors import ComputeLimitError
 
 DOT_SECONDS = 5.0
+DOT_POLL_SECONDS = 0.1  # how often a running layout asks whether its client is still there
+DOTS_AT_ONCE = 1  # one core's worth of layouts: each can take DOT_SECONDS of it
+_turns = Turns(DOTS_AT_ONCE, DOT_SECONDS, "another drawing kept Graphviz busy")
 MAX_DOT_BYTES = 512 * 1024  # the DOT text handed to ``dot``: labels are short by design
 MAX_SVG_BYTES = 4 * 2**20
 _PATH = "#dc2626"
@@ -217,21 +224,41 @@ def render(dot: str) -> bytes:
             f"the drawing's DOT text has {len(data)} bytes, over the limit of {MAX_DOT_BYTES}",
             field="graph",
         )
-    try:
-        done = subprocess.run(
-            [exe, "-Tsvg"], input=data, capture_output=True, timeout=DOT_SECONDS, check=False
-        )
-    except subprocess.TimeoutExpired:
+    with _turns.turn("waiting to draw"):
+        svg, errors, status = _dot(exe, data)
+    if status != 0:  # the DOT text is ours: a failure is this service's bug
+        raise RuntimeError(f"dot failed ({status}): {errors[:200]!r}")
+    if len(svg) > MAX_SVG_BYTES:
         raise ComputeLimitError(
-            f"Graphviz took over {DOT_SECONDS:g} s to lay the tape out; draw a smaller graph",
-            field="graph",
-        ) from None
-    if done.returncode != 0:  # the DOT text is ours: a failure is this service's bug
-        raise RuntimeError(f"dot failed ({done.returncode}): {done.stderr[:200]!r}")
-    if len(done.stdout) > MAX_SVG_BYTES:
-        raise ComputeLimitError(
-            f"the drawing's SVG has {len(done.stdout)} bytes, over the limit of "
+            f"the drawing's SVG has {len(svg)} bytes, over the limit of "
             f"{MAX_SVG_BYTES}: draw a smaller graph",
             field="graph",
         )
-    return done.stdout
+    return svg
+
+
+def _dot(exe: str, data: bytes) -> tuple[bytes, bytes, int]:
+    """``dot -Tsvg`` on ``data``: its output, errors and status, within ``DOT_SECONDS``;
+    killed once the request is cancelled (``budget.check``), so a client that leaves
+    leaves no layout running."""
+    deadline = time.monotonic() + DOT_SECONDS
+    with subprocess.Popen([exe, "-Tsvg"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as proc:
+        pending: bytes | None = data  # given once: a retried communicate() goes on writing it
+        try:
+            while True:
+                try:
+                    svg, errors = proc.communicate(pending, timeout=DOT_POLL_SECONDS)
+                    return svg, errors, proc.returncode
+                except subprocess.TimeoutExpired:
+                    pending = None
+                budget.check("drawing the tape")
+                if time.monotonic() > deadline:
+                    raise ComputeLimitError(
+                        f"Graphviz took over {DOT_SECONDS:g} s to lay the tape out; draw a "
+                        "smaller graph",
+                        field="graph",
+                    )
+        finally:
+            if proc.poll() is None:
+                proc.kill()

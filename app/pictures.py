@@ -75,7 +75,8 @@ def draw_svg(service: Service, request: ComputeRequest, cancel: budget.Cancel) -
     target = answer["trace"]["entries"][-1]["output"] if answer["trace"]["entries"] else ""
     if isinstance(request.target, str):
         target = request.target
-    return drawing.render(drawing.to_dot(answer, leaves, target))
+    with budget.time_budget(None, cancel):  # dot is bounded by its own time; this cancels
+        return drawing.render(drawing.to_dot(answer, leaves, target))
 
 
 def _check_size(nodes: int) -> None:

@@ -14,13 +14,12 @@ imported by the first render, so replicas start as fast as before.
 from __future__ import annotations
 
 import io
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from app.admission import Saturated
+from app.turns import Turns
 from app.wire.pictures import RANGE_MAX, PlotRequest
 from engine import cost
 from engine.derive.query import Query
@@ -33,7 +32,7 @@ DRAWN_MAX = RANGE_MAX  # |y| past this is shaded with the non-finite: the span w
 MAX_SVG_BYTES = 2 * 2**20  # no plot allowed comes near: a bug guard, not a limit users meet
 _LABELS = ("f", "f′", "f″", "f‴", "f⁽⁴⁾")
 _COLOURS = ("#1f5fa8", "#c2410c", "#15803d", "#7e22ce", "#a16207")
-_render_lock = threading.Lock()
+_turns = Turns(1, RENDER_WAIT_SECONDS, "another plot kept the renderer busy")
 
 
 def compute(
@@ -60,12 +59,7 @@ def compute(
 
 def render(s: Series, title: str) -> bytes:
     """The plot of ``s`` as SVG bytes (text kept as text, so it stays searchable)."""
-    if not _render_lock.acquire(timeout=RENDER_WAIT_SECONDS):
-        raise Saturated(
-            f"another plot kept the renderer busy for {RENDER_WAIT_SECONDS:g} s; retry later",
-            retry_after=1,
-        )
-    try:
+    with _turns.turn("waiting to plot"):
         import matplotlib  # here, not at start-up: it adds a second to every replica's start
 
         with matplotlib.rc_context(
@@ -77,8 +71,6 @@ def render(s: Series, title: str) -> bytes:
             }
         ):
             return _draw(s, title)
-    finally:
-        _render_lock.release()
 
 
 def _draw(s: Series, title: str) -> bytes:

@@ -1,0 +1,46 @@
+"""Turns at a renderer that works outside the engine's admission (matplotlib, Graphviz).
+
+A render is bounded in time by its own limit, but not in number by the memory budget: a
+picture's work starts once the engine's answer has given its room back, and ``dot`` is a
+process of its own. Forty abandoned drawings at once ran forty ``dot`` processes, 750 MB
+beside the server, with ``/healthz`` at 1.5 s. So renders take turns: a few at a time
+per process, a wait of a few seconds for a turn, then a 503 (``Saturated``); a request
+whose client has gone stops waiting at once (``engine.budget``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from app.admission import Saturated
+from engine import budget
+
+POLL_SECONDS = 0.1  # how often a waiting render asks whether its client is still there
+
+
+class Turns:
+    """At most ``at_once`` renders of one kind in this process."""
+
+    def __init__(self, at_once: int, wait_seconds: float, busy: str) -> None:
+        self._slots = threading.BoundedSemaphore(at_once)
+        self.wait_seconds = wait_seconds
+        self.busy = busy
+        """The 503's detail: what kept the renderer busy."""
+
+    @contextmanager
+    def turn(self, what: str) -> Iterator[None]:
+        """Hold a turn for the block: wait ``wait_seconds`` at most, then ``Saturated``;
+        ``budget.check(what)`` stops the wait when the request is cancelled."""
+        deadline = time.monotonic() + self.wait_seconds
+        while not self._slots.acquire(timeout=POLL_SECONDS):
+            budget.check(what)
+            if time.monotonic() >= deadline:
+                raise Saturated(f"{self.busy} for {self.wait_seconds:g} s; retry later",
+                                retry_after=1)
+        try:
+            yield
+        finally:
+            self._slots.release()
