@@ -130,6 +130,15 @@ div = binary(
 
 
 def _pow_vjp(ans: Tensor, a: Tensor, b: Tensor):
+    def d_da(g: Tensor) -> Tensor:
+        # b·a^(b-1) is 0 where b = 0 (a^0 is constant in a), even at a = 0 where a^(b-1)
+        # is infinite: there the exponent is shifted to 0 by a constant mask, as JAX and
+        # PyTorch do, so no 0·inf reaches x**1's second derivative or x**2's third at 0
+        zero = np.asarray(value_of(b)) == 0
+        if not zero.any():
+            return g * b * a ** (b - 1.0)
+        return g * b * a ** (b - 1.0 + zero * 1.0)
+
     def d_db(g: Tensor) -> Tensor:
         # log(a) only where a > 0 and 0 elsewhere, as TensorFlow's PowGrad; the
         # mask is a constant (its derivative is genuinely zero off a = 0)
@@ -139,7 +148,7 @@ def _pow_vjp(ans: Tensor, a: Tensor, b: Tensor):
         return g * ans * F.log(a * positive + (~positive) * 1.0)
 
     return lambda g, needs=BOTH: (
-        g * b * a ** (b - 1.0) if needs[0] else None, d_db(g) if needs[1] else None
+        d_da(g) if needs[0] else None, d_db(g) if needs[1] else None
     )
 
 
@@ -191,7 +200,9 @@ POW_ANY = f"{POW_NEGATIVE_BASE}, {POW_ZERO_BASE}, or {POW_OVERFLOW}"
 pow_ = binary(
     "pow", operator.pow, _pow_vjp, _sympy_pow,
     "a ** b; d/da = b·a^(b-1), d/db = a^b·log(a)",
-    convention="d/db is 0 where a <= 0, as TensorFlow (log(a) is replaced by 0 there)",
+    convention="d/db is 0 where a <= 0, as TensorFlow (log(a) is replaced by 0 there); "
+               "d/da is 0 where b = 0, also at a = 0, as JAX and PyTorch (TensorFlow's is NaN "
+               "there)",
     domains=(Domain(0.5, 2.0), Domain(-2.0, 2.0)),
     nonfinite=POW_ANY,
 )

@@ -175,3 +175,41 @@ def test_the_symbolic_check_computes_sympys_tensors(text, point):
         got = np.asarray(reply["values"]["derivatives"][str(order)], dtype=np.float64)
         np.testing.assert_allclose(got, sympy_tensor(text, point, order), rtol=1e-12)
     assert set(reply["text"]["derivatives"]) == {"1", "2", "3"}
+
+
+# b·a^(b-1) where b = 0 is 0, even at a = 0 (a^(b-1) infinite): as JAX and PyTorch, so an
+# integer power's higher derivatives at 0 are its polynomial's, not 0·inf = NaN
+AT_ZERO = [
+    ("x**2", {"x": 0.0}),
+    ("x**4 + x**1", {"x": 0.0}),
+    ("x**1 * y", {"x": 0.0, "y": 2.0}),
+    ("(x + y)**1 + (x - y)**3", {"x": 0.0, "y": 0.0}),
+    ("x**3 * y**2", {"x": 0.0, "y": -1.5}),
+]
+
+
+@pytest.mark.parametrize(("text", "point"), AT_ZERO, ids=[f[0] for f in AT_ZERO])
+def test_integer_powers_at_zero_have_their_polynomials_derivatives(text, point):
+    q = Query(graph=parse_expression(text), values=point)
+    result = derivatives.derivative(dataclasses.replace(q, order=4))
+    for order, tape in enumerate(result.derivatives, start=1):
+        ref = sympy_tensor(text, point, order).reshape(np.shape(tape))
+        np.testing.assert_array_equal(tape, ref)  # exact: no NaN, no rounding at 0
+    for fmt in ("dense", "coo"):
+        hessian = derivatives.hessian(dataclasses.replace(q, format=fmt))
+        matrix = hessian.matrix if fmt == "dense" else hessian.sparse.todense()
+        np.testing.assert_array_equal(np.reshape(matrix, (len(point),) * 2),
+                                      sympy_tensor(text, point, 2).reshape(len(point), -1))
+    assert not [n for n in result.notes if n.reason == "non_finite"]
+
+
+def test_a_tensor_of_exponents_with_zeros_differentiates_at_a_zero_base():
+    a = tf.Variable(np.array([0.0, 0.0, 0.0, 1.5]))
+    b = tf.constant(np.array([0.0, 1.0, 2.0, 0.0]))
+    with tf.GradientTape() as outer:
+        with tf.GradientTape() as inner:
+            y = tf.reduce_sum(a**b)
+        g = inner.gradient(y, a)
+    h = outer.jacobian(g, a)
+    np.testing.assert_array_equal(g.numpy(), [0.0, 1.0, 0.0, 0.0])
+    np.testing.assert_array_equal(h.numpy(), np.diag([0.0, 0.0, 2.0, 0.0]))
