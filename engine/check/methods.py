@@ -142,8 +142,11 @@ def by_numeric(job: dict[str, Any], result: Result, unwatched: list[str], limits
     def compare(path: tuple, tape: np.ndarray, est: numeric.Estimate,
                 named: Callable[[int], dict[str, Any]] | None = None) -> None:
         nonlocal jumps, undefined
-        # a step that leaves the domain gives NaN where the tape has a number: no reference
-        off = ~np.isfinite(est.value) & np.isfinite(tape)
+        # a step that leaves the domain gives NaN (or an infinity) where the tape has a
+        # number: no reference; nor is a NaN on both sides an agreement (the tape's NaN
+        # where a true second derivative is 0 would pass as one)
+        off = (~np.isfinite(est.value) & np.isfinite(tape)) | (np.isnan(est.value)
+                                                              & np.isnan(tape))
         jumps, undefined = jumps + int(est.jump.sum()), undefined + int(off.sum())
         tally.add(path, tape, est.value, skip=est.jump | off, extra=4 * est.error, interval=est,
                   named=named)
@@ -166,7 +169,7 @@ def by_numeric(job: dict[str, Any], result: Result, unwatched: list[str], limits
         tally.notes.append(f"{jumps} entries at a discontinuity not compared")
     if undefined:
         tally.notes.append(f"{undefined} entries where a finite-difference step leaves the "
-                           "domain not compared")
+                           "domain (no reference) not compared")
     tally.notes.extend(notes)
     report = tally.report("numeric", QUANTITIES[job["quantities"][-1]].numeric_is)
     report.error_estimate = tally.error_estimate

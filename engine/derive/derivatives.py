@@ -17,6 +17,7 @@ from engine import cost
 from engine.derive import coloured_hessian, higher
 from engine.derive import hessian as hessian_mod
 from engine.derive import sparse as sparse_mod
+from engine.derive.numeric_notes import non_finite_entries
 from engine.derive.pattern import gathered_for
 from engine.derive.points import Points
 from engine.derive.query import (
@@ -148,7 +149,7 @@ def jacobian(q: Query) -> Result:
     for t in targets:
         jac[t] = arrays_by_id(sources, tape.jacobian(tensors[t], srcs, q.unconnected_gradients))
         notes += with_target(tape.notes, t)
-    notes += s.notes(tensors)
+    notes += s.notes(tensors) + non_finite_entries("jacobian", _block_parts(jac))
     if q.output_gradients is not None:  # the contract lets every request carry them
         notes.append(Note(
             "ignored_field",
@@ -185,7 +186,8 @@ def hessian(q: Query, points: Points | None = None) -> Result:
     )
     gradients = arrays_by_id(s.sources, h.gradients)
     blocks = blocks_by_id(s.sources, h.blocks)
-    notes = with_target(h.notes) + s.notes(tensors, gradients) + _null_blocks(blocks, gradients)
+    notes = (with_target(h.notes) + s.notes(tensors, gradients) + _null_blocks(blocks, gradients)
+             + non_finite_entries("hessian", _block_parts(blocks)))
     return s.result(tensors, notes, gradients=gradients, hessian=blocks,
                     matrix=h.matrix, trace=first_order_trace(q, points) if q.trace else None)
 
@@ -248,6 +250,12 @@ def _null_blocks(blocks: dict[str, dict[str, np.ndarray | None]],
                  "(`unconnected_gradients: zero` gives zeros in both)")]
 
 
+def _block_parts(blocks: dict[str, dict[str, np.ndarray | None]]
+                 ) -> list[tuple[str, np.ndarray | None]]:
+    """Each block of a Jacobian or a Hessian, named ``row/column``."""
+    return [(f"{a}/{b}", v) for a, row in blocks.items() for b, v in row.items()]
+
+
 def _check_block_rank(s: Setup) -> None:
     """A Hessian block is ``si.shape + sj.shape`` (after the points axis, with points):
     refused past numpy's dimensions, which two sources at the rank limit would reach."""
@@ -306,7 +314,8 @@ def _sparse_hessian(s: Setup, n: int) -> Result:
         )
     fits = n * n <= limit  # dense blocks too (checks read them)
     gradients = arrays_by_id(s.sources, h.gradients or [None] * len(srcs))
-    return s.result(tensors, s.notes(tensors, gradients), gradients=gradients, sparse=h,
+    notes = s.notes(tensors, gradients) + non_finite_entries("hessian", [("sparse", h.values)])
+    return s.result(tensors, notes, gradients=gradients, sparse=h,
                     hessian=_dense_blocks(h, s.sources, srcs) if fits else None,
                     trace=first_order_trace(q) if q.trace else None)
 
@@ -352,8 +361,9 @@ def derivative(q: Query) -> Result:
                                  watch_accessed_variables=q.watch_accessed_variables,
                                  output_gradients=s.seeds())
     gradients = arrays_by_id(s.sources, h.gradients)
-    return s.result(tensors, with_target(h.notes) + s.notes(tensors, gradients),
-                    gradients=gradients,
+    notes = with_target(h.notes) + s.notes(tensors, gradients) + non_finite_entries(
+        "derivative", [(f"order {j}", d) for j, d in enumerate(h.derivatives[1:], start=2)])
+    return s.result(tensors, notes, gradients=gradients,
                     derivatives=[d.reshape(()) if n == 1 else d for d in h.derivatives],
                     trace=first_order_trace(q) if q.trace else None)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -162,3 +162,33 @@ def numeric_notes(
             notes.append(Note("non_finite", "the gradient is not finite"
                               + probe.where_gradient_non_finite(g), source=source))
     return notes
+
+
+SHOWN_PARTS = 10  # a note names at most this many blocks or orders
+
+
+def non_finite_entries(quantity: str, parts: Iterable[tuple[str, Any]]) -> list[Note]:
+    """One note on the parts of a derivative past the gradient (a Jacobian's or a Hessian's
+    blocks, a derivative's orders) that hold a NaN or an infinity, and how many each.
+
+    Why it says what it says: a reverse sweep through an op whose own derivative is
+    infinite at this point (sqrt at 0) multiplies it by every cotangent that passes, zeros
+    too, and 0·inf is NaN, so entries whose true derivative is finite (or 0) can be NaN,
+    as in TensorFlow, JAX and PyTorch; the value notes name no node, every value being
+    finite."""
+    bad = []
+    for name, value in parts:
+        if value is None:
+            continue
+        arr = np.asarray(value, dtype=np.float64)
+        count = arr.size - int(np.count_nonzero(np.isfinite(arr)))
+        if count:
+            bad.append(f"{name} ({count} of {arr.size})")
+    if not bad:
+        return []
+    more = f" and {len(bad) - SHOWN_PARTS} more" if len(bad) > SHOWN_PARTS else ""
+    return [Note("non_finite", f"{quantity} entries are not finite in "
+                 f"{', '.join(bad[:SHOWN_PARTS])}{more}: where an op's derivative is infinite "
+                 "at this point (sqrt at 0), the reverse sweep's 0·inf makes NaN of every "
+                 "entry through it, also where the true derivative is finite, as in "
+                 "TensorFlow, JAX and PyTorch")]
