@@ -10,6 +10,11 @@ import re
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.datastructures import Headers
+from starlette.responses import Response
+from starlette.types import ASGIApp
+
+from app import problems
 
 ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 
@@ -24,13 +29,35 @@ def parse_origins(value: str) -> list[str]:
     return origins
 
 
-def install(app: FastAPI, value: str) -> None:
+class ProblemCORS(CORSMiddleware):
+    """Starlette's CORS, its refused preflight written as a problem (RFC 9457) like every
+    other error of the service, not as its plain-text 400."""
+
+    def __init__(self, app: ASGIApp, problem_type_base: str, **options: object) -> None:
+        super().__init__(app, **options)  # type: ignore[arg-type]
+        self.problem_type_base = problem_type_base
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        refused = bytes(response.body).decode()  # "Disallowed CORS origin, headers"
+        kept = {k: v for k, v in response.headers.items()
+                if k.startswith("access-control-") or k == "vary"}
+        return problems.problem(
+            self.problem_type_base, 400, "cors-refused", "CORS preflight refused",
+            f"{refused}: the origin, method or headers asked for are not allowed here "
+            "(DERIV_CORS_ORIGINS lists the origins)", headers=kept)
+
+
+def install(app: FastAPI, value: str, problem_type_base: str) -> None:
     """The CORS middleware for the listed origins; nothing when there are none."""
     origins = parse_origins(value)
     if not origins:
         return
     app.add_middleware(
-        CORSMiddleware,
+        ProblemCORS,
+        problem_type_base=problem_type_base,
         allow_origins=origins,
         allow_methods=["GET", "POST", "DELETE"],
         allow_headers=["Content-Type", "X-Request-ID"],

@@ -107,7 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         trust_forwarded_prefix=settings.trust_forwarded_prefix,
     )
     # Outermost: a browser's preflight is answered before any guard reads it.
-    cors.install(app, settings.cors_origins)
+    cors.install(app, settings.cors_origins, settings.problem_type_base)
     log_format.install()
     return app
 

@@ -55,6 +55,16 @@ def test_listed_origins_only(make_client):
     assert "x-request-id" in r.headers["access-control-expose-headers"].lower()
     other = preflight(client, "https://evil.example")
     assert "access-control-allow-origin" not in other.headers
+    # refused as every other error is: a problem, naming what was refused
+    assert other.status_code == 400
+    assert other.headers["content-type"].startswith("application/problem+json")
+    assert other.json()["type"].endswith("cors-refused")
+    assert "Disallowed CORS origin" in other.json()["detail"]
+    headers = client.options("/v1/gradient", headers={
+        "Origin": "https://a.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "x-secret"})  # fmt: skip
+    assert headers.status_code == 400 and "headers" in headers.json()["detail"]
+    assert headers.headers["content-type"].startswith("application/problem+json")
 
 
 @pytest.mark.parametrize(
