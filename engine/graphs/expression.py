@@ -119,8 +119,8 @@ def run_together(name: str, words: Sequence[str]) -> str | None:
     as ``x`` is in ``sinx`` or ``2xy``; None when no name of the text (``words``, sorted)
     contains it."""
     for word in words:
-        if name == word or name not in word:
-            continue
+        if name == word or name not in word or fn.is_function(word):
+            continue  # a function's own name (``x`` in ``max``, ``exp``) runs nothing together
         for k in range(len(word) - 1, 0, -1):  # the longest function name first
             head, rest = word[:k], word[k:]
             if fn.is_function(head) and name in rest:

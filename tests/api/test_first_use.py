@@ -59,6 +59,14 @@ def test_run_together_names_are_pointed_out(client, expression, values, says):
     assert "not a node" not in got["detail"]
 
 
+@pytest.mark.parametrize(("expression", "says"), [
+    ("max()", "max() needs an argument"), ("exp(2)", "values names 'x'")])
+def test_a_functions_own_name_is_no_run_together_name(client, expression, says):
+    """``x`` is in ``max`` and ``exp``: the function's own name, not ``ma x``."""
+    got = post(client, "/v1/gradient", {"expression": expression, "values": {"x": 1}}, 422)
+    assert says in got["detail"] and "is one name" not in got["detail"]
+
+
 @pytest.mark.parametrize("text", ["d/dx x^2", "d/dx(x^2)", "d^2/dx^2 x^3", "d/dt (t^2)"])
 def test_a_derivative_operator_asks_for_the_function_itself(client, text):
     got = post(client, "/v1/gradient", {"expression": text, "values": {"x": 1, "t": 1}}, 422)
