@@ -8,6 +8,7 @@ of each non-differentiable op.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,16 +91,26 @@ def lay_out(
     if "values" in reply:
         nums = reply["values"]
         values = {"function": nums[at[()]], "derivatives": lay(nums)}
-        if reply["kinks"]:
-            k = len(reply["kinks"])
+        kinks = len(reply["kinks"])
+        if kinks:
             notes.append(
                 Note(
                     "kink",
-                    f"{k} derivative {'entry is' if k == 1 else 'entries are'}"
+                    f"{kinks} derivative {'entry is' if kinks == 1 else 'entries are'}"
                     " at a kink, where the derivative is undefined: NaN",
                     node=target,
                 )
             )
+        # every other non-finite value: outside the domain, at a pole, or an overflow
+        other = sum(isinstance(v, float) and not math.isfinite(v) for v in nums) - kinks
+        if other > 0:
+            notes.append(Note(
+                "non_finite",
+                f"{other} of the function's and derivatives' distinct values "
+                f"{'is' if other == 1 else 'are'} not finite at these values (outside the "
+                "domain, at a pole, past float64's range, or not evaluated)",
+                node=target,
+            ))
     return SymbolicResult(
         target,
         reply["symbols"],

@@ -125,6 +125,21 @@ def test_a_kink_in_the_values_is_nan_with_a_note(client: TestClient) -> None:
     assert any(n["reason"] == "kink" for n in got["notes"])
 
 
+@pytest.mark.parametrize(("expression", "x", "count"), [
+    ("sqrt(x)", -1.0, 2), ("x / (x - x)", 1.0, 2), ("log(x) * x", -2.0, 2), ("x**2", 3.0, 0)])
+def test_a_non_finite_value_off_the_kinks_is_noted(client: TestClient, expression: str,
+                                                   x: float, count: int) -> None:
+    got = symbolic(client, {"expression": expression, "values": {"x": x}})
+    noted = [n for n in got["notes"] if n["reason"] == "non_finite"]
+    values = [got["values"]["function"], *got["values"]["derivatives"]]
+    assert sum(v in ("NaN", "Infinity", "-Infinity") for v in values) == count
+    assert len(noted) == (1 if count else 0)
+    if count:
+        assert noted[0]["detail"].startswith(f"{count} of the function's")
+    kink = symbolic(client, {"expression": "sqrt(x**2)", "values": {"x": 0.0}})
+    assert not [n for n in kink["notes"] if n["reason"] == "non_finite"]  # the kink says it
+
+
 @pytest.mark.parametrize(
     "body, status, slug, words",
     [
