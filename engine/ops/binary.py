@@ -132,12 +132,15 @@ div = binary(
 def _pow_vjp(ans: Tensor, a: Tensor, b: Tensor):
     def d_da(g: Tensor) -> Tensor:
         # b·a^(b-1) is 0 where b = 0 (a^0 is constant in a), even at a = 0 where a^(b-1)
-        # is infinite: there the exponent is shifted to 0 by a constant mask, as JAX and
-        # PyTorch do, so no 0·inf reaches x**1's second derivative or x**2's third at 0
-        zero = np.asarray(value_of(b)) == 0
-        if not zero.any():
+        # is infinite, as PyTorch: there (a constant mask, ``hole``) the factor b is taken
+        # as 0 and the base as 1, so no 0·inf reaches x**1's second derivative or x**2's
+        # third at 0. The exponent is left alone: an exponent that is a source keeps its
+        # own derivatives (d/db of b·a^(b-1) is a^(b-1)·(1 + b·log a) at any other point)
+        hole = (np.asarray(value_of(b)) == 0) & (np.asarray(value_of(a)) == 0)
+        if not hole.any():
             return g * b * a ** (b - 1.0)
-        return g * b * a ** (b - 1.0 + zero * 1.0)
+        keep = ~hole
+        return g * (b * keep) * (a * keep + hole * 1.0) ** (b - 1.0)
 
     def d_db(g: Tensor) -> Tensor:
         # log(a) only where a > 0 and 0 elsewhere, as TensorFlow's PowGrad; the
@@ -201,8 +204,7 @@ pow_ = binary(
     "pow", operator.pow, _pow_vjp, _sympy_pow,
     "a ** b; d/da = b·a^(b-1), d/db = a^b·log(a)",
     convention="d/db is 0 where a <= 0, as TensorFlow (log(a) is replaced by 0 there); "
-               "d/da is 0 where b = 0, also at a = 0, as JAX and PyTorch (TensorFlow's is NaN "
-               "there)",
+               "d/da is 0 where b = 0, also at a = 0, as PyTorch (TensorFlow's is NaN there)",
     domains=(Domain(0.5, 2.0), Domain(-2.0, 2.0)),
     nonfinite=POW_ANY,
 )

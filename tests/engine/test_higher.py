@@ -213,3 +213,18 @@ def test_a_tensor_of_exponents_with_zeros_differentiates_at_a_zero_base():
     h = outer.jacobian(g, a)
     np.testing.assert_array_equal(g.numpy(), [0.0, 1.0, 0.0, 0.0])
     np.testing.assert_array_equal(h.numpy(), np.diag([0.0, 0.0, 2.0, 0.0]))
+
+
+@pytest.mark.parametrize("point", [{"x": 2.0, "y": 0.0}, {"x": 0.5, "y": 0.0},
+                                   {"x": 2.0, "y": 1.0}, {"x": 3.0, "y": -1.0}])
+def test_an_exponent_that_is_a_source_keeps_its_derivatives_where_it_is_zero(point):
+    """The mask at a zero base and exponent must not touch d/db anywhere else: x**y's
+    mixed derivative at y = 0 is 1/x."""
+    q = Query(graph=parse_expression("x**y"), values=point)
+    result = derivatives.derivative(dataclasses.replace(q, order=3))
+    for order, tape in enumerate(result.derivatives, start=1):
+        np.testing.assert_allclose(tape, sympy_tensor("x**y", point, order), rtol=1e-12,
+                                   atol=1e-12)
+    matrix = derivatives.hessian(q).matrix
+    np.testing.assert_allclose(matrix, sympy_tensor("x**y", point, 2), rtol=1e-12)
+    np.testing.assert_array_equal(matrix, matrix.T)
