@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -24,12 +25,11 @@ from typing import Any
 import numpy as np
 import orjson
 
-from app.turns import Turns
+from app.turns import POLL_SECONDS, Turns
 from engine import budget
 from engine.errors import ComputeLimitError
 
 DOT_SECONDS = 5.0
-DOT_POLL_SECONDS = 0.1  # how often a running layout asks whether its client is still there
 DOTS_AT_ONCE = 1  # one core's worth of layouts: each can take DOT_SECONDS of it
 _turns = Turns(DOTS_AT_ONCE, DOT_SECONDS, "another drawing kept Graphviz busy")
 MAX_DOT_BYTES = 512 * 1024  # the DOT text handed to ``dot``: labels are short by design
@@ -240,18 +240,27 @@ def render(dot: str) -> bytes:
 def _dot(exe: str, data: bytes) -> tuple[bytes, bytes, int]:
     """``dot -Tsvg`` on ``data``: its output, errors and status, within ``DOT_SECONDS``;
     killed once the request is cancelled (``budget.check``), so a client that leaves
-    leaves no layout running."""
+    leaves no layout running.
+
+    ``communicate`` runs whole in a thread of its own while this one polls: retried after
+    a timeout, it writes no more of its input (CPython refuses input on a retry and does
+    not go on with the first), so a text past the pipe's buffer never reached a dot slow
+    to read it."""
     deadline = time.monotonic() + DOT_SECONDS
     with subprocess.Popen([exe, "-Tsvg"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE) as proc:
-        pending: bytes | None = data  # given once: a retried communicate() goes on writing it
+        answer: list[tuple[bytes, bytes]] = []
+        talk = threading.Thread(target=lambda: answer.append(proc.communicate(data)),
+                                name="dot", daemon=True)
+        talk.start()
         try:
             while True:
-                try:
-                    svg, errors = proc.communicate(pending, timeout=DOT_POLL_SECONDS)
+                talk.join(POLL_SECONDS)
+                if answer:
+                    svg, errors = answer[0]
                     return svg, errors, proc.returncode
-                except subprocess.TimeoutExpired:
-                    pending = None
+                if not talk.is_alive():  # communicate raised: the pipes, not the layout
+                    raise RuntimeError("dot's pipes failed before it answered")
                 budget.check("drawing the tape")
                 if time.monotonic() > deadline:
                     raise ComputeLimitError(
@@ -262,3 +271,4 @@ def _dot(exe: str, data: bytes) -> tuple[bytes, bytes, int]:
         finally:
             if proc.poll() is None:
                 proc.kill()
+            talk.join()  # the killed process's pipes close: communicate returns

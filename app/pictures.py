@@ -44,7 +44,8 @@ def plot_svg(service: Service, request: PlotRequest, cancel: budget.Cancel) -> b
                 admit,
             )
         title = request.expression or f"{curves.target} ({request.graph_id or 'graph'})"
-        return plotting.render(curves, title[:90])
+        with budget.time_budget(None, cancel):  # its wait for a turn stops with the client
+            return plotting.render(curves, title[:90])
     finally:
         service.release(held)
 

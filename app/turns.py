@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from app.admission import Saturated
 from engine import budget
 
-POLL_SECONDS = 0.1  # how often a waiting render asks whether its client is still there
+POLL_SECONDS = 0.1  # how often a waiting (or running) render asks whether its client is there
 
 
 class Turns:

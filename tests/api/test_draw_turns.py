@@ -70,7 +70,10 @@ def test_one_layout_at_a_time_and_a_503_past_the_wait(slow_dot, monkeypatch):
         first_done.set()
 
     threading.Thread(target=first).start()
-    time.sleep(0.1)
+    deadline = time.monotonic() + 5
+    while not (slow_dot.exists() and slow_dot.read_text().strip()):  # the first holds the turn
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
     try:
         with pytest.raises(Saturated, match="kept Graphviz busy"):
             drawing.render(SLOW)
@@ -79,6 +82,20 @@ def test_one_layout_at_a_time_and_a_503_past_the_wait(slow_dot, monkeypatch):
         cancel.set()
         assert first_done.wait(5)
     assert _gone(slow_dot)
+
+
+def test_a_text_past_the_pipes_buffer_reaches_a_dot_slow_to_read_it(tmp_path, monkeypatch):
+    """The input is given again on each poll: communicate() writes none it is not given,
+    and a text past the pipe's buffer waited, unwritten, for a 422 at DOT_SECONDS."""
+    script = tmp_path / "dot"
+    script.write_text("#!/bin/sh\nsleep 0.3\nexec cat\n")
+    script.chmod(0o755)
+    monkeypatch.setattr(drawing.shutil, "which", lambda _name: str(script))
+    text = "digraph {\n" + "".join(f"  n{i} -> n{i + 1};\n" for i in range(20_000)) + "}"
+    assert 200_000 < len(text) < drawing.MAX_DOT_BYTES
+    started = time.monotonic()
+    assert drawing.render(text) == text.encode()  # the stand-in gives its input back
+    assert time.monotonic() - started < drawing.DOT_SECONDS / 2
 
 
 def test_a_request_cancelled_while_it_waits_for_a_turn_stops_waiting():
