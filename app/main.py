@@ -43,11 +43,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     blas = pin_blas_threads(app.state.settings.blas_threads)
     switch = sys.getswitchinterval()
     sys.setswitchinterval(app.state.settings.gil_switch_seconds)
-    app.state.service.start()
     try:
-        yield
-    finally:
-        app.state.service.stop()
+        app.state.service.start()
+        try:
+            yield
+        finally:
+            app.state.service.stop()
+    finally:  # also when the start fails
         sys.setswitchinterval(switch)
         blas.restore_original_limits()
 

@@ -103,8 +103,8 @@ class Settings(BaseSettings):
         description=(
             "How long a thread holds the interpreter lock while another waits for it "
             "(sys.setswitchinterval), set at start-up: Python's 5 ms made /healthz on the "
-            "event loop wait behind four computing threads (p50 33 ms, p99 117 ms); 1 ms: "
-            "7 ms and 27 ms."
+            "event loop wait behind four computing threads (p50 31-33 ms, p99 117-131 ms in "
+            "two runs); 1 ms: 6-7 ms and 27-31 ms."
         ),
     )
     max_derivative_order: int = Field(
