@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+SHOWN = 10  # a note names at most this many blocks, orders or ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,3 +17,10 @@ class Note:
     detail: str
     source: str | None = None
     node: str | None = None
+
+
+def listed(items: Sequence[str], shown: int = SHOWN) -> str:
+    """The first ``shown`` of ``items``, comma-separated, and how many more: a note names a
+    few, never a graph's worth."""
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more

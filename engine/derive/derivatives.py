@@ -34,7 +34,7 @@ from engine.derive.sparse import SparseResult
 from engine.errors import ComputeLimitError, CostError, GraphError, ShapeError
 from engine.graphs import untaped
 from engine.graphs.graph import NUMPY_MAX_RANK
-from engine.notes import Note
+from engine.notes import Note, listed
 from engine.tape.arguments import seeds_for
 from engine.tape.gradient_tape import GradientTape
 from engine.tape.recording import TAPE_STACK
@@ -232,9 +232,6 @@ def _dense_columns(s: Setup, n: int, what: str) -> hessian_mod.Columns | None:
     return coloured_hessian.columns_for(remembered, s.shapes, question, priced, n)
 
 
-SHOWN_BLOCKS = 10  # a note names at most this many null blocks
-
-
 def _null_blocks(blocks: dict[str, dict[str, np.ndarray | None]],
                  gradients: dict[str, np.ndarray | None]) -> list[Note]:
     """One note on the blocks that are None though their row's gradient is not: the
@@ -243,8 +240,7 @@ def _null_blocks(blocks: dict[str, dict[str, np.ndarray | None]],
              for b, v in row.items() if v is None]
     if not pairs:
         return []
-    more = f" and {len(pairs) - SHOWN_BLOCKS} more" if len(pairs) > SHOWN_BLOCKS else ""
-    return [Note("unconnected", f"hessian blocks {', '.join(pairs[:SHOWN_BLOCKS])}{more} are "
+    return [Note("unconnected", f"hessian blocks {listed(pairs)} are "
                  "null, as TensorFlow's nested tapes give: that gradient has no path to that "
                  "source, so the second derivative is 0, as `matrix` holds it "
                  "(`unconnected_gradients: zero` gives zeros in both)")]

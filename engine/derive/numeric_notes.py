@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.notes import Note
+from engine.notes import Note, listed
 from engine.ops.binary import pow_nonfinite
 from engine.ops.registry import OPS, OpDef
 from engine.tensor import Tensor, as_value
@@ -164,18 +164,14 @@ def numeric_notes(
     return notes
 
 
-SHOWN_PARTS = 10  # a note names at most this many blocks or orders
-
-
 def non_finite_entries(quantity: str, parts: Iterable[tuple[str, Any]]) -> list[Note]:
     """One note on the parts of a derivative past the gradient (a Jacobian's or a Hessian's
     blocks, a derivative's orders) that hold a NaN or an infinity, and how many each.
 
-    Why it says what it says: a reverse sweep through an op whose own derivative is
-    infinite at this point (sqrt at 0) multiplies it by every cotangent that passes, zeros
-    too, and 0·inf is NaN, so entries whose true derivative is finite (or 0) can be NaN,
-    as in TensorFlow, JAX and PyTorch; the value notes name no node, every value being
-    finite."""
+    The value notes name the node where a value first stops being finite; these entries
+    can be non-finite with every value finite: a reverse sweep through an op whose own
+    derivative is infinite at this point (sqrt at 0) multiplies it by every cotangent that
+    passes, zeros too, and 0·inf is NaN, as in TensorFlow, JAX and PyTorch."""
     bad = []
     for name, value in parts:
         if value is None:
@@ -186,9 +182,8 @@ def non_finite_entries(quantity: str, parts: Iterable[tuple[str, Any]]) -> list[
             bad.append(f"{name} ({count} of {arr.size})")
     if not bad:
         return []
-    more = f" and {len(bad) - SHOWN_PARTS} more" if len(bad) > SHOWN_PARTS else ""
-    return [Note("non_finite", f"{quantity} entries are not finite in "
-                 f"{', '.join(bad[:SHOWN_PARTS])}{more}: where an op's derivative is infinite "
-                 "at this point (sqrt at 0), the reverse sweep's 0·inf makes NaN of every "
-                 "entry through it, also where the true derivative is finite, as in "
-                 "TensorFlow, JAX and PyTorch")]
+    return [Note("non_finite", f"{quantity} entries are not finite in {listed(bad)}: infinite "
+                 "where a derivative is; and where an op's derivative is infinite at this "
+                 "point (sqrt at 0), the reverse sweep's 0·inf can make NaN of entries "
+                 "through it whose true derivative is finite, as in TensorFlow, JAX and "
+                 "PyTorch")]
