@@ -129,6 +129,9 @@ div = binary(
 )
 
 
+_SCALARS = (float, int, np.float64)
+
+
 def _pow_vjp(ans: Tensor, a: Tensor, b: Tensor):
     def d_da(g: Tensor) -> Tensor:
         # b·a^(b-1) is 0 where b = 0 (a^0 is constant in a), even at a = 0 where a^(b-1)
@@ -136,7 +139,10 @@ def _pow_vjp(ans: Tensor, a: Tensor, b: Tensor):
         # as 0 and the base as 1, so no 0·inf reaches x**1's second derivative or x**2's
         # third at 0. The exponent is left alone: an exponent that is a source keeps its
         # own derivatives (d/db of b·a^(b-1) is a^(b-1)·(1 + b·log a) at any other point)
-        hole = (np.asarray(value_of(b)) == 0) & (np.asarray(value_of(a)) == 0)
+        exponent = value_of(b)
+        if type(exponent) in _SCALARS and exponent != 0:  # the common case, without numpy
+            return g * b * a ** (b - 1.0)
+        hole = (np.asarray(exponent) == 0) & (np.asarray(value_of(a)) == 0)
         if not hole.any():
             return g * b * a ** (b - 1.0)
         keep = ~hole
