@@ -2,10 +2,11 @@
 
 A render is bounded in time by its own limit, but not in number by the memory budget: a
 picture's work starts once the engine's answer has given its room back, and ``dot`` is a
-process of its own. Forty abandoned drawings at once ran forty ``dot`` processes, 750 MB
-beside the server, with ``/healthz`` at 1.5 s. So renders take turns: a few at a time
-per process, a wait of a few seconds for a turn, then a 503 (``Saturated``); a request
-whose client has gone stops waiting at once (``engine.budget``).
+process of its own. Abandoned drawings from four clients ran up to forty ``dot``
+processes at once, about 800 MB beside the server, with ``/healthz`` at 1.6 s (p99). So
+renders take turns: one at a time per process for each kind, a wait of a few seconds for
+a turn, then a 503 (``Saturated``); a request whose client has gone stops waiting within
+``POLL_SECONDS`` (``engine.budget``).
 """
 
 from __future__ import annotations
