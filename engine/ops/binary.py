@@ -132,18 +132,26 @@ div = binary(
 _SCALARS = (float, int, np.float64)
 
 
+def _zero_base_and_exponent(a: Any, b: Any) -> np.ndarray | None:
+    """Where base and exponent are both 0 (a constant mask), or None where nowhere; a
+    non-zero scalar exponent, the common case, is told without numpy (its test cost 5 µs
+    a pow, 28 µs on the seed request)."""
+    exponent = value_of(b)
+    if type(exponent) in _SCALARS and exponent != 0:
+        return None
+    hole = (np.asarray(exponent) == 0) & (np.asarray(value_of(a)) == 0)
+    return hole if hole.any() else None
+
+
 def _pow_vjp(ans: Tensor, a: Tensor, b: Tensor):
     def d_da(g: Tensor) -> Tensor:
         # b·a^(b-1) is 0 where b = 0 (a^0 is constant in a), even at a = 0 where a^(b-1)
-        # is infinite, as PyTorch: there (a constant mask, ``hole``) the factor b is taken
-        # as 0 and the base as 1, so no 0·inf reaches x**1's second derivative or x**2's
-        # third at 0. The exponent is left alone: an exponent that is a source keeps its
-        # own derivatives (d/db of b·a^(b-1) is a^(b-1)·(1 + b·log a) at any other point)
-        exponent = value_of(b)
-        if type(exponent) in _SCALARS and exponent != 0:  # the common case, without numpy
-            return g * b * a ** (b - 1.0)
-        hole = (np.asarray(exponent) == 0) & (np.asarray(value_of(a)) == 0)
-        if not hole.any():
+        # is infinite, as PyTorch: there (``hole``) the factor b is taken as 0 and the
+        # base as 1, so no 0·inf reaches x**1's second derivative or x**2's third at 0.
+        # The exponent is left alone: an exponent that is a source keeps its own
+        # derivatives (d/db of b·a^(b-1) is a^(b-1)·(1 + b·log a) at any other point)
+        hole = _zero_base_and_exponent(a, b)
+        if hole is None:
             return g * b * a ** (b - 1.0)
         keep = ~hole
         return g * (b * keep) * (a * keep + hole * 1.0) ** (b - 1.0)
