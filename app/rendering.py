@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from app.wire.values import encode_for_response, jsonable, written
+from app.wire.values import encode_for_response, jsonable
+from app.wire.written import written
 from engine.check.agreement import CheckReport
 from engine.derive.query import Result
 

@@ -13,26 +13,55 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator, Sequence
 
 from starlette.types import Send
 
 PIECE_BYTES = 256 << 10
+Part = bytes | memoryview  # of a body
 STALL_SECONDS = 30.0
 
 logger = logging.getLogger("app.sending")
 
 
-async def send_in_pieces(send: Send, body: bytes) -> None:
-    """``body`` as ``http.response.body`` messages of at most ``PIECE_BYTES``, until the
-    client takes no piece for ``STALL_SECONDS``."""
-    view = memoryview(body)
-    for start in range(0, len(body), PIECE_BYTES):
-        end = start + PIECE_BYTES
-        message = {"type": "http.response.body", "body": bytes(view[start:end]),
-                   "more_body": end < len(body)}
+async def send_in_pieces(send: Send, parts: Sequence[Part]) -> None:
+    """The body made of ``parts`` as ``http.response.body`` messages of at most
+    ``PIECE_BYTES``, until the client takes no piece for ``STALL_SECONDS``."""
+    total = sum(len(p) for p in parts)
+    sent = 0
+    for piece in pieces(parts):
+        sent += len(piece)
+        message = {"type": "http.response.body", "body": piece, "more_body": sent < total}
         try:
             await asyncio.wait_for(send(message), STALL_SECONDS)
         except TimeoutError:
             logger.warning("the client took no part of the answer for %.0f s (%d of %d bytes "
-                           "sent): its connection is closed", STALL_SECONDS, start, len(body))
+                           "sent): its connection is closed", STALL_SECONDS,
+                           sent - len(piece), total)
             return
+
+
+def pieces(parts: Sequence[Part], size: int = PIECE_BYTES) -> Iterator[Part]:
+    """``parts`` cut into pieces of ``size`` bytes (the last one shorter).
+
+    A piece inside one part is a view of it, not a copy (uvicorn writes any buffer to the
+    socket, and its memory lives as long as the answer); only a piece across parts is
+    joined."""
+    pending: list[Part] = []
+    filled = 0
+    for part in parts:
+        view = memoryview(part)
+        while len(view):
+            if not filled and len(view) >= size:
+                yield view[:size]
+                view = view[size:]
+                continue
+            taken = view[: size - filled]
+            pending.append(taken)
+            filled += len(taken)
+            view = view[len(taken):]
+            if filled == size:
+                yield b"".join(pending)
+                pending, filled = [], 0
+    if filled:
+        yield b"".join(pending)

@@ -264,17 +264,18 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serve(app: str, ready_path: str = "/healthz", timeout: float = 60.0,
-          env: dict[str, str] | None = None) -> Iterator[str]:
-    """Run ``uvicorn app`` (one worker, uvloop, httptools) on a free loopback port, with
-    ``env`` added to the environment (settings); yield its base URL once ``ready_path``
-    answers, stop it afterwards."""
+          env: dict[str, str] | None = None, loop: str = "uvloop", http: str = "httptools"
+          ) -> Iterator[str]:
+    """Run ``uvicorn app`` (one worker, uvloop and httptools unless told) on a free loopback
+    port, with ``env`` added to the environment (settings); yield its base URL once
+    ``ready_path`` answers, stop it afterwards."""
     import httpx
 
     port = free_port()
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-         "--loop", "uvloop", "--http", "httptools", "--log-level", "warning",
+         "--loop", loop, "--http", http, "--log-level", "warning",
          "--no-access-log"],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
     )

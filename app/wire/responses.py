@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from app.sending import PIECE_BYTES, send_in_pieces
 from app.wire.values import EncodedValue
+from app.wire.written import Pieces, body_parts
 
 
 class WireJSON(JSONResponse):
@@ -27,19 +27,25 @@ class WireJSON(JSONResponse):
 
     media_type = "application/json"
 
-    def render(self, content: Any) -> bytes:
+    def render(self, content: Any) -> bytes | Pieces:  # type: ignore[override]
         # orjson: numpy arrays written natively (see values.encode_for_response); the codec
-        # has already turned every non-finite number into its string
-        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+        # has already turned every non-finite number into its string. A large answer
+        # stays in its parts (app.wire.written).
+        parts = body_parts(content)
+        if len(parts) == 1:
+            return parts[0]  # type: ignore[return-value]  # orjson's own bytes
+        body = Pieces(parts)
+        return bytes(body) if len(body) <= PIECE_BYTES else body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if len(self.body) <= PIECE_BYTES:
             await super().__call__(scope, receive, send)
             return
+        parts = self.body.parts if isinstance(self.body, Pieces) else [self.body]
         try:  # a large answer: a piece at a time (app.sending), its room held until then
             await send({"type": "http.response.start", "status": self.status_code,
                         "headers": self.raw_headers})
-            await send_in_pieces(send, self.body)
+            await send_in_pieces(send, parts)
         finally:
             if self.background is not None:
                 await self.background()

@@ -12,8 +12,9 @@ import math
 from typing import Annotated, Any
 
 import numpy as np
-import orjson
 from pydantic import PlainValidator, WithJsonSchema
+
+from app.wire.written import Part, Written, dumps
 
 NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 # Elements of a large array written at a time (``encode_for_response``): about 2 ms of the
@@ -153,7 +154,7 @@ def encode(value: Any) -> Any:
 
 def encode_for_response(value: Any) -> Any:
     """As ``encode``, but a finite array stays a (C-ordered) ndarray, and a large array is
-    written now, a slab of rows at a time (an ``orjson.Fragment`` of the same bytes).
+    written now, a slab of rows at a time (a ``Written`` text of the same bytes).
 
     Why: the response renderer (orjson) writes float64 arrays straight from memory,
     about ten times faster than building nested lists first; that is most of a large
@@ -169,29 +170,18 @@ def encode_for_response(value: Any) -> Any:
     value = np.asarray(value)  # a subclass (np.matrix) may keep its rank when indexed
     finite = bool(np.isfinite(value).all())
     if value.size > PIECE_ELEMENTS and (not finite or _text_bytes(value) >= SLAB_MIN_TEXT):
-        parts: list[bytes | memoryview] = []
+        parts: list[Part] = []
         _write_in_slabs(value, parts)
-        # joined in one copy: each slice or concatenation of megabytes is a fresh
-        # allocation whose every page faults in, 4x the writing itself on 1,000 x 1,000
-        return orjson.Fragment(b"".join(parts))
+        # never joined: each copy of megabytes is a fresh allocation whose every page
+        # faults in (app.wire.written)
+        return Written(parts)
     return np.ascontiguousarray(value) if finite else encode(value)
 
 
-def written(value: Any) -> orjson.Fragment:
-    """Encoded data (``encode_for_response``) written now as the response writes it, to be
-    placed into a body as it is: for a body that holds one array twice (a one-source
-    Hessian's block and its matrix)."""
-    return value if isinstance(value, orjson.Fragment) else orjson.Fragment(_dumps(value))
-
-
-def _dumps(value: Any) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
-
-
-def _write_in_slabs(value: np.ndarray, parts: list[bytes | memoryview]) -> None:
+def _write_in_slabs(value: np.ndarray, parts: list[Part]) -> None:
     """Append ``value``'s JSON text to ``parts``, at most ``PIECE_ELEMENTS`` a call."""
     if value.size <= PIECE_ELEMENTS:
-        parts.append(_dumps(encode_for_response(value)))  # a piece: never slabs again
+        parts.append(dumps(encode_for_response(value)))  # a piece: never slabs again
         return
     row = value.size // len(value)
     step = max(1, PIECE_ELEMENTS // row)
@@ -202,7 +192,7 @@ def _write_in_slabs(value: np.ndarray, parts: list[bytes | memoryview]) -> None:
         if row > PIECE_ELEMENTS:  # one row is more than a piece: split inside it
             _write_in_slabs(value[i], parts)
         else:  # the slab's rows, less the brackets around them
-            parts.append(memoryview(_dumps(encode_for_response(value[i : i + step])))[1:-1])
+            parts.append(memoryview(dumps(encode_for_response(value[i : i + step])))[1:-1])
     parts.append(b"]")
 
 

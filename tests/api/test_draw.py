@@ -196,7 +196,7 @@ def test_large_tensors_are_labelled_by_their_first_entries_only(client):
 
 
 def test_a_gradient_written_in_slabs_is_drawn_by_its_first_entries(client, monkeypatch):
-    """A large array is an ``orjson.Fragment`` in the answer (app.wire.values): the picture
+    """A large array is a ``Written`` text in the answer (app.wire.written): the picture
     still reads its numbers (pieces of 4 here, so that a small gradient is one)."""
     monkeypatch.setattr(values, "PIECE_ELEMENTS", 4)
     monkeypatch.setattr(values, "SLAB_MIN_TEXT", 0)

@@ -8,11 +8,16 @@ import json
 import socket
 import time
 
+import numpy as np
+import orjson
 import pytest
 
 from app import sending
+from app.examples import rosenbrock
 from app.wire.responses import WireJSON
+from app.wire.written import Written, to_bytes
 from bench.common import serve
+from bench.rosenbrock import exact_hessian
 
 BIG = {"values": list(range(200_000))}  # about 1.3 MB of JSON
 
@@ -35,8 +40,8 @@ def test_a_large_answer_is_the_same_bytes_in_pieces_and_its_room_is_given_back_a
     assert len(bodies) == -(-len(response.body) // sending.PIECE_BYTES) > 1
     assert max(len(m["body"]) for m in bodies) <= sending.PIECE_BYTES
     assert [m["more_body"] for m in bodies] == [True] * (len(bodies) - 1) + [False]
-    assert b"".join(m["body"] for m in bodies) == response.body
-    assert json.loads(response.body) == BIG
+    assert b"".join(m["body"] for m in bodies) == bytes(response.body)
+    assert json.loads(bytes(response.body)) == BIG
     assert released == [1]
 
 
@@ -108,3 +113,67 @@ def test_stalled_readers_hold_the_memory_budget_while_small_requests_are_answere
         assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
         for s in stalled:
             s.close()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_pieces_are_the_parts_cut_to_size_and_a_piece_inside_a_part_is_no_copy(seed):
+    rng = np.random.default_rng(seed)
+    parts = [bytes(rng.integers(0, 256, n, dtype=np.uint8))
+             for n in rng.choice([0, 1, 7, 64, 100, 333], size=12)]
+    parts[3] = memoryview(parts[3])[1:]
+    parts.insert(0, bytes(200))  # three pieces inside it, then one across parts
+    cut = list(sending.pieces(parts, size=64))
+    assert b"".join(cut) == b"".join(parts)
+    assert all(len(p) == 64 for p in cut[:-1]) and 0 < len(cut[-1]) <= 64
+    inside = [p for p in cut if isinstance(p, memoryview)]
+    memory = [part.obj if isinstance(part, memoryview) else part for part in parts]
+    assert inside and all(any(p.obj is m for m in memory) for p in inside)
+
+
+def test_an_answer_with_written_texts_is_sent_from_them_with_its_length():
+    """The body around written arrays and the arrays' own text (app.wire.written): the
+    same bytes as the whole, ``Content-Length`` theirs, no message over a piece."""
+    text = orjson.dumps(np.arange(100_000.0), option=orjson.OPT_SERIALIZE_NUMPY)
+    matrix = Written([text])
+    content = {"name": "a\x00b", "hessian": {"x": {"x": matrix}}, "matrix": matrix}
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    response = WireJSON(content)
+    _call(response, send)
+    whole = b"".join(m["body"] for m in sent if m["type"] == "http.response.body")
+    assert whole == to_bytes(content) == bytes(response.body)
+    assert json.loads(whole) == {"name": "a\x00b", "hessian": {"x": {"x": list(range(100_000))}},
+                                 "matrix": list(range(100_000))}
+    assert dict(sent[0]["headers"])[b"content-length"] == str(len(whole)).encode()
+    assert max(len(m.get("body", b"")) for m in sent) <= sending.PIECE_BYTES
+
+
+def test_a_small_answer_with_a_written_text_is_one_message_of_bytes():
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    _call(WireJSON({"m": Written([b"[1.0,", memoryview(b"[2.0]")[1:]])}), send)
+    assert [type(m.get("body")) for m in sent] == [type(None), bytes]
+    assert sent[1]["body"] == b'{"m":[1.0,2.0]}'
+
+
+@pytest.mark.parametrize("loop, http", [("uvloop", "httptools"), ("asyncio", "h11")])
+def test_a_large_hessian_goes_through_uvicorn_whole(loop, http):
+    """Pieces that are views of the written text (not ``bytes``) through both of uvicorn's
+    HTTP protocols and event loops: the answer is whole, its numbers exact."""
+    import httpx
+
+    body = {**rosenbrock(300), "check": "none"}
+    with serve("app.main:app", loop=loop, http=http) as url:
+        r = httpx.post(f"{url}/v1/hessian", json=body, timeout=60)
+    assert r.status_code == 200 and len(r.content) > 2 * sending.PIECE_BYTES
+    assert int(r.headers["content-length"]) == len(r.content)
+    answer = r.json()
+    x = np.asarray(body["graph"]["nodes"][0]["value"])
+    np.testing.assert_allclose(answer["matrix"], exact_hessian(x), rtol=1e-13, atol=1e-12)
+    assert answer["hessian"]["x"]["x"] == answer["matrix"]
