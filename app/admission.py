@@ -27,13 +27,14 @@ COMPUTATION, BODY = "computation", "body"  # the two kinds of slot
 class Saturated(Exception):
     """The replica is at its budget; the client should come back later (a 503)."""
 
-    def __init__(self, detail: str, retry_after: int) -> None:
+    def __init__(self, detail: str, retry_after: int, limit: str = "memory_budget_bytes"
+                 ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.retry_after = retry_after
         self.node = None
         self.field = None
-        self.limit = "memory_budget_bytes"
+        self.limit = limit
 
 
 @dataclass

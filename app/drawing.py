@@ -32,7 +32,8 @@ from engine.errors import ComputeLimitError
 
 DOT_SECONDS = 5.0
 DOTS_AT_ONCE = 1  # one core's worth of layouts: each can take DOT_SECONDS of it
-_turns = Turns(DOTS_AT_ONCE, DOT_SECONDS, "another drawing kept Graphviz busy")
+_turns = Turns(DOTS_AT_ONCE, DOT_SECONDS, "another drawing kept Graphviz busy",
+                "graphviz_renders")
 MAX_DOT_BYTES = 512 * 1024  # the DOT text handed to ``dot``: labels are short by design
 MAX_SVG_BYTES = 4 * 2**20
 _PATH = "#dc2626"

@@ -32,7 +32,8 @@ DRAWN_MAX = RANGE_MAX  # |y| past this is shaded with the non-finite: the span w
 MAX_SVG_BYTES = 2 * 2**20  # no plot allowed comes near: a bug guard, not a limit users meet
 _LABELS = ("f", "f′", "f″", "f‴", "f⁽⁴⁾")
 _COLOURS = ("#1f5fa8", "#c2410c", "#15803d", "#7e22ce", "#a16207")
-_turns = Turns(1, RENDER_WAIT_SECONDS, "another plot kept the renderer busy")
+_turns = Turns(1, RENDER_WAIT_SECONDS, "another plot kept the renderer busy",
+                "plot_renders")
 
 
 def compute(

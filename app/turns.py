@@ -25,11 +25,13 @@ POLL_SECONDS = 0.1  # how often a waiting (or running) render asks whether its c
 class Turns:
     """At most ``at_once`` renders of one kind in this process."""
 
-    def __init__(self, at_once: int, wait_seconds: float, busy: str) -> None:
+    def __init__(self, at_once: int, wait_seconds: float, busy: str, limit: str) -> None:
         self._slots = threading.BoundedSemaphore(at_once)
         self.wait_seconds = wait_seconds
         self.busy = busy
         """The 503's detail: what kept the renderer busy."""
+        self.limit = limit
+        """The 503's ``limit``: the renders at once that were all taken."""
 
     @contextmanager
     def turn(self, what: str) -> Iterator[None]:
@@ -40,7 +42,7 @@ class Turns:
             budget.check(what)
             if time.monotonic() >= deadline:
                 raise Saturated(f"{self.busy} for {self.wait_seconds:g} s; retry later",
-                                retry_after=1)
+                                retry_after=1, limit=self.limit)
         try:
             yield
         finally:

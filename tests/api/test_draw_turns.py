@@ -60,7 +60,8 @@ def test_a_layout_past_its_time_is_a_422_and_is_killed(slow_dot, monkeypatch):
 
 
 def test_one_layout_at_a_time_and_a_503_past_the_wait(slow_dot, monkeypatch):
-    monkeypatch.setattr(drawing, "_turns", Turns(1, 0.3, "another drawing kept Graphviz busy"))
+    monkeypatch.setattr(drawing, "_turns", Turns(1, 0.3, "another drawing kept Graphviz busy",
+                                                      "graphviz_renders"))
     cancel = budget.Cancel()
     first_done = threading.Event()
 
@@ -75,8 +76,9 @@ def test_one_layout_at_a_time_and_a_503_past_the_wait(slow_dot, monkeypatch):
         assert time.monotonic() < deadline
         time.sleep(0.01)
     try:
-        with pytest.raises(Saturated, match="kept Graphviz busy"):
+        with pytest.raises(Saturated, match="kept Graphviz busy") as busy:
             drawing.render(SLOW)
+        assert busy.value.limit == "graphviz_renders"
         assert len(slow_dot.read_text().split()) == 1  # the second never started its own
     finally:
         cancel.set()
@@ -99,7 +101,7 @@ def test_a_text_past_the_pipes_buffer_reaches_a_dot_slow_to_read_it(tmp_path, mo
 
 
 def test_a_request_cancelled_while_it_waits_for_a_turn_stops_waiting():
-    turns = Turns(1, 30.0, "busy")
+    turns = Turns(1, 30.0, "busy", "renders")
     cancel = budget.Cancel()
     with turns.turn("first"):
         threading.Timer(0.2, cancel.set).start()
@@ -113,11 +115,13 @@ def test_a_request_cancelled_while_it_waits_for_a_turn_stops_waiting():
 
 
 def test_a_plot_waits_its_turn_then_is_a_503(client, monkeypatch):
-    monkeypatch.setattr(plotting, "_turns", Turns(1, 0.2, "another plot kept the renderer busy"))
+    monkeypatch.setattr(plotting, "_turns", Turns(1, 0.2, "another plot kept the renderer busy",
+                                                       "plot_renders"))
     body = {"expression": "sin(x)", "variable": "x", "range": [0, 1], "samples": 16}
     with plotting._turns.turn("held by the test"):
         r = client.post("/v1/plot", json=body)
     assert r.status_code == 503, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
     assert "kept the renderer busy" in r.json()["detail"]
+    assert r.json()["limit"] == "plot_renders"  # not the memory budget, which had room
     assert client.post("/v1/plot", json=body).status_code == 200  # the turn came back
