@@ -22,13 +22,13 @@ import time
 from dataclasses import dataclass
 
 COMPUTATION, BODY = "computation", "body"  # the two kinds of slot
+BUDGET_LIMIT = "memory_budget_bytes"  # the setting a 503 of this budget names
 
 
 class Saturated(Exception):
     """The replica is at its budget; the client should come back later (a 503)."""
 
-    def __init__(self, detail: str, retry_after: int, limit: str = "memory_budget_bytes"
-                 ) -> None:
+    def __init__(self, detail: str, retry_after: int, limit: str) -> None:
         super().__init__(detail)
         self.detail = detail
         self.retry_after = retry_after
@@ -103,7 +103,7 @@ class Admission:
                     self._take(nbytes, BODY)
                     return
             if time.monotonic() >= deadline:
-                raise Saturated(self._why(nbytes), self.retry_after())
+                raise Saturated(self._why(nbytes), self.retry_after(), BUDGET_LIMIT)
             await asyncio.sleep(delay)
             delay = min(2 * delay, 0.1)
 
@@ -124,7 +124,7 @@ class Admission:
                     if left <= 0 or not self._free.wait(left):
                         if self._fits(nbytes, slot):
                             break
-                        raise Saturated(self._why(nbytes), self.retry_after())
+                        raise Saturated(self._why(nbytes), self.retry_after(), BUDGET_LIMIT)
             finally:
                 self._waiting -= 1
             self._take(nbytes, slot)

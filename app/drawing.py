@@ -26,7 +26,7 @@ import numpy as np
 import orjson
 
 from app.turns import POLL_SECONDS, Turns
-from app.wire.written import Written, to_bytes
+from app.wire.written import Written
 from engine import budget
 from engine.errors import ComputeLimitError
 
@@ -68,7 +68,7 @@ def show(value: Any, limit: int = 4) -> str:
     if value is None:
         return "null"
     if isinstance(value, Written):  # a large array, written for the wire in slabs
-        value = orjson.loads(to_bytes(value))
+        value = orjson.loads(b"".join(value.parts))
     if isinstance(value, np.ndarray):
         if value.ndim == 0:
             return _number(value.item())

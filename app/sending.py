@@ -41,19 +41,20 @@ async def send_in_pieces(send: Send, parts: Sequence[Part]) -> None:
             return
 
 
-def pieces(parts: Sequence[Part], size: int = PIECE_BYTES) -> Iterator[Part]:
-    """``parts`` cut into pieces of ``size`` bytes (the last one shorter).
+def pieces(parts: Sequence[Part], size: int = PIECE_BYTES) -> Iterator[bytes]:
+    """``parts`` cut into pieces of ``size`` bytes (the last one shorter), each a copy.
 
-    A piece inside one part is a view of it, not a copy (uvicorn writes any buffer to the
-    socket, and its memory lives as long as the answer); only a piece across parts is
-    joined."""
+    Why copies: uvloop's transport keeps the very object it is given while the socket is
+    full, and a view would keep its whole part (megabytes of one array's text) alive for a
+    client that stopped reading, after the answer's room was given back; a copy keeps a
+    piece."""
     pending: list[Part] = []
     filled = 0
     for part in parts:
         view = memoryview(part)
         while len(view):
             if not filled and len(view) >= size:
-                yield view[:size]
+                yield bytes(view[:size])
                 view = view[size:]
                 continue
             taken = view[: size - filled]

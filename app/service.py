@@ -246,9 +246,8 @@ class Service:
         try:
             return symbolic_query.symbolic(query)
         except sympy_pool.WorkerBusy as exc:
-            busy = Saturated(f"{exc}; try again shortly", retry_after=1)
-            busy.limit = "sympy_workers"
-            raise busy from None
+            raise Saturated(f"{exc}; try again shortly", retry_after=1,
+                            limit="sympy_workers") from None
 
     def _build(self, graph: WireGraph | None, expression: str | Mapping[str, str] | None,
                given: Collection[str] = ()) -> Graph:

@@ -14,7 +14,8 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import PlainValidator, WithJsonSchema
 
-from app.wire.written import Part, Written, dumps
+from app.sending import Part
+from app.wire.written import Written, dumps
 
 NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 # Elements of a large array written at a time (``encode_for_response``): about 2 ms of the
