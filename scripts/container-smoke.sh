@@ -43,8 +43,14 @@ base="$(scripts/container-base.sh)"
 
 step "locked wheels -> $wheels"
 mkdir -p "$wheels"
+# Every locked wheel, whatever its environment marker: pip judges markers by the host's
+# Python only (--python-version does not change that), and the image's may differ (Debian's
+# 3.11.2 needs async-timeout, which a host's 3.11.7 skips). The build's own install reads
+# the markers for the image's Python.
+sed -E 's/ ; [^\\]*\\$/ \\/' requirements.lock >"$cache/requirements.all"
 "$py" -m pip download --quiet --disable-pip-version-check --no-deps --require-hashes \
-  --only-binary=:all: --dest "$wheels" -r requirements.lock 2> >(grep -v 'is ignored' >&2 || true)
+  --only-binary=:all: --dest "$wheels" -r "$cache/requirements.all" \
+  2> >(grep -v 'is ignored' >&2 || true)
 
 step "build (podman, no network)"
 start=$SECONDS
