@@ -15,6 +15,7 @@ one at a time per process (``app.turns``), killed when its client goes away.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import threading
@@ -68,8 +69,8 @@ def show(value: Any, limit: int = 4) -> str:
     if value is None:
         return "null"
     if isinstance(value, Written):  # a large array, written for the wire in slabs
-        value = orjson.loads(b"".join(value.parts))
-    if isinstance(value, np.ndarray):
+        first = [_number(x) for x in _leading_text(value, limit + 1)]
+    elif isinstance(value, np.ndarray):
         if value.ndim == 0:
             return _number(value.item())
         first = [_number(x) for x in value.flat[: limit + 1]]
@@ -79,6 +80,24 @@ def show(value: Any, limit: int = 4) -> str:
         return _number(value)
     more = ", ..." if len(first) > limit else ""
     return f"[{', '.join(first[:limit])}{more}]"
+
+
+# One entry of an array's JSON text: the codec's "NaN", "Infinity" or "-Infinity", or a number.
+_ENTRY = re.compile(rb'"[^"]*"|-?[0-9][0-9.eE+-]*')
+
+
+def _leading_text(text: Written, count: int) -> list[Any]:
+    """The first ``count`` entries of an array's written text, read from its first parts
+    only: parsed whole, a 500 x 1,000 array's took 39 ms and 141 MB for four numbers. Its
+    parts end between entries (whole slabs of rows, and the brackets and commas around
+    them), so no entry is cut in two."""
+    out: list[Any] = []
+    for part in text.parts:
+        for entry in _ENTRY.finditer(part):
+            out.append(orjson.loads(entry.group()))
+            if len(out) == count:
+                return out
+    return out
 
 
 def _leading(nested: list[Any], count: int) -> list[Any]:
