@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 from app.endpoints import ENDPOINTS
+from app.wire.written import Pieces, body_parts
 
 _NON_FINITE = {"NaN": np.nan, "Infinity": np.inf, "-Infinity": -np.inf}
 
@@ -74,6 +75,11 @@ class ValidatingClient(TestClient):
                 and prefix.endswith("/v1") and name in ENDPOINTS:
             validate_response(ENDPOINTS[name].response, response.content)
         return response
+
+
+def written_body(content: Any) -> bytes:
+    """``content`` as a response writes it (app.wire.written), joined."""
+    return bytes(Pieces(body_parts(content)))
 
 
 def validate_response(model: type[BaseModel], body: bytes) -> None:

@@ -15,9 +15,9 @@ from app.examples import rosenbrock
 from app.wire import values
 from app.wire import written as writer
 from app.wire.values import encode_for_response
-from app.wire.written import Pieces, body_parts, written
+from app.wire.written import written
 from bench.rosenbrock import exact_hessian
-from tests.api.support import graph, op, post, var
+from tests.api.support import graph, op, post, var, written_body
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def test_a_large_array_written_in_slabs_is_the_same_text(monkeypatch, shape, sla
     value = np.random.default_rng(7).standard_normal(shape)
     for finite in (value, np.where(np.abs(value) > 2.5, value, 0.0)):
         whole = orjson.dumps(finite, option=orjson.OPT_SERIALIZE_NUMPY)
-        assert _whole({"m": written(encode_for_response(finite))}) == b'{"m":' + whole + b"}"
+        assert written_body({"m": written(encode_for_response(finite))}) == b'{"m":' + whole + b"}"
 
 
 @pytest.mark.parametrize("shape", [(1000, 1000), (70_000,), (2, 1, 65_537), (1, 2, 140_000)])
@@ -84,7 +84,7 @@ def test_a_large_array_with_non_finite_numbers_is_written_in_slabs_as_the_codec_
     flat[::9_999], flat[1::10_007], flat[2::30_011] = np.nan, np.inf, -np.inf
     encoded = values.encode(value)
     calls = _calls(monkeypatch)
-    text = _whole({"m": encode_for_response(value)})
+    text = written_body({"m": encode_for_response(value)})
     assert text == orjson.dumps({"m": encoded})
     assert calls and max(math.prod(c) for c in calls) <= values.PIECE_ELEMENTS
 
@@ -151,9 +151,4 @@ def test_a_matrix_subclass_is_written_as_a_plain_array(monkeypatch):
     monkeypatch.setattr(values, "SLAB_MIN_TEXT", 0)
     m = np.matrix(np.arange(10.0).reshape(2, 5))
     m[0, 0] = np.nan
-    assert _whole(written(encode_for_response(m))) == orjson.dumps(values.encode(m))
-
-
-def _whole(content) -> bytes:
-    """``content`` as the response writes it, joined."""
-    return bytes(Pieces(body_parts(content)))
+    assert written_body(written(encode_for_response(m))) == orjson.dumps(values.encode(m))

@@ -15,9 +15,10 @@ import pytest
 from app import sending
 from app.examples import rosenbrock
 from app.wire.responses import WireJSON
-from app.wire.written import Pieces, Written, body_parts
+from app.wire.written import Written
 from bench.common import serve
 from bench.rosenbrock import exact_hessian
+from tests.api.support import written_body
 
 BIG = {"values": list(range(200_000))}  # about 1.3 MB of JSON
 
@@ -143,7 +144,7 @@ def test_an_answer_with_written_texts_is_sent_from_them_with_its_length():
     response = WireJSON(content)
     _call(response, send)
     whole = b"".join(m["body"] for m in sent if m["type"] == "http.response.body")
-    assert whole == _whole(content) == bytes(response.body)
+    assert whole == written_body(content) == bytes(response.body)
     assert json.loads(whole) == {"name": "a\x00b", "hessian": {"x": {"x": list(range(100_000))}},
                                  "matrix": list(range(100_000))}
     assert dict(sent[0]["headers"])[b"content-length"] == str(len(whole)).encode()
@@ -222,8 +223,3 @@ def test_a_client_that_stops_reading_pins_no_written_text_once_its_room_is_back(
     finally:
         server.should_exit = True
         serving.join(10)
-
-
-def _whole(content) -> bytes:
-    """``content`` as the response writes it, joined."""
-    return bytes(Pieces(body_parts(content)))
