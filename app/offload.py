@@ -38,6 +38,7 @@ from starlette.responses import Response
 
 from app.guards import decoded_off_loop, is_json_media_type, off_loop
 from app.wire.bounded import check_counts
+from app.wire.values import float_literal
 from engine.graphs.graph import Limits
 from engine.tape.collector import collector_paused
 
@@ -81,14 +82,15 @@ def decode_json(body: bytes) -> Any:
     orjson decodes it when it can give that value. What it refuses (bare ``NaN`` and
     ``Infinity`` tokens, ``1e400``, lone surrogates, a byte-order mark, UTF-16, malformed
     text) and integers that may not fit 64 bits go to ``json.loads``, which decodes them
-    as FastAPI always has or raises the error it reports.
+    as FastAPI always has or raises the error it reports; a number past float64's range
+    (``1e309``) decodes to a ``BeyondFloat64``, which a value refuses.
     """
     if _LONG_DIGITS not in body.translate(_DIGITS_AS_ZEROS):
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:
             pass
-    return json.loads(body)
+    return json.loads(body, parse_float=float_literal)
 
 
 def _decoded_or_error(body: bytes) -> Any:

@@ -34,12 +34,30 @@ VALUE_SCHEMA: dict[str, Any] = {
     "anyOf": [*SCALAR_SCHEMA["anyOf"], {"type": "array", "items": {}}],
     "description": (
         'A number, "NaN", "Infinity", "-Infinity", or a rectangular nested array of '
-        "them (a tensor whose shape is read from the nesting). Arithmetic is float64."
+        "them (a tensor whose shape is read from the nesting). Arithmetic is float64. A "
+        'number past its range (1e309) is refused: an infinite value is written "Infinity".'
     ),
 }
 
 
+class BeyondFloat64(float):
+    """A JSON number written past float64's range (``1e309``), as the decoder reads it
+    (``float_literal``): JSON has no infinity and the wire writes one as ``"Infinity"``,
+    so where a value is expected it is refused (a 422 naming it), not read as one."""
+
+
+def float_literal(text: str) -> float:
+    """A JSON number's text as a float, or a ``BeyondFloat64`` past float64's range
+    (``json.loads``' ``parse_float``)."""
+    x = float(text)
+    return x if x - x == 0 else BeyondFloat64(x)
+
+
 def _kind(v: Any) -> str:
+    if isinstance(v, BeyondFloat64):
+        sign = "-" if v < 0 else ""
+        return (f"a number beyond the float64 range (an infinite value is written "
+                f'"{sign}Infinity")')
     if v is None:
         return "null"
     if isinstance(v, bool):

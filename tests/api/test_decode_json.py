@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from app import offload
 from app.guards import OFF_LOOP_MIN_BYTES
 from app.offload import decode_json
+from app.wire.values import BeyondFloat64
 from tests.api.support import graph, op, var
 
 
@@ -127,3 +128,51 @@ def test_nesting_past_the_interpreters_recursion_is_a_400(make_client):
     for body in (deep, deep + b" " * OFF_LOOP_MIN_BYTES):  # on the loop, in a thread
         r = client.post("/v1/gradient", content=body, headers={"content-type": "application/json"})
         assert r.status_code == 400, r.text[:300]
+
+
+def test_a_number_past_float64s_range_decodes_marked_with_json_loads_value():
+    """JSON has no infinity: ``1e309`` is read as json.loads reads it (inf), marked, so that
+    a value can refuse it (``app.wire.values.BeyondFloat64``); in range it is a plain float."""
+    body = b"[1e309, -1e400, 1.5e308, 1" + b"0" * 400 + b".0, 2]"
+    decoded = decode_json(body)
+    assert decoded == json.loads(body) == [math.inf, -math.inf, 1.5e308, math.inf, 2]
+    assert [type(v) for v in decoded] == [BeyondFloat64, BeyondFloat64, float, BeyondFloat64, int]
+
+
+OVERFLOWING = {
+    "values.x": b'{"expression": "2*x", "values": {"x": 1e309}, "check": "none"}',
+    "values.x[1]": b'{"expression": "sum(x)", "values": {"x": [1, -1e400]}, "check": "none"}',
+    "graph.nodes.0.value": b'{"graph": {"nodes": [{"id": "x", "op": "variable", "value": 1e999}'
+                           b', {"id": "y", "op": "mul", "inputs": ["x", 2]}]}, "check": "none"}',
+    "graph.nodes.1.inputs.1": b'{"graph": {"nodes": [{"id": "x", "op": "variable", "value": 1}, '
+                              b'{"id": "y", "op": "mul", "inputs": ["x", 1e309]}]}}',
+    # a large body, decoded and validated in the body thread
+    "values.x[19999]": json.dumps({"expression": "sum(x)", "values": {"x": [1.5] * 19_999 + [7]},
+                                   "check": "none"}).encode().replace(b"7]", b"7e400]"),
+}
+
+
+@pytest.mark.parametrize("where", list(OVERFLOWING))
+def test_a_number_past_float64s_range_is_a_422_naming_it(make_client, where):
+    body = OVERFLOWING[where]
+    field, _, index = where.partition("[")
+    r = make_client().post("/v1/gradient", content=body,
+                           headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text[:300]
+    problem = r.json()
+    assert problem["field"] == field
+    assert "beyond the float64 range" in problem["detail"] and '"' in problem["detail"]
+    sign = "-" if b"-1e400" in body else ""
+    assert f'written \\"{sign}Infinity\\"' in r.text
+    if index:
+        assert f"at [{index}" in problem["detail"]
+
+
+def test_an_infinity_token_is_still_read_as_infinity(make_client):
+    """Python's json.dumps writes an infinite float as the bare token ``Infinity``, and the
+    service has always read it so; only a number written past the range is refused."""
+    r = make_client().post("/v1/gradient", content=b'{"expression": "2*x", "values": '
+                           b'{"x": Infinity}, "check": "none"}',
+                           headers={"content-type": "application/json"})
+    assert r.status_code == 200, r.text[:300]
+    assert r.json()["outputs"]["f"] == "Infinity"
