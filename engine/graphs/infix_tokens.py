@@ -95,7 +95,10 @@ def tokenize(text: str) -> list[Token]:
 def _number(text: str, pos: int, piece: str) -> int | float:
     digits = piece.replace("_", "")
     if any(c in digits for c in ".eE"):
-        return float(digits)  # past float64's range it is inf, as Python's float()
+        x = float(digits)
+        if x - x == 0:  # past float64's range Python's float() says inf: refused, as in JSON
+            return x
+        raise fail(text, pos, "the number is too large for float64")
     if len(digits) > MAX_INT_DIGITS or int(digits) >= 2**1023:
         raise fail(text, pos, "the number is too large for float64")
     return int(digits)

@@ -67,6 +67,8 @@ ERRORS = [
     ),
     ("² + x", "an operand is missing before ²", "column 1"),
     ("x" + "⁹" * 400, "the number is too large for float64", "column 2"),
+    ("x * 1e309", "the number is too large for float64", "column 5"),
+    ("x + 1" + "0" * 400 + ".5", "the number is too large for float64", "column 5"),
     ("x +", "the expression ends where an operand should be", "column 4"),
     ("x * / y", "an operand is missing before /", "column 5"),
     ("2 3", "a number right after an operand; for a product write *3, for a power ^3", "column 3"),
