@@ -15,19 +15,19 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from engine.check.agreement import Path
+from engine.check.agreement import VALUE_QUANTITIES, Path
 from engine.ops.registry import OPS
 
 DPS = 30  # digits SymPy evaluates with: the reference is far more precise than float64
 TEXT_CHARS = 2_000  # one derivative's text is cut beyond this
 TEXT_OPS = 500  # larger expressions are not printed at all: printing one is its tree's size
+MERGE_OPS = 500  # a derivative NaN at a point is simplified only up to this size
 _SINGULAR = (sp.Heaviside, sp.DiracDelta)  # undefined at a kink: the tape follows a convention
 # in a derivative, sign(0) is |x|'s slope at its kink (d/dx sqrt(x**2) is sign(x)): undefined
 _SINGULAR_IN_DERIVATIVES = (*_SINGULAR, sp.sign)
 _STEP_FUNCTIONS = (sp.floor, sp.ceiling)
 KINK = sp.Dummy("kink")
 EXACT = {"e": sp.E, "pi": sp.pi}  # constant nodes marked "exact" by engine.check.job
-VALUE_QUANTITIES = ("outputs", "function")  # values, not derivatives
 
 
 def number(v: float) -> sp.Expr:
@@ -266,6 +266,20 @@ def to_float(value: sp.Expr) -> float:
     return c.real
 
 
+def _powers_merged(expr: sp.Basic, subs: dict) -> float:
+    """A derivative SymPy wrote with a removable 0/0 (d/dx x**y is ``x**y*y/x``, NaN at
+    x = 0 where the derivative is 0), evaluated again with its powers of one base merged
+    (``y*x**(y - 1)``: the same function wherever the first is defined). NaN when that
+    does not help, and for a large expression (merging walks it whole)."""
+    if not expr.has(sp.Pow) or tree_size(expr, MERGE_OPS + 1) > MERGE_OPS:
+        return float("nan")
+    merged = sp.powsimp(expr)
+    if merged == expr:
+        return float("nan")
+    v = substitute(merged, subs, {}, _SINGULAR_IN_DERIVATIVES)
+    return to_float(v.evalf(DPS)) if v.is_number else float("nan")
+
+
 def evaluate(quantities: dict[Path, np.ndarray], leaves: dict[str, np.ndarray],
              defs: list[tuple[sp.Symbol, sp.Expr]], values: dict[str, Any]) -> dict[str, Any]:
     """Every quantity at ``values`` (of the ``leaves``' symbols; ``defs`` give the cut
@@ -295,6 +309,8 @@ def evaluate(quantities: dict[Path, np.ndarray], leaves: dict[str, np.ndarray],
                 num[idx] = np.nan
                 continue
             num[idx] = to_float(v.evalf(DPS))
+            if not value and np.isnan(num[idx]):
+                num[idx] = _powers_merged(expr, subs)
         _put(out, path, num)
     return {"values": out, "kinks": kinks, "unevaluated": unevaluated}
 
