@@ -71,7 +71,12 @@ class Check(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     method: Literal["sympy", "numeric", "none"]
-    status: Literal["agree", "disagree", "skipped", "timeout"]
+    status: Literal["agree", "disagree", "skipped", "timeout"] = Field(description=(
+        "`agree`: every entry compared is within the tolerance. Entries with no finite "
+        "number on both sides (NaN against NaN, an undefined derivative) and entries at a "
+        "kink are left out, and `detail` counts them; `skipped` when nothing is left to "
+        "compare. A finite tape value where the reference has no real number (d/dy x**y "
+        "at x <= 0, 0 by TensorFlow's convention) is a disagreement, and `detail` says so."))
     max_abs_error: EncodedValue | None = Field(
         default=None, description="Largest difference between the tape and the method."
     )

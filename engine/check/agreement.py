@@ -208,6 +208,7 @@ class Tally:
         self.max_err = 0.0
         self.error_estimate: float | None = None
         self.compared = self.bad = self.skipped = self.undefined = self.not_finite = 0
+        self.no_real_reference = 0  # of the disagreements (see ``report``)
         self.disagreements: list[dict[str, Any]] = []
         self.notes: list[str] = []
 
@@ -231,8 +232,8 @@ class Tally:
             interval = type(interval)(*(np.ravel(getattr(interval, f))
                                         for f in interval.__dataclass_fields__))
         with np.errstate(invalid="ignore"):
-            both_nan = np.isnan(tape) & np.isnan(ref)
-            same = (tape == ref) | both_nan  # equal infinities too
+            # equal infinities too; NaN on both sides is no agreement (below: "neither")
+            same = tape == ref
             # a number against NaN or an infinity is unboundedly wrong, never "0 off"
             err = np.where(same, 0.0, np.where(np.isfinite(tape) & np.isfinite(ref),
                                                np.abs(tape - ref), np.inf))
@@ -248,7 +249,8 @@ class Tally:
                     self.undefined += int(undefined.sum())
                     skip = skip | undefined
             # no number on either side, one of them NaN: the derivative is undefined or
-            # overflows there (sqrt at 0: the tape's inf, SymPy's zoo), nothing to compare
+            # overflows there (sqrt at 0: the tape's inf, SymPy's zoo), or neither formula
+            # can give it (both 0/0 where sqrt(x**4 + y**4) has slope 0): nothing to compare
             neither = ~np.isfinite(tape) & ~np.isfinite(ref) & (np.isnan(tape) | np.isnan(ref))
             neither &= ~same & ~skip
             if neither.any():
@@ -289,6 +291,8 @@ class Tally:
                       ) -> None:
         """The k-th flat entry disagrees: counted, and named while under the cap."""
         self.bad += 1
+        if math.isnan(ref) and math.isfinite(tape):
+            self.no_real_reference += 1
         if len(self.disagreements) < self.cap:
             idx = [int(i) for i in np.unravel_index(k, shape)]
             where = named(k) if named else {**self._names(path, idx), "index": idx}
@@ -317,9 +321,17 @@ class Tally:
                               f"{'is' if n == 1 else 'are'} NaN on the tape: not compared")
         if self.not_finite:
             n = self.not_finite
-            self.notes.append(f"{_entries(n)} where the derivative is undefined or overflows "
-                              f"(not finite on the tape and in the reference, one of them NaN) "
-                              f"{'is' if n == 1 else 'are'} not compared")
+            self.notes.append(f"{_entries(n)} where the derivative is undefined or overflows, "
+                              f"or neither formula gives a number (not finite on the tape and "
+                              f"in the reference, one of them NaN) {'is' if n == 1 else 'are'} "
+                              "not compared")
+        if self.no_real_reference:
+            n = self.no_real_reference
+            self.notes.append(
+                f"{_entries(n)} disagree{'s' if n == 1 else ''} where the reference is no "
+                "real number (NaN: SymPy's derivative is complex or indeterminate there, as "
+                "d/dy x**y is at x <= 0) and the tape's is finite: that number is the tape's "
+                "convention (TensorFlow's), which no real derivative supports")
         if status is None:
             if self.bad:
                 status = "disagree"
@@ -332,8 +344,9 @@ class Tally:
                           f"rule: {rule}")
             else:
                 status = "skipped"
-                detail = ("nothing to compare: every entry is at a point where the "
-                          "derivative is undefined" if self.skipped else "nothing to compare")
+                detail = ("nothing to compare: every entry was left out, where the "
+                          "derivative is undefined or has no number on both sides (below)"
+                          if self.skipped else "nothing to compare")
         return CheckReport(
             method=method, status=status, tolerance=self.rtol, abs_tolerance=self.atol,
             max_abs_error=self.max_err if self.compared else None,

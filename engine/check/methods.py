@@ -18,7 +18,6 @@ import numpy as np
 
 from engine.check.agreement import (
     QUANTITIES,
-    VALUE_QUANTITIES,
     CheckReport,
     Tally,
     get_path,
@@ -87,7 +86,6 @@ def by_sympy(job: dict[str, Any], result: Result, unwatched: list[str], limits: 
         tally.notes.append(f"{len(reply['unevaluated'])} entries SymPy left unevaluated "
                            "not compared")
     zero = {tuple(p) for p in reply["zero"]}
-    no_real = _NoRealReference()
 
     def skipped(path: tuple, shape: tuple[int, ...]) -> np.ndarray:
         mask = np.zeros(shape, dtype=bool)
@@ -107,53 +105,18 @@ def by_sympy(job: dict[str, Any], result: Result, unwatched: list[str], limits: 
                                    f"is not identically 0: "
                                    f"{get_path(reply['text'], path, False)}")
             continue
-        tally.add(path, tape, ref, skip=mask if path[0] in VALUE_QUANTITIES
-                  else no_real.masked(tape, ref, mask))
+        tally.add(path, tape, ref, skip=mask)
     grid, laid = laid_values(job["quantities"], result, job.get("layout"), tally)
     if laid:
         refs = grid.place(job["sources"], lambda p: get_path(reply["values"], p), 0.0)
         masks = grid.place(job["sources"],
                            lambda p: skipped(p, np.shape(get_path(reply["values"], p))), False)
         for item in laid:
-            tally.add(item.path, item.tape, refs[item.at],
-                      skip=no_real.masked(item.tape, refs[item.at], masks[item.at]),
+            tally.add(item.path, item.tape, refs[item.at], skip=masks[item.at],
                       named=item.names)
-    no_real.note(tally)
     report = tally.report("sympy", last.sympy_is)
     report.symbolic, report.latex = reply["text"], reply["latex"]
     return report
-
-
-class _NoRealReference:
-    """Entries where SymPy's derivative is not a real number (complex: d/dy x**y is
-    x**y*log(x), at x < 0; or a form it leaves indeterminate: 0*log(0) at x = 0) while the
-    tape's is finite. The function has no real derivative there, or SymPy's formula cannot
-    give it; the tape's number is its convention (TensorFlow's: 0 where x <= 0). Not
-    compared, and counted for the report, rather than called a disagreement."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def masked(self, tape: Any, ref: Any, skip: np.ndarray | None) -> np.ndarray | None:
-        """``skip`` (None: nothing skipped) with these entries added."""
-        with np.errstate(invalid="ignore"):
-            found = np.isnan(np.asarray(ref, np.float64)) & np.isfinite(
-                np.asarray(tape, np.float64))
-        if found.shape != np.shape(ref) or not found.any():
-            return skip  # (a tape larger than its reference: compared as it was)
-        if skip is not None:
-            found &= ~np.asarray(skip, bool)
-        self.count += int(found.sum())
-        return found if skip is None else found | skip
-
-    def note(self, tally: Tally) -> None:
-        if self.count:
-            n = self.count
-            tally.notes.append(
-                f"{n} {'entry' if n == 1 else 'entries'} where SymPy's derivative is not a "
-                "real number (complex, or an indeterminate form such as 0*log(0)) and the "
-                "tape's is finite, not compared: there the function has no real derivative "
-                "or SymPy's formula cannot give it, and the tape follows its convention")
 
 
 def by_numeric(job: dict[str, Any], result: Result, unwatched: list[str], limits: CheckLimits

@@ -21,6 +21,7 @@ from engine.ops.registry import OPS
 DPS = 30  # digits SymPy evaluates with: the reference is far more precise than float64
 TEXT_CHARS = 2_000  # one derivative's text is cut beyond this
 TEXT_OPS = 500  # larger expressions are not printed at all: printing one is its tree's size
+IMAGINARY_NOISE = 1e-25  # an evaluation's imaginary part below this is rounding
 MERGE_OPS = 500  # a derivative NaN at a point is simplified only up to this size
 _SINGULAR = (sp.Heaviside, sp.DiracDelta)  # undefined at a kink: the tape follows a convention
 # in a derivative, sign(0) is |x|'s slope at its kink (d/dx sqrt(x**2) is sign(x)): undefined
@@ -31,13 +32,16 @@ EXACT = {"e": sp.E, "pi": sp.pi}  # constant nodes marked "exact" by engine.chec
 
 
 def number(v: float) -> sp.Expr:
-    """A float as a person would write it: 2.0 -> 2, 0.5 -> 1/2, else its exact float."""
+    """A float as a person would write it where that is its exact value: 2.0 -> 2,
+    0.375 -> 3/8; else the float itself, to the bit (0.1 stays the binary number the tape
+    computes with: as 1/10, relu(x - 0.1) at x = 0.1 is past its kink for SymPy)."""
     if not np.isfinite(v):
         return sp.nan if np.isnan(v) else (sp.oo if v > 0 else -sp.oo)
     if float(v).is_integer():
         return sp.Integer(int(v))
-    frac = Fraction(v).limit_denominator(10_000)
-    if float(frac) == v:
+    exact = Fraction(v)
+    frac = exact.limit_denominator(10_000)
+    if frac == exact:
         return sp.Rational(frac.numerator, frac.denominator)
     return sp.Float(float(v))
 
@@ -77,13 +81,24 @@ def translate(
             exprs[nid] = symbols(nid, shapes[nid], taken)
             continue
         args = [exprs[x] if isinstance(x, str) else objects(x) for x in inputs]
-        out = np.asarray(OPS[op].sympy(*args, **attrs), dtype=object)
+        out = _basic(np.asarray(OPS[op].sympy(*args, **attrs), dtype=object))
         if nid in cuts:
             syms = symbols(nid, out.shape, taken)
             defs.extend(zip(syms.flat, out.flat, strict=True))
             out = syms
         exprs[nid] = out
     return exprs, defs
+
+
+def _basic(out: np.ndarray) -> np.ndarray:
+    """An op's SymPy form with every entry a SymPy object: numpy's sum or product of no
+    terms is the Python int 0 or 1, which SymPy's walks cannot read."""
+    if all(isinstance(e, sp.Basic) for e in out.flat):
+        return out
+    fixed = np.empty(out.shape, dtype=object)
+    for idx in np.ndindex(out.shape):
+        fixed[idx] = sp.sympify(out[idx])
+    return fixed
 
 
 def clean(expr: sp.Expr) -> sp.Expr:
@@ -233,7 +248,9 @@ def render(quantities: dict[Path, np.ndarray], text_max: int,
     latex: dict[str, Any] = {}
     for path, arr in quantities.items():
         arr = shown_as(arr, display or {})
-        if arr.size <= text_max:
+        if arr.size == 0:  # SymPy's LaTeX printer fails on an empty array
+            t, lx = arr.tolist(), r"\left[\right]"
+        elif arr.size <= text_max:
             if arr.ndim == 0:
                 t, lx = _cut(arr[()], str), _cut(arr[()], sp.latex)
             else:
@@ -261,7 +278,9 @@ def to_float(value: sp.Expr) -> float:
         c = complex(value)
     except (TypeError, ValueError):
         return float("nan")
-    if c.imag and abs(c.imag) > 1e-12 * max(1.0, abs(c.real)):
+    # an imaginary part is rounding only when it is negligible against the real part, or
+    # below what DPS digits leave: (-2)**y*log(-2) at y = -60 is 6e-19 + 3e-18j, complex
+    if c.imag and abs(c.imag) > max(1e-12 * abs(c.real), IMAGINARY_NOISE):
         return float("nan")
     return c.real
 

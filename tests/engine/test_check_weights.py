@@ -48,7 +48,8 @@ def test_a_weighted_gradient_is_checked_as_the_tape_weighs_it(method, weight):
     np.testing.assert_equal(result.gradients["x"], expected)
     assert report.status in ("agree", "skipped"), report.detail
     if method != "numeric":
-        assert report.status == "agree", report.detail
+        # a NaN matched by a NaN vouches for nothing: left out, and said
+        assert report.status == ("skipped" if math.isnan(weight) else "agree"), report.detail
 
 
 @pytest.mark.parametrize("weight", [NAN, INF])
@@ -68,7 +69,7 @@ def test_a_weighted_hessian_is_checked_as_the_tape_weighs_it(weight):
     result, report = _checked("hessian", cube, "sympy", output_gradients={"y": weight})
     np.testing.assert_equal(result.gradients["x"], 27.0 * weight)
     np.testing.assert_equal(result.matrix, [[18.0 * weight]])
-    assert report.status == "agree", report.detail
+    assert report.status == ("skipped" if math.isnan(weight) else "agree"), report.detail
 
 
 def test_a_wrong_weighted_gradient_still_disagrees():

@@ -302,11 +302,24 @@ def test_hessian_of_a_tensor_graph_agrees() -> None:
         assert report.compared == 6 + 3 + 81 + 81
 
 
-def test_non_finite_results_agree_when_both_are_nan() -> None:
-    nodes = [var("x", -1.0), node("r", "sqrt", "x")]
-    result, report = run("gradient", nodes)
-    assert np.isnan(result.gradients["x"]) and report.status == "agree"
-    assert run("evaluate", nodes)[1].status == "agree"
+def test_nan_on_both_sides_is_left_out_not_called_agreement() -> None:
+    """sqrt(-1) is undefined, but sqrt(x**4 + y**4) at 0 has slope 0 where the tape's
+    formula and SymPy's are both 0/0: a NaN matched by a NaN vouches for nothing."""
+    for nodes in ([var("x", -1.0), node("r", "sqrt", "x")],
+                  [var("x", 0.0), var("y", 0.0), node("x4", "pow", "x", 4),
+                   node("y4", "pow", "y", 4), node("s", "add", "x4", "y4"),
+                   node("r", "sqrt", "s")]):
+        result, report = run("gradient", nodes)
+        assert np.isnan(result.gradients["x"])
+        assert report.status == "skipped" and report.compared == 0, report.detail
+        assert "left out" in report.detail and "neither formula gives a number" in report.detail
+    report = run("evaluate", [var("x", -1.0), node("r", "sqrt", "x")])[1]
+    assert report.status == "skipped" and report.compared == 0
+    # the other entries are still compared, and the status is theirs
+    result, report = run("gradient", [var("x", -1.0), var("z", 2.0), node("r", "sqrt", "x"),
+                                      node("t", "mul", "z", "z"), node("L", "add", "r", "t")])
+    assert result.gradients["z"] == 4.0 and np.isnan(result.gradients["x"])
+    assert report.status == "agree" and report.compared == 1, report.detail  # dL/dz
 
 
 def test_a_kink_follows_the_tape_convention_without_disagreeing() -> None:
