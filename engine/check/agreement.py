@@ -329,9 +329,9 @@ class Tally:
             n = self.no_real_reference
             self.notes.append(
                 f"{_entries(n)} disagree{'s' if n == 1 else ''} where the reference is no "
-                "real number (NaN: SymPy's derivative is complex or indeterminate there, as "
-                "d/dy x**y is at x <= 0) and the tape's is finite: that number is the tape's "
-                "convention (TensorFlow's), which no real derivative supports")
+                "real number (NaN: SymPy's formula is complex or indeterminate there) and the "
+                "tape's is finite: a convention (TensorFlow's d/dy x**y is 0 at x <= 0) or a "
+                "limit (exp(-1/x**2) is 0 at 0) that the reference cannot confirm")
         if status is None:
             if self.bad:
                 status = "disagree"
