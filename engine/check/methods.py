@@ -79,9 +79,10 @@ def by_sympy(job: dict[str, Any], result: Result, unwatched: list[str], limits: 
         skip.setdefault(tuple(entry[:-1]), []).append(tuple(entry[-1]))
     if reply["kinks"]:
         k = len(reply["kinks"])
-        tally.notes.append(f"{k} {'entry' if k == 1 else 'entries'} at a kink{last.kink}, "
-                           "where the derivative is undefined, not compared: the tape "
-                           "follows its convention there")
+        tally.notes.append(f"{k} {'entry' if k == 1 else 'entries'} at a kink{last.kink} "
+                           "or at a point an op settles by convention (xlogy's d/dx at "
+                           "x = 0), where the derivative is undefined or another number, "
+                           "not compared: the tape follows its convention there")
     if reply["unevaluated"]:
         tally.notes.append(f"{len(reply['unevaluated'])} entries SymPy left unevaluated "
                            "not compared")

@@ -24,8 +24,10 @@ TEXT_OPS = 500  # larger expressions are not printed at all: printing one is its
 IMAGINARY_NOISE = 1e-25  # an evaluation's imaginary part below this is rounding
 MERGE_OPS = 500  # a derivative NaN at a point is simplified only up to this size
 _SINGULAR = (sp.Heaviside, sp.DiracDelta)  # undefined at a kink: the tape follows a convention
-# in a derivative, sign(0) is |x|'s slope at its kink (d/dx sqrt(x**2) is sign(x)): undefined
-_SINGULAR_IN_DERIVATIVES = (*_SINGULAR, sp.sign)
+# in a derivative, sign(0) is |x|'s slope at its kink (d/dx sqrt(x**2) is sign(x)): undefined;
+# and a Piecewise branch an op takes at one point (xlogy's Eq(x, 0)) is a convention there
+# when the formula around it says otherwise (``_convention_taken``)
+_SINGULAR_IN_DERIVATIVES = (*_SINGULAR, sp.sign, sp.Piecewise)
 _STEP_FUNCTIONS = (sp.floor, sp.ceiling)
 KINK = sp.Dummy("kink")
 EXACT = {"e": sp.E, "pi": sp.pi}  # constant nodes marked "exact" by engine.check.job
@@ -160,13 +162,32 @@ def substitute(expr: sp.Basic, subs: dict, memo: dict[int, sp.Basic],
             stack.extend((a, False) for a in e.args if id(a) not in memo)
             continue
         args = [memo[id(a)] for a in e.args]
-        if isinstance(e, singular) and args[0].is_zero:
+        if isinstance(e, singular) and (_convention_taken(e, args) if type(e) is sp.Piecewise
+                                        else args[0].is_zero):
             memo[id(e)] = KINK
         elif all(a is b for a, b in zip(args, e.args, strict=True)):
             memo[id(e)] = e
         else:
             memo[id(e)] = e.func(*args)
     return memo[id(expr)]
+
+
+def _convention_taken(e: sp.Piecewise, args: list) -> bool:
+    """Whether the branch ``e`` takes (its pairs substituted: ``args``) is one for a single
+    point (an Eq) whose value differs from the branch that holds around it: d/dx of
+    xlogy(x, y) at x = 0 is 0 by TensorFlow's convention where log(y) is the slope, while
+    d/dy there is 0 either way (the slope of xlogy(0, y) = 0)."""
+    for k, pair in enumerate(args):
+        if pair.cond is sp.false:
+            continue
+        if pair.cond is not sp.true or not isinstance(e.args[k].cond, sp.Eq):
+            return False  # an ordinary branch, or one not decided by the numbers
+        around = next((p.expr for p in args[k + 1:] if p.cond is not sp.false), None)
+        if around is None:
+            return False
+        gap = around - pair.expr
+        return not (gap.is_number and gap == 0)
+    return False
 
 
 def tree_size(expr: sp.Basic, cap: int) -> int:

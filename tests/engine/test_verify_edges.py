@@ -10,7 +10,8 @@ import pytest
 import sympy as sp
 
 from engine.check.symbolic import number, to_float
-from tests.engine.test_verify import node, run, var
+from engine.ops import OPS
+from tests.engine.test_verify import node, run, var, wrong_vjp
 
 
 @pytest.mark.parametrize(("op", "constant"), [("relu", None), ("abs", None),
@@ -60,3 +61,27 @@ def test_an_empty_tensor_is_checked_without_failing(op, kind):
 def test_an_imaginary_part_is_rounding_only_when_negligible(value, real):
     got = to_float(sp.Float(value.real, 30) + sp.I * sp.Float(value.imag, 30))
     assert (got == value.real) if real else math.isnan(got)
+
+
+def test_xlogys_convention_at_zero_is_left_out_where_the_slope_differs():
+    """d/dx xlogy(x, 5) at x = 0 is log(5); TensorFlow's (and the tape's) is 0: an op's
+    point convention, not compared. d/dy there is 0 either way: compared."""
+    nodes = [var("x", 0.0), var("y", 5.0), node("p", "xlogy", "x", "y"),
+             node("L", "add", "p", "x")]
+    result, report = run("gradient", nodes, "sympy")
+    assert (result.gradients["x"], result.gradients["y"]) == (1.0, 0.0)
+    assert report.status == "agree" and report.compared == 1, report.detail
+    assert "1 entry at a kink" in report.detail and "xlogy" in report.detail
+    # away from 0 both are compared
+    nodes[0] = var("x", 0.5)
+    report = run("gradient", nodes, "sympy")[1]
+    assert report.status == "agree" and report.compared == 2, report.detail
+
+
+def test_a_wrong_slope_next_to_a_point_convention_is_caught():
+    """div_no_nan's d/dy at y = 0 is a convention; d/dx elsewhere is still checked."""
+    nodes = [var("x", 1.0), var("y", 2.0), node("q", "div_no_nan", "x", "y")]
+    with wrong_vjp(OPS["div_no_nan"], lambda _ans, _x, _y: lambda g, _n: (g * 7.0, g * 0.0)):
+        report = run("gradient", nodes, "sympy")[1]
+    assert report.status == "disagree"
+    assert {d["source"] for d in report.disagreements} == {"x", "y"}
