@@ -63,3 +63,12 @@ def test_an_asymmetric_mixed_derivative_at_zero_is_not_called_agreement():
     result, report = run("hessian", power(0.0, 1.0), "sympy")
     assert result.matrix[0, 1] != result.matrix[1, 0]
     assert report.status == "disagree", report.detail
+
+
+def test_entries_alike_but_for_their_symbols_are_all_compared():
+    """d/dx_i of sum(x**y) at x = 0: each entry's formula is merged (once for all)."""
+    nodes = [var("x", np.zeros(12)), var("y", 3.0), node("p", "pow", "x", "y"),
+             node("L", "sum", "p")]
+    result, report = run("gradient", nodes, "sympy", **sources("x"))
+    assert result.gradients["x"].tolist() == [0.0] * 12
+    assert report.status == "agree" and report.compared == 12, report.detail
