@@ -85,9 +85,6 @@ def _by_order(path: Path, index: list[int] | None, sources: Sequence[str]) -> di
     return {"order": order, "sources": [sources[i] for i in index or ()] or [*sources[:1]] * order}
 
 
-VALUE_QUANTITIES = ("outputs", "function")  # values, not derivatives
-
-
 @dataclass(frozen=True)
 class Quantity:
     """How one quantity of a ``Result`` is read off the tape and reported."""

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from engine.check.agreement import VALUE_QUANTITIES, Path
+from engine.check.agreement import Path
 from engine.ops.registry import OPS
 
 DPS = 30  # digits SymPy evaluates with: the reference is far more precise than float64
@@ -32,6 +32,7 @@ _SINGULAR_IN_DERIVATIVES = (*_SINGULAR, sp.sign, sp.Piecewise)
 _STEP_FUNCTIONS = (sp.floor, sp.ceiling)
 KINK = sp.Dummy("kink")
 EXACT = {"e": sp.E, "pi": sp.pi}  # constant nodes marked "exact" by engine.check.job
+VALUE_QUANTITIES = ("outputs", "function")  # values, not derivatives
 
 
 def number(v: float) -> sp.Expr:
