@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.derive.structural_zeros import keep_structural_zeros
 from engine.notes import Note
 from engine.ops.registry import F
 from engine.tape import backprop
@@ -71,7 +72,9 @@ def hessian_columns(rec: RecordedGradient, sources: list[Tensor], batch: tuple[i
     of flat, elements of the source at one point)``, or None where there is no path.
 
     With a ``batch`` of B points, seed row i picks entry i of every point's gradient;
-    points are independent, so the sum over them is each point's own row.
+    points are independent, so the sum over them is each point's own row. Where a number
+    is not finite, the entries the Hessian's pattern says are 0 are kept 0
+    (engine.derive.structural_zeros).
     """
     if rec.flat is None:
         return [None] * len(sources)
@@ -79,14 +82,17 @@ def hessian_columns(rec: RecordedGradient, sources: list[Tensor], batch: tuple[i
         k = rec.flat.size
         # the sweep's own arrays, not copies (``Tensor.numpy``): the tapes end here, and
         # a dense Hessian's column is megabytes
-        return [None if c is None else np.asarray(c.value, dtype=np.float64).reshape(k, s.size)
+        cols = [None if c is None else np.asarray(c.value, dtype=np.float64).reshape(k, s.size)
                 for c, s in zip(rec.outer.jacobian(rec.flat, sources), sources, strict=True)]
-    (size,) = batch
-    k = rec.flat.shape[1]
-    picks = np.broadcast_to(np.eye(k)[:, None, :], (k, size, k))
-    rows = jacobian_rows(rec.outer, rec.flat, sources, picks)  # rows[j]: (k, B) + sj.shape
-    return [None if r is None else np.moveaxis(r.numpy().reshape(k, size, -1), 0, 1)
-            for r in rows]
+    else:
+        (size,) = batch
+        k = rec.flat.shape[1]
+        picks = np.broadcast_to(np.eye(k)[:, None, :], (k, size, k))
+        rows = jacobian_rows(rec.outer, rec.flat, sources, picks)  # rows[j]: (k, B) + sj.shape
+        cols = [None if r is None else np.moveaxis(r.numpy().reshape(k, size, -1), 0, 1)
+                for r in rows]
+    keep_structural_zeros(rec, sources, cols, batch)
+    return cols
 
 
 def assemble(
