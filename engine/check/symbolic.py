@@ -16,6 +16,7 @@ import numpy as np
 import sympy as sp
 
 from engine.check.agreement import Path
+from engine.lru import LRU
 from engine.ops.registry import OPS
 
 DPS = 30  # digits SymPy evaluates with: the reference is far more precise than float64
@@ -24,6 +25,7 @@ TEXT_OPS = 500  # larger expressions are not printed at all: printing one is its
 IMAGINARY_NOISE = 1e-25  # an evaluation's imaginary part below this is rounding
 MERGE_OPS = 500  # a derivative NaN at a point is simplified only up to this size
 MERGE_BUDGET_OPS = 4 * MERGE_OPS  # ... and up to this many operations per evaluation
+_MERGED: LRU[sp.Basic, sp.Basic] = LRU(256)  # merged forms, by their canonical symbols
 _SINGULAR = (sp.Heaviside, sp.DiracDelta)  # undefined at a kink: the tape follows a convention
 # in a derivative, sign(0) is |x|'s slope at its kink (d/dx sqrt(x**2) is sign(x)): undefined;
 # and a Piecewise branch an op takes at one point (xlogy's Eq(x, 0)) is a convention there
@@ -308,27 +310,30 @@ def to_float(value: sp.Expr) -> float:
     return c.real
 
 
-def _powers_merged(expr: sp.Basic, subs: dict, merged: dict, budget: list[int]) -> float:
+def _powers_merged(expr: sp.Basic, subs: dict, budget: list[int]) -> float:
     """A derivative SymPy wrote with a removable 0/0 (d/dx x**y is ``x**y*y/x``, NaN at
     x = 0 where the derivative is 0), evaluated again with its powers of one base merged
     (``y*x**(y - 1)``: the same function wherever the first is defined). NaN when that
     does not help, and for a large expression or once the evaluation's ``budget`` of
     operations is spent (merging walks each one whole: about 40 ms for 500). Entries alike
-    but for their symbols (d/dx_i of sum(x**y)) are merged once (``merged``)."""
+    but for their symbols (d/dx_i of sum(x**y)) are merged once, and kept for the next
+    check of the structure (``_MERGED``)."""
     size = tree_size(expr, MERGE_OPS + 1)
     if size > MERGE_OPS or not contains(expr, (sp.Pow,)):
         return float("nan")
     names = sorted(expr.free_symbols, key=str)
     canonical = [sp.Symbol(f"_m{i}", real=True) for i in range(len(names))]
     form = expr.xreplace(dict(zip(names, canonical, strict=True)))
-    if form not in merged:
+    simpler = _MERGED.get(form)
+    if simpler is None:
         if size > budget[0]:
             return float("nan")
         budget[0] -= size
-        merged[form] = sp.powsimp(form)
-    if merged[form] == form:
+        simpler = sp.powsimp(form)
+        _MERGED.put(form, simpler)
+    if simpler == form:
         return float("nan")
-    back = merged[form].xreplace(dict(zip(canonical, names, strict=True)))
+    back = simpler.xreplace(dict(zip(canonical, names, strict=True)))
     v = substitute(back, subs, {}, _SINGULAR_IN_DERIVATIVES)
     return to_float(v.evalf(DPS)) if v.is_number else float("nan")
 
@@ -352,7 +357,6 @@ def evaluate(quantities: dict[Path, np.ndarray], leaves: dict[str, np.ndarray],
     unevaluated: list[list] = []
     derivative_memo: dict[int, sp.Basic] = {}
     merges = [MERGE_BUDGET_OPS]  # operations _powers_merged may still walk
-    merged: dict[sp.Basic, sp.Basic] = {}  # its forms, by their canonical symbols
     for path, arr in quantities.items():
         num = np.empty(arr.shape, dtype=np.float64)
         value = path[0] in VALUE_QUANTITIES  # a value's sign(0) is 0, no kink
@@ -365,7 +369,7 @@ def evaluate(quantities: dict[Path, np.ndarray], leaves: dict[str, np.ndarray],
                 continue
             num[idx] = to_float(v.evalf(DPS))
             if not value and np.isnan(num[idx]):
-                num[idx] = _powers_merged(expr, subs, merged, merges)
+                num[idx] = _powers_merged(expr, subs, merges)
         _put(out, path, num)
     return {"values": out, "kinks": kinks, "unevaluated": unevaluated}
 
