@@ -1,0 +1,159 @@
+"""A compute route's endpoint is called straight with its validated body (app.offload).
+
+FastAPI's handler solves the same two parameters (the body model and the request) at a
+cost; the direct call must accept and refuse exactly the documents that handler does,
+with the same answers, byte for byte but the request id.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from fastapi import Depends, HTTPException, Request
+from fastapi.routing import APIRoute
+
+from app import offload
+from app.routes import compute
+from tests.api.support import graph, op, var
+
+JSON = "application/json"
+SEED = graph(var("x", 2.0), var("y", 3.0), op("x2", "pow", "x", 2), op("y3", "pow", "y", 3),
+             op("z", "add", "x2", "y3"), check="none")
+BIG_VALUE = [0.25 + i * 1e-6 for i in range(60_000)]  # past the offload threshold
+BODIES: dict[str, tuple[bytes, str]] = {
+    "seed graph": (json.dumps(SEED).encode(), JSON),
+    "expression": (b'{"expression": "x**2 + y**3", "values": {"x": 2, "y": 3}, "check": "none"}',
+                   JSON),
+    "json+ media type": (json.dumps(SEED).encode(), "application/vnd.deriv+json"),
+    "invalid fields": (json.dumps(graph(
+        var("x", 1.0), {"id": "bad id!", "op": "neg", "inputs": ["x"]},
+        {"id": "z", "op": "neg", "inputs": ["x"], "colour": "red"}, check="maybe",
+    )).encode(), JSON),
+    "wrong types": (b'{"expression": 3, "values": "x", "sources": {}}', JSON),
+    "both forms": (b'{"expression": "x", "graph": {"nodes": []}, "values": {"x": 1}}', JSON),
+    "neither form": (b'{"values": {"x": 1}}', JSON),
+    "empty object": (b"{}", JSON),
+    "an array": (b"[1, 2]", JSON),
+    "null": (b"null", JSON),
+    "a string": (b'"x**2"', JSON),
+    "malformed": (b'{"expression": "x", ', JSON),
+    "empty body": (b"", JSON),
+    "not text": (b'{"expression": "x\xff"}', JSON),
+    "bare NaN": (b'{"expression": "x", "values": {"x": NaN}}', JSON),
+    "past float64": (b'{"expression": "x", "values": {"x": 1e309}}', JSON),
+    "long integer": (b'{"expression": "x", "values": {"x": 123456789012345678901234}}', JSON),
+    "deep nesting": (b'{"expression": "x", "values": {"x": ' + b"[" * 200 + b"1"
+                     + b"]" * 200 + b"}}", JSON),
+    "not json": (json.dumps(SEED).encode(), "text/plain"),
+    "no media type": (json.dumps(SEED).encode(), ""),
+    "large": (json.dumps(graph(var("x", 2.0), {"id": "c", "op": "constant", "value": BIG_VALUE},
+                               op("s", "sum", "c"), op("y", "mul", "x", "s"),
+                               check="none")).encode(),
+              JSON),
+    "large, invalid": (json.dumps(graph(var("x", BIG_VALUE), op("y", "neg", "x"),
+                                        check="maybe")).encode(), JSON),
+}
+PATHS = ["/v1/evaluate", "/v1/gradient", "/v1/jacobian", "/v1/hessian", "/v1/derivative"]
+
+
+def answer(client: Any, path: str, body: bytes, media_type: str) -> tuple[Any, ...]:
+    headers = {"content-type": media_type} if media_type else {}
+    r = client.post(path, content=body, headers=headers)
+    data = r.json()
+    if isinstance(data, dict):
+        data.pop("request_id", None)
+        if isinstance(data.get("check"), dict):
+            data["check"].pop("elapsed_ms")  # the one field that differs run to run
+    return r.status_code, r.headers.get("content-type"), data
+
+
+@pytest.fixture(scope="module")
+def both(request: pytest.FixtureRequest) -> tuple[Any, Any]:
+    """A client whose compute routes call their endpoints straight, and one whose routes
+    leave every body to FastAPI's handler."""
+    from tests.conftest import _client, make_settings
+
+    direct = _client(make_settings())
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(offload, "direct_call", lambda _route: None)
+        handled = _client(make_settings())
+        for path in PATHS:  # FastAPI builds an included route's handler on its first match
+            handled.post(path, json={})
+    return direct, handled
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("case", list(BODIES))
+def test_the_direct_call_answers_as_fastapis_handler(both, path, case):
+    direct, handled = both
+    body, media_type = BODIES[case]
+    assert answer(direct, path, body, media_type) == answer(handled, path, body, media_type)
+
+
+def test_the_cases_cover_answers_and_refusals(both):
+    direct, _ = both
+    statuses = {case: answer(direct, "/v1/gradient", *BODIES[case])[0] for case in BODIES}
+    assert statuses["seed graph"] == statuses["expression"] == statuses["large"] == 200
+    assert statuses["json+ media type"] == 200
+    assert statuses["malformed"] == 400 and statuses["invalid fields"] == 422
+    assert statuses["past float64"] == statuses["large, invalid"] == 422
+    assert statuses["not json"] == 415 and statuses["empty body"] == 422
+
+
+def test_fastapis_handler_is_asked_only_where_the_call_is_not_direct(both, monkeypatch):
+    import fastapi.routing
+
+    solved: list[str] = []
+    solve = fastapi.routing.solve_dependencies
+
+    async def spy(*, request: Any, **kwargs: Any) -> Any:
+        solved.append(request.url.path)
+        return await solve(request=request, **kwargs)
+
+    monkeypatch.setattr(fastapi.routing, "solve_dependencies", spy)
+    direct, handled = both
+    for client in (direct, handled):
+        for path in PATHS:
+            r = client.post(path, json={**SEED, "order": 2, "sources": ["x"]}
+                            if path.endswith("derivative") else SEED)
+            assert r.status_code == 200, r.text
+    assert solved == PATHS, "the direct client's compute routes never ask FastAPI's handler"
+    solved.clear()
+    r = direct.post("/v1/graphs", json={"graph": SEED["graph"]})  # it takes a dependency
+    assert r.status_code in (200, 201) and solved == ["/v1/graphs"]
+
+
+def test_a_dependency_of_the_including_router_still_runs() -> None:
+    """Included with a dependency, a compute route is not called straight: it runs."""
+    from tests.conftest import _client, make_settings
+
+    def refuse() -> None:
+        raise HTTPException(status_code=418, detail="refused by the including router")
+
+    client = _client(make_settings())
+    client.app.include_router(compute.router, prefix="/guarded", dependencies=[Depends(refuse)])
+    r = client.post("/guarded/v1/gradient", json=SEED)
+    assert r.status_code == 418, r.text
+    assert client.post("/v1/gradient", json=SEED).status_code == 200
+
+
+def test_only_routes_of_a_body_and_the_request_are_called_straight():
+    routes = {r.name: r for r in compute.router.routes if isinstance(r, APIRoute)}
+    assert len(routes) == len(PATHS)
+    assert all(offload.direct_call(r) is not None for r in routes.values())
+
+    async def takes_more(request: compute.ComputeRequest, http: Request, limit: int = 3
+                         ) -> Any:
+        return None
+
+    async def needs_one(request: compute.ComputeRequest, x: int = Depends(lambda: 1)) -> Any:
+        return None
+
+    def blocking(request: compute.ComputeRequest, http: Request) -> Any:
+        return None
+
+    for endpoint in (takes_more, needs_one, blocking):
+        route = offload.OffloadedBodyRoute("/x", endpoint, methods=["POST"])
+        assert offload.direct_call(route) is None, endpoint.__name__
