@@ -24,7 +24,7 @@ limits, the request is refused).
 What this keeps is bounded: at most ``PLANS_KEPT`` plans in the process, each at most
 ``PLAN_MAX_BYTES`` (a larger one is used once: under the limits the n-seed sweep answers
 later requests, over them it is detected again), and detection builds at most
-``PAIRS_PER_SOURCE`` index pairs per source in one step (engine.derive.pattern bounds
+``pattern.PAIRS_PER_SOURCE`` index pairs per source in one step (engine.derive.pattern bounds
 what it holds at once by a few steps' worth). Detection under the limits runs only where
 it and the most colours it would use cost no more than the n-seed sweep admitted.
 """
@@ -39,7 +39,7 @@ import numpy as np
 from engine import cost
 from engine.derive.colouring import colour_rows
 from engine.derive.hessian import Columns, RecordedGradient, hessian_columns
-from engine.derive.pattern import PatternTooLarge, gathered_for, hessian_pattern
+from engine.derive.pattern import PatternTooLarge, gathered_for, hessian_pattern, pairs_for
 from engine.derive.sparse import colour_seeds, side_by_side, sweep_blocks
 from engine.lru import LRU
 from engine.tensor import Tensor
@@ -50,7 +50,6 @@ MAX_SEED_FRACTION = 0.25
 SIGHTS_BEFORE_DETECTING = 1  # requests answered by the n-seed sweep before detection
 PLANS_KEPT = 64
 PLAN_MAX_BYTES = 256 * 1024
-PAIRS_PER_SOURCE = 32  # detection's bound: a pattern denser than this is served densely
 _MISSING = object()
 _TOO_LARGE = object()  # a plan detected, used once and not kept: past PLAN_MAX_BYTES
 
@@ -192,7 +191,7 @@ def detect(rec: RecordedGradient, sources: list[Tensor], allowed: int | None = N
     more than ``allowed`` indices to find)."""
     if rec.flat is None:
         return None
-    max_pairs = PAIRS_PER_SOURCE * max(sum(s.size for s in sources), 32)
+    max_pairs = pairs_for(sum(s.size for s in sources))
     try:
         rows, cols, n = hessian_pattern(rec.inner.raw_entries, rec.targets, sources, max_pairs,
                                         allowed)

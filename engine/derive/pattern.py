@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 # cost model's pattern term counts elements, not the sets they carry, so a caller stops
 # detection past the work its request was admitted for (``gathered_for``), counted in these.
 GATHER_WORK = 16.0
+PAIRS_PER_SOURCE = 32  # detection's bound on a step's pairs, per source element
 GATHER_FLOOR_WORK = 5e7  # about 50 ms: what any request's detection may gather for
 # Patterns held at once may total this many steps' worth of ``max_pairs``, and at least
 # HELD_FLOOR indices (8 bytes each), however small the steps' bound.
@@ -138,6 +139,13 @@ def live_entries(entries: Sequence[RawEntry], targets: Iterable[Tensor]) -> set[
                 and sparsity_of(op).deps is not dependence.nothing):
             live.update(id(x) for x in inputs)
     return live
+
+
+def pairs_for(elements: int) -> int:
+    """How many index pairs detection may build in one step for sources of ``elements``
+    elements (``propagate``'s ``max_pairs``): ``PAIRS_PER_SOURCE`` each, and at least for
+    32 (a denser pattern is not worth detecting: its Hessian is nearly dense)."""
+    return PAIRS_PER_SOURCE * max(elements, 32)
 
 
 def gathered_for(work: float) -> int:

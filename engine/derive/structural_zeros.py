@@ -20,13 +20,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine.derive.pattern import GATHER_WORK, PatternTooLarge, gathered_for, hessian_pattern
+from engine.derive.pattern import (
+    GATHER_WORK,
+    PatternTooLarge,
+    gathered_for,
+    hessian_pattern,
+    pairs_for,
+)
 from engine.tensor import Tensor
 
 if TYPE_CHECKING:
     from engine.derive.hessian import RecordedGradient
-
-PAIRS_PER_ELEMENT = 32  # detection's bound: a denser pattern leaves the NaNs as they are
 
 
 def keep_structural_zeros(rec: RecordedGradient, sources: Sequence[Tensor],
@@ -43,7 +47,7 @@ def keep_structural_zeros(rec: RecordedGradient, sources: Sequence[Tensor],
     try:
         rows, columns, _ = hessian_pattern(
             rec.inner.raw_entries, rec.targets, sources,
-            max_pairs=PAIRS_PER_ELEMENT * max(points * n, 32),
+            max_pairs=pairs_for(points * n),  # past it, the NaNs stay as they are
             max_gathered=gathered_for(GATHER_WORK * points * n * n))
     except PatternTooLarge:
         return
