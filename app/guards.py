@@ -180,7 +180,8 @@ class BodyGuard:
         content_type = content_length = None
         for key, value in scope["headers"]:
             if key == b"content-type":
-                content_type = value.decode("latin-1")
+                if content_type is None:  # the first, as the route reads it (Starlette)
+                    content_type = value.decode("latin-1")
             elif key == b"content-length":
                 content_length = value.decode("latin-1")
         if not is_json_media_type(content_type):

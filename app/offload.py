@@ -4,11 +4,11 @@ FastAPI decodes a JSON body and validates it against the endpoint's model before
 the endpoint, on the event loop, even for a sync endpoint: sixteen concurrent 1.6 MB
 bodies once kept ``/healthz`` waiting for seconds. ``OffloadedBodyRoute`` does both in
 a worker thread when the body is large, with the same ``json.loads`` and the same
-pydantic validation FastAPI runs. A compute endpoint, which takes nothing but its body
-and the request, is then called straight with the model; any other route lets
-FastAPI's own handler carry on with the decoded, validated model: it validates a model
-instance again at no cost (pydantic does not revalidate instances), solves the other
-parameters and calls the endpoint.
+pydantic validation FastAPI runs. An endpoint that takes nothing but its body and the
+request (the compute and picture routes) is then called straight with the model; any
+other route lets FastAPI's own handler carry on with the decoded, validated model: it
+validates a model instance again at no cost (pydantic does not revalidate instances),
+solves the other parameters and calls the endpoint.
 A small body of few arrays stays on the loop (``app.guards.decoded_off_loop``), where the
 thread hop costs more than the work.
 
@@ -27,6 +27,7 @@ FastAPI expects it, and invalid fields raise a ``RequestValidationError`` with t
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 from collections.abc import Callable, Coroutine
@@ -37,7 +38,6 @@ import orjson
 from fastapi import params
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from fastapi.telemetry import get_telemetry_data
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -46,6 +46,9 @@ from app.wire.bounded import check_counts
 from app.wire.values import float_literal
 from engine.graphs.graph import Limits
 from engine.tape.collector import collector_paused
+
+with contextlib.suppress(ImportError):  # FastAPI's OpenTelemetry hooks (recent FastAPI)
+    import fastapi.telemetry
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
@@ -248,5 +251,6 @@ class OffloadedBodyRoute(APIRoute):
 
 def traced() -> bool:
     """Whether FastAPI's OpenTelemetry hooks follow this request: its handler then runs,
-    which reports the body and the operations to them."""
-    return get_telemetry_data() is not None
+    which reports the body and the operations to them (FastAPI before the hooks: never)."""
+    telemetry = getattr(fastapi, "telemetry", None)
+    return telemetry is not None and telemetry.get_telemetry_data() is not None

@@ -15,7 +15,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.routing import APIRoute
 
 from app import offload
-from app.routes import compute
+from app.routes import compute, graphs, pictures
 from tests.api.support import graph, op, var
 
 JSON = "application/json"
@@ -56,11 +56,21 @@ BODIES: dict[str, tuple[bytes, str]] = {
                                         check="maybe")).encode(), JSON),
 }
 PATHS = ["/v1/evaluate", "/v1/gradient", "/v1/jacobian", "/v1/hessian", "/v1/derivative"]
+PICTURES = ["/v1/plot", "/v1/draw"]  # their endpoints take a body and the request too
+PICTURE_BODIES = {case: BODIES[case] for case in ("invalid fields", "malformed", "empty body",
+                                                  "not json", "past float64", "large")}
+DRAWN = {  # a body each picture route draws
+    "/v1/plot": b'{"expression": "x**2 + y**3", "variable": "x", "range": [-1, 1], '
+                b'"values": {"y": 2}}',
+    "/v1/draw": b'{"expression": "x**2 + y**3", "values": {"x": 2, "y": 3}}',
+}
 
 
 def answer(client: Any, path: str, body: bytes, media_type: str) -> tuple[Any, ...]:
     headers = {"content-type": media_type} if media_type else {}
     r = client.post(path, content=body, headers=headers)
+    if r.headers.get("content-type", "").startswith("image/svg+xml"):
+        return r.status_code, r.headers["content-type"], r.text
     data = r.json()
     if isinstance(data, dict):
         data.pop("request_id", None)
@@ -79,8 +89,8 @@ def both(request: pytest.FixtureRequest) -> tuple[Any, Any]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(offload, "direct_call", lambda _route: None)
         handled = _client(make_settings())
-        for path in PATHS:  # FastAPI builds an included route's handler on its first match
-            handled.post(path, json={})
+        for path in PATHS + PICTURES:  # FastAPI builds an included route's handler on
+            handled.post(path, json={})  # its first match
     return direct, handled
 
 
@@ -90,6 +100,17 @@ def test_the_direct_call_answers_as_fastapis_handler(both, path, case):
     direct, handled = both
     body, media_type = BODIES[case]
     assert answer(direct, path, body, media_type) == answer(handled, path, body, media_type)
+
+
+@pytest.mark.parametrize("path", PICTURES)
+@pytest.mark.parametrize("case", ["drawn", *PICTURE_BODIES])
+def test_a_picture_is_drawn_as_fastapis_handler_draws_it(both, path, case):
+    direct, handled = both
+    body, media_type = (DRAWN[path], JSON) if case == "drawn" else PICTURE_BODIES[case]
+    got = answer(direct, path, body, media_type)
+    assert got == answer(handled, path, body, media_type)
+    if case == "drawn":
+        assert got[0] == 200 and got[1].startswith("image/svg+xml"), got[:2]
 
 
 def test_the_cases_cover_answers_and_refusals(both):
@@ -125,6 +146,24 @@ def test_fastapis_handler_is_asked_only_where_the_call_is_not_direct(both, monke
     assert r.status_code in (200, 201) and solved == ["/v1/graphs"]
 
 
+def test_a_request_opentelemetry_follows_goes_to_fastapis_handler(client, monkeypatch):
+    """FastAPI's handler reports the body and its operations to the tracing hooks."""
+    import fastapi.routing
+    import fastapi.telemetry
+
+    solved: list[str] = []
+    solve = fastapi.routing.solve_dependencies
+
+    async def spy(*, request: Any, **kwargs: Any) -> Any:
+        solved.append(request.url.path)
+        return await solve(request=request, **kwargs)
+
+    monkeypatch.setattr(fastapi.routing, "solve_dependencies", spy)
+    monkeypatch.setattr(fastapi.telemetry, "get_telemetry_data", lambda: object())
+    assert client.post("/v1/gradient", json=SEED).status_code == 200
+    assert solved == ["/v1/gradient"]
+
+
 def test_a_dependency_of_the_including_router_still_runs() -> None:
     """Included with a dependency, a compute route is not called straight: it runs."""
     from tests.conftest import _client, make_settings
@@ -139,10 +178,13 @@ def test_a_dependency_of_the_including_router_still_runs() -> None:
     assert client.post("/v1/gradient", json=SEED).status_code == 200
 
 
-def test_only_routes_of_a_body_and_the_request_are_called_straight():
-    routes = {r.name: r for r in compute.router.routes if isinstance(r, APIRoute)}
-    assert len(routes) == len(PATHS)
-    assert all(offload.direct_call(r) is not None for r in routes.values())
+def test_only_routes_of_a_body_and_the_request_are_called_straight() -> None:
+    routes = [r for r in [*compute.router.routes, *pictures.router.routes]
+              if isinstance(r, APIRoute) and "POST" in r.methods]
+    assert sorted(r.path for r in routes) == sorted(PATHS + PICTURES)
+    assert all(offload.direct_call(r) is not None for r in routes)
+    registering = next(r for r in graphs.router.routes if "POST" in r.methods)
+    assert offload.direct_call(registering) is None  # a sync def with a dependency
 
     async def takes_more(request: compute.ComputeRequest, http: Request, limit: int = 3
                          ) -> Any:

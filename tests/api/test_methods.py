@@ -33,6 +33,15 @@ def test_the_guard_still_refuses_a_wrong_media_type_on_a_real_endpoint(client):
     assert r.status_code == 415
 
 
+@pytest.mark.parametrize("first", ["text/plain", ""])
+def test_the_guard_judges_the_content_type_the_route_reads(client, first):
+    # two Content-Type headers: the route reads the first, so the guard must judge it
+    headers = [("content-type", first), ("content-type", "application/json")]
+    r = client.post("/v1/gradient", content=b'{"expression": "x", "values": {"x": 1}}',
+                    headers=headers)
+    assert r.status_code == 415, r.text
+
+
 def test_success_responses_are_documented_by_their_models(client):
     paths = client.app.openapi()["paths"]
     for path, method, model in [
