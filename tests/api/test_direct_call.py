@@ -22,43 +22,42 @@ JSON = "application/json"
 SEED = graph(var("x", 2.0), var("y", 3.0), op("x2", "pow", "x", 2), op("y3", "pow", "y", 3),
              op("z", "add", "x2", "y3"), check="none")
 BIG_VALUE = [0.25 + i * 1e-6 for i in range(60_000)]  # past the offload threshold
-BODIES: dict[str, tuple[bytes, str]] = {
-    "seed graph": (json.dumps(SEED).encode(), JSON),
-    "expression": (b'{"expression": "x**2 + y**3", "values": {"x": 2, "y": 3}, "check": "none"}',
-                   JSON),
-    "json+ media type": (json.dumps(SEED).encode(), "application/vnd.deriv+json"),
-    "invalid fields": (json.dumps(graph(
+BODIES: dict[str, bytes] = {
+    "seed graph": json.dumps(SEED).encode(),
+    "expression": b'{"expression": "x**2 + y**3", "values": {"x": 2, "y": 3}, "check": "none"}',
+    "json+ media type": json.dumps(SEED).encode(),
+    "invalid fields": json.dumps(graph(
         var("x", 1.0), {"id": "bad id!", "op": "neg", "inputs": ["x"]},
         {"id": "z", "op": "neg", "inputs": ["x"], "colour": "red"}, check="maybe",
-    )).encode(), JSON),
-    "wrong types": (b'{"expression": 3, "values": "x", "sources": {}}', JSON),
-    "both forms": (b'{"expression": "x", "graph": {"nodes": []}, "values": {"x": 1}}', JSON),
-    "neither form": (b'{"values": {"x": 1}}', JSON),
-    "empty object": (b"{}", JSON),
-    "an array": (b"[1, 2]", JSON),
-    "null": (b"null", JSON),
-    "a string": (b'"x**2"', JSON),
-    "malformed": (b'{"expression": "x", ', JSON),
-    "empty body": (b"", JSON),
-    "not text": (b'{"expression": "x\xff"}', JSON),
-    "bare NaN": (b'{"expression": "x", "values": {"x": NaN}}', JSON),
-    "past float64": (b'{"expression": "x", "values": {"x": 1e309}}', JSON),
-    "long integer": (b'{"expression": "x", "values": {"x": 123456789012345678901234}}', JSON),
+    )).encode(),
+    "wrong types": b'{"expression": 3, "values": "x", "sources": {}}',
+    "both forms": b'{"expression": "x", "graph": {"nodes": []}, "values": {"x": 1}}',
+    "neither form": b'{"values": {"x": 1}}',
+    "empty object": b"{}",
+    "an array": b"[1, 2]",
+    "null": b"null",
+    "a string": b'"x**2"',
+    "malformed": b'{"expression": "x", ',
+    "empty body": b"",
+    "not text": b'{"expression": "x\xff"}',
+    "bare NaN": b'{"expression": "x", "values": {"x": NaN}}',
+    "past float64": b'{"expression": "x", "values": {"x": 1e309}}',
+    "long integer": b'{"expression": "x", "values": {"x": 123456789012345678901234}}',
     "deep nesting": (b'{"expression": "x", "values": {"x": ' + b"[" * 200 + b"1"
-                     + b"]" * 200 + b"}}", JSON),
-    "not json": (json.dumps(SEED).encode(), "text/plain"),
-    "no media type": (json.dumps(SEED).encode(), ""),
-    "large": (json.dumps(graph(var("x", 2.0), {"id": "c", "op": "constant", "value": BIG_VALUE},
-                               op("s", "sum", "c"), op("y", "mul", "x", "s"),
-                               check="none")).encode(),
-              JSON),
-    "large, invalid": (json.dumps(graph(var("x", BIG_VALUE), op("y", "neg", "x"),
-                                        check="maybe")).encode(), JSON),
+                     + b"]" * 200 + b"}}"),
+    "not json": json.dumps(SEED).encode(),
+    "no media type": json.dumps(SEED).encode(),
+    "large": json.dumps(graph(var("x", 2.0), {"id": "c", "op": "constant", "value": BIG_VALUE},
+                              op("s", "sum", "c"), op("y", "mul", "x", "s"),
+                              check="none")).encode(),
+    "large, invalid": json.dumps(graph(var("x", BIG_VALUE), op("y", "neg", "x"),
+                                       check="maybe")).encode(),
 }
+MEDIA_TYPES = {"json+ media type": "application/vnd.deriv+json", "not json": "text/plain",
+               "no media type": ""}  # the others are sent as application/json
 PATHS = ["/v1/evaluate", "/v1/gradient", "/v1/jacobian", "/v1/hessian", "/v1/derivative"]
 PICTURES = ["/v1/plot", "/v1/draw"]  # their endpoints take a body and the request too
-PICTURE_BODIES = {case: BODIES[case] for case in ("invalid fields", "malformed", "empty body",
-                                                  "not json", "past float64", "large")}
+PICTURE_CASES = ["invalid fields", "malformed", "empty body", "not json", "past float64", "large"]
 DRAWN = {  # a body each picture route draws
     "/v1/plot": b'{"expression": "x**2 + y**3", "variable": "x", "range": [-1, 1], '
                 b'"values": {"y": 2}}',
@@ -66,7 +65,11 @@ DRAWN = {  # a body each picture route draws
 }
 
 
-def answer(client: Any, path: str, body: bytes, media_type: str) -> tuple[Any, ...]:
+def answer(client: Any, path: str, case: str, body: bytes | None = None) -> tuple[Any, ...]:
+    """The answer to ``BODIES[case]`` (or ``body``) as sent for ``case``: status, media
+    type and the JSON (or SVG text) that does not change between runs."""
+    media_type = MEDIA_TYPES.get(case, JSON)
+    body = BODIES[case] if body is None else body
     headers = {"content-type": media_type} if media_type else {}
     r = client.post(path, content=body, headers=headers)
     if r.headers.get("content-type", "").startswith("image/svg+xml"):
@@ -98,24 +101,23 @@ def both(request: pytest.FixtureRequest) -> tuple[Any, Any]:
 @pytest.mark.parametrize("case", list(BODIES))
 def test_the_direct_call_answers_as_fastapis_handler(both, path, case):
     direct, handled = both
-    body, media_type = BODIES[case]
-    assert answer(direct, path, body, media_type) == answer(handled, path, body, media_type)
+    assert answer(direct, path, case) == answer(handled, path, case)
 
 
 @pytest.mark.parametrize("path", PICTURES)
-@pytest.mark.parametrize("case", ["drawn", *PICTURE_BODIES])
+@pytest.mark.parametrize("case", ["drawn", *PICTURE_CASES])
 def test_a_picture_is_drawn_as_fastapis_handler_draws_it(both, path, case):
     direct, handled = both
-    body, media_type = (DRAWN[path], JSON) if case == "drawn" else PICTURE_BODIES[case]
-    got = answer(direct, path, body, media_type)
-    assert got == answer(handled, path, body, media_type)
+    body = DRAWN[path] if case == "drawn" else None
+    got = answer(direct, path, case, body)
+    assert got == answer(handled, path, case, body)
     if case == "drawn":
         assert got[0] == 200 and got[1].startswith("image/svg+xml"), got[:2]
 
 
 def test_the_cases_cover_answers_and_refusals(both):
     direct, _ = both
-    statuses = {case: answer(direct, "/v1/gradient", *BODIES[case])[0] for case in BODIES}
+    statuses = {case: answer(direct, "/v1/gradient", case)[0] for case in BODIES}
     assert statuses["seed graph"] == statuses["expression"] == statuses["large"] == 200
     assert statuses["json+ media type"] == 200
     assert statuses["malformed"] == 400 and statuses["invalid fields"] == 422
@@ -123,17 +125,23 @@ def test_the_cases_cover_answers_and_refusals(both):
     assert statuses["not json"] == 415 and statuses["empty body"] == 422
 
 
-def test_fastapis_handler_is_asked_only_where_the_call_is_not_direct(both, monkeypatch):
+@pytest.fixture
+def solved(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The path of every request whose parameters FastAPI's handler solved."""
     import fastapi.routing
 
-    solved: list[str] = []
+    paths: list[str] = []
     solve = fastapi.routing.solve_dependencies
 
     async def spy(*, request: Any, **kwargs: Any) -> Any:
-        solved.append(request.url.path)
+        paths.append(request.url.path)
         return await solve(request=request, **kwargs)
 
     monkeypatch.setattr(fastapi.routing, "solve_dependencies", spy)
+    return paths
+
+
+def test_fastapis_handler_is_asked_only_where_the_call_is_not_direct(both, solved):
     direct, handled = both
     for client in (direct, handled):
         for path in PATHS:
@@ -146,19 +154,10 @@ def test_fastapis_handler_is_asked_only_where_the_call_is_not_direct(both, monke
     assert r.status_code in (200, 201) and solved == ["/v1/graphs"]
 
 
-def test_a_request_opentelemetry_follows_goes_to_fastapis_handler(client, monkeypatch):
+def test_a_request_opentelemetry_follows_goes_to_fastapis_handler(client, solved, monkeypatch):
     """FastAPI's handler reports the body and its operations to the tracing hooks."""
-    import fastapi.routing
     import fastapi.telemetry
 
-    solved: list[str] = []
-    solve = fastapi.routing.solve_dependencies
-
-    async def spy(*, request: Any, **kwargs: Any) -> Any:
-        solved.append(request.url.path)
-        return await solve(request=request, **kwargs)
-
-    monkeypatch.setattr(fastapi.routing, "solve_dependencies", spy)
     monkeypatch.setattr(fastapi.telemetry, "get_telemetry_data", lambda: object())
     assert client.post("/v1/gradient", json=SEED).status_code == 200
     assert solved == ["/v1/gradient"]
