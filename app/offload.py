@@ -168,9 +168,13 @@ def _decode_and_validate(field: Any, body: bytes, limits: Limits) -> Any:
     # than decoding it, as on a long tape: paused the same way (engine.tape.collector)
     with collector_paused:
         data = _decoded_and_counted(body, limits)
-        if isinstance(data, UNDECODABLE):
-            return data
-        value, errors = field.validate(data, {}, loc=("body",))
+        return data if isinstance(data, UNDECODABLE) else _validated(field, data)
+
+
+def _validated(field: Any, data: Any) -> Any:
+    """``data`` validated by the body field as FastAPI validates it, or the
+    RequestValidationError it would raise."""
+    value, errors = field.validate(data, {}, loc=("body",))
     if errors:
         raise RequestValidationError(errors, body=data)
     return value
@@ -234,12 +238,10 @@ class OffloadedBodyRoute(APIRoute):
                 return await handler(request)
             limits = request.app.state.service.limits
             if not decoded_off_loop(body):
-                decoded = _decoded_and_counted(body, limits)
-                if call is None or not body or isinstance(decoded, UNDECODABLE) or traced():
+                decoded = _decoded_and_counted(body, limits)  # an empty body: UNDECODABLE
+                if call is None or isinstance(decoded, UNDECODABLE) or traced():
                     return await handler(_Decoded(request, body, decoded))
-                value, errors = field.validate(decoded, {}, loc=("body",))
-                if errors:
-                    raise RequestValidationError(errors, body=decoded)
+                value = _validated(field, decoded)
             else:
                 value = await off_loop(_decode_and_validate, field, body, limits)
                 if call is None or isinstance(value, UNDECODABLE) or traced():
