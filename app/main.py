@@ -38,7 +38,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     oversubscribe the cores (40 concurrent 1000x1000 inverses on 2 cores took 46 s
     with OpenBLAS's own threads, 6 s with one), so each process keeps
     ``blas_threads`` (default 1) and replicas scale out. The allocator is set up to
-    give large arrays back to the system when freed (``app.memory``).
+    give large arrays back to the system when freed, and to keep the pages of small
+    ones for the next request (``app.memory``).
     """
     tune_allocator()
     thresholds = collector_tuning.tune()

@@ -87,7 +87,13 @@ def machine() -> list[tuple[str, str]]:
 
 
 def print_machine() -> None:
-    print_table(["machine", ""], [list(r) for r in machine()])
+    """The machine table, once the process's allocator is set up as the service's
+    (``app.memory``): what the in-process parts time is the engine as a server runs it."""
+    from app.memory import tune_allocator
+
+    tuned = tune_allocator()
+    rows = [*machine(), ("allocator", "the service's (app.memory)" if tuned else "the system's")]
+    print_table(["machine", ""], [list(r) for r in rows])
 
 
 # ------------------------------------------------------------------ timing
