@@ -109,13 +109,13 @@ def _outside_strings(kinds: np.ndarray, delimits: np.ndarray) -> np.ndarray:
     The running parity of the delimiting quotes marks the inside. An unterminated string
     runs to the end of the body (the parser refuses it before any bracket past it).
     """
-    inside = np.logical_xor.accumulate(delimits)  # a third of bitwise_xor's time
+    inside = np.logical_xor.accumulate(delimits)  # under half of bitwise_xor's time
     return (kinds != _QUOTE) & ~inside
 
 
 def _deeper(brackets: np.ndarray, limit: int) -> bool:
     """Whether ``brackets`` (opening and closing, in order) nest deeper than ``limit``:
-    5 bytes of work a bracket (a step of one byte, a depth of four)."""
+    5 bytes of memory a bracket (its step in one, the depth in four)."""
     return int(_STEPS.take(brackets).cumsum(dtype=np.int32).max(initial=0)) > limit
 
 
