@@ -114,15 +114,18 @@ def _outside_strings(kinds: np.ndarray, delimits: np.ndarray) -> np.ndarray:
 
 
 def _deeper(brackets: np.ndarray, limit: int) -> bool:
-    """Whether ``brackets`` (opening and closing, in order) nest deeper than ``limit``:
-    5 bytes of memory a bracket (its step in one, the depth in four)."""
-    return int(_STEPS.take(brackets).cumsum(dtype=np.int32).max(initial=0)) > limit
+    """Whether ``brackets`` (opening and closing, in order) nest deeper than ``limit``.
+
+    The running sum is of int64 into a new array: numpy then lets the interpreter lock go
+    while it sums. Summing int32, casting int8, or summing in place held it throughout,
+    3 to 6 ms on a 2 MiB body of brackets, while the event loop waited."""
+    return int(np.cumsum(_STEPS.take(brackets)).max(initial=0)) > limit
 
 
 _LBRACKET, _RBRACKET, _LBRACE, _RBRACE = b"[]{}"
 _QUOTE, _BACKSLASH = b'"\\'
 _NOT_MARKS = bytes(b for b in range(256) if b not in b'[]{}"\\')
-_STEPS = np.zeros(256, dtype=np.int8)  # what each bracket does to the depth
+_STEPS = np.zeros(256, dtype=np.int64)  # what each bracket does to the depth
 _STEPS[[_LBRACKET, _LBRACE]], _STEPS[[_RBRACKET, _RBRACE]] = 1, -1
 
 
