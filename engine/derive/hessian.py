@@ -209,7 +209,8 @@ def _flat(grads: list[Tensor], points: int | None) -> Tensor | None:
     """Every gradient block as one vector (per point), in engine ops (the outer tape
     records it)."""
     shape, axis = ([-1], 0) if points is None else ([points, -1], 1)
-    parts = [F.reshape(g, shape=shape) for g in grads]
+    flat_rank = len(shape)  # a gradient of that rank is flat already: no reshape recorded
+    parts = [g if g.ndim == flat_rank else F.reshape(g, shape=shape) for g in grads]
     if not parts:
         return None
     return parts[0] if len(parts) == 1 else F.concat(*parts, axis=axis)

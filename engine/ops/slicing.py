@@ -10,6 +10,7 @@ higher derivatives of slices work.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,17 @@ Shape = tuple[int, ...]
 
 
 def slices(shape: Shape, begin: Any, end: Any = None, step: Any = None) -> tuple[slice, ...]:
-    """Per-axis Python slices for ``shape``; ShapeError for too many axes or a zero step."""
+    """Per-axis Python slices for ``shape``; ShapeError for too many axes or a zero step.
+
+    Remembered per shape and attrs (a tape's attrs are tuples): a slice and its transpose
+    ask for the same ones at every op, forward and backward, of every request."""
+    try:
+        return _remembered_slices(tuple(shape), begin, end, step)
+    except TypeError:  # a list among the attrs: not a key
+        return _slices(tuple(shape), begin, end, step)
+
+
+def _slices(shape: Shape, begin: Any, end: Any = None, step: Any = None) -> tuple[slice, ...]:
     ndim = len(shape)
     begin, end, step = list(begin or ()), list(end or ()), list(step or ())
     for name, v in (("begin", begin), ("end", end), ("step", step)):
@@ -40,6 +51,9 @@ def slices(shape: Shape, begin: Any, end: Any = None, step: Any = None) -> tuple
         return v[i] if i < len(v) else None
 
     return tuple(slice(at(begin, i), at(end, i), at(step, i)) for i in range(ndim))
+
+
+_remembered_slices = lru_cache(maxsize=1024)(_slices)
 
 
 def sliced_shape(shape: Shape, begin: Any, end: Any = None, step: Any = None) -> Shape:

@@ -142,3 +142,19 @@ def test_concat_and_stack_second_order_through_slices():
     a, b = rng.uniform(-1, 1, (2, 3)), rng.uniform(-1, 1, (2, 3))
     check_grads(lambda x, y: tf.concat(x * y, y, axis=0), [a, b], order=2, rng=rng)
     check_grads(lambda x, y: tf.stack(x * x, y * x, axis=1), [a, b], order=2, rng=rng)
+
+
+def test_remembered_slices_are_python_s_and_refusals_are_never_remembered():
+    from engine.ops.slicing import slices
+
+    for _ in range(2):  # the second call answers from memory
+        assert slices((4, 5), (1, -1), None, (1, 2)) == (slice(1, None, 1), slice(-1, None, 2))
+        assert slices((4, 5), [1], [3]) == (slice(1, 3, None), slice(None, None, None))
+        with pytest.raises(ShapeError, match="more entries than shape"):
+            slices((4,), (0, 1))
+        with pytest.raises(ShapeError, match="zero entry"):
+            slices((4,), (0,), None, (0,))
+    x = np.arange(20.0).reshape(4, 5)
+    # the same attrs on another shape: its own slices, not the first shape's
+    assert tf.slice(x, begin=[1]).shape == (3, 5)
+    assert tf.slice(x[0], begin=[1]).shape == (4,)
