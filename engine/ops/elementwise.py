@@ -174,8 +174,8 @@ def _doubled(t: Any, g: Any) -> Any:
     return np.add(t, t, out=t) if t is g else t + t
 
 
-# The numbers of mul's rule at (x, x), summed: two ops recorded where the borrowed rule
-# recorded three, so a Hessian through a square sweeps one entry less per square.
+# mul's numbers at (x, x), g * x + g * x, from one product and one sum: borrowing mul's
+# rule would record three ops (two products), and a Hessian sweeps each once per seed.
 square = unary(
     "square", lambda x: x * x, using_x(lambda g, x: _doubled(g * x, g)), lambda x: x**2,
     "square(x) = mul(x, x); d/dx = 2x",

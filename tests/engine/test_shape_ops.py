@@ -8,6 +8,7 @@ import pytest
 import engine as tf
 from engine import OPS
 from engine.errors import AttrError, GraphError, ShapeError
+from engine.ops.slicing import slices
 from tests.engine.op_cases import assert_shape_rule_matches_forward
 from tests.gradcheck import check_grads
 
@@ -145,8 +146,6 @@ def test_concat_and_stack_second_order_through_slices():
 
 
 def test_remembered_slices_are_python_s_and_refusals_are_never_remembered():
-    from engine.ops.slicing import slices
-
     for _ in range(2):  # the second call answers from memory
         assert slices((4, 5), (1, -1), None, (1, 2)) == (slice(1, None, 1), slice(-1, None, 2))
         assert slices((4, 5), [1], [3]) == (slice(1, 3, None), slice(None, None, None))
