@@ -10,7 +10,7 @@ higher derivatives of slices work.
 
 from __future__ import annotations
 
-from functools import lru_cache
+import threading
 from typing import Any
 
 import numpy as np
@@ -32,10 +32,35 @@ def slices(shape: Shape, begin: Any, end: Any = None, step: Any = None) -> tuple
 
     Remembered per shape and attrs (a tape's attrs are tuples): a slice and its transpose
     ask for the same ones at every op, forward and backward, of every request."""
+    key = (tuple(shape), begin, end, step)
     try:
-        return _remembered_slices(tuple(shape), begin, end, step)
+        cuts = _REMEMBERED.get(key)
     except TypeError:  # a list among the attrs: not a key
-        return _slices(tuple(shape), begin, end, step)
+        return _slices(*key)
+    if cuts is None:
+        cuts = _slices(*key)  # a refusal raises here: never remembered
+        if _word_sized(begin, end, step):
+            with _REMEMBERING:
+                if len(_REMEMBERED) >= REMEMBERED_SLICES:
+                    _REMEMBERED.pop(next(iter(_REMEMBERED)))  # the oldest
+                _REMEMBERED[key] = cuts
+    return cuts
+
+
+# At most this many slices remembered, each of word-sized numbers (JSON's integers may
+# have thousands of digits): 1,024 of rank 32 with a distinct 64-bit number in every
+# place held 7.9 MiB (tracemalloc), the most requests can make them hold.
+REMEMBERED_SLICES = 1024
+_WORD = 2**63
+_REMEMBERED: dict[tuple[Any, ...], tuple[slice, ...]] = {}
+_REMEMBERING = threading.Lock()
+
+
+def _word_sized(*attrs: Any) -> bool:
+    try:
+        return all(v is None or all(-_WORD <= i < _WORD for i in v) for v in attrs)
+    except TypeError:  # not numbers: not remembered
+        return False
 
 
 def _slices(shape: Shape, begin: Any, end: Any = None, step: Any = None) -> tuple[slice, ...]:
@@ -51,11 +76,6 @@ def _slices(shape: Shape, begin: Any, end: Any = None, step: Any = None) -> tupl
         return v[i] if i < len(v) else None
 
     return tuple(slice(at(begin, i), at(end, i), at(step, i)) for i in range(ndim))
-
-
-# Bounded: 1,024 keys of rank 32 with a distinct 64-bit number in every place held
-# 7.9 MiB (tracemalloc), the most any sequence of requests can make it hold.
-_remembered_slices = lru_cache(maxsize=1024)(_slices)
 
 
 def sliced_shape(shape: Shape, begin: Any, end: Any = None, step: Any = None) -> Shape:
