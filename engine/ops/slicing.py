@@ -10,13 +10,13 @@ higher derivatives of slices work.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import numpy as np
 import sympy as sp
 
 from engine.errors import ShapeError
+from engine.lru import LRU
 from engine.ops import dependence as rules
 from engine.ops.attrs import Attr
 from engine.ops.batching import batch_of, batched_shape, batched_slice
@@ -40,10 +40,7 @@ def slices(shape: Shape, begin: Any, end: Any = None, step: Any = None) -> tuple
     if cuts is None:
         cuts = _slices(*key)  # a refusal raises here: never remembered
         if _word_sized(begin, end, step):
-            with _REMEMBERING:
-                if len(_REMEMBERED) >= REMEMBERED_SLICES:
-                    _REMEMBERED.pop(next(iter(_REMEMBERED)))  # the oldest
-                _REMEMBERED[key] = cuts
+            _REMEMBERED.put(key, cuts)
     return cuts
 
 
@@ -52,8 +49,7 @@ def slices(shape: Shape, begin: Any, end: Any = None, step: Any = None) -> tuple
 # place held 7.9 MiB (tracemalloc), the most requests can make them hold.
 REMEMBERED_SLICES = 1024
 _WORD = 2**63
-_REMEMBERED: dict[tuple[Any, ...], tuple[slice, ...]] = {}
-_REMEMBERING = threading.Lock()
+_REMEMBERED: LRU[tuple[Any, ...], tuple[slice, ...]] = LRU(REMEMBERED_SLICES)
 
 
 def _word_sized(*attrs: Any) -> bool:

@@ -8,6 +8,7 @@ import pytest
 import engine as tf
 from engine import OPS
 from engine.errors import AttrError, GraphError, ShapeError
+from engine.lru import LRU
 from engine.ops import slicing
 from engine.ops.slicing import slices
 from tests.engine.op_cases import assert_shape_rule_matches_forward
@@ -163,12 +164,12 @@ def test_remembered_slices_are_python_s_and_refusals_are_never_remembered():
 def test_slices_remember_a_bounded_number_and_never_a_huge_number(monkeypatch):
     """JSON's integers may have thousands of digits: a slice of them is answered, as Python
     slices, and not kept; word-sized ones are kept, at most REMEMBERED_SLICES of them."""
-    monkeypatch.setattr(slicing, "_REMEMBERED", {})
+    monkeypatch.setattr(slicing, "_REMEMBERED", LRU(slicing.REMEMBERED_SLICES))
     huge = 10**4000
     assert slices((5,), (-huge,), (huge,)) == (slice(-huge, huge, None),)
     assert tf.slice(np.arange(5.0), begin=[-huge], end=[huge]).shape == (5,)
-    assert slicing._REMEMBERED == {}
+    assert len(slicing._REMEMBERED) == 0
     for k in range(slicing.REMEMBERED_SLICES + 10):
         assert slices((3,), (k,)) == (slice(k, None, None),)
     assert len(slicing._REMEMBERED) == slicing.REMEMBERED_SLICES
-    assert ((3,), (0,), None, None) not in slicing._REMEMBERED  # the oldest went first
+    assert slicing._REMEMBERED.get(((3,), (0,), None, None)) is None  # the oldest went first
