@@ -16,7 +16,6 @@ import numpy as np
 import sympy as sp
 
 from engine.errors import ShapeError
-from engine.lru import LRU
 from engine.ops import dependence as rules
 from engine.ops.attrs import Attr
 from engine.ops.batching import batch_of, batched_shape, batched_slice
@@ -30,48 +29,21 @@ Shape = tuple[int, ...]
 def slices(shape: Shape, begin: Any, end: Any = None, step: Any = None) -> tuple[slice, ...]:
     """Per-axis Python slices for ``shape``; ShapeError for too many axes or a zero step.
 
-    Remembered per shape and attrs (a tape's attrs are tuples): a slice and its transpose
-    ask for the same ones at every op, forward and backward, of every request."""
-    key = (tuple(shape), begin, end, step)
-    try:
-        cuts = _REMEMBERED.get(key)
-    except TypeError:  # a list among the attrs: not a key
-        return _slices(*key)
-    if cuts is None:
-        cuts = _slices(*key)  # a refusal raises here: never remembered
-        if _word_sized(begin, end, step):
-            _REMEMBERED.put(key, cuts)
-    return cuts
-
-
-# At most this many slices remembered, each of word-sized numbers (JSON's integers may
-# have thousands of digits): 1,024 of rank 32 with a distinct 64-bit number in every
-# place held 7.9 MiB (tracemalloc), the most requests can make them hold.
-REMEMBERED_SLICES = 1024
-_WORD = 2**63
-_REMEMBERED: LRU[tuple[Any, ...], tuple[slice, ...]] = LRU(REMEMBERED_SLICES)
-
-
-def _word_sized(*attrs: Any) -> bool:
-    try:
-        return all(v is None or all(-_WORD <= i < _WORD for i in v) for v in attrs)
-    except TypeError:  # not numbers: not remembered
-        return False
-
-
-def _slices(shape: Shape, begin: Any, end: Any = None, step: Any = None) -> tuple[slice, ...]:
+    A slice and its transpose ask for them at every op, forward and backward: built by
+    ``map(slice, ...)`` over the padded attrs, half the time of a loop over the axes. Not
+    remembered between calls: a memory of them, churned by a flood of slices with new
+    attrs on four threads, cut the throughput of such requests by more than half."""
     ndim = len(shape)
-    begin, end, step = list(begin or ()), list(end or ()), list(step or ())
+    begin, end, step = tuple(begin or ()), tuple(end or ()), tuple(step or ())
     for name, v in (("begin", begin), ("end", end), ("step", step)):
         if len(v) > ndim:
-            raise ShapeError(f"{name} {v} has more entries than shape {list(shape)} has axes")
+            raise ShapeError(f"{name} {list(v)} has more entries than shape {list(shape)} "
+                             "has axes")
     if 0 in step:
-        raise ShapeError(f"step {step} has a zero entry")
-
-    def at(v: list[int], i: int) -> int | None:
-        return v[i] if i < len(v) else None
-
-    return tuple(slice(at(begin, i), at(end, i), at(step, i)) for i in range(ndim))
+        raise ShapeError(f"step {list(step)} has a zero entry")
+    full = (None,) * ndim  # a missing trailing axis: the whole axis
+    return tuple(map(slice, begin + full[len(begin):], end + full[len(end):],
+                     step + full[len(step):]))
 
 
 def sliced_shape(shape: Shape, begin: Any, end: Any = None, step: Any = None) -> Shape:

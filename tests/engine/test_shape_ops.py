@@ -8,8 +8,6 @@ import pytest
 import engine as tf
 from engine import OPS
 from engine.errors import AttrError, GraphError, ShapeError
-from engine.lru import LRU
-from engine.ops import slicing
 from engine.ops.slicing import slices
 from tests.engine.op_cases import assert_shape_rule_matches_forward
 from tests.gradcheck import check_grads
@@ -147,29 +145,18 @@ def test_concat_and_stack_second_order_through_slices():
     check_grads(lambda x, y: tf.stack(x * x, y * x, axis=1), [a, b], order=2, rng=rng)
 
 
-def test_remembered_slices_are_python_s_and_refusals_are_never_remembered():
-    for _ in range(2):  # the second call answers from memory
-        assert slices((4, 5), (1, -1), None, (1, 2)) == (slice(1, None, 1), slice(-1, None, 2))
-        assert slices((4, 5), [1], [3]) == (slice(1, 3, None), slice(None, None, None))
-        with pytest.raises(ShapeError, match="more entries than shape"):
-            slices((4,), (0, 1))
-        with pytest.raises(ShapeError, match="zero entry"):
-            slices((4,), (0,), None, (0,))
-    x = np.arange(20.0).reshape(4, 5)
-    # the same attrs on another shape: its own slices, not the first shape's
-    assert tf.slice(x, begin=[1]).shape == (3, 5)
-    assert tf.slice(x[0], begin=[1]).shape == (4,)
-
-
-def test_slices_remember_a_bounded_number_and_never_a_huge_number(monkeypatch):
-    """JSON's integers may have thousands of digits: a slice of them is answered, as Python
-    slices, and not kept; word-sized ones are kept, at most REMEMBERED_SLICES of them."""
-    monkeypatch.setattr(slicing, "_REMEMBERED", LRU(slicing.REMEMBERED_SLICES))
-    huge = 10**4000
+def test_slices_are_python_s_and_refusals_name_the_attr():
+    assert slices((4, 5), (1, -1), None, (1, 2)) == (slice(1, None, 1), slice(-1, None, 2))
+    assert slices((4, 5), [1], [3]) == (slice(1, 3, None), slice(None, None, None))
+    assert slices((), ()) == ()
+    with pytest.raises(ShapeError, match=r"^begin \[0, 1\] has more entries than shape \[4\] "
+                                         r"has axes$"):
+        slices((4,), (0, 1))
+    with pytest.raises(ShapeError, match=r"^step \[0\] has a zero entry$"):
+        slices((4,), (0,), None, (0,))
+    huge = 10**4000  # JSON's integers may have thousands of digits: they clamp, as Python's
     assert slices((5,), (-huge,), (huge,)) == (slice(-huge, huge, None),)
     assert tf.slice(np.arange(5.0), begin=[-huge], end=[huge]).shape == (5,)
-    assert len(slicing._REMEMBERED) == 0
-    for k in range(slicing.REMEMBERED_SLICES + 10):
-        assert slices((3,), (k,)) == (slice(k, None, None),)
-    assert len(slicing._REMEMBERED) == slicing.REMEMBERED_SLICES
-    assert slicing._REMEMBERED.get(((3,), (0,), None, None)) is None  # the oldest went first
+    x = np.arange(20.0).reshape(4, 5)
+    assert tf.slice(x, begin=[1]).shape == (3, 5)
+    assert tf.slice(x[0], begin=[1]).shape == (4,)
