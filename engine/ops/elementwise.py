@@ -176,6 +176,7 @@ def _doubled(t: Any, g: Any) -> Any:
 
 # mul's numbers at (x, x), g * x + g * x, from one product and one sum: borrowing mul's
 # rule would record three ops (two products), and a Hessian sweeps each once per seed.
+# Derivatives of order 3 and up through it may round differently in the last bit.
 square = unary(
     "square", lambda x: x * x, using_x(lambda g, x: _doubled(g * x, g)), lambda x: x**2,
     "square(x) = mul(x, x); d/dx = 2x",
