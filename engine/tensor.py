@@ -91,6 +91,11 @@ class Tensor:
         kind = "Variable" if isinstance(self, Variable) else "Tensor"
         return f"{kind}({np.array2string(np.asarray(self.value))}{label})"
 
+    def __format__(self, spec: str) -> str:
+        """As ``tf.Tensor``, formatted as its numpy value: the seed article's
+        ``f"dy/dx: {dy_dx}"`` prints ``dy/dx: 6.0``, and ``f"{g:.2f}"`` works on a scalar."""
+        return format(self.value, spec)
+
     __hash__ = object.__hash__  # identity, as tf.Tensor under eager execution
 
     # Operators dispatch to the op table so they are recorded like any op.

@@ -4,6 +4,14 @@ written against TF: top-level names (``reduce_sum``, ``multiply``, ``constant(sh
 namespaces. Names only: every one calls recorded ops of the op table."""
 
 from engine.tf_names import linalg, math, nn, random
+from engine.tf_names.array_ops import (
+    broadcast_to,
+    expand_dims,
+    reshape,
+    slice,  # noqa: A004
+    squeeze,
+    transpose,
+)
 from engine.tf_names.core import (
     UnconnectedGradients,
     add_n,
@@ -32,18 +40,22 @@ from engine.tf_names.core import (
     zeros,
     zeros_like,
 )
+from engine.tf_names.linalg import matmul
 
 __all__ = [
     "UnconnectedGradients",
     "add_n",
+    "broadcast_to",
     "constant",
     "divide",
+    "expand_dims",
     "float16",
     "float32",
     "float64",
     "gather",
     "linalg",
     "math",
+    "matmul",
     "multiply",
     "negative",
     "nn",
@@ -57,10 +69,14 @@ __all__ = [
     "reduce_min",
     "reduce_prod",
     "reduce_sum",
+    "reshape",
     "shape",
+    "slice",
     "split",
+    "squeeze",
     "subtract",
     "tile",
+    "transpose",
     "where",
     "zeros",
     "zeros_like",

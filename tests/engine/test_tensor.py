@@ -7,6 +7,7 @@ import copy
 import pickle
 
 import numpy as np
+import pytest
 
 import engine as tf
 from engine.tensor import EagerTensor
@@ -33,3 +34,11 @@ def test_op_outputs_copy_and_pickle_with_their_value_and_name():
         for clone in (copy.deepcopy(t), pickle.loads(pickle.dumps(t))):
             assert type(clone) is EagerTensor and clone.name == t.name
             np.testing.assert_array_equal(clone.numpy(), t.numpy())
+
+
+def test_format_is_the_numpy_value_s_as_in_tf():
+    assert f"{tf.constant(6.0)}" == "6.0"
+    assert f"{tf.Variable(2.5):.3f}" == "2.500"
+    assert f"{tf.constant([1.0, 2.0])}" == str(np.array([1.0, 2.0]))
+    with pytest.raises(TypeError, match="format"):
+        f"{tf.constant([1.0, 2.0]):.2f}"  # numpy's (and TF's) refusal for an array

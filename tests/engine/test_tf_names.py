@@ -116,3 +116,49 @@ def test_softmax_cross_entropy_gradient_is_softmax_minus_labels():
         loss = tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits)
     p = np.exp(logits.numpy()) / np.exp(logits.numpy()).sum()
     np.testing.assert_allclose(tape.gradient(loss, logits).numpy(), p - labels.numpy())
+
+
+@pytest.mark.parametrize(
+    ("call", "numpy_fn"),
+    [
+        (lambda x: tf.reshape(x, [3, 2]), lambda a: a.reshape(3, 2)),
+        (lambda x: tf.reshape(x, tf.constant([-1])), lambda a: a.reshape(-1)),
+        (lambda x: tf.transpose(x, [1, 0]), lambda a: a.T),
+        (lambda x: tf.transpose(x), lambda a: a.T),
+        (lambda x: tf.expand_dims(x, 1), lambda a: a[:, None, :]),
+        (lambda x: tf.squeeze(tf.expand_dims(x, 0), 0), lambda a: a),
+        (lambda x: tf.squeeze(tf.reshape(x, (1, 2, 1, 3))), lambda a: a),
+        (lambda x: tf.broadcast_to(x, (4, 2, 3)), lambda a: np.broadcast_to(a, (4, 2, 3))),
+        (lambda x: tf.slice(x, [0, 1], [2, -1]), lambda a: a[0:2, 1:]),
+        (lambda x: tf.slice(x, [1, 0], [1, 2]), lambda a: a[1:2, 0:2]),
+        (lambda x: tf.slice(x, [0, 0], [0, 3]), lambda a: a[0:0, 0:3]),
+        (lambda x: tf.matmul(x, x, transpose_b=True), None),
+    ],
+)
+def test_shape_functions_take_tf_s_positional_arguments_and_are_recorded(call, numpy_fn):
+    """Each against numpy, its gradient against the transposed Jacobian built from numpy
+    on the basis vectors (matmul, not linear: against a @ a.T's own rule)."""
+    x = tf.constant(X)
+    weights = np.random.default_rng(7).normal(size=call(x).shape)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = call(x)
+        loss = tf.reduce_sum(y * weights)
+    grad = tape.gradient(loss, x).numpy()
+    if numpy_fn is None:
+        np.testing.assert_allclose(y.numpy(), X @ X.T)
+        np.testing.assert_allclose(grad, (weights + weights.T) @ X)
+        return
+    np.testing.assert_array_equal(y.numpy(), numpy_fn(X))
+    basis = np.eye(X.size).reshape(X.size, *X.shape)
+    jacobian = np.stack([np.ravel(numpy_fn(e)) for e in basis], axis=1)
+    np.testing.assert_allclose(grad, (jacobian.T @ weights.ravel()).reshape(X.shape))
+
+
+@pytest.mark.parametrize(
+    ("begin", "size"), [([0], [1]), ([0, 0], [1]), ([-1, 0], [1, 1]), ([1, 0], [2, 1]),
+                        ([0, 2], [1, 2]), ([0, 0], [1, -2]), ([3, 0], [-1, 1])],
+)
+def test_slice_refuses_a_window_outside_the_tensor(begin, size):
+    with pytest.raises(ValueError, match="slice"):
+        tf.slice(tf.constant(X), begin, size)
