@@ -133,7 +133,8 @@ def numeric_notes(
     gradients: Mapping[str, np.ndarray | None] | None = None,
     probe: OnePoint = OnePoint(),  # noqa: B008 - stateless
 ) -> list[Note]:
-    """Non-finite values where they first appear (finite inputs), kinks, non-finite gradients;
+    """Non-finite values where they first appear (a leaf given one, or an op's from finite
+    inputs), kinks, non-finite gradients;
     ``values``: each node's value by id (``TensorValues`` of a tape's run's tensors)."""
     notes: list[Note] = []
     # With every value finite there is nothing non-finite to locate: only kinks are left
@@ -141,8 +142,14 @@ def numeric_notes(
     finite = _every_value_finite(values)
     for node_id in graph.kinked if finite else graph.order:
         node = graph.nodes[node_id]
-        if not node.inputs or node_id not in values:
-            continue  # leaves: their values are the caller's, not a computation's
+        if node_id not in values:
+            continue
+        if not node.inputs:  # a leaf: a non-finite value is the caller's, and it may flow on
+            if not finite and probe.starts_non_finite(node_id, values[node_id], []):
+                where = probe.where_non_finite(node_id, values[node_id], [])
+                notes.append(Note("non_finite", f"{node.op}: the value given is not finite"
+                                  f"{where}; what is computed from it may not be", node=node_id))
+            continue
         op = OPS[node.op]
         if finite and op.kink is None:
             continue

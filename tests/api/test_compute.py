@@ -306,6 +306,25 @@ def test_non_finite_strings_both_ways(client):
     assert out["outputs"]["e"] == [0.0, 1.0, "Infinity", "NaN"]
 
 
+@pytest.mark.parametrize("endpoint", ["evaluate", "gradient", "jacobian", "hessian"])
+@pytest.mark.parametrize("given", ["NaN", "Infinity", "-Infinity"])
+def test_a_non_finite_value_given_is_noted_on_its_leaf(client, endpoint, given):
+    # The contract: notes explain every non-finite result, this one's cause too.
+    out = post(client, endpoint, {"expression": "x*y + 1", "values": {"x": given, "y": 2.0}})
+    assert out["outputs"]["f"] == ("NaN" if given == "NaN" else given)
+    noted = [n for n in notes_for(out, "non_finite") if n.get("node")]
+    assert [n["node"] for n in noted] == ["x"]
+    assert "value given is not finite" in noted[0]["detail"]
+
+
+def test_a_non_finite_value_given_at_some_points_says_which(client):
+    out = post(client, "gradient", {"expression": "2*x", "points": [
+        {"x": 1.0}, {"x": "NaN"}, {"x": 3.0}, {"x": "-Infinity"}]})
+    assert out["outputs"]["f"] == [2.0, "NaN", 6.0, "-Infinity"]
+    (note,) = notes_for(out, "non_finite")
+    assert note["node"] == "x" and "(at points 1, 3 of 4)" in note["detail"]
+
+
 def test_division_by_zero_gives_infinity_not_an_error(client):
     out = post(client, "gradient", graph(var("x", 0.0), op("r", "reciprocal", "x")))
     assert out["outputs"]["r"] == "Infinity"

@@ -54,14 +54,15 @@ def test_a_non_finite_value_is_located_among_scalars_and_arrays():
     assert notes_at(graph) == [("non_finite", "q"), ("non_finite", "d")]
 
 
-def test_a_non_finite_leaf_is_not_a_computations_note():
+def test_a_non_finite_leaf_is_noted_on_the_leaf_not_on_what_it_flows_into():
+    # The contract's notes explain every non-finite result: y's NaN is x's, given so.
     graph = build_graph(
         [
             {"id": "x", "op": "variable", "value": float("nan")},
             {"id": "y", "op": "sin", "inputs": ["x"]},
         ]
     )
-    assert notes_at(graph) == []
+    assert notes_at(graph) == [("non_finite", "x")]
     assert np.isnan(graph.run(graph.leaf_values({}))["y"].value)
 
 
