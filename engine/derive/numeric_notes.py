@@ -7,6 +7,7 @@ them.
 
 from __future__ import annotations
 
+import itertools
 import math
 import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -136,38 +137,48 @@ def numeric_notes(
     """Non-finite values where they first appear (a leaf given one, or an op's from finite
     inputs), kinks, non-finite gradients;
     ``values``: each node's value by id (``TensorValues`` of a tape's run's tensors)."""
-    notes: list[Note] = []
     # With every value finite there is nothing non-finite to locate: only kinks are left
     # to look for, which skips the per-node finiteness tests (most of this walk's cost).
     finite = _every_value_finite(values)
-    for node_id in graph.kinked if finite else graph.order:
-        node = graph.nodes[node_id]
-        if node_id not in values:
-            continue
-        if not node.inputs:  # a leaf: a non-finite value is the caller's, and it may flow on
-            if not finite and probe.starts_non_finite(node_id, values[node_id], []):
-                where = probe.where_non_finite(node_id, values[node_id], [])
-                notes.append(Note("non_finite", f"{node.op}: the value given is not finite"
-                                  f"{where}; what is computed from it may not be", node=node_id))
-            continue
-        op = OPS[node.op]
-        if finite and op.kink is None:
-            continue
-        inputs = input_values(node.inputs, values)
-        if not finite and probe.starts_non_finite(node_id, values[node_id], inputs):
-            why = nonfinite_reason(op, inputs, values[node_id])
-            where = probe.where_non_finite(node_id, values[node_id], inputs)
-            notes.append(Note("non_finite", f"{node.op}: {why}{where}", node=node_id))
-        met = probe.kink(node_id, node, inputs) if op.kink is not None else None
-        if met is not None:
-            notes.append(Note("kink", f"{node.op} at a kink: {op.convention}{met}", node=node_id))
-        if len(notes) >= MAX_NOTES:
-            notes.append(Note("truncated", f"more than {MAX_NOTES} notes; the rest are omitted"))
-            return notes
-    for source, g in (gradients or {}).items():
-        if g is not None and not _finite(g):
-            notes.append(Note("non_finite", "the gradient is not finite"
-                              + probe.where_gradient_non_finite(g), source=source))
+    found = (
+        note
+        for node_id in (graph.kinked if finite else graph.order) if node_id in values
+        for note in _node_notes(node_id, graph.nodes[node_id], values, finite, probe)
+    )
+    gradient_notes = (
+        Note("non_finite", "the gradient is not finite" + probe.where_gradient_non_finite(g),
+             source=source)
+        for source, g in (gradients or {}).items() if g is not None and not _finite(g)
+    )
+    notes = list(itertools.islice(itertools.chain(found, gradient_notes), MAX_NOTES + 1))
+    if len(notes) > MAX_NOTES:  # a pathological graph must not answer with pages of notes
+        notes[MAX_NOTES:] = [Note("truncated", f"more than {MAX_NOTES} notes; the rest omitted")]
+    return notes
+
+
+def _node_notes(
+    node_id: str, node: Node, values: Mapping[str, Any], finite: bool, probe: OnePoint
+) -> list[Note]:
+    """A node's notes: its non-finite value if it is where one starts, its kink if met."""
+    value = values[node_id]
+    if not node.inputs:  # a leaf: a non-finite value is the caller's, and it may flow on
+        if finite or not probe.starts_non_finite(node_id, value, []):
+            return []
+        where = probe.where_non_finite(node_id, value, [])
+        return [Note("non_finite", f"{node.op}: the value given is not finite{where}; what "
+                     "is computed from it may not be", node=node_id)]
+    op = OPS[node.op]
+    if finite and op.kink is None:
+        return []
+    notes = []
+    inputs = input_values(node.inputs, values)
+    if not finite and probe.starts_non_finite(node_id, value, inputs):
+        why = nonfinite_reason(op, inputs, value)
+        where = probe.where_non_finite(node_id, value, inputs)
+        notes.append(Note("non_finite", f"{node.op}: {why}{where}", node=node_id))
+    met = probe.kink(node_id, node, inputs) if op.kink is not None else None
+    if met is not None:
+        notes.append(Note("kink", f"{node.op} at a kink: {op.convention}{met}", node=node_id))
     return notes
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.derive.numeric_notes import TensorValues, numeric_notes
+from engine.derive.numeric_notes import MAX_NOTES, TensorValues, numeric_notes
 from engine.graphs.build import build_graph
 from engine.graphs.reusable import ReusableGraph
 
@@ -80,3 +80,24 @@ def test_a_gradient_that_is_not_finite_is_noted_whatever_its_form(gradient):
              for n in numeric_notes(graph, TensorValues(tensors), {"x": gradient})]
     finite = bool(np.isfinite(gradient).all())
     assert notes == ([] if finite else [("non_finite", "x")])
+
+
+@pytest.mark.parametrize("kind", ["leaves", "ops", "kinks", "gradients"])
+def test_notes_stop_at_max_notes_with_one_truncated_note(kind):
+    """However many leaves were given NaN, ops made one, kinks were met or gradients are
+    not finite: MAX_NOTES notes, then one that says the rest were left out."""
+    n = 3 * MAX_NOTES
+    nodes = [{"id": f"x{i}", "op": "variable", "value": np.nan if kind == "leaves" else 0.0}
+             for i in range(n)]
+    op = {"leaves": "sin", "ops": "log", "kinks": "relu", "gradients": "sqrt"}[kind]
+    nodes += [{"id": f"y{i}", "op": op, "inputs": [f"x{i}"]} for i in range(n)]
+    graph = build_graph(nodes)
+    tensors = graph.run(graph.leaf_values({}))
+    gradients = ({f"x{i}": np.float64(np.inf) for i in range(n)} if kind == "gradients"
+                 else None)
+    notes = numeric_notes(graph, TensorValues(tensors), gradients)
+    assert len(notes) == MAX_NOTES + 1
+    assert notes[-1].reason == "truncated" and "rest omitted" in notes[-1].detail
+    expected = {"leaves": "non_finite", "ops": "non_finite", "kinks": "kink",
+                "gradients": "non_finite"}[kind]
+    assert {note.reason for note in notes[:-1]} == {expected}
