@@ -1,4 +1,5 @@
-"""Scans along an axis: ``cumprod`` and the linear recurrence ``linrec`` behind its gradient.
+"""Scans along an axis: ``cumsum``, ``cumprod`` and the linear recurrence ``linrec`` behind
+cumprod's gradient.
 
 ``prod``'s gradient is a product of exclusive cumulative products, as
 TensorFlow's ProdGrad, so it is right where elements are zero. TensorFlow's
@@ -9,6 +10,7 @@ family is closed under differentiation: every order is exact at zeros, in O(n).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -58,30 +60,36 @@ def shift(t: Tensor, axis: int, by: int) -> Tensor:
     return F.pad_slice(piece, shape=list(t.shape), begin=begin, end=end, step=None)
 
 
-def _one(x: np.ndarray) -> Any:
-    return sp.Integer(1) if x.dtype == object else 1.0
+def _scanned(scan: Callable[..., Any], empty: float) -> Callable[..., Any]:
+    """``scan`` (np.cumsum, np.cumprod) along ``axis``, ``exclusive`` starting from the
+    ``empty`` sum or product, ``reverse`` from the end; on float and on SymPy object
+    arrays alike (the op's forward and its SymPy form)."""
+
+    def forward(x: Any, axis: int = 0, exclusive: bool = False, reverse: bool = False) -> Any:
+        x = np.moveaxis(np.asarray(x), axis, -1)
+        if reverse:
+            x = x[..., ::-1]
+        y = scan(x, axis=-1)
+        if exclusive:
+            first = sp.Integer(int(empty)) if y.dtype == object else empty
+            head = np.full(y.shape[:-1] + (min(1, y.shape[-1]),), first, dtype=y.dtype)
+            y = np.concatenate([head, y[..., :-1]], axis=-1)
+        if reverse:
+            y = y[..., ::-1]
+        return np.moveaxis(y, -1, axis)
+
+    return forward
 
 
-# ------------------------------------------------------------------- cumprod
+_cumprod = _scanned(np.cumprod, 1.0)
 
 
-def _cumprod(x: Any, axis: int = 0, exclusive: bool = False, reverse: bool = False) -> Any:
-    """Works on float and on SymPy object arrays alike."""
-    x = np.moveaxis(np.asarray(x), axis, -1)
-    if reverse:
-        x = x[..., ::-1]
-    y = np.cumprod(x, axis=-1)
-    if exclusive:
-        ones = np.full(y.shape[:-1] + (min(1, y.shape[-1]),), _one(y), dtype=y.dtype)
-        y = np.concatenate([ones, y[..., :-1]], axis=-1)
-    if reverse:
-        y = y[..., ::-1]
-    return np.moveaxis(y, -1, axis)
+def _scan_shape(name: str) -> Callable[..., Shape]:
+    def infer_shape(in_shape: Shape, axis: int = 0, **_: Any) -> Shape:
+        _check_axis(in_shape, axis, name)
+        return in_shape
 
-
-def _cumprod_shape(in_shape: Shape, axis: int = 0, **_: Any) -> Shape:
-    _check_axis(in_shape, axis, "cumprod")
-    return in_shape
+    return infer_shape
 
 
 def _cumprod_vjp(
@@ -107,7 +115,7 @@ def _cumprod_batch(xs: Any, _batched: Any, axis: int = 0, **flags: bool) -> Tens
     return F.cumprod(xs[0], axis=shift_axis(axis, xs[0].ndim - 1, 1), **flags)
 
 
-def _cumprod_deps(_op: OpDef, in_shapes: Any, _out: Any, attrs: Any) -> rules.Maps:
+def _scan_deps(_op: OpDef, in_shapes: Any, _out: Any, attrs: Any) -> rules.Maps:
     """Output k depends on the elements scanned up to k (before k if exclusive)."""
     return (rules.along(in_shapes[0], attrs["axis"], exclusive=attrs["exclusive"],
                         reverse=attrs["reverse"]),)
@@ -127,7 +135,7 @@ cumprod = defop(
         forward=_cumprod,
         vjp=_cumprod_vjp,
         sympy=_cumprod,
-        infer_shape=_cumprod_shape,
+        infer_shape=_scan_shape("cumprod"),
         formula="cumprod(x)_k = prod_{j<=k} x_j along axis (j<k if exclusive; from the end if "
         "reverse); d/dx_i = product of the others, by a linear recurrence (no division)",
         convention="polynomial, no kinks; exact where elements are zero",
@@ -144,8 +152,64 @@ cumprod = defop(
             "reverse": Attr("bool", False, doc="scan from the end"),
         },
         family="scan",
-        sparsity=Sparsity(_cumprod_deps),
+        sparsity=Sparsity(_scan_deps),
         cost=_cumprod_cost,
+    )
+)
+
+
+# -------------------------------------------------------------------- cumsum
+
+
+def _cumsum_vjp(
+    _ans: Tensor, x: Tensor, axis: int = 0, exclusive: bool = False, reverse: bool = False
+):
+    """Linear: its transpose is the same scan run the other way, as TF's CumsumGrad."""
+
+    def vjp(g: Tensor) -> tuple[Tensor]:
+        gax = shift_axis(axis, x.ndim, g.ndim - x.ndim)  # the axis in g's batched frame
+        return (F.cumsum(g, axis=gax, exclusive=exclusive, reverse=not reverse),)
+
+    return vjp
+
+
+def _cumsum_batch(xs: Any, _batched: Any, axis: int = 0, **flags: bool) -> Tensor:
+    """Over points: the same scan along each point's axis, past the batch axis."""
+    return F.cumsum(xs[0], axis=shift_axis(axis, xs[0].ndim - 1, 1), **flags)
+
+
+def _cumsum_cost(_ins: Any, out: Shape, _attrs: Any) -> Cost:
+    """numpy's scan and a copy each way (the VJP is the reversed scan)."""
+    return Cost(3 * CHEAP * size(out), 3 * CHEAP * size(out))
+
+
+cumsum = defop(
+    OpDef(
+        name="cumsum",
+        arity=1,
+        batch=_cumsum_batch,
+        forward=_scanned(np.cumsum, 0.0),
+        vjp=_cumsum_vjp,
+        sympy=_scanned(np.cumsum, 0.0),
+        infer_shape=_scan_shape("cumsum"),
+        formula="cumsum(x)_k = sum_{j<=k} x_j along axis (j<k if exclusive; from the end if "
+        "reverse); its VJP is the same scan from the other end",
+        convention="linear, no kinks",
+        domains=(Domain(-3.0, 3.0),),
+        cases=(
+            Case(((5,),)),
+            Case(((3, 4),), {"axis": 1, "exclusive": True}),
+            Case(((3, 4),), {"axis": 0, "reverse": True}),
+            Case(((2, 4),), {"axis": -1, "exclusive": True, "reverse": True}),
+        ),
+        attrs={
+            "axis": Attr("int", 0, doc="axis to scan along"),
+            "exclusive": Attr("bool", False, doc="leave out the current element"),
+            "reverse": Attr("bool", False, doc="scan from the end"),
+        },
+        family="scan",
+        sparsity=Sparsity(_scan_deps, second="linear"),
+        cost=_cumsum_cost,
     )
 )
 

@@ -1,6 +1,7 @@
 """TF's shape functions with TF's positional signatures (``tf.reshape(x, [2, 1])``,
-``tf.slice(x, begin, size)``): the op table takes their arguments as keyword attrs, so
-without these, code written against TF fails on its first positional shape."""
+``tf.slice(x, begin, size)``; the op table takes their arguments as keyword attrs, so
+without these, code written against TF fails on its first positional shape), and TF's
+``pad``, ``unstack`` and ``fill`` as recorded slices, pads and broadcasts."""
 
 # TF's signatures: ``name`` (and a few TF-only arguments) are accepted and unused.
 # ruff: noqa: ARG001, A002
@@ -11,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.tensor import Tensor
+from engine.tensor import Tensor, constant
 from engine.tf_names._ops import axes, op
 
 
@@ -61,4 +62,63 @@ def slice(input_: Any, begin: Any, size: Any, name: str | None = None) -> Tensor
     return op("slice", input_, begin=begin, end=end)
 
 
-__all__ = ["broadcast_to", "expand_dims", "reshape", "slice", "squeeze", "transpose"]
+def pad(
+    tensor: Any, paddings: Any, mode: str = "CONSTANT", constant_values: Any = 0,
+    name: str | None = None,
+) -> Tensor:
+    """``tf.pad``, constant mode: ``paddings[i] = [before, after]`` on dim i, as the
+    engine's ``pad_slice`` (x into zeros) plus ``constant_values`` on the border (a
+    recorded input: its gradient is the border's)."""
+    if str(mode).upper() != "CONSTANT":
+        raise NotImplementedError(f"pad mode {mode!r} is not supported: only CONSTANT")
+    dims = np.shape(tensor)
+    widths = np.asarray(paddings.numpy() if isinstance(paddings, Tensor) else paddings)
+    if widths.shape != (len(dims), 2) or (widths < 0).any():
+        raise ValueError(
+            f"paddings must be [rank, 2] = [{len(dims)}, 2] of non-negative ints, "
+            f"got {widths.tolist()}"
+        )
+    before = [int(b) for b in widths[:, 0]]
+    shape = [d + int(b) + int(a) for d, (b, a) in zip(dims, widths.tolist(), strict=True)]
+    end = [b + d for b, d in zip(before, dims, strict=True)]
+    inside = op("pad_slice", tensor, shape=shape, begin=before, end=end)
+    if isinstance(constant_values, Tensor) or constant_values != 0:
+        hole = op("pad_slice", np.ones(dims), shape=shape, begin=before, end=end)
+        return op("add", inside, op("mul", op("sub", 1.0, hole), constant_values))
+    return inside
+
+
+def unstack(value: Any, num: Any = None, axis: int = 0, name: str | None = None) -> list[Tensor]:
+    """``tf.unstack``: the slices along ``axis``, each without that dim."""
+    dims = np.shape(value)
+    if not dims:
+        raise ValueError("Input shape axis 0 must be at least 1-D: unstack of a scalar")
+    ax = axis % len(dims)
+    if num is not None and int(num) != dims[ax]:
+        raise ValueError(f"num {num} does not match dim {axis} of size {dims[ax]}")
+    parts = []
+    for k in range(dims[ax]):
+        begin, end = [0] * len(dims), list(dims)
+        begin[ax], end[ax] = k, k + 1
+        parts.append(op("squeeze", op("slice", value, begin=begin, end=end), axis=ax))
+    return parts
+
+
+def fill(dims: Any, value: Any, name: str | None = None) -> Tensor:
+    """``tf.fill``: ``value`` broadcast to ``dims`` (recorded: its gradient is the sum)."""
+    return op("broadcast_to", value, shape=_ints(dims))
+
+
+def size(input: Any, out_type: Any = None, name: str | None = None) -> Tensor:
+    """The element count as a constant (float64, as every engine tensor)."""
+    return constant(float(np.size(input)))
+
+
+def rank(input: Any, name: str | None = None) -> Tensor:
+    return constant(float(np.ndim(input)))
+
+
+__all__ = [
+    "broadcast_to", "expand_dims", "fill", "pad", "rank", "reshape", "size", "slice",
+    "squeeze", "transpose", "unstack",
+]

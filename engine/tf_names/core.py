@@ -81,6 +81,67 @@ def ones_like(input: Any, dtype: Any = None, name: str | None = None) -> Tensor:
     return ones(np.shape(input), dtype, name)
 
 
+def convert_to_tensor(
+    value: Any, dtype: Any = None, dtype_hint: Any = None, name: str | None = None
+) -> Tensor:
+    """A tensor as it is (its identity kept, so a tape still watches it); anything else as
+    a constant."""
+    _check_dtype(dtype)
+    return value if isinstance(value, Tensor) else _constant(value, name)
+
+
+def cast(x: Any, dtype: Any, name: str | None = None) -> Tensor:
+    """``tf.cast`` to a float dtype: a recorded identity, so the gradient flows as in TF;
+    an integer dtype is refused (the engine computes in float64; TF's gradient through an
+    integer cast is None)."""
+    _check_dtype(dtype)
+    return op("identity", x)
+
+
+def range(  # noqa: A001
+    start: Any, limit: Any = None, delta: Any = 1, dtype: Any = None, name: str | None = "range"
+) -> Tensor:
+    """``tf.range``: ``[start, limit)`` by ``delta`` (``range(n)`` is 0 .. n-1), a constant."""
+    _check_dtype(dtype)
+    if limit is None:
+        start, limit = 0, start
+    return _constant(np.arange(float(start), float(limit), float(delta)))
+
+
+def linspace(start: Any, stop: Any, num: Any, name: str | None = None, axis: int = 0) -> Tensor:
+    return _constant(np.linspace(float(start), float(stop), int(num)))
+
+
+def eye(
+    num_rows: int, num_columns: int | None = None, batch_shape: Any = None, dtype: Any = None,
+    name: str | None = None,
+) -> Tensor:
+    _check_dtype(dtype)
+    m = np.eye(int(num_rows), None if num_columns is None else int(num_columns))
+    return _constant(np.broadcast_to(m, (*map(int, batch_shape or ()), *m.shape)).copy())
+
+
+def one_hot(
+    indices: Any, depth: int, on_value: Any = 1.0, off_value: Any = 0.0, axis: int = -1,
+    dtype: Any = None, name: str | None = None,
+) -> Tensor:
+    """``tf.one_hot``: a constant; an index outside ``[0, depth)`` gives a row of
+    ``off_value``, as TF's."""
+    _check_dtype(dtype)
+    idx = np.asarray(indices.numpy() if isinstance(indices, Tensor) else indices)
+    hot = idx[..., None] == np.arange(int(depth))
+    out = np.where(hot, float(on_value), float(off_value))
+    return _constant(np.moveaxis(out, -1, axis) if axis != -1 else out)
+
+
+def clip_by_value(
+    t: Any, clip_value_min: Any, clip_value_max: Any, name: str | None = None
+) -> Tensor:
+    """``tf.clip_by_value``: ``minimum(maximum(t, min), max)``; at a bound the gradient
+    goes to ``t``, as TF's (its maximum and minimum give ties to their first input)."""
+    return op("minimum", op("maximum", t, clip_value_min), clip_value_max)
+
+
 def shape(input: Any) -> Tensor:  # noqa: A002
     """The shape as a tensor of its dims (float64, as every engine tensor)."""
     return _constant(np.array(np.shape(input), dtype=np.float64))

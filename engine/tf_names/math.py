@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.tensor import Tensor
-from engine.tf_names._ops import op
+from engine.tf_names._ops import axes, op
 from engine.tf_names.core import (
     add,
     add_n,
@@ -94,16 +94,42 @@ globals().update({n: _unary(n, o) for n, o in _UNARY.items()})
 globals().update({n: _binary(n, o) for n, o in _BINARY.items()})
 
 
-def cumprod(
-    x: Any, axis: int = 0, exclusive: bool = False, reverse: bool = False, name: str | None = None
+def _scan(op_name: str) -> Any:
+    def scan(
+        x: Any, axis: int = 0, exclusive: bool = False, reverse: bool = False,
+        name: str | None = None,
+    ) -> Tensor:
+        return op(op_name, x, axis=int(axis), exclusive=exclusive, reverse=reverse)
+
+    scan.__name__ = scan.__qualname__ = op_name
+    scan.__doc__ = f"``tf.math.{op_name}``: the engine's ``{op_name}`` op along ``axis``."
+    return scan
+
+
+cumprod = _scan("cumprod")
+cumsum = _scan("cumsum")
+
+
+def reduce_variance(
+    input_tensor: Any, axis: Any = None, keepdims: bool = False, name: str | None = None
 ) -> Tensor:
-    return op("cumprod", x, axis=axis, exclusive=exclusive, reverse=reverse)
+    """The mean squared deviation from the mean over ``axis`` (all: None), as TF's."""
+    ax = axes(axis)
+    centred = op("sub", input_tensor, op("mean", input_tensor, axis=ax, keepdims=True))
+    return op("mean", op("square", centred), axis=ax, keepdims=keepdims)
+
+
+def reduce_std(
+    input_tensor: Any, axis: Any = None, keepdims: bool = False, name: str | None = None
+) -> Tensor:
+    return op("sqrt", reduce_variance(input_tensor, axis, keepdims))
 
 
 __all__ = [
     "add",
     "add_n",
     "cumprod",
+    "cumsum",
     "divide",
     "multiply",
     "negative",
@@ -112,7 +138,9 @@ __all__ = [
     "reduce_mean",
     "reduce_min",
     "reduce_prod",
+    "reduce_std",
     "reduce_sum",
+    "reduce_variance",
     "subtract",
     *_UNARY,
     *_BINARY,

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import engine as tf
+from tests.gradcheck import check_grads
 
 X = np.array([[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]])
 
@@ -162,3 +163,93 @@ def test_shape_functions_take_tf_s_positional_arguments_and_are_recorded(call, n
 def test_slice_refuses_a_window_outside_the_tensor(begin, size):
     with pytest.raises(ValueError, match="slice"):
         tf.slice(tf.constant(X), begin, size)
+
+
+def _np_scan(a, scan, axis, exclusive, reverse, empty):
+    """numpy's reference for TF's cumsum/cumprod flags, written the long way round."""
+    a = np.flip(a, axis) if reverse else a
+    out = scan(a, axis=axis)
+    if exclusive:
+        out = np.concatenate([np.full_like(np.take(a, [0], axis), empty),
+                              np.delete(out, -1, axis)], axis=axis)
+    return np.flip(out, axis) if reverse else out
+
+
+@pytest.mark.parametrize("name", ["cumsum", "cumprod"])
+@pytest.mark.parametrize("axis", [0, 1, -1])
+@pytest.mark.parametrize("exclusive", [False, True])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_scans_take_tf_s_arguments_match_numpy_and_their_gradients(name, axis, exclusive,
+                                                                    reverse):
+    scan, empty = {"cumsum": (np.cumsum, 0.0), "cumprod": (np.cumprod, 1.0)}[name]
+    fn = getattr(tf.math, name)
+    if name == "cumsum":
+        assert tf.cumsum is tf.math.cumsum
+    np.testing.assert_allclose(fn(tf.constant(X), axis, exclusive, reverse).numpy(),
+                               _np_scan(X, scan, axis, exclusive, reverse, empty))
+    check_grads(lambda t: fn(t, axis, exclusive=exclusive, reverse=reverse), [X], order=2,
+                rng=np.random.default_rng(3))
+
+
+def test_pad_unstack_fill_size_rank_match_numpy_and_are_recorded():
+    x = tf.constant(X)
+    np.testing.assert_array_equal(tf.pad(x, [[1, 0], [2, 1]]).numpy(),
+                                  np.pad(X, [[1, 0], [2, 1]]))
+    np.testing.assert_array_equal(tf.pad(x, [[0, 1], [1, 1]], constant_values=-3.0).numpy(),
+                                  np.pad(X, [[0, 1], [1, 1]], constant_values=-3.0))
+    assert [u.numpy().tolist() for u in tf.unstack(x, axis=1)] == X.T.tolist()
+    assert [u.shape for u in tf.unstack(x)] == [(3,), (3,)]
+    np.testing.assert_array_equal(tf.fill([2, 3], 1.5).numpy(), np.full((2, 3), 1.5))
+    assert float(tf.size(x)) == 6.0 and float(tf.rank(x)) == 2.0
+    check_grads(lambda t: tf.pad(t, [[1, 2], [0, 1]], constant_values=2.0), [X])
+    check_grads(lambda t: tf.unstack(t, axis=1)[2] * tf.unstack(t)[0][1], [X])
+    check_grads(lambda c: tf.fill([2, 2], c), [np.float64(0.3)])
+    with pytest.raises(ValueError, match="paddings"):
+        tf.pad(x, [[1, 0]])
+    with pytest.raises(ValueError, match="paddings"):
+        tf.pad(x, [[1, 0], [-1, 0]])
+    with pytest.raises(NotImplementedError, match="CONSTANT"):
+        tf.pad(x, [[1, 0], [0, 0]], mode="REFLECT")
+    with pytest.raises(ValueError, match="num 3"):
+        tf.unstack(x, num=3)
+
+
+def test_constructors_and_casts_follow_tf():
+    v = tf.Variable(X)
+    assert tf.convert_to_tensor(v) is v
+    np.testing.assert_array_equal(tf.convert_to_tensor([[1, 2]]).numpy(), [[1.0, 2.0]])
+    with tf.GradientTape() as tape:
+        y = tf.reduce_sum(tf.cast(v, tf.float32) ** 2)
+    np.testing.assert_allclose(tape.gradient(y, v).numpy(), 2 * X)  # through the cast
+    with pytest.raises(TypeError, match="float64"):
+        tf.cast(v, np.int32)
+    np.testing.assert_array_equal(tf.range(5).numpy(), np.arange(5.0))
+    np.testing.assert_array_equal(tf.range(1, 2, 0.25).numpy(), np.arange(1, 2, 0.25))
+    np.testing.assert_array_equal(tf.linspace(0.0, 1.0, 5).numpy(), np.linspace(0, 1, 5))
+    np.testing.assert_array_equal(tf.eye(2, 3).numpy(), np.eye(2, 3))
+    assert tf.eye(2, batch_shape=[4]).shape == (4, 2, 2)
+    np.testing.assert_array_equal(tf.one_hot([0, 2, 5, -1], 3).numpy(),
+                                  [[1, 0, 0], [0, 0, 1], [0, 0, 0], [0, 0, 0]])
+    np.testing.assert_array_equal(tf.one_hot([[0, 1]], 3, axis=0).numpy(),
+                                  np.moveaxis(np.eye(3)[[[0, 1]]], -1, 0))
+
+
+def test_clip_by_value_clips_and_passes_the_gradient_at_its_bounds_as_tf():
+    x = tf.Variable([-1.0, 0.0, 0.5, 1.0, 2.0])
+    with tf.GradientTape() as tape:
+        y = tf.clip_by_value(x, 0.0, 1.0)
+    np.testing.assert_array_equal(y.numpy(), [0.0, 0.0, 0.5, 1.0, 1.0])
+    # TF's ClipByValueGrad: x's gradient where min <= x <= max, the bounds included
+    np.testing.assert_array_equal(tape.gradient(y, x).numpy(), [0.0, 1.0, 1.0, 1.0, 0.0])
+
+
+@pytest.mark.parametrize("axis", [None, 0, 1, [0, 1]])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_reduce_variance_and_std_match_numpy(axis, keepdims):
+    np_axis = tuple(axis) if isinstance(axis, list) else axis
+    np.testing.assert_allclose(tf.math.reduce_variance(X, axis, keepdims).numpy(),
+                               np.var(X, axis=np_axis, keepdims=keepdims))
+    np.testing.assert_allclose(tf.math.reduce_std(X, axis, keepdims).numpy(),
+                               np.std(X, axis=np_axis, keepdims=keepdims))
+    check_grads(lambda t: tf.math.reduce_std(t, axis, keepdims), [X], order=2,
+                rng=np.random.default_rng(5))

@@ -68,6 +68,7 @@ OPS: tuple[OpSpec, ...] = (
     OpSpec("slice", 1, ("begin", "end", "step")),
     OpSpec("pad_slice", 1, ("shape", "begin", "end", "step")),
     OpSpec("cumprod", 1, ("axis", "exclusive", "reverse")),
+    OpSpec("cumsum", 1, ("axis", "exclusive", "reverse")),
     OpSpec("linrec", 2, ("axis", "reverse")),
     OpSpec("sum", 1, ("axis", "keepdims")),
     OpSpec("mean", 1, ("axis", "keepdims")),
