@@ -55,17 +55,35 @@ def normalize_attrs(
     return out
 
 
-def _is_int(v: Any) -> bool:
+WORD = 2**63  # integer attrs are int64, as TF's
+
+
+def is_int(v: Any) -> bool:
     return isinstance(v, int | np.integer) and not isinstance(v, bool)
+
+
+def int64(v: Any) -> int:
+    """An integer attr as an int64, else ValueError: JSON brings integers of any length, and
+    one past 64 bits would fail where the attr is written back (a trace, a registered graph
+    read again)."""
+    if -WORD <= v < WORD:
+        return int(v)
+    raise ValueError("an integer of at most 64 bits (-2**63 to 2**63 - 1)")
 
 
 def _coerce(spec: Attr, v: Any, name: str, node: str | None) -> Any:
     def bad(expected: str) -> AttrError:
         return AttrError(f"attr {name!r} must be {expected}", node=node, field=name)
 
+    def word(v: Any) -> int:
+        try:
+            return int64(v)
+        except ValueError as e:
+            raise bad(str(e)) from None
+
     def int_list(v: Any) -> tuple[int, ...]:
-        if isinstance(v, list | tuple) and all(_is_int(x) for x in v):
-            return tuple(int(x) for x in v)
+        if isinstance(v, list | tuple) and all(is_int(x) for x in v):
+            return tuple(map(word, v))
         raise bad("a list of integers")
 
     kind = spec.kind
@@ -74,18 +92,18 @@ def _coerce(spec: Attr, v: Any, name: str, node: str | None) -> Any:
             return v
         raise bad("true or false")
     if kind == "int":
-        if _is_int(v):
-            return int(v)
+        if is_int(v):
+            return word(v)
         raise bad("an integer")
     if kind == "axis":  # int or null
-        if v is None or _is_int(v):
-            return None if v is None else int(v)
+        if v is None or is_int(v):
+            return None if v is None else word(v)
         raise bad("an integer or null")
     if kind == "axes":  # int, list of ints or null
         if v is None:
             return None
-        if _is_int(v):
-            return int(v)
+        if is_int(v):
+            return word(v)
         return int_list(v)
     if kind in ("shape", "perm", "ints"):
         if v is None and not spec.required:

@@ -14,14 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from engine.ops.attrs import SPECIAL_KINDS
+from engine.ops.attrs import SPECIAL_KINDS, int64, is_int
 
 MAX_INDEX_DEPTH = 32  # nesting of an ``indices`` list, as a value's
 _SLICE = re.compile(r"^\s*(-?\d+)?\s*:\s*(-?\d+)?\s*(?::\s*(-?\d+)?\s*)?$")
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int | np.integer) and not isinstance(v, bool)
 
 
 # ------------------------------------------------------------------ indices
@@ -29,7 +25,7 @@ def _is_int(v: Any) -> bool:
 
 def coerce_indices(v: Any) -> int | tuple:
     """An int or a rectangular nested list of ints, as nested tuples."""
-    if _is_int(v):
+    if is_int(v):
         return int(v)
     if isinstance(v, np.ndarray) and v.dtype.kind in "iu":
         return _tuples(v.tolist())
@@ -47,7 +43,7 @@ def _check_int_tree(v: Any, depth: int) -> None:
     if not isinstance(v, list | tuple):
         raise ValueError("an integer or a nested list of integers")
     for x in v:
-        if not _is_int(x):
+        if not is_int(x):
             _check_int_tree(x, depth + 1)
 
 
@@ -71,8 +67,8 @@ def coerce_index(v: Any) -> tuple:
     items = v if isinstance(v, list | tuple) else [v]
     out: list[Any] = []
     for item in items:
-        if _is_int(item):
-            out.append(int(item))
+        if is_int(item):
+            out.append(int64(item))
         elif item is None:
             out.append(None)
         elif item is Ellipsis or item == ELLIPSIS:
@@ -92,7 +88,7 @@ def coerce_index(v: Any) -> tuple:
 
 def _slice_text(start: Any, stop: Any, step: Any) -> str:
     for part in (start, stop, step):
-        if part is not None and not _is_int(part):
+        if part is not None and not is_int(part):
             raise ValueError("slices of integers (or null)")
     if step is not None and int(step) == 0:
         raise ValueError("slices with a non-zero step")
