@@ -153,8 +153,12 @@ class JobPlan:
 
     @cached_property
     def numeric(self) -> tuple[bool, str]:
-        """``numeric_fits``: whether finite differences may run, and why not."""
+        """``numeric_fits`` for ``auto``: whether finite differences may run, and why not."""
         return numeric_fits(self._skeleton, self.shapes, self._limits)
+
+    def numeric_asked(self) -> tuple[bool, str]:
+        """``numeric_fits`` for an explicit ``numeric``: its memory and work lines only."""
+        return numeric_fits(self._skeleton, self.shapes, self._limits, auto=False)
 
 
 def build_job(kind: Kind, query: Query, result: Result, limits: CheckLimits
@@ -332,16 +336,22 @@ def sympy_work(job: Job, shapes: Shapes) -> int:
     return min(cap, size * max(1, sum(c.work(sizes) for c in _costs(job))))
 
 
-def numeric_fits(job: Job, shapes: Shapes, limits: CheckLimits) -> tuple[bool, str]:
-    """Whether ``auto`` may check by finite differences, and why not."""
+def numeric_fits(job: Job, shapes: Shapes, limits: CheckLimits, auto: bool = True
+                 ) -> tuple[bool, str]:
+    """Whether finite differences may check the job, and why not: ``auto`` within its
+    lines on sources too, an explicit ``numeric`` within the memory and work lines."""
+    values = sum(math.prod(s) for s in shapes.values())
+    if values > limits.numeric_max_values:
+        return False, (f"{values} elements in the graph's values, over finite differences' "
+                       f"limit of {limits.numeric_max_values}")
     src = _elements(job["sources"], shapes)
     second = _highest_order(job) >= 2
     cap = limits.numeric_max_hessian_elements if second else limits.numeric_max_elements
-    if src > cap:
+    if auto and src > cap:
         return False, f"{src} source elements, over finite differences' limit of {cap}"
     sizes = _sizes(job, shapes)
     runs = 1 + sum(c.runs(sizes) for c in _costs(job))
-    work = runs * max(1, sum(math.prod(s) for s in shapes.values()))
+    work = runs * max(1, values)
     if work > limits.numeric_max_work:
         return False, (f"{runs} forward runs of {work // runs} elements, over finite "
                        f"differences' limit of {limits.numeric_max_work}")

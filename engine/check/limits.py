@@ -29,7 +29,12 @@ class CheckLimits:
     numeric_max_hessian_elements: int = 20
     """auto: source elements for a numeric Hessian (about 4 n^2 forward runs)."""
     numeric_max_work: int = 50_000_000
-    """auto: forward runs times elements in the graph; beyond this neither method runs."""
+    """numeric and auto: forward runs times elements in the graph; beyond this finite
+    differences do not run (auto: neither method runs)."""
+    numeric_max_values: int = 4_000_000
+    """numeric and auto: elements of every node's value together. Finite differences hold
+    a copy of them (32 MB at this line) and of what each step recomputes, beside the
+    request's own values, which its estimate charges; beyond this they do not run."""
     sympy_seconds: float = 2.0
     """SymPy's hard budget per request; the worker is killed and replaced past it."""
     numeric_seconds: float = 2.0

@@ -174,6 +174,29 @@ def test_auto_gives_up_on_graphs_too_large_for_either() -> None:
     assert "too large" in report.detail
 
 
+def test_an_explicit_numeric_check_keeps_to_finite_differences_memory_and_work_lines() -> None:
+    """Asked for by name, finite differences are not held to auto's lines on sources (a
+    30-source Hessian is checked), but a graph whose values they would copy past the
+    memory line, or whose runs pass the work line, is skipped saying so, not run."""
+    wide = [var("w", np.linspace(-1, 1, 30)), node("t", "tanh", "w"),
+            node("s", "mul", "t", "t"), node("L", "sum", "s")]
+    report = run("hessian", wide, "numeric")[1]
+    assert (report.method, report.status) == ("numeric", "agree")
+    tight = CheckLimits(numeric_max_values=50, numeric_seconds=60.0)
+    report = run("hessian", wide, "numeric", tight)[1]
+    assert (report.method, report.status) == ("numeric", "skipped")
+    assert "91 elements in the graph's values, over finite differences' limit of 50" in (
+        report.detail)
+    busy = CheckLimits(numeric_max_work=1000, numeric_seconds=60.0)
+    report = run("gradient", wide, "numeric", busy)[1]
+    assert (report.method, report.status) == ("numeric", "skipped")
+    assert "forward runs" in report.detail
+    no_sympy = CheckLimits(numeric_max_values=50, sympy_max_elements=4)
+    report = run("gradient", wide, "auto", no_sympy)[1]  # auto keeps the memory line too
+    assert (report.method, report.status) == ("none", "skipped")
+    assert "elements in the graph's values" in report.detail
+
+
 def test_check_none_costs_nothing() -> None:
     _, report = run("gradient", SEED_SQUARE, "none")
     assert (report.method, report.status) == ("none", "skipped")
