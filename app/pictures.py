@@ -16,7 +16,7 @@ from fastapi import HTTPException
 from app import drawing, plotting
 from app.endpoints import GRADIENT
 from app.service import Service
-from app.wire.pictures import DRAW_MAX_NODES, PlotRequest
+from app.wire.pictures import DRAW_MAX_EDGES, DRAW_MAX_NODES, PlotRequest
 from app.wire.requests import ComputeRequest
 from engine import budget, cost
 from engine.errors import ComputeLimitError, GraphError
@@ -51,16 +51,17 @@ def plot_svg(service: Service, request: PlotRequest, cancel: budget.Cancel) -> b
 
 
 def draw_svg(service: Service, request: ComputeRequest, cancel: budget.Cancel) -> bytes:
-    """The recorded tape of ``request``'s gradient as SVG; a 422 past ``DRAW_MAX_NODES``."""
+    """The recorded tape of ``request``'s gradient as SVG; a 422 past ``DRAW_MAX_NODES``
+    or ``DRAW_MAX_EDGES``."""
     if request.points is not None:
         raise GraphError(
             "a drawing shows one point's tape; send values, not points", field="points"
         )
     if request.graph is not None:
-        _check_size(len(request.graph.nodes))
+        _check_size(len(request.graph.nodes), sum(len(n.inputs) for n in request.graph.nodes))
     with budget.time_budget(service.settings.time_budget_seconds, cancel):
         graph = service.graph_of(request)
-        _check_size(len(graph.nodes))
+        _check_size(len(graph.nodes), sum(len(n.inputs) for n in graph.nodes.values()))
         leaf_values = graph.leaf_values(request.values)
     leaves: dict[str, tuple[str, Any]] = {
         i: (graph.nodes[i].op, leaf_values.get(i))
@@ -80,13 +81,16 @@ def draw_svg(service: Service, request: ComputeRequest, cancel: budget.Cancel) -
         return drawing.render(drawing.to_dot(answer, leaves, target))
 
 
-def _check_size(nodes: int) -> None:
-    if nodes > DRAW_MAX_NODES:
-        raise ComputeLimitError(
-            f"the graph has {nodes} nodes, over the drawing limit of {DRAW_MAX_NODES} "
-            "(DRAW_MAX_NODES): draw a smaller graph, or ask /v1/gradient for its trace",
-            field="graph",
-        )
+def _check_size(nodes: int, edges: int) -> None:
+    """Refused before anything runs: Graphviz's time grows with the nodes and the edges."""
+    for count, limit, what, name in ((nodes, DRAW_MAX_NODES, "nodes", "DRAW_MAX_NODES"),
+                                     (edges, DRAW_MAX_EDGES, "inputs", "DRAW_MAX_EDGES")):
+        if count > limit:
+            raise ComputeLimitError(
+                f"the graph has {count} {what}, over the drawing limit of {limit} ({name}): "
+                "draw a smaller graph, or ask /v1/gradient for its trace",
+                field="graph",
+            )
 
 
 def unavailable(exc: drawing.DrawingUnavailable) -> HTTPException:

@@ -26,6 +26,11 @@ PLOT_MAX_ORDER = 4
 DRAW_MAX_NODES = 150
 """Nodes of one drawing (leaves and recorded ops): past a few hundred, Graphviz takes
 seconds and the picture is unreadable."""
+DRAW_MAX_EDGES = 300
+"""Inputs of one drawing's nodes together (two per node at ``DRAW_MAX_NODES``): Graphviz's
+layout grows with its edges, and more with how many ranks each spans; 148 nodes of 12
+inputs each kept it busy past its 5 s, and 28 nodes each reading every node before took
+1.9 s, where the worst found at this line (23 such nodes) took 0.5 s."""
 SVG = "image/svg+xml"
 
 

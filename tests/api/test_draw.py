@@ -10,7 +10,7 @@ import pytest
 
 from app import drawing
 from app.wire import values
-from app.wire.pictures import DRAW_MAX_NODES
+from app.wire.pictures import DRAW_MAX_EDGES, DRAW_MAX_NODES
 from tests.api.support import SEED_3, graph, op, var
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
@@ -107,6 +107,32 @@ def test_a_graph_past_the_node_limit_is_a_422_naming_it(client):
     long = " + ".join(["x"] * (DRAW_MAX_NODES + 1))
     r = client.post("/v1/draw", json={"expression": long, "values": {"x": 1}})
     assert r.status_code == 422 and "DRAW_MAX_NODES" in r.json()["detail"]
+
+
+def dense(n: int) -> list[dict]:
+    """Two leaves, then ``n`` add_n nodes each reading every node before it: the edges
+    span many ranks, Graphviz's costliest layout for their count."""
+    nodes = [var("x0", 0.5), var("x1", 1.5)]
+    for k in range(n):
+        nodes.append(op(f"a{k}", "add_n", *[m["id"] for m in nodes]))
+    return nodes
+
+
+def test_a_graph_past_the_edge_limit_is_a_422_naming_it_before_graphviz_runs(
+    client, monkeypatch
+):
+    nodes = dense(24)  # 26 nodes, 324 inputs
+    assert len(nodes) <= DRAW_MAX_NODES < sum(len(n["inputs"]) for n in nodes if "inputs" in n)
+    registered = client.post("/v1/graphs", json={"graph": {"nodes": nodes}}).json()
+    with monkeypatch.context() as m:
+        m.setattr(drawing, "_dot", lambda *_: pytest.fail("Graphviz ran past the edge limit"))
+        for body in (graph(*nodes), {"graph_id": registered["graph_id"]}):
+            r = client.post("/v1/draw", json=body)
+            assert r.status_code == 422 and r.json()["type"].endswith("compute-limit")
+            detail = r.json()["detail"]
+            assert "324 inputs" in detail and "DRAW_MAX_EDGES" in detail
+            assert str(DRAW_MAX_EDGES) in detail
+    nodes_of(client.post("/v1/draw", json=graph(*dense(23))))  # 299 inputs: drawn
 
 
 def test_points_are_refused_naming_the_field(client):
