@@ -189,16 +189,22 @@ def test_a_client_that_stops_reading_pins_no_written_text_once_its_room_is_back(
     import uvicorn
 
     from app.main import create_app
-    from bench.common import free_port
 
     monkeypatch.setattr(sending, "STALL_SECONDS", 0.5)
     left = threading.Event()  # the sender gave up on the client (its warning)
     monkeypatch.setattr(sending.logger, "warning", lambda *_args: left.set())
-    app, port = create_app(), free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, loop="uvloop",
-                                           http="httptools", log_level="critical"))
-    serving = threading.Thread(target=server.run)
+    app = create_app()
+    # the kernel grows a socket's send buffer up to net.ipv4.tcp_wmem's last figure (4 MB
+    # here), which can take the whole answer in without a stall: an accepted socket keeps
+    # its listener's small one
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+    listener.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, loop="uvloop", http="httptools",
+                                           log_level="critical"))
+    serving = threading.Thread(target=server.run, kwargs={"sockets": [listener]})
     serving.start()
+    port = listener.getsockname()[1]
     try:
         deadline = time.monotonic() + 30
         while not server.started:
