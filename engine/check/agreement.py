@@ -165,22 +165,6 @@ def _by_design(rows: list[Quantity], result: Result, checked: Sequence[str],
                                    f"{'None' if tape is None else 'other values'}")
 
 
-def undefined_entries(path: Path, tape: Any, ref: Any, result: Result) -> np.ndarray | None:
-    """The tape's NaN entries at ``path`` where the value they are a derivative of (a
-    Jacobian row's target; else the targets, summed) is NaN on the tape too, and the
-    reference has a number: the function is undefined there, and SymPy's formula,
-    continued past its domain, may still give one (acosh's derivative at -2 is a real
-    -0.577). None where there is none."""
-    if path[0] == "outputs" or tape is None:
-        return None
-    targets = [path[1]] if path[0] == "jacobian" else result.targets
-    if not any(np.isnan(result.outputs[t]).any() for t in targets):
-        return None
-    tape, ref = np.broadcast_arrays(np.asarray(tape, np.float64), np.asarray(ref, np.float64))
-    nan = np.isnan(tape) & np.isfinite(ref)  # both without a number: ``Tally.add``'s case
-    return nan if nan.any() else None
-
-
 def laid_values(quantities: Sequence[str], result: Result, job_layout: Any, tally: Tally
                 ) -> tuple[layout.Grid | None, list[layout.Laid]]:
     """The grid of the flattened sources, and every laid-out quantity's entries; the

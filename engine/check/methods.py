@@ -24,7 +24,6 @@ from engine.check.agreement import (
     laid_values,
     or_zeros,
     tape_values,
-    undefined_entries,
 )
 from engine.check.limits import CheckLimits, budget_work
 
@@ -95,16 +94,6 @@ def by_sympy(job: dict[str, Any], result: Result, unwatched: list[str], limits: 
             mask[idx] = True
         return mask
 
-    undefined = [0]  # entries left out by ``left_out``
-
-    def left_out(path: tuple, tape: Any, ref: Any, mask: Any) -> Any:
-        """``mask`` and the tape's NaN entries of a NaN value (``undefined_entries``)."""
-        nan = undefined_entries(path, tape, ref, result)
-        if nan is None:
-            return mask
-        undefined[0] += int(np.count_nonzero(nan if mask is None else nan & ~mask))
-        return nan if mask is None else nan | np.broadcast_to(mask, nan.shape)
-
     for path, tape in tape_values(job, result, unwatched, tally):
         ref = get_path(reply["values"], path)
         mask = skipped(path, np.shape(ref)) if path in skip else None  # None: nothing skipped
@@ -117,20 +106,15 @@ def by_sympy(job: dict[str, Any], result: Result, unwatched: list[str], limits: 
                                    f"is not identically 0: "
                                    f"{get_path(reply['text'], path, False)}")
             continue
-        tally.add(path, tape, ref, skip=left_out(path, tape, ref, mask))
+        tally.add(path, tape, ref, skip=mask)
     grid, laid = laid_values(job["quantities"], result, job.get("layout"), tally)
     if laid:
         refs = grid.place(job["sources"], lambda p: get_path(reply["values"], p), 0.0)
         masks = grid.place(job["sources"],
                            lambda p: skipped(p, np.shape(get_path(reply["values"], p))), False)
         for item in laid:
-            tally.add(item.path, item.tape, refs[item.at],
-                      skip=left_out(item.path, item.tape, refs[item.at], masks[item.at]),
+            tally.add(item.path, item.tape, refs[item.at], skip=masks[item.at],
                       named=item.names)
-    if undefined[0]:
-        tally.notes.append(f"{undefined[0]} NaN {'entry' if undefined[0] == 1 else 'entries'} "
-                           "of a value that is NaN too (outside the function's domain, where "
-                           "SymPy's formula may still give a number) not compared")
     report = tally.report("sympy", last.sympy_is)
     report.symbolic, report.latex = reply["text"], reply["latex"]
     return report
