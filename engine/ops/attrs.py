@@ -55,7 +55,7 @@ def normalize_attrs(
     return out
 
 
-WORD = 2**63  # integer attrs are int64, as TF's
+INT64_BOUND = 2**63  # integer attrs are int64, as TF's: -2**63 <= i < 2**63
 
 
 def is_int(v: Any) -> bool:
@@ -66,7 +66,7 @@ def int64(v: Any) -> int:
     """An integer attr as an int64, else ValueError: JSON brings integers of any length, and
     one past 64 bits would fail where the attr is written back (a trace, a registered graph
     read again)."""
-    if -WORD <= v < WORD:
+    if -INT64_BOUND <= v < INT64_BOUND:
         return int(v)
     raise ValueError("an integer of at most 64 bits (-2**63 to 2**63 - 1)")
 
@@ -75,7 +75,7 @@ def _coerce(spec: Attr, v: Any, name: str, node: str | None) -> Any:
     def bad(expected: str) -> AttrError:
         return AttrError(f"attr {name!r} must be {expected}", node=node, field=name)
 
-    def word(v: Any) -> int:
+    def checked_int64(v: Any) -> int:
         try:
             return int64(v)
         except ValueError as e:
@@ -83,7 +83,7 @@ def _coerce(spec: Attr, v: Any, name: str, node: str | None) -> Any:
 
     def int_list(v: Any) -> tuple[int, ...]:
         if isinstance(v, list | tuple) and all(is_int(x) for x in v):
-            return tuple(map(word, v))
+            return tuple(map(checked_int64, v))
         raise bad("a list of integers")
 
     kind = spec.kind
@@ -93,17 +93,17 @@ def _coerce(spec: Attr, v: Any, name: str, node: str | None) -> Any:
         raise bad("true or false")
     if kind == "int":
         if is_int(v):
-            return word(v)
+            return checked_int64(v)
         raise bad("an integer")
     if kind == "axis":  # int or null
         if v is None or is_int(v):
-            return None if v is None else word(v)
+            return None if v is None else checked_int64(v)
         raise bad("an integer or null")
     if kind == "axes":  # int, list of ints or null
         if v is None:
             return None
         if is_int(v):
-            return word(v)
+            return checked_int64(v)
         return int_list(v)
     if kind in ("shape", "perm", "ints"):
         if v is None and not spec.required:

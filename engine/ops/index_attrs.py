@@ -24,15 +24,18 @@ _SLICE = re.compile(r"^\s*(-?\d+)?\s*:\s*(-?\d+)?\s*(?::\s*(-?\d+)?\s*)?$")
 
 
 def coerce_indices(v: Any) -> int | tuple:
-    """An int or a rectangular nested list of ints, as nested tuples."""
+    """An int64 or a rectangular nested list of them, as nested tuples."""
     if is_int(v):
-        return int(v)
+        return int64(v)
     if isinstance(v, np.ndarray) and v.dtype.kind in "iu":
         return _tuples(v.tolist())
     _check_int_tree(v, 0)
     try:
         arr = np.asarray(v, dtype=np.int64)
-    except (ValueError, OverflowError):
+    except OverflowError:
+        raise ValueError("a nested list of integers of at most 64 bits (-2**63 to "
+                         "2**63 - 1)") from None
+    except ValueError:
         raise ValueError("a rectangular nested list of integers") from None
     return _tuples(arr.tolist())
 

@@ -21,6 +21,8 @@ def _cases(n: int) -> list[tuple[str, dict]]:
         ("axis", op("y", "sum", "x", axis=n)),
         ("axis", op("y", "cumsum", "x", axis=n)),
         ("index", op("y", "strided_slice", "x", index=[n])),
+        ("indices", op("y", "gather", "x", indices=n)),
+        ("indices", op("y", "gather", "x", indices=[[0], [n]])),
     ]
 
 
