@@ -156,6 +156,7 @@ class JobPlan:
         """``numeric_fits`` for ``auto``: whether finite differences may run, and why not."""
         return numeric_fits(self._skeleton, self.shapes, self._limits)
 
+    @cached_property
     def numeric_asked(self) -> tuple[bool, str]:
         """``numeric_fits`` for an explicit ``numeric``: its memory and work lines only."""
         return numeric_fits(self._skeleton, self.shapes, self._limits, auto=False)

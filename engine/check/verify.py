@@ -98,7 +98,7 @@ def _check(kind: Kind, query: Query, result: Result, method: str, limits: CheckL
         return methods.by_sympy(job, result, unwatched, limits, work, heavy, local_only)
     if method == "numeric":
         _not_local(local_only)
-        fits, why = plan.numeric_asked()
+        fits, why = plan.numeric_asked
         if not fits:
             return CheckReport(method="numeric", status="skipped",
                                detail=f"too large to check by finite differences: {why}")

@@ -110,9 +110,26 @@ def _cumprod_vjp(
     return vjp
 
 
-def _cumprod_batch(xs: Any, _batched: Any, axis: int = 0, **flags: bool) -> Tensor:
-    """Over points: the same scan along each point's axis, past the batch axis."""
-    return F.cumprod(xs[0], axis=shift_axis(axis, xs[0].ndim - 1, 1), **flags)
+def _scan_batch(name: str) -> Callable[..., Tensor]:
+    def batch(xs: Any, _batched: Any, axis: int = 0, **flags: bool) -> Tensor:
+        """Over points: the same scan along each point's axis, past the batch axis."""
+        return getattr(F, name)(xs[0], axis=shift_axis(axis, xs[0].ndim - 1, 1), **flags)
+
+    return batch
+
+
+# what both scans take, and the shapes and flags every derivative test runs them on
+_SCAN_ATTRS = {
+    "axis": Attr("int", 0, doc="axis to scan along"),
+    "exclusive": Attr("bool", False, doc="leave out the current element"),
+    "reverse": Attr("bool", False, doc="scan from the end"),
+}
+_SCAN_CASES = (
+    Case(((5,),)),
+    Case(((3, 4),), {"axis": 1, "exclusive": True}),
+    Case(((3, 4),), {"axis": 0, "reverse": True}),
+    Case(((2, 4),), {"axis": -1, "exclusive": True, "reverse": True}),
+)
 
 
 def _scan_deps(_op: OpDef, in_shapes: Any, _out: Any, attrs: Any) -> rules.Maps:
@@ -131,7 +148,7 @@ cumprod = defop(
     OpDef(
         name="cumprod",
         arity=1,
-        batch=_cumprod_batch,
+        batch=_scan_batch("cumprod"),
         forward=_cumprod,
         vjp=_cumprod_vjp,
         sympy=_cumprod,
@@ -140,17 +157,8 @@ cumprod = defop(
         "reverse); d/dx_i = product of the others, by a linear recurrence (no division)",
         convention="polynomial, no kinks; exact where elements are zero",
         domains=(Domain(-1.5, 1.5),),
-        cases=(
-            Case(((5,),)),
-            Case(((3, 4),), {"axis": 1, "exclusive": True}),
-            Case(((3, 4),), {"axis": 0, "reverse": True}),
-            Case(((2, 4),), {"axis": -1, "exclusive": True, "reverse": True}),
-        ),
-        attrs={
-            "axis": Attr("int", 0, doc="axis to scan along"),
-            "exclusive": Attr("bool", False, doc="leave out the current element"),
-            "reverse": Attr("bool", False, doc="scan from the end"),
-        },
+        cases=_SCAN_CASES,
+        attrs=_SCAN_ATTRS,
         family="scan",
         sparsity=Sparsity(_scan_deps),
         cost=_cumprod_cost,
@@ -173,40 +181,30 @@ def _cumsum_vjp(
     return vjp
 
 
-def _cumsum_batch(xs: Any, _batched: Any, axis: int = 0, **flags: bool) -> Tensor:
-    """Over points: the same scan along each point's axis, past the batch axis."""
-    return F.cumsum(xs[0], axis=shift_axis(axis, xs[0].ndim - 1, 1), **flags)
-
-
 def _cumsum_cost(_ins: Any, out: Shape, _attrs: Any) -> Cost:
-    """numpy's scan and a copy each way (the VJP is the reversed scan)."""
-    return Cost(3 * CHEAP * size(out), 3 * CHEAP * size(out))
+    """cumprod's scan forward (numpy's, moved to the last axis and back), and the same
+    scan back for the VJP."""
+    return Cost(6 * CHEAP * size(out), 6 * CHEAP * size(out))
+
+
+_cumsum = _scanned(np.cumsum, 0.0)
 
 
 cumsum = defop(
     OpDef(
         name="cumsum",
         arity=1,
-        batch=_cumsum_batch,
-        forward=_scanned(np.cumsum, 0.0),
+        batch=_scan_batch("cumsum"),
+        forward=_cumsum,
         vjp=_cumsum_vjp,
-        sympy=_scanned(np.cumsum, 0.0),
+        sympy=_cumsum,
         infer_shape=_scan_shape("cumsum"),
         formula="cumsum(x)_k = sum_{j<=k} x_j along axis (j<k if exclusive; from the end if "
         "reverse); its VJP is the same scan from the other end",
         convention="linear, no kinks",
         domains=(Domain(-3.0, 3.0),),
-        cases=(
-            Case(((5,),)),
-            Case(((3, 4),), {"axis": 1, "exclusive": True}),
-            Case(((3, 4),), {"axis": 0, "reverse": True}),
-            Case(((2, 4),), {"axis": -1, "exclusive": True, "reverse": True}),
-        ),
-        attrs={
-            "axis": Attr("int", 0, doc="axis to scan along"),
-            "exclusive": Attr("bool", False, doc="leave out the current element"),
-            "reverse": Attr("bool", False, doc="scan from the end"),
-        },
+        cases=_SCAN_CASES,
+        attrs=_SCAN_ATTRS,
         family="scan",
         sparsity=Sparsity(_scan_deps, second="linear"),
         cost=_cumsum_cost,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from engine.tensor import OPS_FN, Tensor
 
 
@@ -23,3 +25,17 @@ def axes(axis: Any) -> Any:
     if isinstance(axis, tuple):
         axis = list(axis)
     return axis
+
+
+def numpy_of(value: Any) -> np.ndarray:
+    """A TF argument that holds numbers (a list, an ndarray or a Tensor) as an ndarray."""
+    return value.numpy() if isinstance(value, Tensor) else np.asarray(value)
+
+
+def axis_in(axis: Any, rank: int) -> int:
+    """``axis`` of a rank-``rank`` tensor counted from 0, or TF's ValueError past the rank
+    (where a modulus would silently take another axis)."""
+    ax = int(numpy_of(axis))
+    if not -rank <= ax < rank:
+        raise ValueError(f"axis = {ax} not in [{-rank}, {rank})")
+    return ax % rank

@@ -8,19 +8,19 @@ without these, code written against TF fails on its first positional shape), and
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 import numpy as np
 
 from engine.tensor import Tensor, constant
-from engine.tf_names._ops import axes, op
+from engine.tf_names._ops import axes, axis_in, numpy_of, op
+from engine.tf_names.core import split
 
 
 def _ints(value: Any) -> list[int]:
     """A shape, perm or offsets argument (list, tuple, ndarray or Tensor) as Python ints."""
-    if isinstance(value, Tensor):
-        value = value.numpy()
-    return [int(n) for n in np.asarray(value).ravel()]
+    return [int(n) for n in numpy_of(value).ravel()]
 
 
 def reshape(tensor: Any, shape: Any, name: str | None = None) -> Tensor:
@@ -67,13 +67,14 @@ def pad(
     name: str | None = None,
 ) -> Tensor:
     """``tf.pad``, constant mode: ``paddings[i] = [before, after]`` on dim i, as the
-    engine's ``pad_slice`` (x into zeros) plus ``constant_values`` on the border (a
-    recorded input: its gradient is the border's)."""
+    engine's ``pad_slice`` (x into zeros), with ``constant_values`` on the border: chosen
+    there by ``where`` (an infinite one must not make 0·inf of the inside), and, as in TF,
+    no gradient to it."""
     if str(mode).upper() != "CONSTANT":
         raise NotImplementedError(f"pad mode {mode!r} is not supported: only CONSTANT")
     dims = np.shape(tensor)
-    widths = np.asarray(paddings.numpy() if isinstance(paddings, Tensor) else paddings)
-    if widths.shape != (len(dims), 2) or (widths < 0).any():
+    widths = numpy_of(paddings)
+    if widths.shape != (len(dims), 2) or widths.dtype.kind not in "iu" or (widths < 0).any():
         raise ValueError(
             f"paddings must be [rank, 2] = [{len(dims)}, 2] of non-negative ints, "
             f"got {widths.tolist()}"
@@ -83,25 +84,24 @@ def pad(
     end = [b + d for b, d in zip(before, dims, strict=True)]
     inside = op("pad_slice", tensor, shape=shape, begin=before, end=end)
     if isinstance(constant_values, Tensor) or constant_values != 0:
-        hole = op("pad_slice", np.ones(dims), shape=shape, begin=before, end=end)
-        return op("add", inside, op("mul", op("sub", 1.0, hole), constant_values))
+        border = np.ones(shape, dtype=bool)
+        border[tuple(map(builtins.slice, before, end))] = False  # this module's slice is TF's
+        return op("where", border, op("stop_gradient", constant_values), inside)
     return inside
 
 
 def unstack(value: Any, num: Any = None, axis: int = 0, name: str | None = None) -> list[Tensor]:
-    """``tf.unstack``: the slices along ``axis``, each without that dim."""
+    """``tf.unstack``: the slices along ``axis``, each without that dim (``split`` into
+    pieces of one, squeezed)."""
     dims = np.shape(value)
     if not dims:
         raise ValueError("Input shape axis 0 must be at least 1-D: unstack of a scalar")
-    ax = axis % len(dims)
+    ax = axis_in(axis, len(dims))
     if num is not None and int(num) != dims[ax]:
         raise ValueError(f"num {num} does not match dim {axis} of size {dims[ax]}")
-    parts = []
-    for k in range(dims[ax]):
-        begin, end = [0] * len(dims), list(dims)
-        begin[ax], end[ax] = k, k + 1
-        parts.append(op("squeeze", op("slice", value, begin=begin, end=end), axis=ax))
-    return parts
+    if not dims[ax]:
+        return []
+    return [op("squeeze", part, axis=ax) for part in split(value, dims[ax], ax)]
 
 
 def fill(dims: Any, value: Any, name: str | None = None) -> Tensor:

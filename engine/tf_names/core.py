@@ -16,7 +16,7 @@ import numpy as np
 from engine.tape.structure import flatten
 from engine.tensor import Tensor
 from engine.tensor import constant as _constant
-from engine.tf_names._ops import axes, op
+from engine.tf_names._ops import axes, axis_in, numpy_of, op
 
 float64 = np.float64
 float32 = np.float32  # accepted where TF takes a dtype; the engine computes in float64
@@ -128,7 +128,7 @@ def one_hot(
     """``tf.one_hot``: a constant; an index outside ``[0, depth)`` gives a row of
     ``off_value``, as TF's."""
     _check_dtype(dtype)
-    idx = np.asarray(indices.numpy() if isinstance(indices, Tensor) else indices)
+    idx = numpy_of(indices)
     hot = idx[..., None] == np.arange(int(depth))
     out = np.where(hot, float(on_value), float(off_value))
     return _constant(np.moveaxis(out, -1, axis) if axis != -1 else out)
@@ -137,9 +137,10 @@ def one_hot(
 def clip_by_value(
     t: Any, clip_value_min: Any, clip_value_max: Any, name: str | None = None
 ) -> Tensor:
-    """``tf.clip_by_value``: ``minimum(maximum(t, min), max)``; at a bound the gradient
-    goes to ``t``, as TF's (its maximum and minimum give ties to their first input)."""
-    return op("minimum", op("maximum", t, clip_value_min), clip_value_max)
+    """``tf.clip_by_value``: ``maximum(minimum(t, max), min)``, in TF's order (``min`` wins
+    when it is over ``max``); at a bound the gradient goes to ``t``, as TF's (its maximum
+    and minimum give ties to their first input)."""
+    return op("maximum", op("minimum", t, clip_value_max), clip_value_min)
 
 
 def shape(input: Any) -> Tensor:  # noqa: A002
@@ -233,7 +234,9 @@ def split(
 ) -> list[Tensor]:
     """``tf.split``: ``num_or_size_splits`` equal parts, or parts of the given sizes (one
     may be -1: the rest), each a recorded slice of ``value``."""
-    size = np.shape(value)[axis]
+    rank = np.ndim(value)
+    ax = axis_in(axis, rank)
+    size = np.shape(value)[ax]
     if np.ndim(num_or_size_splits) == 0:
         count = int(num_or_size_splits)
         if count < 1 or size % count:
@@ -245,8 +248,6 @@ def split(
             sizes[sizes.index(-1)] = size - (sum(sizes) + 1)
         if any(n < 0 for n in sizes) or sum(sizes) != size:
             raise ValueError(f"sizes {sizes} do not add up to dimension {axis} of size {size}")
-    rank = np.ndim(value)
-    ax = axis % rank
     parts, start = [], 0
     for n in sizes:
         begin = [0] * rank

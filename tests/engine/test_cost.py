@@ -123,9 +123,9 @@ def _sines(k: int, size: int) -> list[dict]:
     return [*nodes, {"id": "t", "op": "sum", "inputs": [prev]}]
 
 
-def _cumprod(size: int) -> list[dict]:
-    return [{"id": "x", "op": "variable", "value": 0.5}, _broadcast("x", [size]),
-            {"id": "c", "op": "cumprod", "inputs": ["xb"]},
+def _scan(op: str, shape: list[int], **attrs) -> list[dict]:
+    return [{"id": "x", "op": "variable", "value": 0.5}, _broadcast("x", shape),
+            {"id": "c", "op": op, "inputs": ["xb"], "attrs": attrs},
             {"id": "t", "op": "sum", "inputs": ["c"]}]
 
 
@@ -145,7 +145,9 @@ SPREAD = [
     ("hessian", "Rosenbrock n = 100", _rosenbrock(100), {}),
     ("hessian", "Rosenbrock n = 2000 as coordinates", _rosenbrock(2000), {"format": "coo"}),
     ("jacobian", "matmul 20 x 20, Jacobian of its tanh", _matmul(20), {"target": "d"}),
-    ("gradient", "cumprod of 2 x 10^5", _cumprod(200_000), {}),
+    ("gradient", "cumprod of 2 x 10^5", _scan("cumprod", [200_000]), {}),
+    ("gradient", "exclusive cumsum along the first axis of 1000 x 1000",
+     _scan("cumsum", [1000, 1000], axis=0, exclusive=True), {}),
     ("derivative", "order 3 through 4 sines of 10^5", _sines(4, 100_000), {"order": 3}),
 ]
 

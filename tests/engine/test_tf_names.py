@@ -212,6 +212,30 @@ def test_pad_unstack_fill_size_rank_match_numpy_and_are_recorded():
         tf.pad(x, [[1, 0], [0, 0]], mode="REFLECT")
     with pytest.raises(ValueError, match="num 3"):
         tf.unstack(x, num=3)
+    assert tf.unstack(tf.constant(np.zeros((0, 3)))) == []
+
+
+def test_pad_with_an_infinite_border_keeps_the_inside_and_gives_no_gradient_to_it():
+    # -inf pads for max-pooling; 0 * inf must not reach the inside; TF's PadGrad gives
+    # constant_values None
+    x, c = tf.Variable(X), tf.Variable(-np.inf)
+    with tf.GradientTape(persistent=True) as tape:
+        y = tf.pad(x, [[1, 0], [0, 1]], constant_values=c)
+        s = tf.reduce_max(y, axis=0)
+    np.testing.assert_array_equal(y.numpy(), np.pad(X, [[1, 0], [0, 1]],
+                                                    constant_values=-np.inf))
+    np.testing.assert_array_equal(tape.gradient(s, x).numpy(), X == X.max(axis=0))
+    assert tape.gradient(s, c) is None
+    with pytest.raises(ValueError, match="paddings"):
+        tf.pad(x, [[1.5, 0], [0, 0]])
+
+
+@pytest.mark.parametrize("axis", [2, -3])
+def test_an_axis_past_the_rank_is_tf_s_error_not_another_axis(axis):
+    with pytest.raises(ValueError, match=rf"axis = {axis} not in \[-2, 2\)"):
+        tf.unstack(tf.constant(X), axis=axis)
+    with pytest.raises(ValueError, match=rf"axis = {axis} not in \[-2, 2\)"):
+        tf.split(tf.constant(X), 1, axis=axis)
 
 
 def test_constructors_and_casts_follow_tf():
@@ -241,6 +265,7 @@ def test_clip_by_value_clips_and_passes_the_gradient_at_its_bounds_as_tf():
     np.testing.assert_array_equal(y.numpy(), [0.0, 0.0, 0.5, 1.0, 1.0])
     # TF's ClipByValueGrad: x's gradient where min <= x <= max, the bounds included
     np.testing.assert_array_equal(tape.gradient(y, x).numpy(), [0.0, 1.0, 1.0, 1.0, 0.0])
+    assert float(tf.clip_by_value(0.5, 1.0, 0.0)) == 1.0  # TF's order: min over max wins
 
 
 @pytest.mark.parametrize("axis", [None, 0, 1, [0, 1]])
