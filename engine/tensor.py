@@ -81,6 +81,10 @@ class Tensor:
     def __float__(self) -> float:
         return float(self.value)
 
+    def __int__(self) -> int:
+        """As a scalar ``tf.Tensor``: ``int(t)``, so a tensor can give an axis or a count."""
+        return int(self.value)
+
     def __len__(self) -> int:
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")

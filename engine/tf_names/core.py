@@ -105,6 +105,8 @@ def range(  # noqa: A001
     _check_dtype(dtype)
     if limit is None:
         start, limit = 0, start
+    if float(delta) == 0:
+        raise ValueError("range needs delta != 0")
     return _constant(np.arange(float(start), float(limit), float(delta)))
 
 

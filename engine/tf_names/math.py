@@ -99,7 +99,7 @@ def _scan(op_name: str) -> Any:
         x: Any, axis: int = 0, exclusive: bool = False, reverse: bool = False,
         name: str | None = None,
     ) -> Tensor:
-        return op(op_name, x, axis=int(axis), exclusive=exclusive, reverse=reverse)
+        return op(op_name, x, axis=axes(axis), exclusive=exclusive, reverse=reverse)
 
     scan.__name__ = scan.__qualname__ = op_name
     scan.__doc__ = f"``tf.math.{op_name}``: the engine's ``{op_name}`` op along ``axis``."

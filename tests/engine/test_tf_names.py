@@ -278,3 +278,13 @@ def test_reduce_variance_and_std_match_numpy(axis, keepdims):
                                np.std(X, axis=np_axis, keepdims=keepdims))
     check_grads(lambda t: tf.math.reduce_std(t, axis, keepdims), [X], order=2,
                 rng=np.random.default_rng(5))
+
+
+def test_scalar_tensors_give_axes_and_counts_and_range_refuses_a_zero_step():
+    x = tf.constant(X)
+    np.testing.assert_array_equal(tf.cumsum(x, tf.constant(1)).numpy(), np.cumsum(X, 1))
+    assert int(tf.constant(3.0)) == 3
+    np.testing.assert_array_equal(tf.linspace(0.0, 1.0, tf.constant(3)).numpy(), [0, 0.5, 1])
+    np.testing.assert_array_equal(tf.one_hot([1], tf.constant(3)).numpy(), [[0, 1, 0]])
+    with pytest.raises(ValueError, match="delta != 0"):
+        tf.range(0, 1, 0)
