@@ -144,25 +144,23 @@ def _cumprod_cost(_ins: Any, out: Shape, attrs: Any) -> Cost:
     return Cost(6 * CHEAP * size(out), 2 * (steps * PYTHON_STEP + 2 * CHEAP * size(out)))
 
 
-cumprod = defop(
-    OpDef(
-        name="cumprod",
-        arity=1,
-        batch=_scan_batch("cumprod"),
-        forward=_cumprod,
-        vjp=_cumprod_vjp,
-        sympy=_cumprod,
-        infer_shape=_scan_shape("cumprod"),
-        formula="cumprod(x)_k = prod_{j<=k} x_j along axis (j<k if exclusive; from the end if "
-        "reverse); d/dx_i = product of the others, by a linear recurrence (no division)",
-        convention="polynomial, no kinks; exact where elements are zero",
-        domains=(Domain(-1.5, 1.5),),
-        cases=_SCAN_CASES,
-        attrs=_SCAN_ATTRS,
-        family="scan",
-        sparsity=Sparsity(_scan_deps),
-        cost=_cumprod_cost,
-    )
+def _scan_op(name: str, forward: Callable[..., Any], vjp: Any, formula: str, convention: str,
+             domain: Domain, sparsity: Sparsity, cost: Callable[..., Cost]) -> OpDef:
+    """A scan's row of the op table: what both scans share, and what is each one's own."""
+    return defop(OpDef(
+        name=name, arity=1, batch=_scan_batch(name), forward=forward, vjp=vjp, sympy=forward,
+        infer_shape=_scan_shape(name), formula=formula, convention=convention,
+        domains=(domain,), cases=_SCAN_CASES, attrs=_SCAN_ATTRS, family="scan",
+        sparsity=sparsity, cost=cost,
+    ))
+
+
+cumprod = _scan_op(
+    "cumprod", _cumprod, _cumprod_vjp,
+    formula="cumprod(x)_k = prod_{j<=k} x_j along axis (j<k if exclusive; from the end if "
+    "reverse); d/dx_i = product of the others, by a linear recurrence (no division)",
+    convention="polynomial, no kinks; exact where elements are zero",
+    domain=Domain(-1.5, 1.5), sparsity=Sparsity(_scan_deps), cost=_cumprod_cost,
 )
 
 
@@ -190,25 +188,13 @@ def _cumsum_cost(_ins: Any, out: Shape, _attrs: Any) -> Cost:
 _cumsum = _scanned(np.cumsum, 0.0)
 
 
-cumsum = defop(
-    OpDef(
-        name="cumsum",
-        arity=1,
-        batch=_scan_batch("cumsum"),
-        forward=_cumsum,
-        vjp=_cumsum_vjp,
-        sympy=_cumsum,
-        infer_shape=_scan_shape("cumsum"),
-        formula="cumsum(x)_k = sum_{j<=k} x_j along axis (j<k if exclusive; from the end if "
-        "reverse); its VJP is the same scan from the other end",
-        convention="linear, no kinks",
-        domains=(Domain(-3.0, 3.0),),
-        cases=_SCAN_CASES,
-        attrs=_SCAN_ATTRS,
-        family="scan",
-        sparsity=Sparsity(_scan_deps, second="linear"),
-        cost=_cumsum_cost,
-    )
+cumsum = _scan_op(
+    "cumsum", _cumsum, _cumsum_vjp,
+    formula="cumsum(x)_k = sum_{j<=k} x_j along axis (j<k if exclusive; from the end if "
+    "reverse); its VJP is the same scan from the other end",
+    convention="linear, no kinks",
+    domain=Domain(-3.0, 3.0), sparsity=Sparsity(_scan_deps, second="linear"),
+    cost=_cumsum_cost,
 )
 
 
