@@ -130,10 +130,15 @@ def assemble(
         return [[only.reshape(batch + shapes[0] + shapes[0])]], only
     matrix = np.zeros(batch + (offsets[-1], offsets[-1]))
     rows = rec.starts(sizes)
-    blocks: list[list[np.ndarray | None]] = []
-    for i in range(len(sources)):
-        row: list[np.ndarray | None] = []
-        for j in range(len(sources)):
+    # a source named again is the same tensor: its blocks are its first naming's, and its
+    # rows and columns of the matrix copies of them (1000 namings of one scalar: 4 blocks
+    # made, not a million)
+    first: dict[int, int] = {}
+    firsts = [first.setdefault(id(t), k) for k, t in enumerate(sources)]
+    unique = sorted(first.values())
+    made: dict[tuple[int, int], np.ndarray | None] = {}
+    for i in unique:
+        for j in unique:
             block = None
             col = cols[j]
             if col is not None and paths.get(i, 0) >> j & 1:
@@ -143,8 +148,11 @@ def assemble(
             if block is not None:
                 matrix[..., offsets[i] : offsets[i + 1], offsets[j] : offsets[j + 1]] = block
                 block = block.reshape(batch + shapes[i] + shapes[j])
-            row.append(block)
-        blocks.append(row)
+            made[i, j] = block
+    blocks = [[made[fi, fj] for fj in firsts] for fi in firsts]
+    if len(unique) < len(sources):
+        at = np.concatenate([np.arange(offsets[f], offsets[f] + sizes[f]) for f in firsts])
+        matrix = matrix[..., at[:, None], at]
     return blocks, matrix
 
 

@@ -361,3 +361,26 @@ def test_trace_of_a_small_graph(client):
 
 def test_no_trace_unless_asked(client):
     assert post(client, "gradient", SEED_3)["trace"] is None
+
+
+@pytest.mark.parametrize("unconnected", ["none", "zero"])
+@pytest.mark.parametrize("at_points", [False, True])
+def test_a_hessian_source_named_again_repeats_its_rows_and_columns(client, unconnected,
+                                                                   at_points):
+    """Made once per distinct source, and laid out over the sources as named: the matrix
+    is the distinct sources' matrix with their rows and columns taken in that order."""
+    body = {"expression": "x**2 * y + sum(sin(v)) * x + w", "check": "none",
+            "unconnected_gradients": unconnected}
+    values = {"x": 0.7, "y": -1.3, "v": [0.2, 1.1, -0.4], "w": 2.0}
+    if at_points:
+        body["points"] = [values, {**values, "x": -0.3, "v": [1.0, 0.0, 0.5]}]
+    else:
+        body["values"] = values
+    distinct = post(client, "hessian", {**body, "sources": ["x", "y", "v", "w"]})
+    named = ["x", "y", "x", "v", "w", "x"]
+    out = post(client, "hessian", {**body, "sources": named})
+    width = {"x": [0], "y": [1], "v": [2, 3, 4], "w": [5]}
+    at = [k for s in named for k in width[s]]
+    full = arr(distinct["matrix"])
+    np.testing.assert_array_equal(arr(out["matrix"]), full[..., np.ix_(at, at)[0], at])
+    assert out["hessian"] == distinct["hessian"] and out["gradients"] == distinct["gradients"]
