@@ -129,6 +129,13 @@ def _scan(op: str, shape: list[int], **attrs) -> list[dict]:
             {"id": "t", "op": "sum", "inputs": ["c"]}]
 
 
+def _scalar_sources(n: int) -> list[dict]:
+    """sin of the sum of ``n`` scalar variables: a Hessian of n * n blocks of one entry."""
+    leaves = [{"id": f"x{i}", "op": "variable", "value": 0.001 * i} for i in range(n)]
+    return [*leaves, {"id": "p", "op": "add_n", "inputs": [v["id"] for v in leaves]},
+            {"id": "q", "op": "sin", "inputs": ["p"]}]
+
+
 SPREAD = [
     ("gradient", "scalar chain of 3000 ops", _chain(3000, 1), {}),
     ("gradient", "20 ops on 10^5 elements", _chain(20, 100_000), {}),
@@ -143,6 +150,7 @@ SPREAD = [
     ("gradient", "4 matmuls in turn of 50,000 stacked 2 x 2", _stacked("matmul", 50_000, 2, 4),
      {}),
     ("hessian", "Rosenbrock n = 100", _rosenbrock(100), {}),
+    ("hessian", "500 scalar sources, 250,000 blocks", _scalar_sources(500), {}),
     ("hessian", "Rosenbrock n = 2000 as coordinates", _rosenbrock(2000), {"format": "coo"}),
     ("jacobian", "matmul 20 x 20, Jacobian of its tanh", _matmul(20), {"target": "d"}),
     ("gradient", "cumprod of 2 x 10^5", _scan("cumprod", [200_000]), {}),
