@@ -73,8 +73,9 @@ def pad(
     if str(mode).upper() != "CONSTANT":
         raise NotImplementedError(f"pad mode {mode!r} is not supported: only CONSTANT")
     dims = np.shape(tensor)
-    widths = numpy_of(paddings)
-    if widths.shape != (len(dims), 2) or widths.dtype.kind not in "iu" or (widths < 0).any():
+    widths = numpy_of(paddings)  # a Tensor's are float64: whole numbers pass
+    if (widths.shape != (len(dims), 2) or widths.dtype.kind not in "iuf"
+            or (widths < 0).any() or (widths != np.trunc(widths)).any()):
         raise ValueError(
             f"paddings must be [rank, 2] = [{len(dims)}, 2] of non-negative ints, "
             f"got {widths.tolist()}"

@@ -228,6 +228,8 @@ def test_pad_with_an_infinite_border_keeps_the_inside_and_gives_no_gradient_to_i
     assert tape.gradient(s, c) is None
     with pytest.raises(ValueError, match="paddings"):
         tf.pad(x, [[1.5, 0], [0, 0]])
+    np.testing.assert_array_equal(tf.pad(x, tf.constant([[0, 1], [0, 0]])).numpy(),
+                                  np.pad(X, [[0, 1], [0, 0]]))
 
 
 @pytest.mark.parametrize("axis", [2, -3])
