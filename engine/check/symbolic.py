@@ -172,8 +172,24 @@ def substitute(expr: sp.Basic, subs: dict, memo: dict[int, sp.Basic],
         elif all(a is b for a, b in zip(args, e.args, strict=True)):
             memo[id(e)] = e
         else:
-            memo[id(e)] = e.func(*args)
+            value = e.func(*args)
+            memo[id(e)] = sp.nan if _leaves_the_reals(e, value) else value
     return memo[id(expr)]
+
+
+def _leaves_the_reals(e: sp.Basic, value: sp.Basic) -> bool:
+    """Whether a power or a function of numbers came out a finite non-real one (sqrt(-3) is
+    I*sqrt(3)): the tape, in real arithmetic, has NaN there, and so does the reference from
+    then on, even where the formula comes back to the reals (acosh's derivative at -2 is
+    1/(sqrt(-3)*sqrt(-1)) = -1/sqrt(3), where TF's and the tape's is NaN)."""
+    if value.is_Float or value.is_Rational:  # what a real argument mostly gives: at once
+        return False
+    if isinstance(e, sp.Pow):
+        if e.exp.is_integer:
+            return False
+    elif not isinstance(e, sp.Function):
+        return False
+    return bool(value.is_number and value.is_finite) and np.isnan(to_float(value))
 
 
 def _convention_taken(e: sp.Piecewise, args: list) -> bool:

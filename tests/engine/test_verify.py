@@ -345,6 +345,27 @@ def test_nan_on_both_sides_is_left_out_not_called_agreement() -> None:
     assert report.status == "agree" and report.compared == 1, report.detail  # dL/dz
 
 
+def test_a_formula_that_leaves_the_reals_gives_no_reference_and_vouches_for_nothing(
+) -> None:
+    """acosh's derivative at -2 is 1/(sqrt(-3)*sqrt(-1)), a real -0.577 to SymPy, where TF's
+    and the tape's real arithmetic give NaN: no reference there, so no disagreement; a
+    NaN elsewhere still disagrees with a real reference."""
+    result, report = run("gradient", [var("x", -2.0), node("a", "acosh", "x")])
+    assert np.isnan(result.gradients["x"])
+    assert (report.status, report.compared) == ("skipped", 0), report.detail
+    assert "undefined" in report.detail
+    nan_rule = lambda _ans, _x: lambda g: (g * np.nan,)  # noqa: E731
+    summed = [var("x", -2.0), var("y", 0.5), var("z", 3.0), node("a", "acosh", "x"),
+              node("s", "sin", "y"), node("q", "mul", "z", "z")]
+    row = [var("x", [-2.0, 2.0]), var("y", 0.5), node("a", "acosh", "x"),
+           node("s", "sin", "y"), node("t", "add", "a", "s")]
+    with wrong_vjp(OPS["sin"], nan_rule):
+        report = run("gradient", summed, target=["a", "s", "q"])[1]
+        assert report.status == "disagree", report.detail  # y's NaN against cos(0.5)
+        report = run("jacobian", row, target="t")[1]
+        assert report.status == "disagree", report.detail
+
+
 def test_a_kink_follows_the_tape_convention_without_disagreeing() -> None:
     nodes = [var("a", [1.0, 2.0]), var("b", [1.0, 0.0]), node("m", "maximum", "a", "b"),
              node("r", "relu", "b"), node("s", "add", "m", "r"), node("L", "sum", "s")]
