@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from engine import budget
 from engine.derive.numeric_notes import OnePoint, TensorValues, numeric_notes
 from engine.derive.point_plan import (
     ALIGNED,
@@ -354,16 +355,18 @@ def kink_mask(op: OpDef, inputs: list[Any], flags: list[bool], attrs: Mapping[st
         return np.full(size, bool(np.any(op.kink(*inputs, **attrs))))
     if op.batch is None:  # elementwise: ranks aligned as its batch rule aligns them
         mask = op.kink(*[t.value for t in aligned([Tensor(v) for v in inputs], flags)], **attrs)
-    elif len(inputs) == 1 and all(a.kind in ("axes", "bool") for a in op.attrs.values()):
-        # a reduction (max, min): the axes of one point, past the batch axis
+    elif len(inputs) == 1 and all(a.kind in ("axes", "bool", "ord") for a in op.attrs.values()):
+        # a reduction (max, min, norm): the axes of one point, past the batch axis
         ndim = np.ndim(inputs[0]) - 1
         moved = {k: point_axes(v, ndim) if op.attrs[k].kind == "axes" else v
                  for k, v in attrs.items()}
         mask = op.kink(inputs[0], **moved)
-    else:  # any other op: point by point (no op of the table needs it today)
-        return np.array([
-            bool(np.any(op.kink(*[v[b] if f else v for v, f in zip(inputs, flags, strict=True)],
-                                **attrs)))
-            for b in range(size)
-        ], dtype=bool)
+    else:  # any other op: point by point (no op of the table needs it today), in budget
+        hits = np.zeros(size, dtype=bool)
+        for b in range(size):
+            if b % 1024 == 1023:
+                budget.check("kinks over points")
+            point = [v[b] if f else v for v, f in zip(inputs, flags, strict=True)]
+            hits[b] = bool(np.any(op.kink(*point, **attrs)))
+        return hits
     return _per_point(mask, True, size)

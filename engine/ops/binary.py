@@ -20,7 +20,7 @@ from engine.errors import ShapeError
 from engine.ops import dependence as rules
 from engine.ops.batching import spread
 from engine.ops.broadcasting import BINARY_CASES, elementwise_shape, vectorize_sympy
-from engine.ops.costs import CHEAP_ELEMENTWISE, ELEMENTWISE, CostRule
+from engine.ops.costs import CHEAP, CHEAP_ELEMENTWISE, ELEMENTWISE, Cost, CostRule, size
 from engine.ops.registry import Case, Domain, F, OpDef, Shape, Sparsity, defop
 from engine.ops.vjp import VJP, constant_like, times_into, uncurried, value_of
 from engine.tensor import Tensor
@@ -366,6 +366,14 @@ def _add_n_shape(*shapes: Shape) -> Shape:
     return shapes[0]
 
 
+def _add_n_cost(ins: tuple[Shape, ...], out: Shape, _attrs: Any) -> Cost:
+    """A pass over the output per input each way: the sum of k inputs adds k - 1 times,
+    and the sweep adds the cotangent into each of them (one input read k times over
+    was priced as one pass: 1000 of a million elements took 0.58 s against 3 ms)."""
+    passes = CHEAP * size(out) * len(ins)
+    return Cost(passes, passes)
+
+
 add_n = defop(
     OpDef(
         name="add_n",
@@ -383,6 +391,6 @@ add_n = defop(
         # over points: inputs without the batch axis repeated for every point first
         batch=lambda xs, batched: F.add_n(*spread(xs, batched)),
         sparsity=rules.LINEAR,
-        cost=CHEAP_ELEMENTWISE,
+        cost=_add_n_cost,
     )
 )

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from engine import budget
 from engine.errors import ShapeError
 from engine.ops import dependence as rules
 from engine.ops.costs import LAPACK_CALL, LAPACK_COPY, LAPACK_FLOP, scaled, size
@@ -39,10 +40,30 @@ def well_conditioned(rng: np.random.Generator, shapes: tuple[Shape, ...]) -> tup
 
 
 def _each_matrix(fn: Callable[..., Any], out: np.ndarray, *stacks: np.ndarray) -> np.ndarray:
-    """Fill ``out`` per batch element (stacks share its batch dims); singular ones stay NaN."""
-    for idx in np.ndindex(out.shape[: stacks[0].ndim - 2]):
+    """Fill ``out`` per batch element (stacks share its batch dims); singular ones stay NaN.
+    A Python step per matrix: it honours the time budget."""
+    for k, idx in enumerate(np.ndindex(out.shape[: stacks[0].ndim - 2])):
+        if k % 1024 == 1023:
+            budget.check("a stack of matrices")
         with contextlib.suppress(np.linalg.LinAlgError):
             out[idx] = fn(*(s[idx] for s in stacks))
+    return out
+
+
+def _singular_as_nan(fn: Callable[..., np.ndarray], shape: Shape, a: np.ndarray,
+                     *rest: np.ndarray) -> np.ndarray:
+    """``fn(a, *rest)``, of ``shape``, over a stack in which LAPACK found a singular matrix:
+    those (an exact zero pivot: slogdet's sign 0, from the same LU) are swapped for the
+    identity for one vectorised call, and their answers are NaN. Matrix by matrix in
+    Python, a million-matrix stack of 1 x 1 zeros took 4.5 s against an estimate of
+    0.12 s."""
+    singular = np.linalg.slogdet(a)[0] == 0
+    safe = np.where(singular[..., None, None], np.eye(a.shape[-1]), a)
+    try:
+        out = fn(safe, *rest)
+    except np.linalg.LinAlgError:  # a pivot slogdet did not see: matrix by matrix
+        return _each_matrix(fn, np.full(shape, np.nan), a, *rest)
+    out[singular] = np.nan
     return out
 
 
@@ -74,7 +95,7 @@ def _inv_forward(a: Any) -> Any:
     try:
         return np.linalg.inv(a)
     except np.linalg.LinAlgError:  # some matrix of the stack is singular
-        return _each_matrix(np.linalg.inv, np.full(a.shape, np.nan), a)
+        return _singular_as_nan(np.linalg.inv, a.shape, a)
 
 
 def _stacked(fn: Callable[[Tensor], Tensor]) -> Callable[..., Tensor]:
@@ -195,7 +216,7 @@ def _solve_forward(a: Any, b: Any) -> Any:
     try:
         x = np.linalg.solve(a2, b2)
     except np.linalg.LinAlgError:  # some matrix of the stack is singular
-        x = _each_matrix(np.linalg.solve, np.full(b2.shape, np.nan), a2, b2)
+        x = _singular_as_nan(np.linalg.solve, b2.shape, a2, b2)
     return x[..., 0] if np.ndim(b) == 1 else x
 
 

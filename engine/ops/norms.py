@@ -182,9 +182,12 @@ def _at_zero(x: Any, ord: Any = "euclidean", axis: Any = None, keepdims: bool = 
     """Where the gradient is not the smooth formula's: a zero element (sign's kink) for
     p != 2, the elements of a zero vector (the NaN) for p = 2."""
     del keepdims  # the mask is per input element
-    if _power(ord) == 2:
-        whole = _norm_forward(x, ord, axis, keepdims=True)
-        return np.broadcast_to(whole == 0, np.shape(x)).copy()
+    if _power(ord) == 2:  # the forward's sum of squares, zero where its norm is: over the
+        # axes as given, so that points' axes (engine.derive.points) read the same
+        a = np.asarray(x)
+        axes = None if axis is None else tuple(np.atleast_1d(axis).tolist())
+        whole = np.sum(a * a, axis=axes, keepdims=True)
+        return np.broadcast_to(whole == 0, a.shape).copy()
     return np.asarray(x) == 0
 
 

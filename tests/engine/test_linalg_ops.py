@@ -103,6 +103,31 @@ def test_singular_solve_gives_nan_not_an_exception():
     assert OPS["solve"].nonfinite == "singular matrix"
 
 
+@pytest.mark.parametrize("rhs_shape", [(3,), (40, 3, 2), (3, 1)])
+def test_a_stack_with_singular_matrices_answers_as_matrix_by_matrix(rhs_shape):
+    """One vectorised call with the singular matrices swapped out, the same numbers as
+    numpy matrix by matrix, NaN for the singular ones (all zeros, two equal rows, one
+    zero column)."""
+    rng = np.random.default_rng(11)
+    a = rng.normal(size=(40, 3, 3))
+    a[3], a[17, :, 1], a[29, 2] = 0.0, 0.0, a[29, 0]
+    b = rng.normal(size=rhs_shape)
+    inv, solved = tf.inv(a).numpy(), tf.solve(a, b).numpy()
+    for k in range(40):
+        try:
+            want = np.linalg.inv(a[k])
+        except np.linalg.LinAlgError:
+            want = np.full((3, 3), np.nan)
+        np.testing.assert_array_equal(inv[k], want)
+        bk = b[k] if b.ndim == 3 else b
+        try:
+            x = np.linalg.solve(a[k], bk)
+        except np.linalg.LinAlgError:
+            x = np.full(bk.shape, np.nan)
+        np.testing.assert_array_equal(solved[k], x)
+    assert np.isnan(inv[3]).all() and np.isnan(inv[17]).all()
+
+
 def test_gradient_through_a_singular_matrix_is_nan_not_an_exception():
     a = tf.Variable(SINGULAR)
     with tf.GradientTape(persistent=True) as tape:

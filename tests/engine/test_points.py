@@ -370,3 +370,25 @@ def test_a_graph_error_still_names_its_own_field() -> None:
         hessian(Query(g, limits=Limits(max_derivative_work=7)), {"x": [[1.0, 2.0]] * 2})
     assert e.value.field == "sources"
     assert hessian(Query(g), {"x": [[1.0, 2.0]] * 2}).matrix.shape == (2, 2, 2)
+
+
+@pytest.mark.parametrize("ord_", [1, 2, "euclidean", "inf", "fro", 3])
+@pytest.mark.parametrize("axis", [None, 1, [0, 1]])
+def test_norm_kinks_over_points_are_found_at_once_and_match_point_by_point(ord_, axis):
+    """norm's kink mask over a batch (its axes moved past the points axis), not a Python
+    step per point: the same points as asking each point alone."""
+    from engine.derive.points import kink_mask
+    from engine.ops import OPS
+
+    if ord_ == "fro" and axis != [0, 1]:
+        return  # fro is a matrix norm: two axes
+    rng = np.random.default_rng(2)
+    xs = rng.normal(size=(50, 3, 4))
+    xs[7] = 0.0
+    xs[11, 1] = 0.0
+    xs[23, 2, 3] = 0.0
+    attrs = OPS["norm"].normalize_attrs({"ord": ord_, "axis": axis})
+    got = kink_mask(OPS["norm"], [xs], [True], attrs, 50)
+    want = [bool(np.any(OPS["norm"].kink(x, **attrs))) for x in xs]
+    assert got.tolist() == want
+    assert got[7] and got.sum() >= 1
