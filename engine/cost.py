@@ -50,6 +50,8 @@ BLOCK_BYTES = 200
 PATTERN_WORK = 250.0  # per element of the graph: a sparse Hessian's index sets and colours
 FLOAT_BYTES = 8
 TRACE_ENTRY_BYTES = 400  # one trace entry: its line of text and its JSON object, names and attrs
+TRACE_NAME_COPIES = 5  # and each name in it: in the leaves, the header, an entry, its line,
+# as measured (a 6.1 MB answer priced at 5.4 MB with four)
 NUMBER_BYTES = 25  # the longest float64 in JSON, "-2.2250738585072014e-308", and a comma
 RECORDED = 3.0  # a recorded sweep differentiated again: entries and work, relative
 SMALL_BYTES = 1 << 20  # a graph this small is not worth finding its sweep's frontier
@@ -188,22 +190,38 @@ def _answer(numbers: float, working: float) -> tuple[float, float]:
     return response, working + response + FLOAT_BYTES * numbers
 
 
-def traced(g: GraphCost, grads: bool = True) -> float:
+def trace_names(graph: Graph) -> float:
+    """The bytes of the names a trace writes, each about ``TRACE_NAME_COPIES`` times (its
+    leaves, its text's header and lines, each entry's inputs): every op node's id and its
+    inputs', an inline constant's being ``<node id>.inputs[k]``. 120 nodes of 128-byte ids
+    reading 999 inline constants each, priced without them at 279 KB, answered 76.5 MB."""
+    total = 0
+    for nid, node in graph.nodes.items():
+        if node.inputs:
+            own = len(nid) + 12  # and ".inputs[k]"
+            total += 2 * len(nid) + sum(len(x) if type(x) is str else own for x in node.inputs)
+    return float(total)
+
+
+def traced(g: GraphCost, grads: bool = True, names: float = 0.0) -> float:
     """A trace's size in numbers: every recorded value (and cotangent), plus each entry's
-    line of text and its structured form, counted as numbers of the same bytes."""
-    return (2 if grads else 1) * g.bytes / FLOAT_BYTES + g.ops * TRACE_ENTRY_BYTES / NUMBER_BYTES
+    line of text and its structured form, and the names in them (``trace_names``),
+    counted as numbers of the same bytes."""
+    return ((2 if grads else 1) * g.bytes / FLOAT_BYTES
+            + (g.ops * TRACE_ENTRY_BYTES + TRACE_NAME_COPIES * names) / NUMBER_BYTES)
 
 
-def evaluate(g: GraphCost, outputs: float, trace: bool = False) -> Estimate:
+def evaluate(g: GraphCost, outputs: float, trace: bool = False, names: float = 0.0) -> Estimate:
     """Forward only; with a trace, recorded on a tape (values, no cotangents)."""
-    extra = traced(g, grads=False) if trace else 0.0
+    extra = traced(g, grads=False, names=names) if trace else 0.0
     response, peak = _answer(outputs + extra, g.bytes * (1 + trace) + g.scratch)
     return Estimate(g.forward * (RECORDED if trace else 1.0), peak, response, g.costliest)
 
 
-def gradient(g: GraphCost, outputs: float, sources: float, trace: bool = False) -> Estimate:
+def gradient(g: GraphCost, outputs: float, sources: float, trace: bool = False,
+             names: float = 0.0) -> Estimate:
     """Forward, one sweep; cotangents held as the tensors are, and a trace of both."""
-    traced_numbers = traced(g) if trace else 0.0
+    traced_numbers = traced(g, names=names) if trace else 0.0
     response, peak = _answer(outputs + sources + traced_numbers,
                              g.bytes + g.frontier + 2 * g.widest + g.scratch)
     return Estimate(g.forward + g.sweep(), peak, response, g.costliest)
@@ -216,7 +234,8 @@ def with_ids(estimate: Estimate, ids: int) -> Estimate:
 
 
 def jacobian(g: GraphCost, graph: Graph, rows_each: Mapping[str, int], cols: float,
-             trace: bool = False, sources: int = 1) -> Estimate:
+             trace: bool = False, sources: int = 1, names: float = 0.0,
+             pair_names: float = 0.0) -> Estimate:
     """One ``tape.jacobian`` call per target id (engine.derive.derivatives.jacobian): a pass
     over the tape, then one vectorised sweep over the target's ancestors, a seed per target
     element, or per source element when the target is tall (engine.tape.transposed, which
@@ -238,8 +257,10 @@ def jacobian(g: GraphCost, graph: Graph, rows_each: Mapping[str, int], cols: flo
     working = max(f * (g.bytes + g.chunk(s) * (g.frontier + 2 * g.widest))
                   for f, s in calls.values()) + g.scratch
     rows = sum(rows_each.values())
-    extra = traced(g, grads=False) if trace else 0.0
-    notes = pairs * PAIR_BYTES / NUMBER_BYTES  # as numbers of the same bytes
+    extra = traced(g, grads=False, names=names) if trace else 0.0
+    # a pair's note names its source and its target, about twice each (``pair_names`` in
+    # all): 500 by 500 ids of 128 bytes, priced at 200 bytes a pair, answered 176 MB
+    notes = (pairs * PAIR_BYTES + pair_names) / NUMBER_BYTES  # as numbers of the same bytes
     response, peak = _answer(2 * rows * cols + rows + extra + notes, working)
     return Estimate(work, peak, response, g.costliest)
 

@@ -257,3 +257,45 @@ def test_a_sparse_hessians_colours_are_admitted_as_they_become_known(client, mon
     assert [name for name, _ in taken] == ["enter", "grow"] and taken[1][1] > 0
     load = admission.load()
     assert (load.running, load.bytes) == (0, 0.0)
+
+
+def _long(prefix: str, i: int) -> str:
+    return f"{prefix}{i}_".ljust(128, "a")
+
+
+def _traced_inline_constants(m: int, k: int) -> dict:
+    """m add_n nodes of 128-byte ids reading x and k - 1 inline constants each: a trace
+    names every constant ``<node id>.inputs[i]``, several times."""
+    nodes = [{"id": "x", "op": "variable", "value": 0.5}]
+    nodes += [{"id": _long("s", j), "op": "add_n", "inputs": ["x"] + [1] * (k - 1)}
+              for j in range(m)]
+    nodes.append({"id": "t", "op": "add_n", "inputs": [n["id"] for n in nodes[1:]]})
+    return {"graph": {"nodes": nodes}, "trace": True, "check": "none"}
+
+
+def _unconnected_pairs(k: int) -> dict:
+    """k targets by k sources of 128-byte ids, no source read: a note for every pair."""
+    sources, targets = [_long("u", i) for i in range(k)], [_long("t", i) for i in range(k)]
+    nodes = [{"id": "y", "op": "variable", "value": 0.5}]
+    nodes += [{"id": s, "op": "variable", "value": 0.5} for s in sources]
+    nodes += [{"id": t, "op": "mul", "inputs": ["y", float(i)]} for i, t in enumerate(targets)]
+    return {"graph": {"nodes": nodes}, "target": targets, "sources": sources, "check": "none"}
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("evaluate", _traced_inline_constants(4, 500)),
+    ("gradient", _traced_inline_constants(4, 500)),
+    ("jacobian", _unconnected_pairs(60)),
+], ids=["evaluate trace", "gradient trace", "jacobian notes"])
+def test_the_names_an_answer_repeats_are_priced(client, path, body):
+    """A trace's names and a Jacobian's notes grow with the ids they repeat: the estimate
+    covers the answer (once 76.5 MB answered an estimate of 279 KB, and 176 MB one of
+    62.5 MB)."""
+    from app import endpoints
+
+    endpoint = endpoints.ENDPOINTS[path]
+    estimate = client.app.state.service.estimate(endpoint, endpoint.request.model_validate(body))
+    r = client.post(f"/v1/{path}", json=body)
+    assert r.status_code == 200, r.text
+    assert len(r.content) <= estimate.response_bytes, (len(r.content), estimate)
+    assert len(r.content) >= estimate.response_bytes / 3, (len(r.content), estimate)
