@@ -67,15 +67,14 @@ def hessian(result: Result) -> dict[str, Any]:
                           "values": wire(h.values)}
         body["structure"] = asdict(h.structure)
     else:
-        matrix = written(wire(result.matrix))
         rows = result.hessian or {}
-        if len(rows) == 1:  # one source: its block may be the matrix itself, written once
-            is_matrix = _same_numbers(result.matrix)
-            body["hessian"] = {a: {b: matrix if is_matrix(v) else wire(v)
-                                   for b, v in row.items()} for a, row in rows.items()}
-        else:  # many: no block is (a million of them for 1000 scalar sources)
-            body["hessian"] = {a: {b: wire(v) for b, v in row.items()}
-                               for a, row in rows.items()}
+        # a block that is the matrix is written once; only a lone source's can be
+        is_matrix = _same_numbers(result.matrix if len(rows) == 1 else None)
+        matrix = written(wire(result.matrix))
+        body["hessian"] = {
+            a: {b: matrix if is_matrix(v) else wire(v) for b, v in row.items()}
+            for a, row in rows.items()
+        }
         body["matrix"] = matrix
     return body
 

@@ -47,9 +47,8 @@ def evaluate(q: Query, points: Points | None = None) -> Result:
     Tensor per op), but with a trace: then one that watches every leaf, so that every op
     is recorded."""
     s = set_up(q, points, sources=False)
-    names = cost.trace_names(q.graph) if q.trace else 0.0
     s.charge(s.what("evaluation"),
-             lambda g: cost.evaluate(g, s.elements(s.targets), q.trace, names))
+             lambda g: cost.evaluate(g, s.elements(s.targets), q.trace, s.trace_names()))
     if _untaped(s):
         values = _run_untaped(s)
         return s.result(_target_tensors(s, values, untaped.positions(q.graph, s.targets)),
@@ -82,9 +81,8 @@ def gradient(q: Query, points: Points | None = None) -> Result:
     points, with them: each value carries the points axis)."""
     s = set_up(q, points)
     trace = q.trace
-    names = cost.trace_names(q.graph) if trace else 0.0
     s.charge(s.what("gradient"), lambda g: cost.gradient(
-        g, s.elements(s.targets), s.elements(s.sources), trace, names))
+        g, s.elements(s.targets), s.elements(s.sources), trace, s.trace_names()))
     seeds = s.seeds()
     if _untaped(s):
         return _untaped_gradient(s, seeds)
@@ -139,10 +137,9 @@ def jacobian(q: Query) -> Result:
     targets, sources = list(dict.fromkeys(s.targets)), list(dict.fromkeys(s.sources))
     rows_each = {t: s.elements([t]) for t in targets}
     rows, cols = sum(rows_each.values()), s.elements(sources)
-    names = cost.trace_names(q.graph) if q.trace else 0.0
     pair_names = 2 * (len(targets) * sum(map(len, sources)) + len(sources) * sum(map(len, targets)))
     s.charge("Jacobian", lambda g: cost.jacobian(g, q.graph, rows_each, cols, q.trace,
-                                                 len(sources), names, pair_names))
+                                                 len(sources), s.trace_names(), pair_names))
     check_work(q, rows, cols, "Jacobian")
     with GradientTape(persistent=True,
                       watch_accessed_variables=q.watch_accessed_variables) as tape:

@@ -70,6 +70,11 @@ class Setup:
         count: they are written out)."""
         return self.points * sum(cost.cells(self.shapes[i]) for i in ids)
 
+    def trace_names(self) -> float:
+        """The bytes of names a trace of this query writes (``cost.trace_names``); none
+        without a trace, which is then not walked for them."""
+        return cost.trace_names(self.query.graph) if self.query.trace else 0.0
+
     def charge(self, what: str, price: Callable[[cost.GraphCost], cost.Estimate]
                ) -> cost.GraphCost | None:
         """``query.charge`` with batched nodes costing B times one point's, and the ids the

@@ -185,8 +185,7 @@ def _at_zero(x: Any, ord: Any = "euclidean", axis: Any = None, keepdims: bool = 
     if _power(ord) == 2:  # the forward's sum of squares, zero where its norm is: over the
         # axes as given, so that points' axes (engine.derive.points) read the same
         a = np.asarray(x)
-        axes = None if axis is None else tuple(np.atleast_1d(axis).tolist())
-        whole = np.sum(a * a, axis=axes, keepdims=True)
+        whole = np.sum(a * a, axis=normalize_axes(axis, a.ndim), keepdims=True)
         return np.broadcast_to(whole == 0, a.shape).copy()
     return np.asarray(x) == 0
 
